@@ -1,0 +1,257 @@
+"""Hugging Face checkpoints (config.json + safetensors, single or sharded) <-> the NNX model.
+
+Loading reads one tensor at a time into the stacked parameter it belongs to, so host memory peaks
+near one copy of the checkpoint, and can place every parameter straight onto a given sharding.
+Any missing, unexpected or mis-shaped tensor is reported, all of them in one error; nothing is ever
+filled in silently.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Callable
+
+import jax
+import ml_dtypes
+import numpy as np
+from flax import nnx
+from safetensors import safe_open
+from safetensors.numpy import save_file
+
+from dlrl_jax.models.config import ConfigError, ModelConfig, from_hf_dict, to_hf_dict
+from dlrl_jax.models.transformer import Transformer, layer_param_names
+
+_NP_DTYPES = {"float32": np.float32, "bfloat16": ml_dtypes.bfloat16, "float16": np.float16}
+INDEX_FILE = "model.safetensors.index.json"
+SINGLE_FILE = "model.safetensors"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint folder is unusable; the message names every offending file or key."""
+
+
+# Per family: (embed, final norm, head, per-layer prefix format, {our layer param: HF suffix}).
+_LLADA_LAYER = {
+    "attn_norm": "attn_norm.weight", "wq": "q_proj.weight", "wk": "k_proj.weight", "wv": "v_proj.weight",
+    "bq": "q_proj.bias", "bk": "k_proj.bias", "bv": "v_proj.bias", "wo": "attn_out.weight",
+    "mlp_norm": "ff_norm.weight", "w_gate": "ff_proj.weight", "w_up": "up_proj.weight",
+    "w_down": "ff_out.weight",
+}
+_HF_LAYER = {
+    "attn_norm": "input_layernorm.weight", "wq": "self_attn.q_proj.weight",
+    "wk": "self_attn.k_proj.weight", "wv": "self_attn.v_proj.weight", "bq": "self_attn.q_proj.bias",
+    "bk": "self_attn.k_proj.bias", "bv": "self_attn.v_proj.bias", "wo": "self_attn.o_proj.weight",
+    "mlp_norm": "post_attention_layernorm.weight", "w_gate": "mlp.gate_proj.weight",
+    "w_up": "mlp.up_proj.weight", "w_down": "mlp.down_proj.weight",
+}
+
+
+def _layout(cfg: ModelConfig):
+    if cfg.family == "llada":
+        return ("model.transformer.wte.weight", "model.transformer.ln_f.weight",
+                "model.transformer.ff_out.weight", "model.transformer.blocks.{i}.", _LLADA_LAYER)
+    return "model.embed_tokens.weight", "model.norm.weight", "lm_head.weight", "model.layers.{i}.", _HF_LAYER
+
+
+def _to_ours(name: str, hf_tensor: np.ndarray, cfg: ModelConfig) -> np.ndarray:
+    """HF (out, in) tensor -> our (in, ...heads) layout for one layer (or a top-level tensor)."""
+    D, Hd = cfg.d_model, cfg.resolved_head_dim
+    if name in ("wq", "wk", "wv"):
+        return hf_tensor.T.reshape(D, -1, Hd)
+    if name in ("bq", "bk", "bv"):
+        return hf_tensor.reshape(-1, Hd)
+    if name == "wo":
+        return hf_tensor.T.reshape(-1, Hd, D)
+    if name in ("w_gate", "w_up", "w_down", "lm_head"):
+        return hf_tensor.T
+    return hf_tensor
+
+
+def _to_hf(name: str, ours: np.ndarray) -> np.ndarray:
+    if name in ("wq", "wk", "wv"):
+        return np.ascontiguousarray(ours.reshape(ours.shape[0], -1).T)
+    if name in ("bq", "bk", "bv"):
+        return ours.reshape(-1)
+    if name == "wo":
+        return np.ascontiguousarray(ours.reshape(-1, ours.shape[-1]).T)
+    if name in ("w_gate", "w_up", "w_down", "lm_head"):
+        return np.ascontiguousarray(ours.T)
+    return ours
+
+
+def _hf_shape(name: str, our_shape: tuple[int, ...]) -> tuple[int, ...]:
+    return _to_hf(name, np.empty(our_shape, np.int8)).shape
+
+
+def _expected_keys(cfg: ModelConfig) -> dict[str, tuple[str, int | None]]:
+    """HF key -> (our parameter name, layer index or None)."""
+    embed, norm, head, layer_fmt, layer_map = _layout(cfg)
+    keys = {embed: ("embed", None), norm: ("final_norm", None)}
+    if not cfg.tie_embeddings:
+        keys[head] = ("lm_head", None)
+    for i in range(cfg.n_layers):
+        for name in layer_param_names(cfg):
+            keys[layer_fmt.format(i=i) + layer_map[name]] = (name, i)
+    return keys
+
+
+def read_config(path: str) -> ModelConfig:
+    config_path = os.path.join(path, "config.json")
+    if not os.path.isdir(path):
+        raise CheckpointError(f"model folder {path!r} does not exist")
+    if not os.path.isfile(config_path):
+        raise CheckpointError(f"{config_path} is missing; a model folder needs config.json and safetensors")
+    try:
+        with open(config_path) as f:
+            raw = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{config_path} is not valid JSON ({e}); re-export the checkpoint") from e
+    if not isinstance(raw, dict):
+        raise CheckpointError(f"{config_path} must hold a JSON object, found {type(raw).__name__}")
+    try:
+        return from_hf_dict(raw, source=config_path)
+    except ConfigError as e:
+        raise CheckpointError(str(e)) from e
+
+
+def _tensor_files(path: str) -> dict[str, str]:
+    """HF key -> safetensors file path, from the index (sharded) or the single file."""
+    index_path = os.path.join(path, INDEX_FILE)
+    if os.path.isfile(index_path):
+        try:
+            with open(index_path) as f:
+                weight_map = json.load(f)["weight_map"]
+        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            raise CheckpointError(f"{index_path} is not a valid safetensors index ({e!r})") from e
+        missing = sorted({fn for fn in weight_map.values() if not os.path.isfile(os.path.join(path, fn))})
+        if missing:
+            raise CheckpointError(f"{index_path} lists shard files that are missing: {missing}")
+        return {key: os.path.join(path, fn) for key, fn in weight_map.items()}
+    single = os.path.join(path, SINGLE_FILE)
+    if not os.path.isfile(single):
+        raise CheckpointError(f"{path} has neither {SINGLE_FILE} nor {INDEX_FILE}")
+    with safe_open(single, "np") as f:
+        return {key: single for key in f.keys()}
+
+
+def _check_keys(expected: dict, present: dict, path: str, shapes: dict) -> None:
+    problems = []
+    missing = sorted(set(expected) - set(present))
+    unexpected = sorted(set(present) - set(expected))
+    if missing:
+        problems.append(f"missing keys {missing}")
+    if unexpected:
+        problems.append(f"unexpected keys {unexpected}")
+    bad = []
+    for key, (shape, want) in shapes.items():
+        if tuple(shape) != tuple(want):
+            bad.append(f"{key}: found {tuple(shape)}, expected {tuple(want)}")
+    if bad:
+        problems.append("wrong shapes " + "; ".join(bad))
+    if problems:
+        raise CheckpointError(f"checkpoint {path} does not match its config.json: " + " | ".join(problems))
+
+
+def from_pretrained(path: str, dtype: str | None = None, compute_dtype: str | None = None,
+                    sharding_fn: Callable[[tuple[str, ...], jax.ShapeDtypeStruct], jax.sharding.Sharding]
+                    | None = None, **config_overrides) -> Transformer:
+    """Loads a Hugging Face folder (LLaDA, Dream, Llama or Qwen2 config) as a bidirectional model.
+
+    dtype: parameter dtype ("float32", "bfloat16"); default float32. compute_dtype defaults to dtype.
+    sharding_fn(param_path, abstract_array) -> Sharding places each parameter as it is assembled.
+    """
+    cfg = read_config(path)
+    dtype = dtype or "float32"
+    cfg = cfg.replace(param_dtype=dtype, dtype=compute_dtype or dtype, **config_overrides)
+    abstract = nnx.eval_shape(lambda: Transformer(cfg, rngs=nnx.Rngs(params=0)))
+    graphdef, abstract_params = nnx.split(abstract)
+    our_shapes = {}
+    for name in ("embed", "final_norm", "lm_head"):
+        if name != "lm_head" or not cfg.tie_embeddings:
+            our_shapes[name] = abstract_params[name].shape
+    for name in layer_param_names(cfg):
+        our_shapes[name] = abstract_params["layers"][name].shape
+
+    expected = _expected_keys(cfg)
+    files = _tensor_files(path)
+    shapes = {}
+    for key, fn in files.items():
+        if key in expected:
+            name, layer = expected[key]
+            want = our_shapes[name][1:] if layer is not None else our_shapes[name]
+            with safe_open(fn, "np") as f:
+                shapes[key] = (f.get_slice(key).get_shape(), _hf_shape(name, want))
+    _check_keys(expected, files, path, shapes)
+
+    np_dtype = _NP_DTYPES[dtype]
+    buffers = {name: np.empty(shape, np_dtype) for name, shape in our_shapes.items()}
+    by_file: dict[str, list[str]] = {}
+    for key, fn in files.items():
+        by_file.setdefault(fn, []).append(key)
+    for fn, keys in by_file.items():
+        with safe_open(fn, "np") as f:
+            for key in keys:
+                name, layer = expected[key]
+                tensor = _to_ours(name, f.get_tensor(key), cfg)
+                if not np.all(np.isfinite(tensor.astype(np.float32))):
+                    raise CheckpointError(f"{fn}: tensor {key} holds NaN or infinite values")
+                if layer is None:
+                    buffers[name][...] = tensor
+                else:
+                    buffers[name][layer] = tensor
+
+    def place(param_path, abstract_leaf):
+        name = param_path[-1] if param_path[-1] != "value" else param_path[-2]
+        host = buffers.pop(str(name))
+        if sharding_fn is None:
+            return jax.device_put(host)
+        sharding = sharding_fn(tuple(str(p) for p in param_path), abstract_leaf)
+        return jax.make_array_from_callback(host.shape, sharding, lambda idx: host[idx])
+
+    params = jax.tree_util.tree_map_with_path(
+        lambda kp, leaf: place(tuple(getattr(k, "key", getattr(k, "name", k)) for k in kp), leaf),
+        abstract_params)
+    return nnx.merge(graphdef, params)
+
+
+def save_pretrained(model: Transformer, path: str, max_shard_bytes: int = 5 * 2**30) -> None:
+    """Writes config.json and safetensors (sharded with an index above `max_shard_bytes`)."""
+    cfg = model.cfg
+    os.makedirs(path, exist_ok=True)
+    embed, norm, head, layer_fmt, layer_map = _layout(cfg)
+    tensors: dict[str, np.ndarray] = {embed: np.asarray(model.embed[...]),
+                                      norm: np.asarray(model.final_norm[...])}
+    if not cfg.tie_embeddings:
+        tensors[head] = _to_hf("lm_head", np.asarray(model.lm_head[...]))
+    for name in layer_param_names(cfg):
+        stacked = np.asarray(getattr(model.layers, name)[...])
+        for i in range(cfg.n_layers):
+            tensors[layer_fmt.format(i=i) + layer_map[name]] = _to_hf(name, stacked[i])
+    config = to_hf_dict(cfg)
+    config["torch_dtype"] = cfg.param_dtype
+    with open(os.path.join(path, "config.json"), "w") as f:
+        json.dump(config, f, indent=2)
+
+    shards, current, size = [], {}, 0
+    for key, tensor in tensors.items():
+        if current and size + tensor.nbytes > max_shard_bytes:
+            shards.append(current)
+            current, size = {}, 0
+        current[key] = tensor
+        size += tensor.nbytes
+    shards.append(current)
+    for stale in (SINGLE_FILE, INDEX_FILE):
+        if os.path.exists(os.path.join(path, stale)):
+            os.remove(os.path.join(path, stale))
+    if len(shards) == 1:
+        save_file(shards[0], os.path.join(path, SINGLE_FILE), metadata={"format": "pt"})
+        return
+    weight_map = {}
+    for i, shard in enumerate(shards):
+        fn = f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors"
+        save_file(shard, os.path.join(path, fn), metadata={"format": "pt"})
+        weight_map.update({key: fn for key in shard})
+    with open(os.path.join(path, INDEX_FILE), "w") as f:
+        json.dump({"metadata": {"total_size": sum(t.nbytes for t in tensors.values())},
+                   "weight_map": weight_map}, f, indent=2)

@@ -1,0 +1,16 @@
+"""Bidirectional masked-diffusion transformers (LLaDA, Dream, Llama/Qwen2 ports) and their IO.
+
+`from_pretrained(path, dtype=...)` -> model; `model(input_ids [B, L] int32, attention_mask [B, L]
+bool | None)` -> float32 logits [B, L, V] where position j predicts token j.
+"""
+
+from dlrl_jax.checkpoints.hf import CheckpointError, from_pretrained, save_pretrained
+from dlrl_jax.models.config import PRESETS, ConfigError, ModelConfig, from_hf_dict, preset, to_hf_dict
+from dlrl_jax.models.pure import abstract_model, forward, hidden, init_model, param_count, split, unembed
+from dlrl_jax.models.transformer import Transformer
+
+__all__ = [
+    "CheckpointError", "ConfigError", "ModelConfig", "PRESETS", "Transformer", "abstract_model",
+    "forward", "from_hf_dict", "from_pretrained", "hidden", "init_model", "param_count", "preset",
+    "save_pretrained", "split", "to_hf_dict", "unembed",
+]

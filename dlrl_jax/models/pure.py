@@ -1,0 +1,43 @@
+"""Pure-function use of the NNX model: split once outside jit, merge inside (as MaxText and tunix do)."""
+
+from __future__ import annotations
+
+import jax
+from flax import nnx
+
+from dlrl_jax.models.config import ModelConfig
+from dlrl_jax.models.transformer import Transformer
+
+
+def init_model(cfg: ModelConfig, seed: int = 0) -> Transformer:
+    """A randomly initialised model (normal(0.02) weights, unit norms, zero biases)."""
+    return Transformer(cfg, rngs=nnx.Rngs(params=seed))
+
+
+def abstract_model(cfg: ModelConfig) -> Transformer:
+    """The model with ShapeDtypeStruct leaves: shapes and parameter counts without any weights."""
+    return nnx.eval_shape(lambda: Transformer(cfg, rngs=nnx.Rngs(params=0)))
+
+
+def split(model: Transformer):
+    """(graphdef, params): the static structure and the pytree of parameters."""
+    return nnx.split(model)
+
+
+def forward(graphdef, params, input_ids, attention_mask=None):
+    """Pure forward: float32 logits [B, L, V]; usable under jit, grad, vmap and scan."""
+    return nnx.merge(graphdef, params)(input_ids, attention_mask)
+
+
+def hidden(graphdef, params, input_ids, attention_mask=None):
+    """Pure final hidden states [B, L, D] (compute dtype), for logits at chosen positions only."""
+    return nnx.merge(graphdef, params).hidden(input_ids, attention_mask)
+
+
+def unembed(graphdef, params, h):
+    """Pure output head: float32 logits [..., V] from (gathered) hidden states [..., D]."""
+    return nnx.merge(graphdef, params).unembed(h)
+
+
+def param_count(params) -> int:
+    return sum(int(x.size) for x in jax.tree.leaves(params))

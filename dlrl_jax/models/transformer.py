@@ -1,0 +1,149 @@
+"""The bidirectional masked-diffusion transformer (LLaDA / Dream / Llama / Qwen2 layouts) in Flax NNX.
+
+Layers are stored stacked (a leading `layers` axis on every block weight) and run with `lax.scan`, so
+compile time does not grow with depth. Every parameter carries `logical_axes` metadata that the
+sharding rules in `dlrl_jax.parallel` map onto a device mesh.
+
+Shapes: B batch, L sequence, D d_model, H query heads, K kv heads, Hd head dim, F mlp hidden, V vocab.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from dlrl_jax.models.config import ModelConfig
+
+# name -> (shape builder, logical axes); the shape builder takes (cfg, D, H, K, Hd, F).
+_LAYER_PARAMS = {
+    "attn_norm": (lambda c, D, H, K, Hd, F: (D,), ("norm",)),
+    "wq": (lambda c, D, H, K, Hd, F: (D, H, Hd), ("embed", "q_heads", "head_dim")),
+    "wk": (lambda c, D, H, K, Hd, F: (D, K, Hd), ("embed", "kv_heads", "head_dim")),
+    "wv": (lambda c, D, H, K, Hd, F: (D, K, Hd), ("embed", "kv_heads", "head_dim")),
+    "wo": (lambda c, D, H, K, Hd, F: (H, Hd, D), ("q_heads", "head_dim", "embed")),
+    "mlp_norm": (lambda c, D, H, K, Hd, F: (D,), ("norm",)),
+    "w_gate": (lambda c, D, H, K, Hd, F: (D, F), ("embed", "mlp")),
+    "w_up": (lambda c, D, H, K, Hd, F: (D, F), ("embed", "mlp")),
+    "w_down": (lambda c, D, H, K, Hd, F: (F, D), ("mlp", "embed")),
+}
+_BIAS_PARAMS = {
+    "bq": (lambda c, D, H, K, Hd, F: (H, Hd), ("q_heads", "head_dim")),
+    "bk": (lambda c, D, H, K, Hd, F: (K, Hd), ("kv_heads", "head_dim")),
+    "bv": (lambda c, D, H, K, Hd, F: (K, Hd), ("kv_heads", "head_dim")),
+}
+_NORMS = ("attn_norm", "mlp_norm")
+
+
+def layer_param_names(cfg: ModelConfig) -> tuple[str, ...]:
+    return tuple(_LAYER_PARAMS) + (tuple(_BIAS_PARAMS) if cfg.qkv_bias else ())
+
+
+class Layers(nnx.Module):
+    """All transformer blocks, each weight stacked along a leading `layers` axis."""
+
+    def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
+        D, H, K, Hd, F = cfg.d_model, cfg.n_heads, cfg.n_kv_heads, cfg.resolved_head_dim, cfg.mlp_hidden
+        init = jax.nn.initializers.normal(0.02)
+        specs = dict(_LAYER_PARAMS, **(_BIAS_PARAMS if cfg.qkv_bias else {}))
+        for name, (shape_fn, axes) in specs.items():
+            shape = (cfg.n_layers, *shape_fn(cfg, D, H, K, Hd, F))
+            if name in _NORMS:
+                value = jnp.ones(shape, cfg.jnp_param_dtype)
+            elif name in _BIAS_PARAMS:
+                value = jnp.zeros(shape, cfg.jnp_param_dtype)
+            else:
+                value = init(rngs.params(), shape, cfg.jnp_param_dtype)
+            setattr(self, name, nnx.Param(value, logical_axes=("layers", *axes)))
+
+
+class Transformer(nnx.Module):
+    """Bidirectional transformer; `model(input_ids, attention_mask)` -> float32 logits [B, L, V].
+
+    Output position j predicts token j for every family (Dream's one-position shift is undone here).
+    `attention_mask` [B, L] bool marks real tokens (False for left padding); None means all real.
+    """
+
+    def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
+        self.cfg = cfg
+        init = jax.nn.initializers.normal(0.02)
+        self.embed = nnx.Param(init(rngs.params(), (cfg.vocab_size, cfg.d_model), cfg.jnp_param_dtype),
+                               logical_axes=("vocab", "embed"))
+        self.layers = Layers(cfg, rngs)
+        self.final_norm = nnx.Param(jnp.ones((cfg.d_model,), cfg.jnp_param_dtype), logical_axes=("norm",))
+        if not cfg.tie_embeddings:
+            self.lm_head = nnx.Param(init(rngs.params(), (cfg.d_model, cfg.vocab_size), cfg.jnp_param_dtype),
+                                     logical_axes=("embed", "vocab"))
+
+    def __call__(self, input_ids, attention_mask=None):
+        return self.unembed(self.hidden(input_ids, attention_mask))
+
+    def hidden(self, input_ids_BxL, attention_mask_BxL=None):
+        """Final-norm hidden states [B, L, D] in the compute dtype, aligned so that `unembed` of
+        position j predicts token j (for Dream, the state of position j-1; position 0 keeps its own)."""
+        cfg = self.cfg
+        if attention_mask_BxL is None:
+            attention_mask_BxL = jnp.ones(input_ids_BxL.shape, bool)
+        attention_mask_BxL = attention_mask_BxL.astype(bool)
+        # Positions count real tokens only, so a left-padded row sees the same rotary phases as unpadded.
+        positions_BxL = jnp.maximum(jnp.cumsum(attention_mask_BxL, axis=1) - 1, 0)
+        cos_BxLxHd, sin_BxLxHd = _rope_tables(positions_BxL, cfg.resolved_head_dim, cfg.rope_theta)
+        x_BxLxD = jnp.take(self.embed[...], input_ids_BxL, axis=0).astype(cfg.jnp_dtype)
+        stacked = {name: getattr(self.layers, name)[...] for name in layer_param_names(cfg)}
+
+        def block(x, layer):
+            return _block(cfg, x, layer, attention_mask_BxL, cos_BxLxHd, sin_BxLxHd), None
+
+        if cfg.remat != "none":
+            policy = None if cfg.remat == "full" else jax.checkpoint_policies.checkpoint_dots_with_no_batch_dims
+            block = jax.checkpoint(block, policy=policy, prevent_cse=False)
+        x_BxLxD, _ = jax.lax.scan(block, x_BxLxD, stacked)
+        h_BxLxD = _rms_norm(x_BxLxD, self.final_norm[...], cfg.rms_norm_eps)
+        if cfg.shift_logits:
+            h_BxLxD = jnp.concatenate([h_BxLxD[:, :1], h_BxLxD[:, :-1]], axis=1)
+        return h_BxLxD
+
+    def unembed(self, h_BxLxD):
+        """Float32 logits [..., V] from (any gathered subset of) hidden states [..., D]."""
+        cfg = self.cfg
+        head_DxV = self.embed[...].T if cfg.tie_embeddings else self.lm_head[...]
+        return jnp.einsum("...d,dv->...v", h_BxLxD, head_DxV.astype(cfg.jnp_dtype),
+                          preferred_element_type=jnp.float32)
+
+
+def _rms_norm(x, scale, eps):
+    x32 = x.astype(jnp.float32)
+    normed = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + eps)
+    return (normed.astype(x.dtype) * scale.astype(x.dtype)).astype(x.dtype)
+
+
+def _rope_tables(positions_BxL, head_dim, theta):
+    inv_freq = 1.0 / (theta ** (jnp.arange(0, head_dim, 2, dtype=jnp.float32) / head_dim))
+    angles = positions_BxL.astype(jnp.float32)[..., None] * inv_freq
+    angles = jnp.concatenate([angles, angles], axis=-1)
+    return jnp.cos(angles), jnp.sin(angles)
+
+
+def _apply_rope(x_BxLxNxHd, cos_BxLxHd, sin_BxLxHd):
+    half = x_BxLxNxHd.shape[-1] // 2
+    x32 = x_BxLxNxHd.astype(jnp.float32)
+    rotated = jnp.concatenate([-x32[..., half:], x32[..., :half]], axis=-1)
+    out = x32 * cos_BxLxHd[:, :, None, :] + rotated * sin_BxLxHd[:, :, None, :]
+    return out.astype(x_BxLxNxHd.dtype)
+
+
+def _block(cfg, x_BxLxD, p, mask_BxL, cos, sin):
+    dt = cfg.jnp_dtype
+    h = _rms_norm(x_BxLxD, p["attn_norm"], cfg.rms_norm_eps)
+    q = jnp.einsum("bld,dnh->blnh", h, p["wq"].astype(dt))
+    k = jnp.einsum("bld,dkh->blkh", h, p["wk"].astype(dt))
+    v = jnp.einsum("bld,dkh->blkh", h, p["wv"].astype(dt))
+    if cfg.qkv_bias:
+        q, k, v = q + p["bq"].astype(dt), k + p["bk"].astype(dt), v + p["bv"].astype(dt)
+    q, k = _apply_rope(q, cos, sin), _apply_rope(k, cos, sin)
+    attn = jax.nn.dot_product_attention(q, k, v, mask=mask_BxL[:, None, None, :])
+    x_BxLxD = x_BxLxD + jnp.einsum("blnh,nhd->bld", attn, p["wo"].astype(dt))
+    h = _rms_norm(x_BxLxD, p["mlp_norm"], cfg.rms_norm_eps)
+    gate = jnp.einsum("bld,df->blf", h, p["w_gate"].astype(dt))
+    up = jnp.einsum("bld,df->blf", h, p["w_up"].astype(dt))
+    return x_BxLxD + jnp.einsum("blf,fd->bld", jax.nn.silu(gate) * up, p["w_down"].astype(dt))

@@ -208,7 +208,7 @@ PRESETS: dict[str, ModelConfig] = {
         mlp_hidden=18944, rope_theta=1000000.0, rms_norm_eps=1e-6, qkv_bias=True, mask_token_id=151666,
         eos_token_id=151643, pad_token_id=151643, param_dtype="bfloat16", dtype="bfloat16"),
     "tiny": ModelConfig(
-        family="llada", vocab_size=64, d_model=128, n_layers=4, n_heads=4, n_kv_heads=4,
+        family="llada", vocab_size=128, d_model=128, n_layers=4, n_heads=4, n_kv_heads=4,
         mlp_hidden=384, rope_theta=10000.0, mask_token_id=1, eos_token_id=2, pad_token_id=0),
 }
 

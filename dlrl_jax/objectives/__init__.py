@@ -1,0 +1,1 @@
+"""Training objectives: EGSPO stepwise policy gradient, step selection, masked-diffusion SFT."""

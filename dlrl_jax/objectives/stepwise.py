@@ -1,0 +1,135 @@
+"""EGSPO / EGSPO-SA: the stepwise policy gradient over selected denoising steps (ALGORITHMS.md §3).
+
+The log-prob of step s is one forward pass at the real state before s (rebuilt from the final tokens
+and `unmask_step`), summing (or averaging) log softmax at the positions committed at s. Which
+positions were chosen (the remasking) is not part of it.
+
+Shapes: B rows (prompts x group), P prompt, G completion, L = P + G, K selected steps, V vocab.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dlrl_jax import models
+
+AGGREGATIONS = ("sum", "mean")
+
+
+def state_before(tokens_BxL, unmask_step_BxG, step_B, mask_id):
+    """Canvas before step `step_B` per row: completion tokens committed at steps < s kept, rest masked."""
+    P = tokens_BxL.shape[1] - unmask_step_BxG.shape[1]
+    keep = unmask_step_BxG < step_B[:, None]
+    completion = jnp.where(keep, tokens_BxL[:, P:], mask_id)
+    return jnp.concatenate([tokens_BxL[:, :P], completion], axis=1)
+
+
+def step_logprob(graphdef, params, tokens_BxL, prompt_mask_BxP, unmask_step_BxG, step_B, *, mask_id,
+                 aggregation="sum"):
+    """(log pi(step s | state before s) [B], tokens committed at s [B]) with one forward pass.
+
+    Logits are formed on the completion only ([B, G, V], never [B, L, V] for long prompts)."""
+    B, G = unmask_step_BxG.shape
+    P = tokens_BxL.shape[1] - G
+    canvas = state_before(tokens_BxL, unmask_step_BxG, step_B, mask_id)
+    attention = jnp.concatenate([prompt_mask_BxP.astype(bool), jnp.ones((B, G), bool)], axis=1)
+    h_BxGxD = models.hidden(graphdef, params, canvas, attention)[:, P:]
+    logp_BxGxV = jax.nn.log_softmax(models.unembed(graphdef, params, h_BxGxD), axis=-1)
+    token_logp_BxG = jnp.take_along_axis(logp_BxGxV, tokens_BxL[:, P:, None], axis=-1)[..., 0]
+    committed = unmask_step_BxG == step_B[:, None]
+    count = committed.sum(axis=1)
+    total = jnp.where(committed, token_logp_BxG, 0.0).sum(axis=1)
+    if aggregation == "mean":
+        total = total / jnp.maximum(count, 1)
+    return total, count
+
+
+def selected_step_logprobs(graphdef, params, tokens_BxL, prompt_mask_BxP, unmask_step_BxG, steps_BxK, *,
+                           mask_id, aggregation="sum"):
+    """Log-probs [B, K] of the selected steps, one forward per column (lax.map bounds the memory)."""
+    def column(step_B):
+        return step_logprob(graphdef, params, tokens_BxL, prompt_mask_BxP, unmask_step_BxG, step_B,
+                            mask_id=mask_id, aggregation=aggregation)[0]
+    return jax.lax.map(column, steps_BxK.T).T
+
+
+def stepwise_advantages(reward_B, greedy_reward_BxK, valid_BxK, group_size: int, lam: float):
+    """A[b, k] = R~ - mean of R~ over the group's valid rows in column k, R~ = (R + lam (R - r^)) / (1 + lam).
+
+    lam = 0 is plain EGSPO (A = R - group mean, the same in every column). No std normalisation."""
+    reward_B = np.asarray(reward_B, np.float64)
+    B, K = np.shape(greedy_reward_BxK)
+    if B % group_size:
+        raise ValueError(f"batch of {B} rows is not a whole number of groups of {group_size}")
+    shaped = (reward_B[:, None] + lam * (reward_B[:, None] - np.asarray(greedy_reward_BxK))) / (1.0 + lam)
+    valid = np.asarray(valid_BxK, bool).reshape(-1, group_size, K)
+    grouped = shaped.reshape(-1, group_size, K)
+    mean = (grouped * valid).sum(axis=1, keepdims=True) / np.maximum(valid.sum(axis=1, keepdims=True), 1)
+    return np.where(valid, grouped - mean, 0.0).reshape(B, K).astype(np.float32)
+
+
+@dataclasses.dataclass(frozen=True)
+class StepwiseLossSettings:
+    """Hyperparameters of the clipped stepwise objective (defaults: the EGSPO code)."""
+
+    mask_id: int
+    tokens_per_step: float  # gen_length / steps: the loss is per token, as in the reference code
+    eps_low: float = 0.2
+    eps_high: float = 0.5
+    beta: float = 0.04
+    aggregation: str = "sum"
+
+
+def stepwise_loss(graphdef, params, batch, settings: StepwiseLossSettings, total_rows: int):
+    """Clipped surrogate + beta * k3 KL for one column of selected steps over (a micro-batch of) rows.
+
+    batch: tokens [B, L], prompt_mask [B, P], unmask_step [B, G], step [B], valid [B], advantage [B],
+    old_logprob [B], ref_logprob [B]. Rows are summed and divided by `total_rows` (the whole batch),
+    so micro-batches and columns add up to: mean over rows, summed over selected steps, per token.
+    Returns (loss, metrics sums)."""
+    logp, _ = step_logprob(graphdef, params, batch["tokens"], batch["prompt_mask"], batch["unmask_step"],
+                           batch["step"], mask_id=settings.mask_id, aggregation=settings.aggregation)
+    adv, valid = batch["advantage"], batch["valid"].astype(jnp.float32)
+    ratio = jnp.exp(logp - batch["old_logprob"])
+    clipped = jnp.clip(ratio, 1.0 - settings.eps_low, 1.0 + settings.eps_high)
+    surrogate = jnp.minimum(ratio * adv, clipped * adv)
+    delta = batch["ref_logprob"] - logp
+    k3 = jnp.exp(delta) - delta - 1.0
+    per_row = -surrogate + settings.beta * k3
+    scale = 1.0 / settings.tokens_per_step if settings.aggregation == "sum" else 1.0
+    loss = (valid * per_row).sum() * scale / total_rows
+    metrics = {
+        "ratio": (valid * ratio).sum(),
+        "clip_fraction": (valid * (ratio * adv > clipped * adv)).sum(),
+        "kl": (valid * k3).sum(),
+        "count": valid.sum(),
+    }
+    return loss, metrics
+
+
+def column_items(tokens_BxL, prompt_mask_BxP, unmask_step_BxG, steps_BxK, valid_BxK, advantage_BxK,
+                 old_logprob_BxK, ref_logprob_BxK, micro_batches: int = 1):
+    """Stacks the update's items: one per (micro-batch, selected-step column), leading axis
+    micro_batches * K, each with the `stepwise_loss` batch fields for mb = B / micro_batches rows."""
+    B, K = steps_BxK.shape
+    if B % micro_batches:
+        raise ValueError(f"batch of {B} rows does not split into {micro_batches} micro-batches")
+    n, mb = micro_batches, B // micro_batches
+
+    def rows(x):  # [B, ...] -> [n * K, mb, ...], the same rows for every column
+        x = jnp.asarray(x).reshape(n, 1, mb, *x.shape[1:])
+        return jnp.broadcast_to(x, (n, K, mb, *x.shape[3:])).reshape(n * K, mb, *x.shape[3:])
+
+    def columns(x):  # [B, K] -> [n * K, mb]
+        return jnp.asarray(x).reshape(n, mb, K).transpose(0, 2, 1).reshape(n * K, mb)
+
+    return {
+        "tokens": rows(tokens_BxL), "prompt_mask": rows(prompt_mask_BxP),
+        "unmask_step": rows(unmask_step_BxG), "step": columns(steps_BxK), "valid": columns(valid_BxK),
+        "advantage": columns(advantage_BxK), "old_logprob": columns(old_logprob_BxK),
+        "ref_logprob": columns(ref_logprob_BxK),
+    }

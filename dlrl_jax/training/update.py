@@ -1,0 +1,50 @@
+"""One jitted update for every algorithm: gradient accumulation over a stack of items (micro-batches,
+and for EGSPO the selected-step columns) by `lax.scan`, then one optimizer step.
+
+An item is any pytree of arrays; `loss_fn(params, item) -> (loss, metric sums)` must already divide
+by the whole batch so that the accumulated loss is the objective. Memory is that of one item.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+
+
+def accumulate_gradients(loss_fn: Callable, params, items):
+    """(loss, grads, metric sums) summed over the leading axis of `items`, one item at a time."""
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+    first = jax.tree.map(lambda x: x[0], items)
+    sums0 = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype),
+                         jax.eval_shape(lambda: loss_fn(params, first)[1]))
+
+    def accumulate(carry, item):
+        grads, loss, sums = carry
+        (item_loss, item_sums), item_grads = grad_fn(params, item)
+        return (jax.tree.map(jnp.add, grads, item_grads), loss + item_loss,
+                jax.tree.map(jnp.add, sums, item_sums)), None
+
+    init = (jax.tree.map(jnp.zeros_like, params), jnp.float32(0.0), sums0)
+    (grads, loss, sums), _ = jax.lax.scan(accumulate, init, items)
+    return loss, grads, sums
+
+
+def make_update(loss_fn: Callable, tx: optax.GradientTransformation):
+    """Returns update(params, opt_state, items) -> (params, opt_state, metrics), jitted, donating
+    params and opt_state. `items` leaves have a leading axis: the number of accumulated items."""
+
+    def update(params, opt_state, items):
+        loss, grads, sums = accumulate_gradients(loss_fn, params, items)
+        # A non-finite loss poisons the gradient so that apply_if_finite skips the whole step.
+        grads = jax.tree.map(lambda g: jnp.where(jnp.isfinite(loss), g, jnp.nan), grads)
+        grad_norm = optax.global_norm(grads)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        params = optax.apply_updates(params, updates)
+        metrics = dict(sums, loss=loss, grad_norm=grad_norm,
+                       skipped=(~jnp.isfinite(grad_norm)).astype(jnp.float32))
+        return params, opt_state, metrics
+
+    return jax.jit(update, donate_argnums=(0, 1))

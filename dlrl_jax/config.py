@@ -1,0 +1,279 @@
+"""Run configuration: YAML -> frozen dataclasses, validated before anything compiles.
+
+Every error is one line naming the field (as a dotted path) and the fix: unknown keys come with the
+closest valid key, wrong types and out-of-range values with the accepted range.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import os
+import types
+import typing
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration field is invalid; the message names it and says how to fix it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSection:
+    path: str | None = None       # Hugging Face folder (config.json + safetensors); None: use `preset`
+    preset: str = "tiny"          # random init from a named preset when `path` is None
+    dtype: str = "float32"        # parameter dtype; compute dtype follows unless `compute_dtype`
+    compute_dtype: str | None = None
+    tokenizer: str | None = None  # tokenizer folder; None: the model folder, or the embedded char tokenizer
+    remat: str = "none"
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskSection:
+    name: str = "sudoku"
+    prompt_style: str = "plain"   # plain: the puzzle is the prompt and the completion is the answer;
+    #                               chat: the papers' chat-templated <reasoning>/<answer> prompts
+    train_size: int = 4096
+    eval_size: int = 128
+    min_blanks: int = 4           # sudoku: blanks per puzzle drawn from [min_blanks, max_blanks]
+    max_blanks: int = 10
+    max_prompt_length: int = 0    # 0: the longest prompt of the data; prompts never get cut
+    train_file: str | None = None  # JSONL/Parquet; None: the procedural generator (sudoku, countdown)
+    eval_file: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplerSection:
+    gen_length: int = 16
+    block_length: int = 16
+    steps: int = 16
+    temperature: float = 0.9
+    remasking: str = "low_confidence"
+    eval_temperature: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class AlgorithmSection:
+    name: str = "egspo_sa"        # egspo | egspo_sa | sft
+    prompts_per_batch: int = 8
+    group_size: int = 8
+    k: int = 4                    # selected steps per completion
+    selection: str = "top_k_entropy"  # top_k_entropy | random | uniform | adaptive
+    adaptive_alpha: float = 0.7
+    lam: float = 0.5              # stepwise-advantage weight (egspo_sa); egspo uses 0
+    eps_low: float = 0.2
+    eps_high: float = 0.5
+    beta: float = 0.04
+    mu: int = 1                   # optimizer steps per rollout batch
+    micro_batches: int = 1
+    aggregation: str = "sum"
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimSection:
+    learning_rate: float = 3e-5
+    warmup_steps: int = 0
+    weight_decay: float = 0.1
+    b1: float = 0.9
+    b2: float = 0.99
+    grad_clip: float = 0.2
+
+
+@dataclasses.dataclass(frozen=True)
+class SFTSection:
+    steps: int = 0                # warm-start SFT steps before RL (0: none)
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    warmup_steps: int = 10
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSection:
+    iterations: int = 60
+    eval_every: int = 20          # RL iterations between held-out evaluations (0: only before/after)
+    save_every: int = 0           # 0: only at the end
+    out_dir: str = "runs/default"
+    tensorboard: bool = True
+    progress: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    seed: int = 0
+    model: ModelSection = ModelSection()
+    task: TaskSection = TaskSection()
+    sampler: SamplerSection = SamplerSection()
+    algorithm: AlgorithmSection = AlgorithmSection()
+    optim: OptimSection = OptimSection()
+    sft: SFTSection = SFTSection()
+    run: RunSection = RunSection()
+
+
+_CHOICES = {
+    "model.dtype": ("float32", "bfloat16"),
+    "model.compute_dtype": (None, "float32", "bfloat16"),
+    "model.remat": ("none", "full", "dots"),
+    "task.name": ("sudoku", "countdown", "gsm8k", "math", "code"),
+    "task.prompt_style": ("plain", "chat"),
+    "sampler.remasking": ("low_confidence", "random"),
+    "algorithm.name": ("egspo", "egspo_sa", "sft"),
+    "algorithm.selection": ("top_k_entropy", "random", "uniform", "adaptive"),
+    "algorithm.aggregation": ("sum", "mean"),
+}
+_POSITIVE = {"task.train_size", "task.eval_size", "sampler.gen_length", "sampler.block_length",
+             "sampler.steps", "algorithm.prompts_per_batch", "algorithm.group_size", "algorithm.k",
+             "algorithm.mu", "algorithm.micro_batches", "sft.batch_size", "run.iterations"}
+_NON_NEGATIVE = {"task.min_blanks", "task.max_prompt_length", "sampler.temperature",
+                 "sampler.eval_temperature", "algorithm.lam", "algorithm.eps_low", "algorithm.eps_high",
+                 "algorithm.beta", "optim.learning_rate", "optim.warmup_steps", "optim.weight_decay",
+                 "optim.grad_clip", "sft.steps", "sft.learning_rate", "sft.warmup_steps", "run.eval_every",
+                 "run.save_every"}
+
+
+def _from_dict(cls, raw: Any, where: str):
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where or 'config'}: expected a mapping of fields, got {type(raw).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for key, value in raw.items():
+        path = f"{where}.{key}" if where else str(key)
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), list(fields), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else f"; valid keys: {sorted(fields)}"
+            raise ConfigError(f"unknown config key '{path}'{hint}")
+        values[key] = _coerce(hints[key], value, path)
+    return cls(**values)
+
+
+def _coerce(hint, value, path):
+    if dataclasses.is_dataclass(hint):
+        return _from_dict(hint, value if value is not None else {}, path)
+    args = typing.get_args(hint)
+    optional = type(None) in args
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"config field '{path}' cannot be null")
+    base = next((a for a in args if a is not type(None)), hint) if isinstance(hint, types.UnionType) or args \
+        else hint
+    if base is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"config field '{path}' must be true or false, got {value!r}")
+        return value
+    if base is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"config field '{path}' must be an integer, got {value!r}")
+        return value
+    if base is float:
+        if isinstance(value, str):  # YAML 1.1 reads "1e-4" (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"config field '{path}' must be a number, got {value!r}")
+        return float(value)
+    if base is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"config field '{path}' must be a string, got {value!r}")
+        return value
+    return value
+
+
+def _check(cfg: Config) -> Config:
+    flat = _flatten(cfg)
+    for path, choices in _CHOICES.items():
+        if flat[path] not in choices:
+            raise ConfigError(f"config field '{path}' is {flat[path]!r}; choose one of {list(choices)}")
+    for path in _POSITIVE:
+        if flat[path] <= 0:
+            raise ConfigError(f"config field '{path}' must be > 0, got {flat[path]}")
+    for path in _NON_NEGATIVE:
+        if flat[path] < 0:
+            raise ConfigError(f"config field '{path}' must be >= 0, got {flat[path]}")
+    s = cfg.sampler
+    if s.gen_length % s.block_length:
+        raise ConfigError(f"sampler.gen_length {s.gen_length} is not divisible by sampler.block_length "
+                          f"{s.block_length}; choose a block_length that divides it")
+    blocks = s.gen_length // s.block_length
+    if s.steps % blocks:
+        raise ConfigError(f"sampler.steps {s.steps} is not a multiple of the {blocks} blocks "
+                          f"(gen_length / block_length); use a multiple of {blocks}")
+    a = cfg.algorithm
+    if a.k > s.steps:
+        raise ConfigError(f"algorithm.k {a.k} exceeds sampler.steps {s.steps}; at most every step can be selected")
+    if not 0.0 < a.adaptive_alpha <= 1.0:
+        raise ConfigError(f"algorithm.adaptive_alpha must be in (0, 1], got {a.adaptive_alpha}")
+    if a.eps_low >= 1.0:
+        raise ConfigError(f"algorithm.eps_low must be < 1 (the ratio's lower clip is 1 - eps_low), got {a.eps_low}")
+    rows = a.prompts_per_batch * a.group_size
+    if rows % a.micro_batches:
+        raise ConfigError(f"algorithm.micro_batches {a.micro_batches} does not divide the {rows} rows "
+                          "(prompts_per_batch x group_size)")
+    if a.group_size < 2 and a.name != "sft":
+        raise ConfigError("algorithm.group_size must be >= 2: advantages are relative to the group mean")
+    t = cfg.task
+    if t.min_blanks > t.max_blanks or t.max_blanks > 16:
+        raise ConfigError(f"task.min_blanks..max_blanks must satisfy 0 <= min <= max <= 16, got "
+                          f"{t.min_blanks}..{t.max_blanks}")
+    if cfg.model.path is not None and not os.path.isdir(cfg.model.path):
+        raise ConfigError(f"model.path {cfg.model.path!r} is not a folder; point it at a Hugging Face model "
+                          "folder (config.json + safetensors) or set it to null to use model.preset")
+    for path in ("task.train_file", "task.eval_file", "model.tokenizer"):
+        value = flat[path]
+        if value is not None and not os.path.exists(value):
+            raise ConfigError(f"config field '{path}': {value!r} does not exist")
+    return cfg
+
+
+def _flatten(cfg) -> dict[str, Any]:
+    out = {}
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            out.update({f"{f.name}.{k}": v for k, v in _flatten(value).items()})
+        else:
+            out[f.name] = value
+    return out
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """`--set a.b=value` pairs (values parsed as YAML scalars) applied onto the raw mapping."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r} must look like section.key=value")
+        dotted, text = item.split("=", 1)
+        node = raw
+        parts = dotted.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {dotted}: '{part}' is not a section")
+        node[parts[-1]] = yaml.safe_load(text) if text.strip() else None
+    return raw
+
+
+def from_dict(raw: dict, overrides: list[str] = ()) -> Config:
+    return _check(_from_dict(Config, apply_overrides(copy.deepcopy(raw), list(overrides)), ""))
+
+
+def load(path: str | None, overrides: list[str] = ()) -> Config:
+    """Reads a YAML config (None: the embedded defaults), applies overrides, validates."""
+    raw: dict = {}
+    if path is not None:
+        if not os.path.isfile(path):
+            raise ConfigError(f"config file {path!r} does not exist")
+        with open(path) as f:
+            try:
+                raw = yaml.safe_load(f) or {}
+            except yaml.YAMLError as e:
+                raise ConfigError(f"{path} is not valid YAML: {e}") from e
+    return from_dict(raw, overrides)
+
+
+def to_dict(cfg: Config) -> dict:
+    return dataclasses.asdict(cfg)

@@ -1,0 +1,64 @@
+"""diffu-GRPO (d1), the baseline: per-token log-probs from one forward pass with the completion fully
+masked and each real prompt token masked with probability p; token-level clipped ratio and k3 KL;
+A = r - group mean. A fresh prompt mask per inner update (the key changes with the update)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dlrl_jax import models
+
+
+@dataclasses.dataclass(frozen=True)
+class DiffuGRPOSettings:
+    mask_id: int
+    p_mask_prompt: float = 0.15
+    eps: float = 0.5
+    beta: float = 0.04
+
+
+def group_mean_advantages(reward_B, group_size: int) -> np.ndarray:
+    r = np.asarray(reward_B, np.float64).reshape(-1, group_size)
+    return (r - r.mean(axis=1, keepdims=True)).reshape(-1).astype(np.float32)
+
+
+def completion_mask(completion_BxG, eos_id: int):
+    """True up to and including the first EOS (the tokens the policy chose); all True without EOS."""
+    is_eos = completion_BxG == eos_id
+    after_first = jnp.cumsum(is_eos, axis=1) - is_eos > 0
+    return ~after_first
+
+
+def token_logprobs(graphdef, params, prompt_ids, prompt_mask, completion_ids, key, settings: DiffuGRPOSettings):
+    """log p(y_j | prompt partly masked, completion all masked) [B, G] from one forward pass."""
+    B, G = completion_ids.shape
+    P = prompt_ids.shape[1]
+    drop = (jax.random.uniform(key, (B, P)) < settings.p_mask_prompt) & prompt_mask.astype(bool)
+    ids = jnp.concatenate([jnp.where(drop, settings.mask_id, prompt_ids),
+                           jnp.full((B, G), settings.mask_id, prompt_ids.dtype)], axis=1)
+    attention = jnp.concatenate([prompt_mask.astype(bool), jnp.ones((B, G), bool)], axis=1)
+    h = models.hidden(graphdef, params, ids, attention)[:, P:]
+    logp = jax.nn.log_softmax(models.unembed(graphdef, params, h), axis=-1)
+    return jnp.take_along_axis(logp, completion_ids[..., None], axis=-1)[..., 0]
+
+
+def diffu_grpo_loss(graphdef, params, batch, settings: DiffuGRPOSettings, total_rows: int):
+    """batch: prompt_ids, prompt_mask, completion_ids [B, G], completion_mask [B, G], advantage [B],
+    old_logprob [B, G], ref_logprob [B, G], key. Per-row token mean, rows summed / total_rows."""
+    lp = token_logprobs(graphdef, params, batch["prompt_ids"], batch["prompt_mask"], batch["completion_ids"],
+                        batch["key"], settings)
+    adv = batch["advantage"][:, None]
+    real = batch["completion_mask"].astype(jnp.float32)
+    ratio = jnp.exp(lp - batch["old_logprob"])
+    clipped = jnp.clip(ratio, 1.0 - settings.eps, 1.0 + settings.eps)
+    surrogate = jnp.minimum(ratio * adv, clipped * adv)
+    delta = batch["ref_logprob"] - lp
+    k3 = jnp.exp(delta) - delta - 1.0
+    per_row = ((-surrogate + settings.beta * k3) * real).sum(axis=1) / jnp.maximum(real.sum(axis=1), 1.0)
+    return per_row.sum() / total_rows, {
+        "ratio": (ratio * real).sum(), "clip_fraction": ((ratio * adv > clipped * adv) * real).sum(),
+        "kl": (k3 * real).sum(), "count": real.sum()}

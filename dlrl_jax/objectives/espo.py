@@ -1,0 +1,54 @@
+"""ESPO: sequence-level clipped policy optimisation with the ELBO as the log-likelihood (§4).
+
+rho_i = exp((L_theta(y_i) - L_old(y_i)) / G) (a per-token normalised sequence ratio), the clipped
+surrogate, and the k2 KL 0.5 (L_theta - L_ref)^2 / G. Advantages are leave-one-out within a group.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax.numpy as jnp
+import numpy as np
+
+from dlrl_jax.objectives.elbo import estimate_pure
+
+
+@dataclasses.dataclass(frozen=True)
+class ESPOSettings:
+    mask_id: int
+    num_samples: int = 2
+    coupled: bool = True
+    eps: float = 0.2
+    beta: float = 1e-3
+
+
+def leave_one_out_advantages(reward_B, group_size: int) -> np.ndarray:
+    """A_i = r_i - mean_{j != i} r_j within each group of `group_size` contiguous rows; no std scaling."""
+    r = np.asarray(reward_B, np.float64).reshape(-1, group_size)
+    if group_size < 2:
+        raise ValueError("leave-one-out advantages need group_size >= 2")
+    others = (r.sum(axis=1, keepdims=True) - r) / (group_size - 1)
+    return (r - others).reshape(-1).astype(np.float32)
+
+
+def elbos(graphdef, params, batch, key, settings: ESPOSettings):
+    """ELBO estimates [B] of the batch's completions with the masks drawn from `key`."""
+    return estimate_pure(graphdef, params, batch["prompt_ids"], batch["prompt_mask"], batch["completion_ids"], key,
+                         num_samples=settings.num_samples, coupled=settings.coupled, stratified=True,
+                         mask_id=settings.mask_id)
+
+
+def espo_loss(graphdef, params, batch, settings: ESPOSettings, total_rows: int):
+    """batch: prompt_ids [B, P], prompt_mask, completion_ids [B, G], advantage [B], old_elbo [B],
+    ref_elbo [B], key (the draw shared with old/ref). Returns (sum over rows / total_rows, metric sums)."""
+    G = batch["completion_ids"].shape[1]
+    elbo = elbos(graphdef, params, batch, batch["key"], settings)
+    adv = batch["advantage"]
+    ratio = jnp.exp((elbo - batch["old_elbo"]) / G)
+    clipped = jnp.clip(ratio, 1.0 - settings.eps, 1.0 + settings.eps)
+    surrogate = jnp.minimum(ratio * adv, clipped * adv)
+    k2 = 0.5 * (elbo - batch["ref_elbo"]) ** 2 / G
+    loss = (-surrogate + settings.beta * k2).sum() / total_rows
+    return loss, {"ratio": ratio.sum(), "clip_fraction": (ratio * adv > clipped * adv).sum().astype(jnp.float32),
+                  "kl": k2.sum(), "count": jnp.float32(ratio.shape[0])}

@@ -1,0 +1,77 @@
+"""Device mesh (data, fsdp, tensor) and logical-axis sharding rules for parameters and batches.
+
+Every parameter carries `logical_axes` metadata (see models/transformer.py); the rules map each
+logical name to a mesh axis. A dimension that the mesh axis does not divide stays replicated, so
+tiny test models run on any mesh; the big presets divide cleanly.
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec
+
+AXES = ("data", "fsdp", "tensor")
+
+# logical name -> mesh axis (None: replicated). FSDP shards the embedding dimension of every weight;
+# tensor parallelism shards heads, the MLP hidden dimension and the vocabulary.
+DEFAULT_RULES: dict[str, str | None] = {
+    "layers": None, "norm": None, "head_dim": None,
+    "embed": "fsdp", "vocab": "tensor", "q_heads": "tensor", "kv_heads": "tensor", "mlp": "tensor",
+}
+BATCH_AXES = ("data", "fsdp")
+
+
+class MeshError(ValueError):
+    """The requested mesh does not fit the devices; the message says what would."""
+
+
+def make_mesh(data: int = -1, fsdp: int = 1, tensor: int = 1, devices=None) -> jax.sharding.Mesh:
+    """A (data, fsdp, tensor) mesh over all devices; data = -1 takes what the others leave."""
+    devices = devices if devices is not None else jax.devices()
+    n = len(devices)
+    if data == -1:
+        if n % (fsdp * tensor):
+            raise MeshError(f"fsdp x tensor = {fsdp * tensor} does not divide the {n} devices")
+        data = n // (fsdp * tensor)
+    if data * fsdp * tensor != n:
+        raise MeshError(f"mesh data x fsdp x tensor = {data} x {fsdp} x {tensor} = {data * fsdp * tensor} "
+                        f"does not match the {n} devices; use a shape whose product is {n}")
+    return jax.sharding.Mesh(np.asarray(devices).reshape(data, fsdp, tensor), AXES)
+
+
+def _spec(shape, logical_axes, mesh, rules) -> PartitionSpec:
+    used, spec = set(), []
+    for size, name in zip(shape, logical_axes):
+        axis = rules.get(name)
+        if axis is None or axis in used or size % mesh.shape[axis]:
+            spec.append(None)
+        else:
+            spec.append(axis)
+            used.add(axis)
+    return PartitionSpec(*spec)
+
+
+def param_shardings(state, mesh, rules=None):
+    """NamedShardings for an NNX param State (or its abstract version), from `logical_axes` metadata."""
+    rules = dict(DEFAULT_RULES, **(rules or {}))
+
+    def one(var):
+        axes = var.get_metadata().get("logical_axes")
+        if axes is None:
+            return NamedSharding(mesh, PartitionSpec())
+        return NamedSharding(mesh, _spec(var.shape, axes, mesh, rules))
+
+    return jax.tree.map(one, state, is_leaf=lambda x: hasattr(x, "get_metadata"))
+
+
+def batch_sharding(mesh, ndim: int, batch_dim: int = 0) -> NamedSharding:
+    """Rows split over (data, fsdp), everything else replicated."""
+    spec = [None] * ndim
+    spec[batch_dim] = BATCH_AXES
+    return NamedSharding(mesh, PartitionSpec(*spec))
+
+
+def shard_batch(tree, mesh, batch_dim: int = 0):
+    """Places every array of `tree` with its `batch_dim` split over (data, fsdp)."""
+    return jax.tree.map(lambda x: jax.device_put(x, batch_sharding(mesh, np.ndim(x), batch_dim)), tree)

@@ -33,7 +33,7 @@ def test_two_processes_match_one():
     port = _free_port()
     workers = [_run(["multi", port, str(i)], 4) for i in range(2)]
     lead = json.loads(_result(workers[0]).strip().splitlines()[-1])
-    assert _result(workers[1]).strip() == ""  # only process 0 reports
+    assert "{" not in _result(workers[1])  # only process 0 reports (gloo's own log lines aside)
     one = json.loads(_result(single).strip().splitlines()[-1])
     assert lead["processes"] == 2 and one["processes"] == 1
     assert abs(lead["loss"] - one["loss"]) <= 1e-5 * abs(one["loss"])

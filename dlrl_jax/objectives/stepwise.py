@@ -16,16 +16,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from dlrl_jax import models
+from dlrl_jax.rollout.trajectory import canvas_before
 
 AGGREGATIONS = ("sum", "mean")
-
-
-def state_before(tokens_BxL, unmask_step_BxG, step_B, mask_id):
-    """Canvas before step `step_B` per row: completion tokens committed at steps < s kept, rest masked."""
-    P = tokens_BxL.shape[1] - unmask_step_BxG.shape[1]
-    keep = unmask_step_BxG < step_B[:, None]
-    completion = jnp.where(keep, tokens_BxL[:, P:], mask_id)
-    return jnp.concatenate([tokens_BxL[:, :P], completion], axis=1)
 
 
 def step_logprob(graphdef, params, tokens_BxL, prompt_mask_BxP, unmask_step_BxG, step_B, *, mask_id,
@@ -35,7 +28,7 @@ def step_logprob(graphdef, params, tokens_BxL, prompt_mask_BxP, unmask_step_BxG,
     Logits are formed on the completion only ([B, G, V], never [B, L, V] for long prompts)."""
     B, G = unmask_step_BxG.shape
     P = tokens_BxL.shape[1] - G
-    canvas = state_before(tokens_BxL, unmask_step_BxG, step_B, mask_id)
+    canvas = canvas_before(tokens_BxL, unmask_step_BxG, step_B, mask_id)
     attention = jnp.concatenate([prompt_mask_BxP.astype(bool), jnp.ones((B, G), bool)], axis=1)
     h_BxGxD = models.hidden(graphdef, params, canvas, attention)[:, P:]
     logp_BxGxV = jax.nn.log_softmax(models.unembed(graphdef, params, h_BxGxD), axis=-1)

@@ -11,6 +11,7 @@ import pytest
 from dlrl_jax import models
 from dlrl_jax.objectives import stepwise
 from dlrl_jax.objectives.selection import select_steps
+from dlrl_jax.rollout.trajectory import canvas_before
 from dlrl_jax.training.update import accumulate_gradients
 
 MASK, PAD = 15, 0
@@ -128,7 +129,7 @@ def test_all_steps_lambda_zero_is_the_full_stepwise_policy_gradient(setup):
 def test_state_before_matches_the_definition(setup):
     _, _, tokens, _, unmask_step = setup
     for s in range(T + 1):
-        got = np.asarray(stepwise.state_before(tokens, unmask_step, np.full(B, s), MASK))
+        got = np.asarray(canvas_before(tokens, unmask_step, np.full(B, s), MASK))
         want = tokens.copy()
         want[:, P:][unmask_step >= s] = MASK
         np.testing.assert_array_equal(got, want)

@@ -1,0 +1,202 @@
+"""The LLaDA denoising sampler (ALGORITHMS.md §1) as one jitted function: `lax.scan` over the steps
+(fixed transfer schedule) or `lax.while_loop` (confidence-threshold decoding), no host round trip.
+
+Random draws, so that a reference can reproduce them: the key of step s is fold_in(key, s), split
+into (gumbel_key, remask_key); Gumbel noise has shape [B, W, V] and random-remasking scores [B, W],
+where W is the window of completion positions whose logits are formed: the active block
+(block_length) when neither greedy completions nor threshold decoding are asked for, else all G.
+
+Shapes: B rows, P prompt, G completion, L = P + G, W window, V vocab, T steps.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dlrl_jax import models
+from dlrl_jax.rollout.settings import SamplerSettings
+from dlrl_jax.rollout.trajectory import Trajectory
+
+_NEG = -1e30  # "never choose" for candidates that may still be needed (suppressed ids)
+
+
+def transfer_schedule(settings: SamplerSettings) -> np.ndarray:
+    """Tokens committed at each step [T]: k_i = n // spb + (i < n % spb), n = block_length masks."""
+    spb, n = settings.steps_per_block, settings.block_length
+    per_block = np.array([n // spb + (1 if i < n % spb else 0) for i in range(spb)], np.int32)
+    return np.tile(per_block, settings.num_blocks)
+
+
+def _filter_logits(logits, top_k, top_p):
+    if top_k is not None:
+        kth = jax.lax.top_k(logits, top_k)[0][..., -1:]
+        logits = jnp.where(logits < kth, -jnp.inf, logits)
+    if top_p is not None and top_p < 1.0:
+        sorted_logits = jnp.sort(logits, axis=-1)[..., ::-1]
+        cum = jnp.cumsum(jax.nn.softmax(sorted_logits, axis=-1), axis=-1)
+        # keep the smallest prefix whose mass reaches top_p (the token that crosses it included)
+        cutoff_index = jnp.sum(cum - jax.nn.softmax(sorted_logits, axis=-1) < top_p, axis=-1, keepdims=True) - 1
+        cutoff = jnp.take_along_axis(sorted_logits, cutoff_index, axis=-1)
+        logits = jnp.where(logits < cutoff, -jnp.inf, logits)
+    return logits
+
+
+def _window_logits(graphdef, params, settings, prompt_ids, x, attention, start, width):
+    """Float32 logits [B, W, V] at completion positions start..start+W (cfg applied)."""
+    B, P = prompt_ids.shape
+    if settings.cfg_scale > 0:
+        unconditional = x.at[:, :P].set(jnp.where(attention[:, :P], settings.mask_id, x[:, :P]))
+        h = models.hidden(graphdef, params, jnp.concatenate([x, unconditional]),
+                          jnp.concatenate([attention, attention]))
+    else:
+        h = models.hidden(graphdef, params, x, attention)
+    h = jax.lax.dynamic_slice_in_dim(h[:, P:], start, width, axis=1)
+    logits = models.unembed(graphdef, params, h)
+    if settings.cfg_scale > 0:
+        cond, uncond = logits[:B], logits[B:]
+        logits = uncond + (settings.cfg_scale + 1.0) * (cond - uncond)
+    return logits
+
+
+def _candidates(settings, logits, gumbel_key, remask_key):
+    """(candidate tokens x0 [B, W], confidence [B, W]) per the sampling and remasking settings.
+
+    The mask token is never a candidate: committing it would leave the position looking masked."""
+    filtered = _filter_logits(logits.at[..., settings.mask_id].set(-jnp.inf), settings.top_k, settings.top_p)
+    if settings.temperature > 0:
+        scaled = filtered / settings.temperature
+        x0 = jnp.argmax(scaled + jax.random.gumbel(gumbel_key, logits.shape, jnp.float32), axis=-1)
+    else:
+        scaled = filtered
+        x0 = jnp.argmax(filtered, axis=-1)
+    mode = settings.remasking
+    if mode == "low_confidence":
+        confidence = jnp.take_along_axis(jax.nn.softmax(logits, axis=-1), x0[..., None], axis=-1)[..., 0]
+    elif mode == "random":
+        confidence = jax.random.uniform(remask_key, x0.shape)
+    else:
+        probs = jax.nn.softmax(scaled, axis=-1)
+        if mode == "maskgit_plus":
+            confidence = jnp.take_along_axis(probs, x0[..., None], axis=-1)[..., 0]
+        elif mode == "topk_margin":
+            top2 = jax.lax.top_k(probs, 2)[0]
+            confidence = top2[..., 0] - top2[..., 1]
+        else:  # entropy: the most certain (lowest entropy) first
+            confidence = jnp.sum(jnp.where(probs > 0, probs * jnp.log(jnp.where(probs > 0, probs, 1.0)), 0.0), -1)
+    for token in settings.suppress_token_ids:
+        confidence = jnp.where(x0 == token, confidence + _NEG, confidence)
+    return x0.astype(jnp.int32), confidence
+
+
+def _step(graphdef, params, settings, prompt_ids, attention, x, key, s, start, width, eligible_fn):
+    """One denoising step. Returns (new canvas, committed [B, G], x0 [B, G], logits-derived records)."""
+    B, P = prompt_ids.shape
+    G = settings.gen_length
+    gumbel_key, remask_key = jax.random.split(jax.random.fold_in(key, s))
+    logits = _window_logits(graphdef, params, settings, prompt_ids, x, attention, start, width)
+    x0_w, confidence_w = _candidates(settings, logits, gumbel_key, remask_key)
+    completion = x[:, P:]
+    masked_w = jax.lax.dynamic_slice_in_dim(completion, start, width, axis=1) == settings.mask_id
+    positions_w = start + jnp.arange(width)
+    commit_w = eligible_fn(masked_w, positions_w, confidence_w)
+    logp = jax.nn.log_softmax(logits / settings.logprob_temperature, axis=-1)
+    token_logp = jnp.take_along_axis(logp, x0_w[..., None], axis=-1)[..., 0]
+    logp1 = jax.nn.log_softmax(logits, axis=-1) if settings.logprob_temperature != 1.0 else logp
+    entropy = -jnp.sum(jnp.exp(logp1) * logp1, axis=-1)
+    count = commit_w.sum(axis=1)
+    records = {
+        "logprob": jnp.where(commit_w, token_logp, 0.0).sum(axis=1),
+        "entropy": jnp.where(commit_w, entropy, 0.0).sum(axis=1) / jnp.maximum(count, 1),
+        "count": count.astype(jnp.int32),
+    }
+    if settings.record_greedy:  # width == G here: every still-masked position gets its argmax
+        best = jnp.argmax(logits.at[..., settings.mask_id].set(-jnp.inf), axis=-1).astype(jnp.int32)
+        records["greedy"] = jnp.where(masked_w, best, completion)
+    new_window = jnp.where(commit_w, x0_w, jax.lax.dynamic_slice_in_dim(completion, start, width, axis=1))
+    completion = jax.lax.dynamic_update_slice_in_dim(completion, new_window, start, axis=1)
+    commit = jax.lax.dynamic_update_slice_in_dim(jnp.zeros((B, G), bool), commit_w, start, axis=1)
+    return x.at[:, P:].set(completion), commit, records
+
+
+def _top_k_commit(k, block_start, block_length):
+    def eligible(masked_w, positions_w, confidence_w):
+        in_block = (positions_w >= block_start) & (positions_w < block_start + block_length)
+        ok = masked_w & in_block[None, :]
+        score = jnp.where(ok, confidence_w, -jnp.inf)
+        rank = jnp.argsort(jnp.argsort(-score, axis=1, stable=True), axis=1)
+        return ok & (rank < k)
+    return eligible
+
+
+def _threshold_commit(threshold, block_length):
+    def eligible(masked_w, positions_w, confidence_w):
+        block_of = positions_w // block_length
+        n_blocks = masked_w.shape[1] // block_length
+        has_mask = masked_w.reshape(masked_w.shape[0], n_blocks, block_length).any(axis=2)
+        active = jnp.argmax(has_mask, axis=1)  # the first block that still has masks, per row
+        ok = masked_w & (block_of[None, :] == active[:, None])
+        score = jnp.where(ok, confidence_w, -jnp.inf)
+        best = jnp.argmax(score, axis=1)
+        first = jnp.arange(masked_w.shape[1])[None, :] == best[:, None]
+        return ok & ((confidence_w >= threshold) | first)
+    return eligible
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "settings"))
+def _generate(graphdef, params, prompt_ids, prompt_mask, key, settings: SamplerSettings) -> Trajectory:
+    B, P = prompt_ids.shape
+    G, T, bl = settings.gen_length, settings.steps, settings.block_length
+    attention = jnp.concatenate([prompt_mask.astype(bool), jnp.ones((B, G), bool)], axis=1)
+    x = jnp.concatenate([prompt_ids.astype(jnp.int32), jnp.full((B, G), settings.mask_id, jnp.int32)], axis=1)
+    full_window = settings.record_greedy or settings.threshold is not None
+    width = G if full_window else bl
+    unmask = jnp.full((B, G), T, jnp.int32)
+
+    if settings.threshold is None:
+        schedule = jnp.asarray(transfer_schedule(settings))
+
+        def body(carry, s):
+            x, unmask = carry
+            block_start = (s // settings.steps_per_block) * bl
+            start = 0 if full_window else block_start
+            x, commit, rec = _step(graphdef, params, settings, prompt_ids, attention, x, key, s, start, width,
+                                   _top_k_commit(schedule[s], block_start, bl))
+            return (x, jnp.where(commit, s, unmask)), rec
+
+        (x, unmask), rec = jax.lax.scan(body, (x, unmask), jnp.arange(T))
+        rec = jax.tree.map(lambda r: jnp.moveaxis(r, 0, 1), rec)
+    else:
+        rec = {"logprob": jnp.zeros((B, T), jnp.float32), "entropy": jnp.zeros((B, T), jnp.float32),
+               "count": jnp.zeros((B, T), jnp.int32)}
+        if settings.record_greedy:
+            rec["greedy"] = jnp.zeros((B, T, G), jnp.int32)
+        eligible = _threshold_commit(settings.threshold, bl)
+
+        def cond(carry):
+            s, x, _, _ = carry
+            return (s < T) & jnp.any(x[:, P:] == settings.mask_id)
+
+        def body(carry):
+            s, x, unmask, rec = carry
+            x, commit, step_rec = _step(graphdef, params, settings, prompt_ids, attention, x, key, s, 0, G, eligible)
+            rec = {name: rec[name].at[:, s].set(step_rec[name]) for name in rec}
+            return s + 1, x, jnp.where(commit, s, unmask), rec
+
+        _, x, unmask, rec = jax.lax.while_loop(cond, body, (jnp.int32(0), x, unmask, rec))
+    return Trajectory(tokens=x, prompt_mask=prompt_mask.astype(bool), unmask_step=unmask,
+                      step_logprob=rec["logprob"], step_entropy=rec["entropy"], step_count=rec["count"],
+                      greedy=rec.get("greedy"))
+
+
+def generate(graphdef, params, prompt_ids, prompt_mask, key, settings: SamplerSettings) -> Trajectory:
+    """Samples G completion tokens for each left-padded prompt row; compiled once per shape and settings.
+
+    prompt_ids [B, P] int32, prompt_mask [B, P] bool (False on left padding; the pad id must differ
+    from the mask id). Settings are validated (with a clear error) before anything compiles."""
+    settings.validate()
+    return _generate(graphdef, params, jnp.asarray(prompt_ids, jnp.int32), jnp.asarray(prompt_mask, bool), key,
+                     settings)

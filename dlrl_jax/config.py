@@ -217,8 +217,9 @@ def _check(cfg: Config) -> Config:
     if a.group_size < 2 and a.name != "sft":
         raise ConfigError("algorithm.group_size must be >= 2: advantages are relative to the group mean")
     t = cfg.task
-    if t.min_blanks > t.max_blanks or t.max_blanks > 16:
-        raise ConfigError(f"task.min_blanks..max_blanks must satisfy 0 <= min <= max <= 16, got "
+    if t.min_blanks > t.max_blanks or t.max_blanks > 12:
+        raise ConfigError(f"task.min_blanks..max_blanks must satisfy 0 <= min <= max <= 12 (a unique 4x4 "
+                          f"solution needs 4 clues), got "
                           f"{t.min_blanks}..{t.max_blanks}")
     if cfg.model.path is not None and not os.path.isdir(cfg.model.path):
         raise ConfigError(f"model.path {cfg.model.path!r} is not a folder; point it at a Hugging Face model "

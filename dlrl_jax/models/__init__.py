@@ -4,7 +4,6 @@
 bool | None)` -> float32 logits [B, L, V] where position j predicts token j.
 """
 
-from dlrl_jax.checkpoints.hf import CheckpointError, from_pretrained, save_pretrained
 from dlrl_jax.models.config import PRESETS, ConfigError, ModelConfig, from_hf_dict, preset, to_hf_dict
 from dlrl_jax.models.pure import abstract_model, forward, hidden, init_model, param_count, split, unembed
 from dlrl_jax.models.transformer import Transformer
@@ -14,3 +13,11 @@ __all__ = [
     "forward", "from_hf_dict", "from_pretrained", "hidden", "init_model", "param_count", "preset",
     "save_pretrained", "split", "to_hf_dict", "unembed",
 ]
+
+
+def __getattr__(name):
+    # The HF IO lives in dlrl_jax.checkpoints, which itself imports this package: resolve lazily.
+    if name in ("CheckpointError", "from_pretrained", "save_pretrained"):
+        from dlrl_jax.checkpoints import hf
+        return getattr(hf, name)
+    raise AttributeError(f"module 'dlrl_jax.models' has no attribute {name!r}")

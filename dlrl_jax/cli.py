@@ -1,0 +1,140 @@
+"""`dlrl-jax`: train (RL with an optional SFT warm start), sft, sample, eval, export, plot."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _train(args, algorithm: str | None = None) -> int:
+    from dlrl_jax import config
+    from dlrl_jax.training.plot import plot_run
+    from dlrl_jax.training.train import train
+
+    overrides = list(args.set or [])
+    if algorithm:
+        overrides.append(f"algorithm.name={algorithm}")
+    cfg = config.load(args.config, overrides)
+    train(cfg)
+    print(f"[dlrl-jax] curves: {plot_run(cfg.run.out_dir)}")
+    return 0
+
+
+def _sample(args) -> int:
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from dlrl_jax import models, rollout
+    from dlrl_jax.models.tokenizer import Tokenizer, TokenizerError
+
+    model = models.from_pretrained(args.model, dtype=args.dtype)
+    graphdef, params = models.split(model)
+    tokenizer = None
+    try:
+        tokenizer = Tokenizer.from_pretrained(args.tokenizer or args.model, model.cfg)
+    except TokenizerError as e:
+        if args.prompt is not None:
+            raise SystemExit(f"dlrl-jax sample: --prompt needs a tokenizer ({e}); use --prompt-ids instead")
+    mask_id = model.cfg.mask_token_id if model.cfg.mask_token_id is not None else tokenizer and tokenizer.mask_id
+    if mask_id is None:
+        raise SystemExit("dlrl-jax sample: the model config has no mask_token_id; add it to config.json")
+    if args.prompt is not None:
+        ids, mask = tokenizer.encode_batch([args.prompt], chat=not args.no_chat)
+    else:
+        try:
+            row = [int(t) for t in args.prompt_ids.split()]
+        except ValueError:
+            raise SystemExit(f"dlrl-jax sample: --prompt-ids must be integers separated by spaces, got "
+                             f"{args.prompt_ids!r}")
+        ids, mask = np.asarray([row], np.int32), np.ones((1, len(row)), bool)
+    settings = rollout.SamplerSettings(gen_length=args.gen_length, block_length=args.block_length or args.gen_length,
+                                       steps=args.steps or args.gen_length, temperature=args.temperature,
+                                       remasking=args.remasking, mask_id=int(mask_id))
+    try:
+        settings.validate()
+    except rollout.SamplerSettingsError as e:
+        raise SystemExit(f"dlrl-jax sample: {e}")
+    traj = rollout.generate(graphdef, params, jnp.asarray(ids), jnp.asarray(mask), jax.random.key(args.seed),
+                            settings)
+    completion = np.asarray(traj.completion).tolist()
+    text = [tokenizer.decode(row) for row in completion] if tokenizer else [None]
+    if args.json:
+        print(json.dumps({"tokens": np.asarray(traj.tokens).tolist(), "completion_ids": completion, "text": text}))
+    else:
+        print(text[0] if text[0] is not None else " ".join(map(str, completion[0])))
+    return 0
+
+
+def _export(args) -> int:
+    import os
+
+    from dlrl_jax import models
+
+    if not (args.model or args.run_dir):
+        raise SystemExit("dlrl-jax export: give a run folder or --model DIR")
+    model = models.from_pretrained(args.model or os.path.join(args.run_dir, "model"), dtype=args.dtype)
+    models.save_pretrained(model, args.out)
+    print(f"[dlrl-jax] wrote {args.out}")
+    return 0
+
+
+def _plot(args) -> int:
+    from dlrl_jax.training.plot import plot_run
+
+    print(plot_run(args.run_dir, args.out))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dlrl-jax", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, help_text in (("train", "RL post-training (EGSPO-SA by default) with an optional SFT warm start; "
+                                      "with no --config, the embedded tiny 4x4 Sudoku demo"),
+                            ("sft", "masked-diffusion SFT only")):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--config", help="YAML config file (default: the embedded tiny Sudoku demo)")
+        p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field, repeatable")
+    p = sub.add_parser("sample", help="sample completions with the LLaDA denoising sampler")
+    p.add_argument("--model", required=True, help="Hugging Face model folder")
+    p.add_argument("--tokenizer", help="tokenizer folder (default: the model folder)")
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--prompt", help="prompt text (through the chat template unless --no-chat)")
+    group.add_argument("--prompt-ids", help='prompt token ids, e.g. "1 2 3"')
+    p.add_argument("--no-chat", action="store_true", help="encode --prompt as is, without the chat template")
+    p.add_argument("--gen-length", type=int, default=64)
+    p.add_argument("--block-length", type=int, default=0, help="default: gen-length (one block)")
+    p.add_argument("--steps", type=int, default=0, help="default: gen-length (one token per step)")
+    p.add_argument("--temperature", type=float, default=0.0)
+    p.add_argument("--remasking", default="low_confidence", choices=("low_confidence", "random"))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
+    p.add_argument("--json", action="store_true", help='print {"tokens", "completion_ids", "text"}')
+    p = sub.add_parser("export", help="write a run's model (or any model folder) as HF safetensors")
+    p.add_argument("run_dir", nargs="?", default="", help="a run folder of `dlrl-jax train`")
+    p.add_argument("--model", help="a model folder instead of a run folder")
+    p.add_argument("--out", required=True)
+    p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
+    p = sub.add_parser("plot", help="draw reward, KL, entropy and selected-step curves of a run")
+    p.add_argument("run_dir")
+    p.add_argument("--out", help="PNG path (default RUN_DIR/curves.png)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from dlrl_jax.config import ConfigError
+    from dlrl_jax.models import CheckpointError, ConfigError as ModelConfigError
+
+    args = build_parser().parse_args(argv)
+    handlers = {"train": _train, "sft": lambda a: _train(a, "sft"), "sample": _sample, "export": _export,
+                "plot": _plot}
+    try:
+        return handlers[args.command](args)
+    except (ConfigError, CheckpointError, ModelConfigError, FileNotFoundError) as e:
+        print(f"dlrl-jax {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

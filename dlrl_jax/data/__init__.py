@@ -1,0 +1,5 @@
+"""Task data: procedural generators (no download)."""
+
+from dlrl_jax.data.sudoku import count_solutions, generate_sudoku
+
+__all__ = ["count_solutions", "generate_sudoku"]

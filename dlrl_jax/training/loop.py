@@ -1,0 +1,176 @@
+"""The training loop: SFT warm start, then RL iterations of
+prompts -> rollout -> rewards -> advantages -> update(s) -> metrics, with held-out evaluation."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+from dlrl_jax import models, rollout
+from dlrl_jax.config import Config, to_dict
+from dlrl_jax.objectives import stepwise
+from dlrl_jax.objectives.selection import adaptive_k, select_steps
+from dlrl_jax.objectives.sft import sft_loss
+from dlrl_jax.training import setup
+from dlrl_jax.training.metrics import MetricsWriter
+from dlrl_jax.training.optimizer import OptimizerSettings, make_optimizer
+from dlrl_jax.training.tasks import Task, build_task
+from dlrl_jax.training.update import make_update
+
+
+class Run:
+    """Everything one training run holds: config, model split, tokenizer, task, writer, keys."""
+
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        model, self.tokenizer = setup.build_model_and_tokenizer(cfg)
+        self.mask_id = model.cfg.mask_token_id
+        self.graphdef, self.params = models.split(model)
+        self.task: Task = build_task(cfg)
+        texts = [self.task.prompt_text(r) for r in self.task.train + self.task.eval]
+        self.prompt_length = setup.prompt_length(self.tokenizer, texts, cfg.task.prompt_style,
+                                                 cfg.task.max_prompt_length)
+        self.out_dir = cfg.run.out_dir
+        os.makedirs(self.out_dir, exist_ok=True)
+        with open(os.path.join(self.out_dir, "config.json"), "w") as f:
+            json.dump(to_dict(cfg), f, indent=2)
+        self.writer = MetricsWriter(self.out_dir, tensorboard=cfg.run.tensorboard)
+        self.key = jax.random.key(cfg.seed)
+
+    def next_key(self):
+        self.key, sub = jax.random.split(self.key)
+        return sub
+
+    def sampler(self, temperature: float, record_greedy: bool = False) -> rollout.SamplerSettings:
+        s = self.cfg.sampler
+        return rollout.SamplerSettings(gen_length=s.gen_length, block_length=s.block_length, steps=s.steps,
+                                       temperature=temperature, remasking=s.remasking, mask_id=self.mask_id,
+                                       record_greedy=record_greedy)
+
+    def encode(self, records):
+        texts = [self.task.prompt_text(r) for r in records]
+        ids, mask = setup.encode_prompts(self.tokenizer, texts, self.cfg.task.prompt_style, self.prompt_length)
+        return jnp.asarray(ids), jnp.asarray(mask)
+
+    def decode(self, completion_ids) -> list[str]:
+        return [self.tokenizer.decode(row) for row in np.asarray(completion_ids)]
+
+
+def evaluate(run: Run, params, records: list[dict], batch_size: int) -> dict:
+    """Mean held-out reward and solved fraction (reward >= 1) with the evaluation sampler."""
+    settings = run.sampler(run.cfg.sampler.eval_temperature)
+    scores = []
+    for start in range(0, len(records), batch_size):
+        chunk = records[start:start + batch_size]
+        padded = chunk + [chunk[-1]] * (batch_size - len(chunk))  # one compiled shape for every batch
+        ids, mask = run.encode(padded)
+        traj = rollout.generate(run.graphdef, params, ids, mask, run.next_key(), settings)
+        texts = run.decode(traj.completion)[:len(chunk)]
+        scores.append(run.task.score(texts, chunk))
+    scores = np.concatenate(scores)
+    return {"reward": float(scores.mean()), "solved": float((scores >= 1.0 - 1e-6).mean())}
+
+
+def run_sft(run: Run, params, steps: int, progress: bool):
+    """Masked-diffusion SFT on the task's target completions (the warm start)."""
+    cfg = run.cfg
+    tx = make_optimizer(OptimizerSettings(learning_rate=cfg.sft.learning_rate, warmup_steps=cfg.sft.warmup_steps,
+                                          weight_decay=0.0, grad_clip=1.0))
+    opt_state = tx.init(params)
+    B = cfg.sft.batch_size
+
+    def loss_fn(p, item):
+        return sft_loss(run.graphdef, p, item, item["key"], mask_id=run.mask_id, total_rows=B)
+
+    update = make_update(loss_fn, tx)
+    rng = np.random.default_rng(cfg.seed)
+    train = run.task.train
+    bar = tqdm(range(steps), desc="sft", disable=not progress, dynamic_ncols=True)
+    for step in bar:
+        chunk = [train[i] for i in rng.integers(0, len(train), B)]
+        ids, mask = run.encode(chunk)
+        targets = setup.encode_targets(run.tokenizer, [run.task.target_text(r) for r in chunk],
+                                       cfg.sampler.gen_length)
+        item = {"prompt_ids": ids, "prompt_mask": mask, "completion_ids": jnp.asarray(targets),
+                "completion_mask": jnp.ones(targets.shape, bool), "key": run.next_key()}
+        params, opt_state, m = update(params, opt_state, jax.tree.map(lambda x: x[None], item))
+        if step % 10 == 0 or step == steps - 1:
+            loss = float(m["loss"])
+            bar.set_postfix(loss=f"{loss:.3f}")
+            run.writer.write("sft", step, {"loss": loss, "grad_norm": m["grad_norm"]})
+    return params
+
+
+def _rl_loss(graphdef, settings, total_rows):
+    return functools.partial(stepwise.stepwise_loss, graphdef, settings=settings, total_rows=total_rows)
+
+
+def run_rl(run: Run, params, ref_params, progress: bool, on_eval=None):
+    """EGSPO / EGSPO-SA iterations. Returns (params, opt_state)."""
+    cfg, a = run.cfg, run.cfg.algorithm
+    B, G = a.prompts_per_batch * a.group_size, a.group_size
+    lam = a.lam if a.name == "egspo_sa" else 0.0
+    settings = run.sampler(cfg.sampler.temperature, record_greedy=(a.name == "egspo_sa"))
+    loss_settings = stepwise.StepwiseLossSettings(
+        mask_id=run.mask_id, tokens_per_step=cfg.sampler.gen_length / cfg.sampler.steps, eps_low=a.eps_low,
+        eps_high=a.eps_high, beta=a.beta, aggregation=a.aggregation)
+    tx = make_optimizer(OptimizerSettings(learning_rate=cfg.optim.learning_rate, warmup_steps=cfg.optim.warmup_steps,
+                                          weight_decay=cfg.optim.weight_decay, b1=cfg.optim.b1, b2=cfg.optim.b2,
+                                          grad_clip=cfg.optim.grad_clip))
+    opt_state = tx.init(params)
+    update = make_update(_rl_loss(run.graphdef, loss_settings, B), tx)
+    ref_logprobs = jax.jit(functools.partial(stepwise.selected_step_logprobs, mask_id=run.mask_id,
+                                             aggregation=a.aggregation), static_argnums=0)
+    rng = np.random.default_rng(cfg.seed + 1)
+    train = run.task.train
+    bar = tqdm(range(cfg.run.iterations), desc=a.name, disable=not progress, dynamic_ncols=True)
+    for it in bar:
+        t0 = time.time()
+        prompts = [train[i] for i in rng.integers(0, len(train), a.prompts_per_batch)]
+        records = [r for r in prompts for _ in range(G)]  # rows of one prompt are contiguous: a group
+        ids, mask = run.encode(records)
+        traj = rollout.generate(run.graphdef, params, ids, mask, run.next_key(), settings)
+        texts = run.decode(traj.completion)
+        reward = run.task.score(texts, records)
+        k = a.k
+        if a.selection == "adaptive":
+            k = adaptive_k(traj.step_entropy, traj.step_count, a.adaptive_alpha, k_max=cfg.sampler.steps)
+        mode = "top_k_entropy" if a.selection == "adaptive" else a.selection
+        steps, valid = select_steps(traj.step_entropy, traj.step_count, run.next_key(), k=k, mode=mode)
+        if lam > 0:
+            greedy = np.take_along_axis(np.asarray(traj.greedy), np.asarray(steps)[:, :, None], axis=1)  # [B,K,G]
+            greedy_texts = run.decode(greedy.reshape(B * k, -1))
+            greedy_reward = run.task.score(greedy_texts, [r for r in records for _ in range(k)]).reshape(B, k)
+        else:
+            greedy_reward = np.zeros((B, k), np.float32)
+        adv = stepwise.stepwise_advantages(reward, greedy_reward, np.asarray(valid), G, lam)
+        old = jnp.take_along_axis(traj.step_logprob, steps, axis=1)
+        ref = ref_logprobs(run.graphdef, ref_params, traj.tokens, traj.prompt_mask, traj.unmask_step, steps) \
+            if a.beta > 0 else old
+        items = stepwise.column_items(traj.tokens, traj.prompt_mask, traj.unmask_step, steps, valid, adv, old,
+                                      ref, micro_batches=a.micro_batches)
+        for _ in range(a.mu):
+            params, opt_state, m = update(params, opt_state, items)
+        count = max(float(m["count"]), 1.0)
+        elapsed = time.time() - t0
+        metrics = {
+            "reward_mean": reward.mean(), "reward_std": reward.std(), "greedy_reward_mean": greedy_reward.mean(),
+            "loss": m["loss"], "grad_norm": m["grad_norm"], "skipped": m["skipped"],
+            "ratio": float(m["ratio"]) / count, "clip_fraction": float(m["clip_fraction"]) / count,
+            "kl": float(m["kl"]) / count, "k": k, "tokens_per_s": B * cfg.sampler.gen_length / elapsed,
+            "entropy_profile": np.asarray(traj.step_entropy).mean(axis=0),
+            "selected_histogram": np.bincount(np.asarray(steps)[np.asarray(valid)], minlength=cfg.sampler.steps),
+        }
+        run.writer.write("rl", it, metrics)
+        bar.set_postfix(reward=f"{reward.mean():.3f}", kl=f"{metrics['kl']:.4f}")
+        if on_eval is not None and cfg.run.eval_every and (it + 1) % cfg.run.eval_every == 0 \
+                and it + 1 < cfg.run.iterations:
+            on_eval(it + 1, params)
+    return params, opt_state

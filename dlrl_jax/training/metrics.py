@@ -1,0 +1,44 @@
+"""Metrics sinks: metrics.jsonl always, TensorBoard events when asked (tensorboardX)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import numpy as np
+
+
+class MetricsWriter:
+    """Appends one JSON object per call to RUN_DIR/metrics.jsonl; mirrors scalars to TensorBoard."""
+
+    def __init__(self, run_dir: str, tensorboard: bool = True):
+        os.makedirs(run_dir, exist_ok=True)
+        self.path = os.path.join(run_dir, "metrics.jsonl")
+        self._file = open(self.path, "a")
+        self._tb = None
+        if tensorboard:
+            from tensorboardX import SummaryWriter
+            self._tb = SummaryWriter(os.path.join(run_dir, "tensorboard"))
+
+    def write(self, phase: str, step: int, values: dict) -> None:
+        record = {"phase": phase, "step": int(step), "time": time.time()}
+        for key, value in values.items():
+            array = np.asarray(value)
+            record[key] = array.tolist() if array.ndim else float(array)
+        self._file.write(json.dumps(record) + "\n")
+        self._file.flush()
+        if self._tb is not None:
+            for key, value in record.items():
+                if isinstance(value, float):
+                    self._tb.add_scalar(f"{phase}/{key}", value, step)
+
+    def close(self) -> None:
+        self._file.close()
+        if self._tb is not None:
+            self._tb.close()
+
+
+def read_metrics(run_dir: str) -> list[dict]:
+    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+        return [json.loads(line) for line in f if line.strip()]

@@ -22,7 +22,7 @@ from dlrl_jax.config import ConfigError
     (["algorithm.micro_batches=5"], r"micro_batches 5 does not divide the 64 rows"),
     (["algorithm.group_size=1"], r"group_size must be >= 2"),
     (["model.path=/no/such/model"], r"model.path '/no/such/model' is not a folder"),
-    (["task.max_blanks=17"], r"min_blanks..max_blanks must satisfy"),
+    (["task.max_blanks=13"], r"min_blanks..max_blanks must satisfy"),
     (["task.train_file=/no/file.jsonl"], r"'task.train_file': '/no/file.jsonl' does not exist"),
     (["sampler.steps"], r"--set 'sampler.steps' must look like section.key=value"),
     (["seed=null"], r"'seed' cannot be null"),

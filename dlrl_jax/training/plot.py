@@ -50,7 +50,7 @@ def plot_run(run_dir: str, out: str | None = None) -> str:
     axes[3].set_xlabel("denoising step")
     fig.tight_layout()
     out = out or os.path.join(run_dir, "curves.png")
-    fig.savefig(out, dpi=90)
+    fig.savefig(out, dpi=90, metadata={"Description": "panels: " + ", ".join(PANELS)})
     plt.close(fig)
     return out
 

@@ -28,7 +28,7 @@ def train(cfg: Config, log=print) -> dict:
 
     def evaluate(phase, step, p):
         result = loop.evaluate(run, p, run.task.eval, eval_batch)
-        run.writer.write("eval", step, dict(result, phase_index=len(summary)))
+        run.writer.write("eval", step, result)
         log(f"[dlrl-jax] eval {phase}: reward {result['reward']:.3f}, solved {result['solved']:.1%}")
         return result
 

@@ -40,7 +40,7 @@ def make_update(loss_fn: Callable, tx: optax.GradientTransformation):
         loss, grads, sums = accumulate_gradients(loss_fn, params, items)
         # A non-finite loss poisons the gradient so that apply_if_finite skips the whole step.
         grads = jax.tree.map(lambda g: jnp.where(jnp.isfinite(loss), g, jnp.nan), grads)
-        grad_norm = optax.global_norm(grads)
+        grad_norm = optax.tree.norm(grads)
         updates, opt_state = tx.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
         metrics = dict(sums, loss=loss, grad_norm=grad_norm,

@@ -47,10 +47,15 @@ def reference(graphdef, params, ids, mask, G, block, steps, remasking="low_confi
             logits = np.asarray(models.forward(graphdef, params, jnp.asarray(x), jnp.asarray(attention)), np.float64)
             logits[..., MASK] = -np.inf
             x0 = logits.argmax(-1)
-            if remasking == "low_confidence":
-                p = np.exp(logits - logits.max(-1, keepdims=True))
-                p /= p.sum(-1, keepdims=True)
+            p = np.exp(logits - logits.max(-1, keepdims=True))
+            p /= p.sum(-1, keepdims=True)  # the mask token has probability 0 (never a candidate)
+            if remasking in ("low_confidence", "maskgit_plus"):
                 conf = np.take_along_axis(p, x0[..., None], -1)[..., 0]
+            elif remasking == "topk_margin":
+                top = np.sort(p, axis=-1)
+                conf = top[..., -1] - top[..., -2]
+            elif remasking == "entropy":
+                conf = np.sum(np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0), axis=-1)
             else:  # the sampler's documented draw: uniform [B, block] from the step's remask key
                 _, remask_key = jax.random.split(jax.random.fold_in(key, step))
                 conf = np.full(x.shape, -np.inf)
@@ -76,6 +81,26 @@ def test_temperature_zero_matches_numpy_loop(model, G, block, steps):
     np.testing.assert_array_equal(np.asarray(traj.tokens), want)
     assert (np.asarray(traj.step_count) == rollout.transfer_schedule(settings)[None]).all()
     assert (np.asarray(traj.completion) != MASK).all()
+
+
+@pytest.mark.parametrize("order", ["maskgit_plus", "topk_margin", "entropy"])
+def test_dream_orders_match_numpy_loop(model, order):
+    graphdef, params = model
+    ids, mask = _prompts()
+    settings = rollout.SamplerSettings(gen_length=8, block_length=4, steps=4, mask_id=MASK, remasking=order)
+    traj = rollout.generate(graphdef, params, ids, mask, jax.random.key(0), settings)
+    np.testing.assert_array_equal(np.asarray(traj.tokens), reference(graphdef, params, ids, mask, 8, 4, 4, order))
+
+
+def test_top_k_one_makes_sampling_greedy(model):
+    graphdef, params = model
+    ids, mask = _prompts()
+    greedy = rollout.generate(graphdef, params, ids, mask, jax.random.key(0),
+                              rollout.SamplerSettings(gen_length=8, block_length=4, steps=4, mask_id=MASK))
+    hot = rollout.generate(graphdef, params, ids, mask, jax.random.key(9),
+                           rollout.SamplerSettings(gen_length=8, block_length=4, steps=4, mask_id=MASK,
+                                                   temperature=5.0, top_k=1, top_p=0.5))
+    np.testing.assert_array_equal(np.asarray(hot.tokens), np.asarray(greedy.tokens))
 
 
 def test_random_remasking_with_fixed_key_matches_numpy_loop(model):

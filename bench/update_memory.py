@@ -1,0 +1,63 @@
+"""Memory of the compiled EGSPO update, from XLA's memory analysis: the tiny demo model (real arrays)
+and the LLaDA-8B shape (abstract arrays only: nothing is allocated, the update is only compiled).
+
+    python bench/update_memory.py [--skip-8b]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import time
+
+import jax
+import jax.numpy as jnp
+
+from dlrl_jax import models
+from dlrl_jax.objectives import stepwise
+from dlrl_jax.training.optimizer import OptimizerSettings, make_optimizer
+from dlrl_jax.training.update import make_update
+
+
+def analyse(name, cfg, rows, prompt, gen, steps, k, micro_batches):
+    abstract = models.abstract_model(cfg)
+    graphdef, params = models.split(abstract)
+    tx = make_optimizer(OptimizerSettings())
+    opt_state = jax.eval_shape(tx.init, params)
+    mb, n = rows // micro_batches, micro_batches * k
+    i32, f32, b = jnp.int32, jnp.float32, jnp.bool_
+    items = {"tokens": jax.ShapeDtypeStruct((n, mb, prompt + gen), i32),
+             "prompt_mask": jax.ShapeDtypeStruct((n, mb, prompt), b),
+             "unmask_step": jax.ShapeDtypeStruct((n, mb, gen), i32),
+             "step": jax.ShapeDtypeStruct((n, mb), i32), "valid": jax.ShapeDtypeStruct((n, mb), b),
+             **{f: jax.ShapeDtypeStruct((n, mb), f32) for f in ("advantage", "old_logprob", "ref_logprob")}}
+    settings = stepwise.StepwiseLossSettings(mask_id=cfg.mask_token_id, tokens_per_step=gen / steps)
+    update = make_update(functools.partial(stepwise.stepwise_loss, graphdef, settings=settings, total_rows=rows), tx)
+    t = time.perf_counter()
+    compiled = update.lower(params, opt_state, items).compile()
+    seconds = time.perf_counter() - t
+    mem = compiled.memory_analysis()
+    gib = 2.0**30
+    return (name, models.param_count(params) / 1e9, cfg.param_dtype, cfg.remat, rows, micro_batches, prompt + gen, k,
+            mem.argument_size_in_bytes / gib, mem.output_size_in_bytes / gib, mem.temp_size_in_bytes / gib, seconds)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--skip-8b", action="store_true")
+    args = parser.parse_args()
+    rows = [analyse("tiny demo", models.preset("tiny"), 64, 16, 16, 16, 4, 1)]
+    if not args.skip_8b:
+        llada = models.preset("llada-8b", remat="full")
+        rows.append(analyse("LLaDA-8B", llada, 48, 200, 256, 128, 8, 48))
+    print(f"jax {jax.__version__} on {jax.devices()[0].platform}; sizes in GiB, one device, full fine-tune, AdamW")
+    print("| model | params (B) | dtype | remat | rows | micro-batches | L | K | arguments | outputs | temporaries "
+          "| compile s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r[0]} | {r[1]:.3f} | {r[2]} | {r[3]} | {r[4]} | {r[5]} | {r[6]} | {r[7]} | {r[8]:.3f} | "
+              f"{r[9]:.3f} | {r[10]:.3f} | {r[11]:.1f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -37,7 +37,7 @@ class TaskSection:
     prompt_style: str = "plain"   # plain: the puzzle is the prompt and the completion is the answer;
     #                               chat: the papers' chat-templated <reasoning>/<answer> prompts
     train_size: int = 4096
-    eval_size: int = 128
+    eval_size: int = 256
     min_blanks: int = 4           # sudoku: blanks per puzzle drawn from [min_blanks, max_blanks]
     max_blanks: int = 10
     max_prompt_length: int = 0    # 0: the longest prompt of the data; prompts never get cut
@@ -74,7 +74,7 @@ class AlgorithmSection:
 
 @dataclasses.dataclass(frozen=True)
 class OptimSection:
-    learning_rate: float = 3e-5
+    learning_rate: float = 1e-4   # the demo's; the EGSPO paper uses 3e-5 with LoRA on LLaDA-8B
     warmup_steps: int = 0
     weight_decay: float = 0.1
     b1: float = 0.9
@@ -84,16 +84,16 @@ class OptimSection:
 
 @dataclasses.dataclass(frozen=True)
 class SFTSection:
-    steps: int = 0                # warm-start SFT steps before RL (0: none)
+    steps: int = 110              # warm-start SFT steps before RL (0: none); short, to leave RL room
     batch_size: int = 64
-    learning_rate: float = 1e-3
+    learning_rate: float = 2e-3
     warmup_steps: int = 10
 
 
 @dataclasses.dataclass(frozen=True)
 class RunSection:
-    iterations: int = 60
-    eval_every: int = 20          # RL iterations between held-out evaluations (0: only before/after)
+    iterations: int = 150
+    eval_every: int = 50          # RL iterations between held-out evaluations (0: only before/after)
     save_every: int = 0           # 0: only at the end
     out_dir: str = "runs/default"
     tensorboard: bool = True

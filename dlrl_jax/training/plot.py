@@ -22,6 +22,10 @@ def plot_run(run_dir: str, out: str | None = None) -> str:
     records = read_metrics(run_dir)
     rl = [r for r in records if r["phase"] == "rl"]
     evals = [r for r in records if r["phase"] == "eval"]
+    # With an SFT warm start there are two evaluations at step 0 (random init, then before RL): the
+    # curve starts at the later one.
+    starts = [i for i, r in enumerate(evals) if r["step"] == 0]
+    evals = evals[starts[-1]:] if starts else evals
     fig, axes = plt.subplots(1, 4, figsize=(18, 3.8))
     ax = axes[0]
     if rl:

@@ -57,7 +57,7 @@ class SamplerSection:
 
 @dataclasses.dataclass(frozen=True)
 class AlgorithmSection:
-    name: str = "egspo_sa"        # egspo | egspo_sa | sft
+    name: str = "egspo_sa"        # egspo | egspo_sa | espo | diffu_grpo | sft
     prompts_per_batch: int = 8
     group_size: int = 8
     k: int = 4                    # selected steps per completion
@@ -70,6 +70,9 @@ class AlgorithmSection:
     mu: int = 1                   # optimizer steps per rollout batch
     micro_batches: int = 1
     aggregation: str = "sum"
+    elbo_samples: int = 2         # espo: Monte-Carlo ELBO samples M (each two coupled passes)
+    p_mask_prompt: float = 0.15   # diffu_grpo: prompt-token mask probability
+    # espo and diffu_grpo clip symmetrically at eps_low (ESPO 0.2, d1 0.5)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,16 +122,16 @@ _CHOICES = {
     "task.name": ("sudoku", "countdown", "gsm8k", "math", "code"),
     "task.prompt_style": ("plain", "chat"),
     "sampler.remasking": ("low_confidence", "random"),
-    "algorithm.name": ("egspo", "egspo_sa", "sft"),
+    "algorithm.name": ("egspo", "egspo_sa", "espo", "diffu_grpo", "sft"),
     "algorithm.selection": ("top_k_entropy", "random", "uniform", "adaptive"),
     "algorithm.aggregation": ("sum", "mean"),
 }
 _POSITIVE = {"task.train_size", "task.eval_size", "sampler.gen_length", "sampler.block_length",
              "sampler.steps", "algorithm.prompts_per_batch", "algorithm.group_size", "algorithm.k",
-             "algorithm.mu", "algorithm.micro_batches", "sft.batch_size", "run.iterations"}
+             "algorithm.mu", "algorithm.micro_batches", "algorithm.elbo_samples", "sft.batch_size", "run.iterations"}
 _NON_NEGATIVE = {"task.min_blanks", "task.max_prompt_length", "sampler.temperature",
                  "sampler.eval_temperature", "algorithm.lam", "algorithm.eps_low", "algorithm.eps_high",
-                 "algorithm.beta", "optim.learning_rate", "optim.warmup_steps", "optim.weight_decay",
+                 "algorithm.beta", "algorithm.p_mask_prompt", "optim.learning_rate", "optim.warmup_steps", "optim.weight_decay",
                  "optim.grad_clip", "sft.steps", "sft.learning_rate", "sft.warmup_steps", "run.eval_every",
                  "run.save_every"}
 

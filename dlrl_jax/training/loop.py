@@ -3,7 +3,6 @@ prompts -> rollout -> rewards -> advantages -> update(s) -> metrics, with held-o
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import time
@@ -15,10 +14,9 @@ from tqdm.auto import tqdm
 
 from dlrl_jax import models, rollout
 from dlrl_jax.config import Config, to_dict
-from dlrl_jax.objectives import stepwise
-from dlrl_jax.objectives.selection import adaptive_k, select_steps
 from dlrl_jax.objectives.sft import sft_loss
 from dlrl_jax.training import setup
+from dlrl_jax.training.algorithms import ALGORITHMS
 from dlrl_jax.training.metrics import MetricsWriter
 from dlrl_jax.training.optimizer import OptimizerSettings, make_optimizer
 from dlrl_jax.training.tasks import Task, build_task
@@ -108,26 +106,17 @@ def run_sft(run: Run, params, steps: int, progress: bool):
     return params
 
 
-def _rl_loss(graphdef, settings, total_rows):
-    return functools.partial(stepwise.stepwise_loss, graphdef, settings=settings, total_rows=total_rows)
-
-
 def run_rl(run: Run, params, ref_params, progress: bool, on_eval=None):
-    """EGSPO / EGSPO-SA iterations. Returns (params, opt_state)."""
+    """RL iterations of the configured algorithm. Returns (params, opt_state)."""
     cfg, a = run.cfg, run.cfg.algorithm
     B, G = a.prompts_per_batch * a.group_size, a.group_size
-    lam = a.lam if a.name == "egspo_sa" else 0.0
-    settings = run.sampler(cfg.sampler.temperature, record_greedy=(a.name == "egspo_sa"))
-    loss_settings = stepwise.StepwiseLossSettings(
-        mask_id=run.mask_id, tokens_per_step=cfg.sampler.gen_length / cfg.sampler.steps, eps_low=a.eps_low,
-        eps_high=a.eps_high, beta=a.beta, aggregation=a.aggregation)
+    algorithm = ALGORITHMS[a.name](run, B)
+    settings = run.sampler(cfg.sampler.temperature, record_greedy=algorithm.record_greedy)
     tx = make_optimizer(OptimizerSettings(learning_rate=cfg.optim.learning_rate, warmup_steps=cfg.optim.warmup_steps,
                                           weight_decay=cfg.optim.weight_decay, b1=cfg.optim.b1, b2=cfg.optim.b2,
                                           grad_clip=cfg.optim.grad_clip))
     opt_state = tx.init(params)
-    update = make_update(_rl_loss(run.graphdef, loss_settings, B), tx)
-    ref_logprobs = jax.jit(functools.partial(stepwise.selected_step_logprobs, mask_id=run.mask_id,
-                                             aggregation=a.aggregation), static_argnums=0)
+    update = make_update(algorithm.loss, tx)
     rng = np.random.default_rng(cfg.seed + 1)
     train = run.task.train
     bar = tqdm(range(cfg.run.iterations), desc=a.name, disable=not progress, dynamic_ncols=True)
@@ -137,37 +126,16 @@ def run_rl(run: Run, params, ref_params, progress: bool, on_eval=None):
         records = [r for r in prompts for _ in range(G)]  # rows of one prompt are contiguous: a group
         ids, mask = run.encode(records)
         traj = rollout.generate(run.graphdef, params, ids, mask, run.next_key(), settings)
-        texts = run.decode(traj.completion)
-        reward = run.task.score(texts, records)
-        k = a.k
-        if a.selection == "adaptive":
-            k = adaptive_k(traj.step_entropy, traj.step_count, a.adaptive_alpha, k_max=cfg.sampler.steps)
-        mode = "top_k_entropy" if a.selection == "adaptive" else a.selection
-        steps, valid = select_steps(traj.step_entropy, traj.step_count, run.next_key(), k=k, mode=mode)
-        if lam > 0:
-            greedy = np.take_along_axis(np.asarray(traj.greedy), np.asarray(steps)[:, :, None], axis=1)  # [B,K,G]
-            greedy_texts = run.decode(greedy.reshape(B * k, -1))
-            greedy_reward = run.task.score(greedy_texts, [r for r in records for _ in range(k)]).reshape(B, k)
-        else:
-            greedy_reward = np.zeros((B, k), np.float32)
-        adv = stepwise.stepwise_advantages(reward, greedy_reward, np.asarray(valid), G, lam)
-        old = jnp.take_along_axis(traj.step_logprob, steps, axis=1)
-        ref = ref_logprobs(run.graphdef, ref_params, traj.tokens, traj.prompt_mask, traj.unmask_step, steps) \
-            if a.beta > 0 else old
-        items = stepwise.column_items(traj.tokens, traj.prompt_mask, traj.unmask_step, steps, valid, adv, old,
-                                      ref, micro_batches=a.micro_batches)
-        for _ in range(a.mu):
+        reward = run.task.score(run.decode(traj.completion), records)
+        inner, extra = algorithm.prepare(traj, reward, records, params, ref_params, update_index=it * a.mu)
+        for items in inner:
             params, opt_state, m = update(params, opt_state, items)
         count = max(float(m["count"]), 1.0)
-        elapsed = time.time() - t0
-        metrics = {
-            "reward_mean": reward.mean(), "reward_std": reward.std(), "greedy_reward_mean": greedy_reward.mean(),
-            "loss": m["loss"], "grad_norm": m["grad_norm"], "skipped": m["skipped"],
-            "ratio": float(m["ratio"]) / count, "clip_fraction": float(m["clip_fraction"]) / count,
-            "kl": float(m["kl"]) / count, "k": k, "tokens_per_s": B * cfg.sampler.gen_length / elapsed,
-            "entropy_profile": np.asarray(traj.step_entropy).mean(axis=0),
-            "selected_histogram": np.bincount(np.asarray(steps)[np.asarray(valid)], minlength=cfg.sampler.steps),
-        }
+        metrics = dict(extra, reward_mean=reward.mean(), reward_std=reward.std(), loss=m["loss"],
+                       grad_norm=m["grad_norm"], skipped=m["skipped"], ratio=float(m["ratio"]) / count,
+                       clip_fraction=float(m["clip_fraction"]) / count, kl=float(m["kl"]) / count,
+                       tokens_per_s=B * cfg.sampler.gen_length / (time.time() - t0),
+                       entropy_profile=np.asarray(traj.step_entropy).mean(axis=0))
         run.writer.write("rl", it, metrics)
         bar.set_postfix(reward=f"{reward.mean():.3f}", kl=f"{metrics['kl']:.4f}")
         if on_eval is not None and cfg.run.eval_every and (it + 1) % cfg.run.eval_every == 0 \

@@ -46,8 +46,10 @@ def plot_run(run_dir: str, out: str | None = None) -> str:
             i = min(int(frac * (len(rl) - 1)), len(rl) - 1)
             axes[2].plot(profile[i], label=f"iteration {rl[i]['step']}")
         axes[2].legend(fontsize=7)
-        hist = np.sum([r["selected_histogram"] for r in rl], axis=0)
-        axes[3].bar(np.arange(len(hist)), hist)
+        hists = [r["selected_histogram"] for r in rl if "selected_histogram" in r]  # EGSPO only
+        if hists:
+            hist = np.sum(hists, axis=0)
+            axes[3].bar(np.arange(len(hist)), hist)
     axes[2].set_title(PANELS[2])
     axes[2].set_xlabel("denoising step")
     axes[3].set_title(PANELS[3])

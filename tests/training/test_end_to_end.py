@@ -71,3 +71,18 @@ def test_cli_reports_bad_config_in_one_line(tmp_path, capsys):
     assert err.count("\n") == 0 and "did you mean 'group_size'" in err
     assert cli.main(["sample", "--model", str(tmp_path / "none"), "--prompt-ids", "1"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("algorithm", ["espo", "diffu_grpo", "egspo"])
+def test_every_algorithm_trains_through_the_cli(tmp_path, algorithm):
+    out = str(tmp_path / algorithm)
+    code = cli.main(["train", "--set", f"run.out_dir={out}", "--set", f"algorithm.name={algorithm}",
+                     "--set", "sft.steps=0", "--set", "run.iterations=2", "--set", "algorithm.mu=2",
+                     "--set", "algorithm.micro_batches=2", "--set", "task.train_size=32", "--set", "task.eval_size=8",
+                     "--set", "algorithm.prompts_per_batch=2", "--set", "algorithm.group_size=4",
+                     "--set", "algorithm.elbo_samples=1", "--set", "run.progress=false", "--set", "run.tensorboard=false"])
+    assert code == 0
+    rl = [r for r in read_metrics(out) if r["phase"] == "rl"]
+    assert len(rl) == 2
+    for r in rl:
+        assert np.isfinite(r["loss"]) and r["skipped"] == 0.0 and 0.3 < r["ratio"] < 3.0

@@ -1,5 +1,8 @@
 """Broken configs each fail before anything compiles, with a one-line error naming field and fix."""
 
+import dataclasses
+import os
+
 import pytest
 
 from dlrl_jax import config
@@ -51,3 +54,13 @@ def test_file_then_overrides(tmp_path):
     cfg = config.load(str(path), ["algorithm.k=3", "optim.learning_rate=1e-4"])
     assert (cfg.seed, cfg.sampler.steps, cfg.algorithm.k, cfg.optim.learning_rate) == (3, 8, 3, 1e-4)
     assert cfg.sampler.gen_length == config.SamplerSection().gen_length
+
+
+def test_shipped_configs_are_valid_and_the_demo_config_is_the_default():
+    root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+    names = sorted(f for f in os.listdir(root) if f.endswith(".yaml"))
+    assert names
+    for name in names:
+        config.load(os.path.join(root, name))
+    demo = config.load(os.path.join(root, "tiny_sudoku_egspo_sa.yaml"))
+    assert dataclasses.replace(demo, run=config.RunSection()) == config.load(None)

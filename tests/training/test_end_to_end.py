@@ -86,3 +86,15 @@ def test_every_algorithm_trains_through_the_cli(tmp_path, algorithm):
     assert len(rl) == 2
     for r in rl:
         assert np.isfinite(r["loss"]) and r["skipped"] == 0.0 and 0.3 < r["ratio"] < 3.0
+
+
+def test_sft_command_trains_and_saves_the_model(tmp_path):
+    out = str(tmp_path / "sft")
+    assert cli.main(["sft", "--set", f"run.out_dir={out}", "--set", "sft.steps=2", "--set", "sft.batch_size=8",
+                     "--set", "task.train_size=32", "--set", "task.eval_size=8", "--set", "run.progress=false",
+                     "--set", "run.tensorboard=false"]) == 0
+    losses = [r["loss"] for r in read_metrics(out) if r["phase"] == "sft"]
+    assert len(losses) == 2 and all(np.isfinite(losses))
+    summary = json.load(open(os.path.join(out, "summary.json")))
+    assert "after" not in summary and summary["algorithm"] == "sft"
+    assert models.from_pretrained(os.path.join(out, "model")).cfg.family == "llada"

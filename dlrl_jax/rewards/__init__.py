@@ -6,9 +6,10 @@ from typing import Sequence
 
 import numpy as np
 
-from dlrl_jax.rewards import sudoku
+from dlrl_jax.rewards import countdown, sudoku
 
-_TASKS = {"sudoku": (sudoku.sudoku_reward, sudoku.validate_example)}
+_TASKS = {"sudoku": (sudoku.sudoku_reward, sudoku.validate_example),
+          "countdown": (countdown.countdown_reward, countdown.validate_example)}
 
 
 def available_tasks() -> list[str]:

@@ -1,0 +1,46 @@
+"""Countdown: reach a target with 3 or 4 given numbers, each used once, and + - * /.
+
+Records: {"numbers": [ints], "target": int}. Solvable by construction: the target is the value of a
+random expression tree over the numbers (every intermediate exact and positive, the target an integer).
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+
+_OPS = ("+", "-", "*", "/")
+
+
+def _apply(op, a: Fraction, b: Fraction) -> Fraction | None:
+    if op == "+":
+        return a + b
+    if op == "-":
+        return a - b
+    if op == "*":
+        return a * b
+    return a / b if b != 0 else None
+
+
+def generate_countdown(seed, n: int, num_numbers: int | tuple[int, ...] = (3, 4), low: int = 1, high: int = 99,
+                       max_target: int = 999) -> list[dict]:
+    """`n` solvable puzzles; each draws its count from `num_numbers`, numbers from [low, high]."""
+    rng = np.random.default_rng(seed)
+    counts = (num_numbers,) if isinstance(num_numbers, int) else tuple(num_numbers)
+    if any(c not in (3, 4) for c in counts):
+        raise ValueError(f"countdown puzzles use 3 or 4 numbers, got {counts}")
+    out = []
+    while len(out) < n:
+        numbers = [int(x) for x in rng.integers(low, high + 1, int(rng.choice(counts)))]
+        values = [Fraction(x) for x in numbers]
+        rng.shuffle(values)
+        while len(values) > 1:  # combine two random operands until one value is left
+            i, j = rng.choice(len(values), 2, replace=False)
+            result = _apply(_OPS[rng.integers(4)], values[i], values[j])
+            if result is None or result <= 0:
+                break
+            values = [v for k, v in enumerate(values) if k not in (i, j)] + [result]
+        if len(values) == 1 and values[0].denominator == 1 and values[0] <= max_target:
+            out.append({"numbers": numbers, "target": int(values[0])})
+    return out

@@ -6,10 +6,11 @@ from typing import Sequence
 
 import numpy as np
 
-from dlrl_jax.rewards import countdown, sudoku
+from dlrl_jax.rewards import countdown, gsm8k, sudoku
 
 _TASKS = {"sudoku": (sudoku.sudoku_reward, sudoku.validate_example),
-          "countdown": (countdown.countdown_reward, countdown.validate_example)}
+          "countdown": (countdown.countdown_reward, countdown.validate_example),
+          "gsm8k": (gsm8k.gsm8k_reward, gsm8k.validate_example)}
 
 
 def available_tasks() -> list[str]:

@@ -6,11 +6,12 @@ from typing import Sequence
 
 import numpy as np
 
-from dlrl_jax.rewards import countdown, gsm8k, sudoku
+from dlrl_jax.rewards import countdown, gsm8k, math_answer, sudoku
 
 _TASKS = {"sudoku": (sudoku.sudoku_reward, sudoku.validate_example),
           "countdown": (countdown.countdown_reward, countdown.validate_example),
-          "gsm8k": (gsm8k.gsm8k_reward, gsm8k.validate_example)}
+          "gsm8k": (gsm8k.gsm8k_reward, gsm8k.validate_example),
+          "math": (math_answer.math_reward, math_answer.validate_example)}
 
 
 def available_tasks() -> list[str]:

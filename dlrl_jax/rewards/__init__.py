@@ -6,7 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
-from dlrl_jax.rewards import countdown, gsm8k, math_answer, sudoku
+from dlrl_jax.rewards import code, countdown, gsm8k, math_answer, sudoku
 
 _TASKS = {"sudoku": (sudoku.sudoku_reward, sudoku.validate_example),
           "countdown": (countdown.countdown_reward, countdown.validate_example),
@@ -15,17 +15,23 @@ _TASKS = {"sudoku": (sudoku.sudoku_reward, sudoku.validate_example),
 
 
 def available_tasks() -> list[str]:
-    return sorted(_TASKS)
+    return sorted(list(_TASKS) + ["code"])
 
 
-def score(task: str, completions: Sequence[str], examples: Sequence[dict]) -> np.ndarray:
-    """Rewards [N] float32 for `completions[i]` against `examples[i]` (the task's record schema)."""
-    if task not in _TASKS:
+def score(task: str, completions: Sequence[str], examples: Sequence[dict], **options) -> np.ndarray:
+    """Rewards [N] float32 for `completions[i]` against `examples[i]` (the task's record schema).
+
+    options: `correctness_only=True` (gsm8k, math, code) gives ESPO's 1/0 correctness."""
+    if task not in available_tasks():
         raise ValueError(f"no reward for task {task!r}; available: {available_tasks()}")
     if len(completions) != len(examples):
         raise ValueError(f"{len(completions)} completions but {len(examples)} examples; pass one example "
                          "per completion")
+    if task == "code":  # every test of every completion runs in parallel in the sandbox
+        for i, example in enumerate(examples):
+            code.validate_example(example, i)
+        return np.asarray(code.code_rewards(list(completions), list(examples), **options), np.float32)
     reward_fn, validate = _TASKS[task]
     for i, example in enumerate(examples):
         validate(example, i)
-    return np.asarray([reward_fn(c, e) for c, e in zip(completions, examples)], np.float32)
+    return np.asarray([reward_fn(c, e, **options) for c, e in zip(completions, examples)], np.float32)

@@ -61,15 +61,19 @@ class Run:
         return [self.tokenizer.decode(row) for row in np.asarray(completion_ids)]
 
 
-def evaluate(run: Run, params, records: list[dict], batch_size: int) -> dict:
-    """Mean held-out reward and solved fraction (reward >= 1) with the evaluation sampler."""
+def evaluate(run: Run, params, records: list[dict], batch_size: int, step: int = 0) -> dict:
+    """Mean held-out reward and solved fraction (reward >= 1) with the evaluation sampler.
+
+    Its keys come from their own stream (seed, step), so evaluating more or less often never changes
+    the training run."""
     settings = run.sampler(run.cfg.sampler.eval_temperature)
+    eval_key = jax.random.fold_in(jax.random.key(run.cfg.seed ^ 0xE7A1), step)
     scores = []
     for start in range(0, len(records), batch_size):
         chunk = records[start:start + batch_size]
         padded = chunk + [chunk[-1]] * (batch_size - len(chunk))  # one compiled shape for every batch
         ids, mask = run.encode(padded)
-        traj = rollout.generate(run.graphdef, params, ids, mask, run.next_key(), settings)
+        traj = rollout.generate(run.graphdef, params, ids, mask, jax.random.fold_in(eval_key, start), settings)
         texts = run.decode(traj.completion)[:len(chunk)]
         scores.append(run.task.score(texts, chunk))
     scores = np.concatenate(scores)

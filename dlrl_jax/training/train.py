@@ -27,7 +27,7 @@ def train(cfg: Config, log=print) -> dict:
         f"model {cfg.model.path or cfg.model.preset}; run dir {run.out_dir}")
 
     def evaluate(phase, step, p):
-        result = loop.evaluate(run, p, run.task.eval, eval_batch)
+        result = loop.evaluate(run, p, run.task.eval, eval_batch, step)
         run.writer.write("eval", step, result)
         log(f"[dlrl-jax] eval {phase}: reward {result['reward']:.3f}, solved {result['solved']:.1%}")
         return result

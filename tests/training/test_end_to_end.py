@@ -98,3 +98,14 @@ def test_sft_command_trains_and_saves_the_model(tmp_path):
     summary = json.load(open(os.path.join(out, "summary.json")))
     assert "after" not in summary and summary["algorithm"] == "sft"
     assert models.from_pretrained(os.path.join(out, "model")).cfg.family == "llada"
+
+
+def test_evaluating_more_often_does_not_change_training(run_dir, tmp_path):
+    out = str(tmp_path / "no_mid_eval")
+    assert cli.main(["train", "--set", f"run.out_dir={out}", "--set", "sft.steps=3", "--set", "run.iterations=2",
+                     "--set", "task.train_size=64", "--set", "task.eval_size=16", "--set",
+                     "algorithm.prompts_per_batch=2", "--set", "algorithm.group_size=4", "--set", "run.progress=false",
+                     "--set", "run.eval_every=0", "--set", "run.tensorboard=false"]) == 0
+    a = [(r["reward_mean"], r["loss"]) for r in read_metrics(run_dir) if r["phase"] == "rl"]
+    b = [(r["reward_mean"], r["loss"]) for r in read_metrics(out) if r["phase"] == "rl"]
+    assert a == b

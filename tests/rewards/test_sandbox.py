@@ -14,10 +14,18 @@ def test_ordinary_program_and_stdin():
     assert (r.returncode, r.stdout.strip(), r.timed_out) == (0, "42", False)
 
 
-def test_infinite_loop_is_killed_at_the_wall_clock_limit():
+def test_sleeping_program_is_killed_at_the_wall_clock_limit():
+    # sleeping uses no CPU time, so only the wall clock can end it
     t = time.time()
-    r = run_python("while True:\n    pass", limits=FAST)
+    r = run_python("import time\nwhile True:\n    time.sleep(1)", limits=FAST)
     assert r.timed_out and r.returncode is None and time.time() - t < 4
+
+
+def test_busy_loop_is_killed_at_the_cpu_limit():
+    # a CPU limit below the wall clock: the kernel ends it (SIGXCPU, or SIGKILL at the hard limit)
+    t = time.time()
+    r = run_python("while True:\n    pass", limits=Limits(wall_seconds=10.0, cpu_seconds=1))
+    assert not r.timed_out and r.returncode in (-9, -24) and time.time() - t < 6
 
 
 def test_fork_bomb_ends_and_leaves_no_process_behind():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 
@@ -80,6 +81,25 @@ def _export(args) -> int:
     return 0
 
 
+def _eval(args) -> int:
+    from dlrl_jax.training.evaluation import EvalSettings, evaluate_model, format_table
+
+    try:
+        lengths = tuple(int(x) for x in args.gen_lengths.split(","))
+    except ValueError:
+        raise SystemExit(f"dlrl-jax eval: --gen-lengths must be integers separated by commas, got {args.gen_lengths!r}")
+    settings = EvalSettings(model=args.model, task=args.task, out_dir=args.out or os.path.join(args.model, "eval"),
+                            gen_lengths=lengths, data=args.data, num_examples=args.num_examples,
+                            prompt_style=args.prompt_style, block_length=args.block_length,
+                            steps_per_token=args.steps_per_token, temperature=args.temperature,
+                            remasking=args.remasking, threshold=args.threshold, batch_size=args.batch_size,
+                            tokenizer=args.tokenizer, dtype=args.dtype, seed=args.seed, progress=not args.no_progress)
+    summary = evaluate_model(settings)
+    print(format_table(args.task, summary))
+    print(f"[dlrl-jax] per-example results in {settings.out_dir}")
+    return 0
+
+
 def _plot(args) -> int:
     from dlrl_jax.training.plot import plot_run
 
@@ -116,6 +136,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="a model folder instead of a run folder")
     p.add_argument("--out", required=True)
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
+    p = sub.add_parser("eval", help="evaluate a model on a task at the papers' decoding settings (resumable)")
+    p.add_argument("--model", required=True, help="Hugging Face model folder (e.g. RUN_DIR/model)")
+    p.add_argument("--task", required=True, help="sudoku | countdown | gsm8k | math | code")
+    p.add_argument("--data", help="records: JSONL/JSON/CSV/Parquet file or hf:NAME[:CONFIG]:SPLIT "
+                                  "(default: the generator, for sudoku and countdown)")
+    p.add_argument("--gen-lengths", default="128,256,512", help="comma-separated, e.g. 128,256,512")
+    p.add_argument("--out", help="results folder (default MODEL/eval); rerun to resume")
+    p.add_argument("--num-examples", type=int, default=0, help="first N records (0: all; generator: 256)")
+    p.add_argument("--prompt-style", default="chat", choices=("chat", "plain"))
+    p.add_argument("--block-length", type=int, default=32)
+    p.add_argument("--steps-per-token", type=float, default=0.5, help="steps = gen length x this (papers: 0.5)")
+    p.add_argument("--temperature", type=float, default=0.0)
+    p.add_argument("--remasking", default="low_confidence", choices=("low_confidence", "random"))
+    p.add_argument("--threshold", type=float, default=None, help="confidence-threshold parallel decoding")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--tokenizer", help="tokenizer folder (default: the model folder)")
+    p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true")
     p = sub.add_parser("plot", help="draw reward, KL, entropy and selected-step curves of a run")
     p.add_argument("run_dir")
     p.add_argument("--out", help="PNG path (default RUN_DIR/curves.png)")
@@ -124,14 +163,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from dlrl_jax.config import ConfigError
+    from dlrl_jax.data.readers import DataError
     from dlrl_jax.models import CheckpointError, ConfigError as ModelConfigError
+    from dlrl_jax.models.tokenizer import TokenizerError
+    from dlrl_jax.training.evaluation import EvalError
 
     args = build_parser().parse_args(argv)
     handlers = {"train": _train, "sft": lambda a: _train(a, "sft"), "sample": _sample, "export": _export,
-                "plot": _plot}
+                "eval": _eval, "plot": _plot}
     try:
         return handlers[args.command](args)
-    except (ConfigError, CheckpointError, ModelConfigError, FileNotFoundError) as e:
+    except (ConfigError, CheckpointError, ModelConfigError, DataError, EvalError, TokenizerError,
+            FileNotFoundError) as e:
         print(f"dlrl-jax {args.command}: error: {e}", file=sys.stderr)
         return 2
 

@@ -1,6 +1,6 @@
 """Countdown: reach a target with 3 or 4 given numbers, each used once, and + - * /.
 
-Records: {"numbers": [ints], "target": int}. Solvable by construction: the target is the value of a
+Records: {"numbers": [ints], "target": int, "solution": one expression reaching it}. Solvable by construction: the target is the value of a
 random expression tree over the numbers (every intermediate exact and positive, the target an integer).
 """
 
@@ -23,6 +23,10 @@ def _apply(op, a: Fraction, b: Fraction) -> Fraction | None:
     return a / b if b != 0 else None
 
 
+def _wrap(text: str) -> str:
+    return text if text.isdigit() else f"({text})"
+
+
 def generate_countdown(seed, n: int, num_numbers: int | tuple[int, ...] = (3, 4), low: int = 1, high: int = 99,
                        max_target: int = 999) -> list[dict]:
     """`n` solvable puzzles; each draws its count from `num_numbers`, numbers from [low, high]."""
@@ -33,14 +37,16 @@ def generate_countdown(seed, n: int, num_numbers: int | tuple[int, ...] = (3, 4)
     out = []
     while len(out) < n:
         numbers = [int(x) for x in rng.integers(low, high + 1, int(rng.choice(counts)))]
-        values = [Fraction(x) for x in numbers]
-        rng.shuffle(values)
-        while len(values) > 1:  # combine two random operands until one value is left
-            i, j = rng.choice(len(values), 2, replace=False)
-            result = _apply(_OPS[rng.integers(4)], values[i], values[j])
+        items = [(Fraction(x), str(x)) for x in numbers]  # (value, expression text)
+        rng.shuffle(items)
+        while len(items) > 1:  # combine two random operands until one value is left
+            i, j = rng.choice(len(items), 2, replace=False)
+            op = _OPS[rng.integers(4)]
+            result = _apply(op, items[i][0], items[j][0])
             if result is None or result <= 0:
                 break
-            values = [v for k, v in enumerate(values) if k not in (i, j)] + [result]
-        if len(values) == 1 and values[0].denominator == 1 and values[0] <= max_target:
-            out.append({"numbers": numbers, "target": int(values[0])})
+            text = f"{_wrap(items[i][1])} {op} {_wrap(items[j][1])}"
+            items = [v for k, v in enumerate(items) if k not in (i, j)] + [(result, text)]
+        if len(items) == 1 and items[0][0].denominator == 1 and items[0][0] <= max_target:
+            out.append({"numbers": numbers, "target": int(items[0][0]), "solution": items[0][1]})
     return out

@@ -18,6 +18,22 @@ def available_tasks() -> list[str]:
     return sorted(list(_TASKS) + ["code"])
 
 
+def extracted_answer(task: str, completion: str) -> str | None:
+    """What the reward reads from `completion`: the grid, the equation, the final answer or the code."""
+    if task == "sudoku":
+        return sudoku.extract_grid(completion)
+    if task == "countdown":
+        found = countdown._ANSWER.findall(completion)
+        return found[-1].split("=")[0].strip() if found else None
+    if task == "gsm8k":
+        return gsm8k.extract_answer(completion) if "<answer>" in completion else None
+    if task == "math":
+        return math_answer.last_boxed(completion)
+    if task == "code":
+        return code.extract_code(completion)[0]
+    raise ValueError(f"no reward for task {task!r}; available: {available_tasks()}")
+
+
 def score(task: str, completions: Sequence[str], examples: Sequence[dict], **options) -> np.ndarray:
     """Rewards [N] float32 for `completions[i]` against `examples[i]` (the task's record schema).
 

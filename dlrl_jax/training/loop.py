@@ -13,7 +13,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from dlrl_jax import models, rollout
-from dlrl_jax.config import Config, to_dict
+from dlrl_jax.config import Config, ConfigError, to_dict
+from dlrl_jax.data.pipeline import BatchStream
 from dlrl_jax.objectives.sft import sft_loss
 from dlrl_jax.training import setup
 from dlrl_jax.training.algorithms import ALGORITHMS
@@ -51,6 +52,11 @@ class Run:
         return rollout.SamplerSettings(gen_length=s.gen_length, block_length=s.block_length, steps=s.steps,
                                        temperature=temperature, remasking=s.remasking, mask_id=self.mask_id,
                                        record_greedy=record_greedy)
+
+    def batches(self, batch_size: int, seed: int) -> BatchStream:
+        """This host's endless, seeded stream of training-record batches (grain)."""
+        return BatchStream(self.task.train, batch_size, seed=seed, shard_index=jax.process_index(),
+                           shard_count=jax.process_count())
 
     def encode(self, records):
         texts = [self.task.prompt_text(r) for r in records]
@@ -92,11 +98,15 @@ def run_sft(run: Run, params, steps: int, progress: bool):
         return sft_loss(run.graphdef, p, item, item["key"], mask_id=run.mask_id, total_rows=B)
 
     update = make_update(loss_fn, tx)
-    rng = np.random.default_rng(cfg.seed)
-    train = run.task.train
+    missing = sum(run.task.target_text(r) is None for r in run.task.train)
+    if missing:
+        raise ConfigError(f"sft.steps={steps} but {missing} of {len(run.task.train)} training records have no "
+                          f"worked solution to learn from (task {cfg.task.name}); set sft.steps=0 or use data "
+                          "with solutions")
+    batches = run.batches(B, seed=cfg.seed)
     bar = tqdm(range(steps), desc="sft", disable=not progress, dynamic_ncols=True)
     for step in bar:
-        chunk = [train[i] for i in rng.integers(0, len(train), B)]
+        chunk = next(batches)
         ids, mask = run.encode(chunk)
         targets = setup.encode_targets(run.tokenizer, [run.task.target_text(r) for r in chunk],
                                        cfg.sampler.gen_length)
@@ -121,12 +131,11 @@ def run_rl(run: Run, params, ref_params, progress: bool, on_eval=None):
                                           grad_clip=cfg.optim.grad_clip))
     opt_state = tx.init(params)
     update = make_update(algorithm.loss, tx)
-    rng = np.random.default_rng(cfg.seed + 1)
-    train = run.task.train
+    batches = run.batches(a.prompts_per_batch, seed=cfg.seed + 1)
     bar = tqdm(range(cfg.run.iterations), desc=a.name, disable=not progress, dynamic_ncols=True)
     for it in bar:
         t0 = time.time()
-        prompts = [train[i] for i in rng.integers(0, len(train), a.prompts_per_batch)]
+        prompts = next(batches)
         records = [r for r in prompts for _ in range(G)]  # rows of one prompt are contiguous: a group
         ids, mask = run.encode(records)
         traj = rollout.generate(run.graphdef, params, ids, mask, run.next_key(), settings)

@@ -1,7 +1,11 @@
 """A task as the training loop sees it: records, prompt text, SFT target text and the reward.
 
-`plain` prompts (the embedded tiny task) give the bare puzzle as the prompt and take the whole
-completion as the answer; `chat` prompts use the papers' chat-templated <reasoning>/<answer> format.
+Records come from the procedural generators (sudoku, countdown: no download) or from
+`task.train_file` / `task.eval_file` (JSONL, JSON, CSV, Parquet or `hf:NAME[:CONFIG]:SPLIT`), read into
+the task's schema by `dlrl_jax.data.readers`.
+
+`plain` prompts (tiny models) give the bare puzzle and take the whole completion as the answer;
+`chat` prompts are the papers' chat-templated <reasoning>/<answer> format.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import numpy as np
 
 from dlrl_jax import data, rewards
 from dlrl_jax.config import Config, ConfigError
+from dlrl_jax.data import prompts, readers
 
 
 @dataclasses.dataclass
@@ -22,30 +27,79 @@ class Task:
     train: list[dict]
     eval: list[dict]
     prompt_text: Callable[[dict], str]
-    target_text: Callable[[dict], str] | None
+    target_text: Callable[[dict], str | None]
 
-    def score(self, completions: list[str], records: list[dict]) -> np.ndarray:
+    def score(self, completions: list[str], records: list[dict], **options) -> np.ndarray:
         """Rewards [N] float32; plain completions are the answer itself, so they are scored as one."""
         if self.style == "plain":
             completions = [f"<answer>{c.strip()}</answer>" for c in completions]
-        return np.asarray(rewards.score(self.name, completions, records), np.float32)
+        return np.asarray(rewards.score(self.name, completions, records, **options), np.float32)
+
+    def correct(self, completions: list[str], records: list[dict]) -> np.ndarray:
+        """Per-example accuracy as the papers report it: the fraction of blank cells filled correctly
+        for Sudoku, and 1/0 correctness for the others."""
+        if self.name == "sudoku":
+            return self.score(completions, records)
+        if self.name == "countdown":
+            return (self.score(completions, records) >= 1.0).astype(np.float32)
+        return self.score(completions, records, correctness_only=True)
+
+
+def target_text(task: str, record: dict, style: str) -> str | None:
+    """The SFT target for `record`, or None when the record carries no worked solution."""
+    answer = {"sudoku": record.get("solution"), "countdown": record.get("solution"),
+              "gsm8k": record.get("answer"), "math": record.get("answer") and f"\\boxed{{{record.get('answer')}}}",
+              "code": record.get("solution") and f"```python\n{record.get('solution')}\n```"}[task]
+    if answer is None:
+        return None
+    if style == "plain":
+        return answer
+    reasoning = record.get("solution") if task in ("gsm8k", "math") and record.get("solution") else ""
+    return f"<reasoning>\n{reasoning}\n</reasoning>\n<answer>\n{answer}\n</answer>"
+
+
+def make_task(name: str, style: str, train: list[dict], evaluation: list[dict]) -> Task:
+    if style == "plain" and name not in ("sudoku", "countdown"):
+        raise ConfigError(f"task.prompt_style 'plain' exists for sudoku and countdown; use 'chat' for {name}")
+    return Task(name, style, train, evaluation, lambda r: prompts.prompt_text(name, r, style),
+                lambda r: target_text(name, r, style))
 
 
 def build_task(cfg: Config) -> Task:
     t = cfg.task
-    if t.name != "sudoku" or t.train_file or t.eval_file:
-        raise ConfigError(f"task {t.name!r} from {t.train_file or 'the generator'}: this version trains on the "
-                          "generated sudoku task only (task.name: sudoku, no task.train_file)")
-    records = _generate_sudoku(cfg.seed, t.train_size + t.eval_size, t.min_blanks, t.max_blanks)
-    train, evaluation = _split_unique(records, t.eval_size)
-    train, evaluation = train[:t.train_size], evaluation[:t.eval_size]
-    if t.prompt_style == "plain":
-        return Task(t.name, "plain", train, evaluation, lambda r: r["puzzle"], lambda r: r["solution"])
-    raise ConfigError("task.prompt_style 'chat' needs the papers' prompt templates, not in this version; use 'plain'")
+    if t.train_file:
+        train = _read(t.train_file, t.name, "task.train_file")
+        if t.eval_file:
+            evaluation = _read(t.eval_file, t.name, "task.eval_file")
+        else:  # hold out the first eval_size distinct prompts of a shuffled copy
+            shuffled = [train[i] for i in np.random.default_rng(cfg.seed).permutation(len(train))]
+            evaluation, train = _split_unique(shuffled, t.eval_size, t.name)
+    elif t.name in ("sudoku", "countdown"):
+        if t.eval_file:
+            raise ConfigError("task.eval_file without task.train_file: set both, or neither to use the generator")
+        records = _generate(t.name, cfg.seed, t.train_size + t.eval_size, t.min_blanks, t.max_blanks)
+        evaluation, train = _split_unique(records, t.eval_size, t.name)
+    else:
+        raise ConfigError(f"task {t.name!r} has no generator: set task.train_file to a JSONL/Parquet file or "
+                          f"a hub name such as hf:openai/gsm8k:main:train (shipped example: "
+                          f"{readers.packaged_file('gsm8k_mini.jsonl')})")
+    if not train:
+        raise ConfigError(f"no training records left after holding out task.eval_size={t.eval_size}; "
+                          "lower it or give task.eval_file")
+    return make_task(t.name, t.prompt_style, train[:t.train_size], evaluation[:t.eval_size])
 
 
-def _generate_sudoku(seed, n, min_blanks, max_blanks):
+def _read(path: str, task: str, field: str) -> list[dict]:
+    try:
+        return readers.read_records(path, task)
+    except readers.DataError as e:
+        raise ConfigError(f"{field}: {e}") from None
+
+
+def _generate(task: str, seed: int, n: int, min_blanks: int, max_blanks: int) -> list[dict]:
     rng = np.random.default_rng(seed)
+    if task == "countdown":
+        return data.generate_countdown(int(rng.integers(2**31)), n, num_numbers=3)
     blanks = rng.integers(min_blanks, max_blanks + 1, n)
     out = []
     for b in np.unique(blanks):
@@ -53,12 +107,17 @@ def _generate_sudoku(seed, n, min_blanks, max_blanks):
     return [out[i] for i in rng.permutation(len(out))]
 
 
-def _split_unique(records, eval_size):
-    """Held-out puzzles that never appear in the training split."""
+def _key(task: str, record: dict) -> str:
+    return record["puzzle"] if task == "sudoku" else repr(sorted((k, str(v)) for k, v in record.items()
+                                                                if k != "solution"))
+
+
+def _split_unique(records: list[dict], eval_size: int, task: str):
+    """(held-out, train): held-out prompts never appear in the training split."""
     evaluation, seen = [], set()
     for r in records[:eval_size]:
-        if r["puzzle"] not in seen:
-            seen.add(r["puzzle"])
+        if _key(task, r) not in seen:
+            seen.add(_key(task, r))
             evaluation.append(r)
-    train = [r for r in records[eval_size:] if r["puzzle"] not in seen]
-    return train, evaluation
+    train = [r for r in records[eval_size:] if _key(task, r) not in seen]
+    return evaluation, train

@@ -1,0 +1,177 @@
+"""Readers: local JSONL / JSON / CSV / Parquet files, or `hf:NAME[:CONFIG]:SPLIT` hub names where a
+network exists, into one record schema per task (the schema `dlrl_jax.rewards.score` reads):
+
+  sudoku     {"puzzle": 16 chars, 0 = blank, "solution": 16 chars}
+  countdown  {"numbers": [ints], "target": int}
+  gsm8k      {"question": str, "answer": str, "solution": str | None}
+  math       {"question": str, "answer": str, "solution": str | None}
+  code       {"question": str, "tests": [statements], "entry_point": str | None,
+              "solution": str | None, "tests_in_prompt": bool}
+
+The source layouts the papers use are recognised: GSM8K ("question", "answer" ending in "#### n"),
+MATH500 ("problem", "answer"), Countdown ("nums" or "numbers", "target"), d1's Sudoku CSV
+("Puzzle", "Solution"), MBPP ("text", "test_list", "code") and HumanEval ("prompt", "test",
+"entry_point"). A record that fits none of them is an error naming the file and row; nothing is
+skipped.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from typing import Callable
+
+TASKS = ("sudoku", "countdown", "gsm8k", "math", "code")
+
+
+class DataError(ValueError):
+    """A data file or record is unusable; the message names the file, the row and the fix."""
+
+
+def read_records(source: str, task: str) -> list[dict]:
+    """Every record of `source` in `task`'s schema, in file order."""
+    if task not in TASKS:
+        raise DataError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
+    raw = _read_hub(source) if source.startswith("hf:") else _read_file(source)
+    if not raw:
+        raise DataError(f"{source}: no records; point task.train_file / task.eval_file at a non-empty file")
+    return [normalize(task, r, f"{source} row {i + 1}") for i, r in enumerate(raw)]
+
+
+def _read_file(path: str) -> list[dict]:
+    if not os.path.isfile(path):
+        raise DataError(f"{path}: no such file")
+    ext = os.path.splitext(path)[1].lower()
+    if ext == ".jsonl":
+        rows = []
+        with open(path, encoding="utf-8") as f:
+            for line_no, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as e:
+                    raise DataError(f"{path} line {line_no}: not valid JSON ({e.msg}); each line must be one "
+                                    "JSON object") from None
+        return rows
+    if ext == ".json":
+        with open(path, encoding="utf-8") as f:
+            rows = json.load(f)
+        if not isinstance(rows, list):
+            raise DataError(f"{path}: a .json data file must hold a list of records; use .jsonl for one per line")
+        return rows
+    if ext == ".csv":
+        with open(path, encoding="utf-8", newline="") as f:
+            return list(csv.DictReader(f))
+    if ext == ".parquet":
+        import pyarrow.parquet as pq
+        return pq.read_table(path).to_pylist()
+    raise DataError(f"{path}: unsupported extension {ext!r}; use .jsonl, .json, .csv or .parquet")
+
+
+def _read_hub(source: str) -> list[dict]:
+    parts = source[3:].split(":")
+    if len(parts) not in (2, 3):
+        raise DataError(f"{source}: hub sources are hf:NAME:SPLIT or hf:NAME:CONFIG:SPLIT")
+    try:
+        import datasets
+    except ImportError:
+        raise DataError(f"{source}: reading hub data sets needs the `datasets` package "
+                        "(pip install 'dlrl_jax[hub]') and a network; or download the data to a local file")
+    name, config, split = (parts[0], None, parts[1]) if len(parts) == 2 else parts
+    return list(datasets.load_dataset(name, config, split=split))
+
+
+def _field(r: dict, *names: str):
+    lower = {str(k).lower(): v for k, v in r.items()}
+    for n in names:
+        if n in lower and lower[n] is not None:
+            return lower[n]
+    return None
+
+
+def _require(value, where: str, what: str):
+    if value is None or value == "" or value == []:
+        raise DataError(f"{where}: missing {what}")
+    return value
+
+
+def _sudoku(r: dict, where: str) -> dict:
+    puzzle = str(_require(_field(r, "puzzle", "quizzes"), where, "'puzzle' (16 digits, 0 for blanks)"))
+    solution = str(_require(_field(r, "solution", "solutions"), where, "'solution' (16 digits)"))
+    puzzle, solution = puzzle.replace(".", "0").strip(), solution.strip()
+    if len(puzzle) != 16 or not puzzle.isdigit() or len(solution) != 16 or not solution.isdigit():
+        raise DataError(f"{where}: a 4x4 sudoku needs 16-digit 'puzzle' and 'solution', got {puzzle!r}, {solution!r}")
+    return {"puzzle": puzzle, "solution": solution}
+
+
+def _countdown(r: dict, where: str) -> dict:
+    numbers = _require(_field(r, "numbers", "nums"), where, "'numbers' (a list of integers)")
+    target = _require(_field(r, "target"), where, "'target' (an integer)")
+    if isinstance(numbers, str):
+        numbers = json.loads(numbers)
+    try:
+        numbers = [int(x) for x in numbers]
+        target = int(target)
+    except (TypeError, ValueError):
+        raise DataError(f"{where}: 'numbers' must be integers and 'target' an integer, got {numbers!r}, {target!r}")
+    return {"numbers": numbers, "target": target}
+
+
+def _gsm8k(r: dict, where: str) -> dict:
+    question = _require(_field(r, "question", "problem"), where, "'question'")
+    answer = str(_require(_field(r, "answer"), where, "'answer'"))
+    solution = None
+    if "####" in answer:  # GSM8K's own layout: worked solution, then "#### final answer"
+        solution, answer = answer.rsplit("####", 1)
+        solution = solution.strip()
+    return {"question": str(question), "answer": answer.strip().replace(",", ""), "solution": solution}
+
+
+def _math(r: dict, where: str) -> dict:
+    question = _require(_field(r, "question", "problem"), where, "'problem' or 'question'")
+    answer = _require(_field(r, "answer"), where, "'answer' (the reference final answer)")
+    return {"question": str(question), "answer": str(answer), "solution": _field(r, "solution")}
+
+
+def _code(r: dict, where: str) -> dict:
+    entry_point = _field(r, "entry_point")
+    if _field(r, "test_list") is not None:  # MBPP
+        tests = _field(r, "test_list")
+        setup = _field(r, "test_setup_code") or ""
+        tests = [(setup + "\n" + t).strip() for t in tests]
+        question, in_prompt = _require(_field(r, "text", "question", "prompt"), where, "'text'"), True
+    elif isinstance(_field(r, "test"), str):  # HumanEval: a check(candidate) function
+        entry = _require(entry_point, where, "'entry_point' (HumanEval tests call check(entry_point))")
+        tests = [_field(r, "test") + f"\ncheck({entry})\n"]
+        question, in_prompt = _require(_field(r, "prompt", "question"), where, "'prompt'"), False
+    else:
+        tests = _require(_field(r, "tests"), where, "'tests' (or MBPP's 'test_list', HumanEval's 'test')")
+        question = _require(_field(r, "question", "prompt", "text"), where, "'question'")
+        in_prompt = bool(r.get("tests_in_prompt", True))
+    if not isinstance(tests, list) or not all(isinstance(t, str) for t in tests) or not tests:
+        raise DataError(f"{where}: tests must be a non-empty list of Python statements, got {tests!r}")
+    solution = _field(r, "code", "canonical_solution", "solution")
+    return {"question": str(question), "tests": list(tests), "entry_point": entry_point,
+            "solution": solution, "tests_in_prompt": in_prompt}
+
+
+_NORMALIZERS: dict[str, Callable[[dict, str], dict]] = {
+    "sudoku": _sudoku, "countdown": _countdown, "gsm8k": _gsm8k, "math": _math, "code": _code}
+
+
+def normalize(task: str, record, where: str) -> dict:
+    """One source record in `task`'s schema; `where` names it in errors ("file row n")."""
+    if not isinstance(record, dict):
+        raise DataError(f"{where}: a record must be an object with named fields, got {type(record).__name__}")
+    return _NORMALIZERS[task](record, where)
+
+
+def packaged_file(name: str) -> str:
+    """Path of a data file shipped with the package (dlrl_jax/data/files)."""
+    path = os.path.join(os.path.dirname(__file__), "files", name)
+    if not os.path.isfile(path):
+        shipped = sorted(os.listdir(os.path.dirname(path))) if os.path.isdir(os.path.dirname(path)) else []
+        raise DataError(f"no shipped data file {name!r}; shipped: {shipped}")
+    return path

@@ -1,0 +1,185 @@
+"""`dlrl-jax eval`: a saved model on a task at one or more generation lengths, with the papers'
+evaluation decoding (temperature 0, block 32, steps = gen_length / 2) through the same rollout engine
+training uses.
+
+Each generation length writes `eval_<task>_<length>.jsonl`, one line per example (index, prompt,
+completion, extracted answer, reward, correct), appended and flushed batch by batch; a rerun with the
+same settings skips the examples already written, so an interrupted evaluation resumes where it
+stopped. `eval_meta.json` records the settings and a rerun with different ones is refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+from dlrl_jax import models, rewards, rollout
+from dlrl_jax.data import readers
+from dlrl_jax.models.tokenizer import Tokenizer
+from dlrl_jax.training import setup
+from dlrl_jax.training.tasks import Task, make_task
+
+
+class EvalError(ValueError):
+    """An evaluation setting or input is unusable; the message names it and the fix."""
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalSettings:
+    model: str
+    task: str
+    out_dir: str
+    gen_lengths: tuple[int, ...] = (128, 256, 512)
+    data: str | None = None          # records file / hf: name; None: the task's generator
+    num_examples: int = 0            # 0: all records (generator: 256)
+    prompt_style: str = "chat"
+    block_length: int = 32
+    steps_per_token: float = 0.5     # steps = gen_length * steps_per_token (the papers: 1/2)
+    temperature: float = 0.0
+    remasking: str = "low_confidence"
+    threshold: float | None = None   # confidence-threshold parallel decoding instead of fixed steps
+    batch_size: int = 16
+    tokenizer: str | None = None
+    dtype: str = "float32"
+    seed: int = 0
+    progress: bool = True
+
+
+def sampler_settings(s: EvalSettings, gen_length: int, mask_id: int) -> rollout.SamplerSettings:
+    steps = max(1, int(round(gen_length * s.steps_per_token)))
+    settings = rollout.SamplerSettings(gen_length=gen_length, block_length=min(s.block_length, gen_length), steps=steps,
+                                       temperature=s.temperature, remasking=s.remasking, mask_id=mask_id,
+                                       threshold=s.threshold)
+    try:
+        return settings.validate()
+    except rollout.SamplerSettingsError as e:
+        raise EvalError(f"gen length {gen_length}: {e}") from None
+
+
+def load_records(s: EvalSettings) -> list[dict]:
+    if s.data:
+        records = readers.read_records(s.data, s.task)
+    elif s.task in ("sudoku", "countdown"):
+        from dlrl_jax import data
+        n = s.num_examples or 256
+        records = (data.generate_sudoku(s.seed, n, 8) if s.task == "sudoku"
+                   else data.generate_countdown(s.seed, n, num_numbers=3))
+    else:
+        raise EvalError(f"task {s.task!r} has no generator; pass --data FILE (JSONL/Parquet/CSV or "
+                        f"hf:NAME[:CONFIG]:SPLIT), e.g. {readers.packaged_file('gsm8k_mini.jsonl')}")
+    return records[:s.num_examples] if s.num_examples else records
+
+
+def _meta(s: EvalSettings) -> dict:
+    meta = dataclasses.asdict(s)
+    for volatile in ("out_dir", "progress", "batch_size", "gen_lengths"):
+        meta.pop(volatile)
+    meta["model"] = os.path.abspath(s.model)
+    return meta
+
+
+def _check_meta(s: EvalSettings) -> None:
+    path = os.path.join(s.out_dir, "eval_meta.json")
+    meta = _meta(s)
+    if os.path.exists(path):
+        with open(path) as f:
+            old = json.load(f)
+        changed = sorted(k for k in set(old) | set(meta) if old.get(k) != meta.get(k))
+        if changed:
+            raise EvalError(f"{s.out_dir} holds an evaluation with different settings ({', '.join(changed)}); "
+                            "use another --out folder to keep both, or delete it to start over")
+    else:
+        os.makedirs(s.out_dir, exist_ok=True)
+        with open(path, "w") as f:
+            json.dump(meta, f, indent=2)
+
+
+def _done_rows(path: str) -> dict[int, dict]:
+    """Rows already written; a torn last line (killed mid-write) is dropped and redone."""
+    rows = {}
+    if not os.path.exists(path):
+        return rows
+    with open(path, encoding="utf-8") as f:
+        lines = f.readlines()
+    good = []
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            break
+        rows[row["index"]] = row
+        good.append(line)
+    if len(good) != len(lines):  # rewrite without the torn tail, so appends start on a clean line
+        with open(path, "w", encoding="utf-8") as f:
+            f.writelines(good)
+    return rows
+
+
+def evaluate_model(s: EvalSettings, log=print) -> list[dict]:
+    """Runs (or resumes) the evaluation; returns one summary row per generation length."""
+    if s.task not in readers.TASKS:
+        raise EvalError(f"--task {s.task!r} is unknown; use one of {', '.join(readers.TASKS)}")
+    if not s.gen_lengths or any(g <= 0 for g in s.gen_lengths):
+        raise EvalError(f"--gen-lengths must be positive integers, got {s.gen_lengths}")
+    model = models.from_pretrained(s.model, dtype=s.dtype)
+    tokenizer = Tokenizer.from_pretrained(s.tokenizer or s.model, model.cfg)
+    mask_id = model.cfg.mask_token_id if model.cfg.mask_token_id is not None else tokenizer.mask_id
+    settings_by_length = {g: sampler_settings(s, g, int(mask_id)) for g in s.gen_lengths}  # all checked first
+    records = load_records(s)
+    task: Task = make_task(s.task, s.prompt_style, [], records)
+    _check_meta(s)
+    graphdef, params = models.split(model)
+    texts = [task.prompt_text(r) for r in records]
+    length = setup.prompt_length(tokenizer, texts, s.prompt_style, 0)
+    summary = []
+    for g, settings in settings_by_length.items():
+        path = os.path.join(s.out_dir, f"eval_{s.task}_{g}.jsonl")
+        done = _done_rows(path)
+        todo = [i for i in range(len(records)) if i not in done]
+        if done:
+            log(f"[dlrl-jax] eval {s.task} @ {g}: resuming, {len(done)} of {len(records)} already done")
+        bar = tqdm(total=len(records), initial=len(done), desc=f"eval {s.task} @ {g}", disable=not s.progress,
+                   dynamic_ncols=True)
+        with open(path, "a", encoding="utf-8") as out:
+            for start in range(0, len(todo), s.batch_size):
+                index = todo[start:start + s.batch_size]
+                padded = index + [index[-1]] * (s.batch_size - len(index))  # one compiled shape
+                ids, mask = setup.encode_prompts(tokenizer, [texts[i] for i in padded], s.prompt_style, length)
+                key = jax.random.fold_in(jax.random.key(s.seed), index[0])  # per example: resume-invariant
+                traj = rollout.generate(graphdef, params, jnp.asarray(ids), jnp.asarray(mask), key, settings)
+                completions = [tokenizer.decode(row) for row in np.asarray(traj.completion)[:len(index)]]
+                chunk = [records[i] for i in index]
+                reward = task.score(completions, chunk)
+                correct = task.correct(completions, chunk)
+                for i, c, r, ok in zip(index, completions, reward, correct):
+                    row = {"index": i, "prompt": texts[i], "completion": c,
+                           "extracted": rewards.extracted_answer(s.task, c if s.prompt_style == "chat"
+                                                                 else f"<answer>{c.strip()}</answer>"),
+                           "reward": float(r), "correct": float(ok)}
+                    done[i] = row
+                    out.write(json.dumps(row) + "\n")
+                out.flush()
+                os.fsync(out.fileno())
+                bar.update(len(index))
+        bar.close()
+        rows = [done[i] for i in range(len(records))]
+        summary.append({"gen_length": g, "steps": settings.steps, "block_length": settings.block_length,
+                        "examples": len(rows), "reward": float(np.mean([r["reward"] for r in rows])),
+                        "accuracy": float(np.mean([r["correct"] for r in rows]))})
+    with open(os.path.join(s.out_dir, "eval_summary.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+    return summary
+
+
+def format_table(task: str, summary: list[dict]) -> str:
+    lines = [f"| {task} | steps | block | examples | mean reward | accuracy |", "|---|---|---|---|---|---|"]
+    for r in summary:
+        lines.append(f"| gen {r['gen_length']} | {r['steps']} | {r['block_length']} | {r['examples']} | "
+                     f"{r['reward']:.3f} | {100 * r['accuracy']:.1f}% |")
+    return "\n".join(lines)

@@ -42,6 +42,22 @@ class Run:
             json.dump(to_dict(cfg), f, indent=2)
         self.writer = MetricsWriter(self.out_dir, tensorboard=cfg.run.tensorboard)
         self.key = jax.random.key(cfg.seed)
+        if cfg.sft.steps:
+            self._check_sft_targets()
+
+    def _check_sft_targets(self):
+        """Before anything compiles: every training record has an SFT target that fits gen_length."""
+        cfg = self.cfg
+        targets = [self.task.target_text(r) for r in self.task.train]
+        missing = sum(t is None for t in targets)
+        if missing:
+            raise ConfigError(f"sft.steps={cfg.sft.steps} but {missing} of {len(targets)} training records have no "
+                              f"worked solution to learn from (task {cfg.task.name}); set sft.steps=0 or use data "
+                              "with solutions")
+        longest = max(len(self.tokenizer.encode(t)) for t in targets)
+        if longest > cfg.sampler.gen_length:
+            raise ConfigError(f"the longest SFT target has {longest} tokens, more than sampler.gen_length "
+                              f"{cfg.sampler.gen_length}; raise sampler.gen_length or set sft.steps=0")
 
     def next_key(self):
         self.key, sub = jax.random.split(self.key)
@@ -98,11 +114,6 @@ def run_sft(run: Run, params, steps: int, progress: bool):
         return sft_loss(run.graphdef, p, item, item["key"], mask_id=run.mask_id, total_rows=B)
 
     update = make_update(loss_fn, tx)
-    missing = sum(run.task.target_text(r) is None for r in run.task.train)
-    if missing:
-        raise ConfigError(f"sft.steps={steps} but {missing} of {len(run.task.train)} training records have no "
-                          f"worked solution to learn from (task {cfg.task.name}); set sft.steps=0 or use data "
-                          "with solutions")
     batches = run.batches(B, seed=cfg.seed)
     bar = tqdm(range(steps), desc="sft", disable=not progress, dynamic_ncols=True)
     for step in bar:

@@ -55,7 +55,7 @@ def target_text(task: str, record: dict, style: str) -> str | None:
     if style == "plain":
         return answer
     reasoning = record.get("solution") if task in ("gsm8k", "math") and record.get("solution") else ""
-    return f"<reasoning>\n{reasoning}\n</reasoning>\n<answer>\n{answer}\n</answer>"
+    return f"<reasoning>\n{reasoning}\n</reasoning>\n<answer>\n{answer}\n</answer>\n"
 
 
 def make_task(name: str, style: str, train: list[dict], evaluation: list[dict]) -> Task:
@@ -67,6 +67,7 @@ def make_task(name: str, style: str, train: list[dict], evaluation: list[dict]) 
 
 def build_task(cfg: Config) -> Task:
     t = cfg.task
+    make_task(t.name, t.prompt_style, [], [])  # the style check, before any data is read
     if t.train_file:
         train = _read(t.train_file, t.name, "task.train_file")
         if t.eval_file:

@@ -21,6 +21,11 @@ CASES = [
     (f"```python\nx = 1\n```\n<answer>\n```python\n{GOOD}```\n</answer>", 1.5),  # the block in the answer
     # the last block counts: `return 0` passes add(-1, 1) == 0 only; no tags: format .5 x .5
     (f"```python\n{GOOD}```\n```python\ndef add(a, b):\n    return 0\n```", 1 / 3 + 0.25),
+    (f"<answer><answer>\n```python\n{GOOD}```\n</answer></answer>", 1.5),  # nested tags: the block inside
+    (f"<answer>\n```python\n{GOOD}# {'x' * 100_000}\n```\n</answer>", 1.5),  # very long output
+    ("<answer>\n```python\nprint('0' * 32)\nimport sys\nsys.exit(0)\n```\n</answer>", 0.5),  # a guessed token
+    ("<answer>\n```python\ndef add(a, b):\n    résultat = a + b\n    return résultat\n```\n</answer>", 1.5),
+    (f"<answer>\n```py\n{GOOD}```\n</answer>", 1.5),                  # the ```py fence
 ]
 
 

@@ -14,6 +14,8 @@ def _train(args, algorithm: str | None = None) -> int:
     from dlrl_jax.training.train import train
 
     overrides = list(args.set or [])
+    if getattr(args, "resume", False):
+        overrides.append("run.resume=true")
     if algorithm:
         overrides.append(f"algorithm.name={algorithm}")
     cfg = config.load(args.config, overrides)
@@ -116,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text)
         p.add_argument("--config", help="YAML config file (default: the embedded tiny Sudoku demo)")
         p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field, repeatable")
+        if name == "train":
+            p.add_argument("--resume", action="store_true",
+                           help="continue from the newest checkpoint in RUN_DIR/checkpoints (same config)")
     p = sub.add_parser("sample", help="sample completions with the LLaDA denoising sampler")
     p.add_argument("--model", required=True, help="Hugging Face model folder")
     p.add_argument("--tokenizer", help="tokenizer folder (default: the model folder)")

@@ -97,7 +97,9 @@ class SFTSection:
 class RunSection:
     iterations: int = 150
     eval_every: int = 50          # RL iterations between held-out evaluations (0: only before/after)
-    save_every: int = 0           # 0: only at the end
+    save_every: int = 0           # RL iterations between Orbax checkpoints (0: after SFT and at the end only)
+    keep_checkpoints: int = 3     # the newest N checkpoints are kept
+    resume: bool = False          # continue from the newest checkpoint in out_dir/checkpoints
     out_dir: str = "runs/default"
     tensorboard: bool = True
     progress: bool = True
@@ -128,7 +130,8 @@ _CHOICES = {
 }
 _POSITIVE = {"task.train_size", "task.eval_size", "sampler.gen_length", "sampler.block_length",
              "sampler.steps", "algorithm.prompts_per_batch", "algorithm.group_size", "algorithm.k",
-             "algorithm.mu", "algorithm.micro_batches", "algorithm.elbo_samples", "sft.batch_size", "run.iterations"}
+             "algorithm.mu", "algorithm.micro_batches", "algorithm.elbo_samples", "sft.batch_size", "run.iterations",
+             "run.keep_checkpoints"}
 _NON_NEGATIVE = {"task.min_blanks", "task.max_prompt_length", "sampler.temperature",
                  "sampler.eval_temperature", "algorithm.lam", "algorithm.eps_low", "algorithm.eps_high",
                  "algorithm.beta", "algorithm.p_mask_prompt", "optim.learning_rate", "optim.warmup_steps", "optim.weight_decay",

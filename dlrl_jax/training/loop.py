@@ -131,38 +131,64 @@ def run_sft(run: Run, params, steps: int, progress: bool):
     return params
 
 
-def run_rl(run: Run, params, ref_params, progress: bool, on_eval=None):
-    """RL iterations of the configured algorithm. Returns (params, opt_state)."""
-    cfg, a = run.cfg, run.cfg.algorithm
-    B, G = a.prompts_per_batch * a.group_size, a.group_size
-    algorithm = ALGORITHMS[a.name](run, B)
-    settings = run.sampler(cfg.sampler.temperature, record_greedy=algorithm.record_greedy)
-    tx = make_optimizer(OptimizerSettings(learning_rate=cfg.optim.learning_rate, warmup_steps=cfg.optim.warmup_steps,
-                                          weight_decay=cfg.optim.weight_decay, b1=cfg.optim.b1, b2=cfg.optim.b2,
-                                          grad_clip=cfg.optim.grad_clip))
-    opt_state = tx.init(params)
-    update = make_update(algorithm.loss, tx)
-    batches = run.batches(a.prompts_per_batch, seed=cfg.seed + 1)
-    bar = tqdm(range(cfg.run.iterations), desc=a.name, disable=not progress, dynamic_ncols=True)
-    for it in bar:
+class RLLoop:
+    """RL iterations of the configured algorithm, one `step()` at a time, with everything a resumed run
+    needs in `state_tree()` (arrays) and `meta()` (JSON): params, optimizer state, reference params,
+    the run's RNG key, the iteration and the data iterator's position."""
+
+    def __init__(self, run: Run, params, ref_params, progress: bool = True):
+        cfg, a = run.cfg, run.cfg.algorithm
+        self.run, self.params, self.ref_params = run, params, ref_params
+        self.B, self.G = a.prompts_per_batch * a.group_size, a.group_size
+        self.algorithm = ALGORITHMS[a.name](run, self.B)
+        self.settings = run.sampler(cfg.sampler.temperature, record_greedy=self.algorithm.record_greedy)
+        o = cfg.optim
+        tx = make_optimizer(OptimizerSettings(learning_rate=o.learning_rate, warmup_steps=o.warmup_steps,
+                                              weight_decay=o.weight_decay, b1=o.b1, b2=o.b2, grad_clip=o.grad_clip))
+        self.opt_state = tx.init(params)
+        self.update = make_update(self.algorithm.loss, tx)
+        self.batches = run.batches(a.prompts_per_batch, seed=cfg.seed + 1)
+        self.iteration = 0
+        self.bar = tqdm(total=cfg.run.iterations, desc=a.name, disable=not progress, dynamic_ncols=True)
+
+    def state_tree(self) -> dict:
+        return {"params": self.params, "opt_state": self.opt_state, "ref_params": self.ref_params,
+                "key": jax.random.key_data(self.run.key)}
+
+    def meta(self) -> dict:
+        return {"iteration": self.iteration, "data": self.batches.state()}
+
+    def load(self, tree: dict, meta: dict) -> None:
+        self.params, self.opt_state, self.ref_params = tree["params"], tree["opt_state"], tree["ref_params"]
+        self.run.key = jax.random.wrap_key_data(tree["key"])
+        self.iteration = int(meta["iteration"])
+        self.batches.restore(meta["data"])
+        self.bar.update(self.iteration)
+
+    def step(self) -> dict:
+        """One iteration: prompts -> rollout -> rewards -> advantages -> mu updates -> metrics."""
+        run, cfg, a = self.run, self.run.cfg, self.run.cfg.algorithm
         t0 = time.time()
-        prompts = next(batches)
-        records = [r for r in prompts for _ in range(G)]  # rows of one prompt are contiguous: a group
+        prompts = next(self.batches)
+        records = [r for r in prompts for _ in range(self.G)]  # rows of one prompt are contiguous: a group
         ids, mask = run.encode(records)
-        traj = rollout.generate(run.graphdef, params, ids, mask, run.next_key(), settings)
+        traj = rollout.generate(run.graphdef, self.params, ids, mask, run.next_key(), self.settings)
         reward = run.task.score(run.decode(traj.completion), records)
-        inner, extra = algorithm.prepare(traj, reward, records, params, ref_params, update_index=it * a.mu)
+        inner, extra = self.algorithm.prepare(traj, reward, records, self.params, self.ref_params,
+                                              update_index=self.iteration * a.mu)
         for items in inner:
-            params, opt_state, m = update(params, opt_state, items)
+            self.params, self.opt_state, m = self.update(self.params, self.opt_state, items)
         count = max(float(m["count"]), 1.0)
         metrics = dict(extra, reward_mean=reward.mean(), reward_std=reward.std(), loss=m["loss"],
                        grad_norm=m["grad_norm"], skipped=m["skipped"], ratio=float(m["ratio"]) / count,
                        clip_fraction=float(m["clip_fraction"]) / count, kl=float(m["kl"]) / count,
-                       tokens_per_s=B * cfg.sampler.gen_length / (time.time() - t0),
+                       tokens_per_s=self.B * cfg.sampler.gen_length / (time.time() - t0),
                        entropy_profile=np.asarray(traj.step_entropy).mean(axis=0))
-        run.writer.write("rl", it, metrics)
-        bar.set_postfix(reward=f"{reward.mean():.3f}", kl=f"{metrics['kl']:.4f}")
-        if on_eval is not None and cfg.run.eval_every and (it + 1) % cfg.run.eval_every == 0 \
-                and it + 1 < cfg.run.iterations:
-            on_eval(it + 1, params)
-    return params, opt_state
+        run.writer.write("rl", self.iteration, metrics)
+        self.iteration += 1
+        self.bar.update(1)
+        self.bar.set_postfix(reward=f"{reward.mean():.3f}", kl=f"{metrics['kl']:.4f}")
+        return metrics
+
+    def close(self) -> None:
+        self.bar.close()

@@ -42,3 +42,25 @@ class MetricsWriter:
 def read_metrics(run_dir: str) -> list[dict]:
     with open(os.path.join(run_dir, "metrics.jsonl")) as f:
         return [json.loads(line) for line in f if line.strip()]
+
+
+def truncate_metrics(run_dir: str, iteration: int) -> None:
+    """Drops what a run wrote after its checkpoint at `iteration` (RL rows of later iterations, later
+    evaluations), so a resumed run's metrics read as if it had never stopped."""
+    path = os.path.join(run_dir, "metrics.jsonl")
+    if not os.path.exists(path):
+        return
+    kept = []
+    with open(path) as f:
+        for line in f:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:  # a line torn by the kill
+                continue
+            if record["phase"] == "rl" and record["step"] >= iteration:
+                continue
+            if record["phase"] == "eval" and record["step"] > iteration:
+                continue
+            kept.append(line)
+    with open(path, "w") as f:
+        f.writelines(kept)

@@ -1,9 +1,19 @@
-"""`dlrl-jax train`: SFT warm start (optional), held-out evaluation, RL, evaluation, checkpoint."""
+"""`dlrl-jax train`: SFT warm start (optional), held-out evaluation, RL, evaluation, checkpoints.
+
+Orbax checkpoints are written after SFT (iteration 0), every `run.save_every` RL iterations, at the
+end, and when the process gets SIGTERM (preemption: it finishes the current iteration, saves and
+exits cleanly). With `run.resume` (`dlrl-jax train --resume`) a run continues from its newest
+checkpoint: parameters, optimizer state, reference, RNG key and data-iterator position come back, the
+metrics written after that checkpoint are dropped, and the continuation is bit-identical to a run
+that was never interrupted (on the same machine and devices).
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
+import threading
 import time
 
 import jax
@@ -12,14 +22,85 @@ from flax import nnx
 
 from dlrl_jax.checkpoints import save_pretrained
 from dlrl_jax.checkpoints.train_state import TrainStateCheckpointer
-from dlrl_jax.config import Config
+from dlrl_jax.config import Config, ConfigError, to_dict
 from dlrl_jax.training import loop
+from dlrl_jax.training.metrics import truncate_metrics
+
+# Fields a resumed run may change: how long it runs and how it reports, not what it computes.
+_RESUMABLE_CHANGES = ("run.iterations", "run.resume", "run.progress", "run.eval_every", "run.save_every",
+                      "run.keep_checkpoints", "run.tensorboard")
+
+
+class _StopFlag:
+    """Set by SIGTERM; checked between iterations."""
+
+    def __init__(self):
+        self.set = False
+        self._previous = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.set = True
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _check_same_run(saved: dict, cfg: Config, directory: str) -> None:
+    old, new = _flatten(saved), _flatten(to_dict(cfg))
+    changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k) and k not in _RESUMABLE_CHANGES)
+    if changed:
+        raise ConfigError(f"run.resume: the checkpoints in {directory} were written with different settings "
+                          f"({', '.join(f'{k}: {old.get(k)!r} -> {new.get(k)!r}' for k in changed)}); resume with "
+                          "the original settings, or choose a new run.out_dir")
 
 
 def train(cfg: Config, log=print) -> dict:
-    """Runs the configured job and returns its summary (also written to RUN_DIR/summary.json)."""
+    """Runs (or resumes) the configured job and returns its summary (also RUN_DIR/summary.json)."""
     start = time.time()
-    run = loop.Run(cfg)
+    ckpt_dir = os.path.join(cfg.run.out_dir, "checkpoints")
+    checkpointer = None
+    latest = None
+    if cfg.algorithm.name != "sft":
+        checkpointer = TrainStateCheckpointer(ckpt_dir, max_to_keep=cfg.run.keep_checkpoints)
+        latest = checkpointer.latest_step()
+        if latest is not None and not cfg.run.resume:
+            raise ConfigError(f"run.out_dir {cfg.run.out_dir} already holds checkpoints (newest: iteration {latest}); "
+                              "set run.resume=true (dlrl-jax train --resume) to continue it, or choose a new "
+                              "run.out_dir")
+    metrics_path = os.path.join(cfg.run.out_dir, "metrics.jsonl")
+    if latest is None and os.path.exists(metrics_path):
+        os.remove(metrics_path)  # a fresh start: metrics of an earlier, checkpoint-less run in this folder go
+    run = None
+    try:
+        if latest is not None:
+            truncate_metrics(cfg.run.out_dir, latest)
+        run = loop.Run(cfg)
+        summary = _train(cfg, run, checkpointer, latest, start, log)
+    finally:
+        if checkpointer is not None:
+            checkpointer.close()
+        if run is not None:
+            run.writer.close()
+    return summary
+
+
+def _train(cfg: Config, run: loop.Run, checkpointer, latest, start, log) -> dict:
     eval_batch = cfg.algorithm.prompts_per_batch * cfg.algorithm.group_size
     params = run.params
     summary: dict = {"seed": cfg.seed, "algorithm": cfg.algorithm.name, "eval_examples": len(run.task.eval)}
@@ -32,25 +113,66 @@ def train(cfg: Config, log=print) -> dict:
         log(f"[dlrl-jax] eval {phase}: reward {result['reward']:.3f}, solved {result['solved']:.1%}")
         return result
 
-    if cfg.sft.steps:
-        summary["initial"] = evaluate("initial", 0, params)
-        params = loop.run_sft(run, params, cfg.sft.steps, cfg.run.progress)
-    summary["before"] = evaluate("before RL", 0, params)
-    if cfg.algorithm.name != "sft":
+    if cfg.algorithm.name == "sft":
+        if cfg.sft.steps:
+            summary["initial"] = evaluate("initial", 0, params)
+            params = loop.run_sft(run, params, cfg.sft.steps, cfg.run.progress)
+        summary["before"] = evaluate("after SFT", 0, params)
+        return _finish(cfg, run, params, summary, start, log)
+
+    if latest is None:
+        if cfg.sft.steps:
+            summary["initial"] = evaluate("initial", 0, params)
+            params = loop.run_sft(run, params, cfg.sft.steps, cfg.run.progress)
+        summary["before"] = evaluate("before RL", 0, params)
         ref_params = jax.tree.map(jnp.copy, params)  # the update donates params; the reference stays
-        params, opt_state = loop.run_rl(run, params, ref_params, cfg.run.progress,
-                                        on_eval=lambda step, p: evaluate(f"at iteration {step}", step, p))
-        summary["after"] = evaluate("after RL", cfg.run.iterations, params)
-        checkpointer = TrainStateCheckpointer(os.path.join(run.out_dir, "checkpoints"))
-        checkpointer.save(cfg.run.iterations, params, opt_state, run.key)
-        checkpointer.close()
+        rl = loop.RLLoop(run, params, ref_params, cfg.run.progress)
+        _save(checkpointer, rl, summary, cfg)
+    else:
+        ref_params = jax.tree.map(jnp.copy, params)
+        rl = loop.RLLoop(run, params, ref_params, cfg.run.progress)
+        tree, meta = checkpointer.restore(latest, rl.state_tree())
+        _check_same_run(meta["config"], cfg, checkpointer.directory)
+        rl.load(tree, meta)
+        summary.update(meta["summary"])
+        if rl.iteration < cfg.run.iterations:
+            summary.pop("after", None)  # resumed with more iterations: the old final evaluation is not final
+        log(f"[dlrl-jax] resumed from the checkpoint at iteration {latest}")
+
+    with _StopFlag() as stop:
+        while rl.iteration < cfg.run.iterations:
+            rl.step()
+            it = rl.iteration
+            if cfg.run.eval_every and it % cfg.run.eval_every == 0 and it < cfg.run.iterations:
+                evaluate(f"at iteration {it}", it, rl.params)
+            if stop.set or (cfg.run.save_every and it % cfg.run.save_every == 0 and it < cfg.run.iterations):
+                _save(checkpointer, rl, summary, cfg)
+            if stop.set:
+                rl.close()
+                checkpointer.wait()
+                log(f"[dlrl-jax] stopped by SIGTERM after iteration {it}; checkpoint saved, continue with --resume")
+                summary["stopped_at"] = it
+                return summary
+    rl.close()
+    if "after" not in summary:  # (a run resumed from its final checkpoint has it already)
+        summary["after"] = evaluate("after RL", cfg.run.iterations, rl.params)
+    _save(checkpointer, rl, summary, cfg)
+    return _finish(cfg, run, rl.params, summary, start, log)
+
+
+def _save(checkpointer: TrainStateCheckpointer, rl: loop.RLLoop, summary: dict, cfg: Config) -> None:
+    if rl.iteration in checkpointer.all_steps():
+        return
+    checkpointer.save(rl.iteration, rl.state_tree(), dict(rl.meta(), summary=summary, config=to_dict(cfg)))
+
+
+def _finish(cfg: Config, run: loop.Run, params, summary: dict, start: float, log) -> dict:
     summary["seconds"] = round(time.time() - start, 1)
     model = nnx.merge(run.graphdef, params)
     save_pretrained(model, os.path.join(run.out_dir, "model"))
     run.tokenizer.hf.save_pretrained(os.path.join(run.out_dir, "model"))
     with open(os.path.join(run.out_dir, "summary.json"), "w") as f:
         json.dump(summary, f, indent=2)
-    run.writer.close()
     log(format_summary(summary))
     return summary
 

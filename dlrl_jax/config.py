@@ -29,6 +29,10 @@ class ModelSection:
     compute_dtype: str | None = None
     tokenizer: str | None = None  # tokenizer folder; None: the model folder, or the embedded char tokenizer
     remat: str = "none"
+    lora_rank: int = 0            # > 0: train LoRA adapters only (the papers: 128); the reference is the base
+    lora_alpha: float = 64.0
+    lora_targets: str = "q,k,v,o,gate,up,down"
+    lora_dropout: float = 0.0     # only 0 is implemented
 
 
 @dataclasses.dataclass(frozen=True)
@@ -222,6 +226,19 @@ def _check(cfg: Config) -> Config:
                           "(prompts_per_batch x group_size)")
     if a.group_size < 2 and a.name != "sft":
         raise ConfigError("algorithm.group_size must be >= 2: advantages are relative to the group mean")
+    m = cfg.model
+    if m.lora_rank < 0:
+        raise ConfigError(f"model.lora_rank must be >= 0 (0: full fine-tuning), got {m.lora_rank}")
+    if m.lora_rank:
+        known = ("q", "k", "v", "o", "gate", "up", "down")
+        targets = [x.strip() for x in m.lora_targets.split(",") if x.strip()]
+        bad = [x for x in targets if x not in known]
+        if bad or not targets:
+            raise ConfigError(f"model.lora_targets {m.lora_targets!r}: use a comma-separated subset of {','.join(known)}")
+        if m.lora_alpha <= 0:
+            raise ConfigError(f"model.lora_alpha must be > 0, got {m.lora_alpha}")
+    if m.lora_dropout != 0.0:
+        raise ConfigError(f"model.lora_dropout {m.lora_dropout}: LoRA dropout is not implemented; set it to 0")
     t = cfg.task
     if t.min_blanks > t.max_blanks or t.max_blanks > 12:
         raise ConfigError(f"task.min_blanks..max_blanks must satisfy 0 <= min <= max <= 12 (a unique 4x4 "

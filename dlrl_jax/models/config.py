@@ -23,6 +23,10 @@ class ConfigError(ValueError):
     """A model config field is missing or invalid; the message names the field and the fix."""
 
 
+# LoRA target names (the papers': q,k,v,o,gate,up,down) -> the stacked weight they adapt.
+LORA_TARGETS = {"q": "wq", "k": "wk", "v": "wv", "o": "wo", "gate": "w_gate", "up": "w_up", "down": "w_down"}
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """Shapes and numerics of a bidirectional masked-diffusion transformer.
@@ -50,6 +54,10 @@ class ModelConfig:
     param_dtype: str = "float32"
     dtype: str = "float32"
     remat: str = "none"
+    # LoRA adapters (0: none): W x + (alpha / rank) B A x on the target projections
+    lora_rank: int = 0
+    lora_alpha: float = 0.0
+    lora_targets: tuple[str, ...] = ()
 
     def __post_init__(self):
         if self.family not in FAMILIES:
@@ -71,7 +79,16 @@ class ModelConfig:
                 raise ConfigError(f"model config field {name!r} must be one of {sorted(_DTYPES)}")
         if self.remat not in REMAT_POLICIES:
             raise ConfigError(f"model config field 'remat' must be one of {REMAT_POLICIES}, got {self.remat!r}")
+        if self.lora_rank < 0 or (self.lora_rank and not self.lora_targets):
+            raise ConfigError(f"lora_rank must be >= 0 with at least one target, got {self.lora_rank}, "
+                              f"{self.lora_targets}")
+        unknown = [t for t in self.lora_targets if t not in LORA_TARGETS]
+        if unknown:
+            raise ConfigError(f"unknown LoRA target(s) {unknown}; use some of {sorted(LORA_TARGETS)}")
 
+    @property
+    def lora_scale(self) -> float:
+        return self.lora_alpha / self.lora_rank if self.lora_rank else 0.0
     @property
     def resolved_head_dim(self) -> int:
         return self.head_dim or self.d_model // self.n_heads

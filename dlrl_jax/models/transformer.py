@@ -9,11 +9,13 @@ Shapes: B batch, L sequence, D d_model, H query heads, K kv heads, Hd head dim, 
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from dlrl_jax.models.config import ModelConfig
+from dlrl_jax.models.config import LORA_TARGETS, ModelConfig
 
 # name -> (shape builder, logical axes); the shape builder takes (cfg, D, H, K, Hd, F).
 _LAYER_PARAMS = {
@@ -33,10 +35,29 @@ _BIAS_PARAMS = {
     "bv": (lambda c, D, H, K, Hd, F: (K, Hd), ("kv_heads", "head_dim")),
 }
 _NORMS = ("attn_norm", "mlp_norm")
+# How many leading (input) axes each projection contracts; the rest of its shape is the output.
+_INPUT_AXES = {"wq": 1, "wk": 1, "wv": 1, "wo": 2, "w_gate": 1, "w_up": 1, "w_down": 1}
+
+
+def lora_weight_names(cfg: ModelConfig) -> tuple[str, ...]:
+    return tuple(LORA_TARGETS[t] for t in cfg.lora_targets) if cfg.lora_rank else ()
+
+
+def lora_specs(cfg: ModelConfig) -> dict:
+    """name -> (shape without the layers axis, logical axes) of every LoRA factor: `lora_a_<w>` maps
+    the projection's input to the rank, `lora_b_<w>` the rank to its output."""
+    D, H, K, Hd, F = cfg.d_model, cfg.n_heads, cfg.n_kv_heads, cfg.resolved_head_dim, cfg.mlp_hidden
+    out = {}
+    for name in lora_weight_names(cfg):
+        shape_fn, axes = _LAYER_PARAMS[name]
+        shape, n_in = shape_fn(cfg, D, H, K, Hd, F), _INPUT_AXES[name]
+        out[f"lora_a_{name}"] = ((*shape[:n_in], cfg.lora_rank), (*axes[:n_in], "lora_rank"))
+        out[f"lora_b_{name}"] = ((cfg.lora_rank, *shape[n_in:]), ("lora_rank", *axes[n_in:]))
+    return out
 
 
 def layer_param_names(cfg: ModelConfig) -> tuple[str, ...]:
-    return tuple(_LAYER_PARAMS) + (tuple(_BIAS_PARAMS) if cfg.qkv_bias else ())
+    return tuple(_LAYER_PARAMS) + (tuple(_BIAS_PARAMS) if cfg.qkv_bias else ()) + tuple(lora_specs(cfg))
 
 
 class Layers(nnx.Module):
@@ -55,6 +76,22 @@ class Layers(nnx.Module):
             else:
                 value = init(rngs.params(), shape, cfg.jnp_param_dtype)
             setattr(self, name, nnx.Param(value, logical_axes=("layers", *axes)))
+        for name, param in init_lora_factors(cfg, rngs).items():
+            setattr(self, name, param)
+
+
+def init_lora_factors(cfg: ModelConfig, rngs: nnx.Rngs) -> dict[str, nnx.Param]:
+    """Fresh adapter factors, stacked over layers. PEFT's start: A uniform in +-1/sqrt(fan_in), B zero,
+    so a new adapter changes nothing."""
+    out = {}
+    for name, (shape, axes) in lora_specs(cfg).items():
+        if name.startswith("lora_a_"):
+            bound = 1.0 / math.sqrt(math.prod(shape[:-1]))
+            value = jax.random.uniform(rngs.params(), (cfg.n_layers, *shape), jnp.float32, -bound, bound)
+        else:
+            value = jnp.zeros((cfg.n_layers, *shape), jnp.float32)
+        out[name] = nnx.Param(value.astype(cfg.jnp_param_dtype), logical_axes=("layers", *axes))
+    return out
 
 
 class Transformer(nnx.Module):
@@ -132,18 +169,29 @@ def _apply_rope(x_BxLxNxHd, cos_BxLxHd, sin_BxLxHd):
     return out.astype(x_BxLxNxHd.dtype)
 
 
+def _proj(cfg, p, name, equation, x):
+    """x through projection `name`, plus its LoRA path (x A) B * alpha / rank when adapted; the
+    low-rank path never forms the full-size update."""
+    dt = cfg.jnp_dtype
+    y = jnp.einsum(equation, x, p[name].astype(dt))
+    if f"lora_a_{name}" in p:
+        t = jnp.tensordot(x, p[f"lora_a_{name}"].astype(dt), axes=_INPUT_AXES[name])
+        y = y + cfg.lora_scale * jnp.tensordot(t, p[f"lora_b_{name}"].astype(dt), axes=1)
+    return y
+
+
 def _block(cfg, x_BxLxD, p, mask_BxL, cos, sin):
     dt = cfg.jnp_dtype
     h = _rms_norm(x_BxLxD, p["attn_norm"], cfg.rms_norm_eps)
-    q = jnp.einsum("bld,dnh->blnh", h, p["wq"].astype(dt))
-    k = jnp.einsum("bld,dkh->blkh", h, p["wk"].astype(dt))
-    v = jnp.einsum("bld,dkh->blkh", h, p["wv"].astype(dt))
+    q = _proj(cfg, p, "wq", "bld,dnh->blnh", h)
+    k = _proj(cfg, p, "wk", "bld,dkh->blkh", h)
+    v = _proj(cfg, p, "wv", "bld,dkh->blkh", h)
     if cfg.qkv_bias:
         q, k, v = q + p["bq"].astype(dt), k + p["bk"].astype(dt), v + p["bv"].astype(dt)
     q, k = _apply_rope(q, cos, sin), _apply_rope(k, cos, sin)
     attn = jax.nn.dot_product_attention(q, k, v, mask=mask_BxL[:, None, None, :])
-    x_BxLxD = x_BxLxD + jnp.einsum("blnh,nhd->bld", attn, p["wo"].astype(dt))
+    x_BxLxD = x_BxLxD + _proj(cfg, p, "wo", "blnh,nhd->bld", attn)
     h = _rms_norm(x_BxLxD, p["mlp_norm"], cfg.rms_norm_eps)
-    gate = jnp.einsum("bld,df->blf", h, p["w_gate"].astype(dt))
-    up = jnp.einsum("bld,df->blf", h, p["w_up"].astype(dt))
-    return x_BxLxD + jnp.einsum("blf,fd->bld", jax.nn.silu(gate) * up, p["w_down"].astype(dt))
+    gate = _proj(cfg, p, "w_gate", "bld,df->blf", h)
+    up = _proj(cfg, p, "w_up", "bld,df->blf", h)
+    return x_BxLxD + _proj(cfg, p, "w_down", "blf,fd->bld", jax.nn.silu(gate) * up)

@@ -18,6 +18,7 @@ AXES = ("data", "fsdp", "tensor")
 DEFAULT_RULES: dict[str, str | None] = {
     "layers": None, "norm": None, "head_dim": None,
     "embed": "fsdp", "vocab": "tensor", "q_heads": "tensor", "kv_heads": "tensor", "mlp": "tensor",
+    "lora_rank": None,
 }
 BATCH_AXES = ("data", "fsdp")
 

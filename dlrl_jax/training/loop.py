@@ -21,7 +21,8 @@ from dlrl_jax.training.algorithms import ALGORITHMS
 from dlrl_jax.training.metrics import MetricsWriter
 from dlrl_jax.training.optimizer import OptimizerSettings, make_optimizer
 from dlrl_jax.training.tasks import Task, build_task
-from dlrl_jax.training.update import make_update
+from dlrl_jax.models.lora import adapter_off, has_lora, trainable_mask
+from dlrl_jax.training.update import ParamPartition, init_opt_state, make_update
 
 
 class Run:
@@ -69,6 +70,14 @@ class Run:
                                        temperature=temperature, remasking=s.remasking, mask_id=self.mask_id,
                                        record_greedy=record_greedy)
 
+    def partition(self, params) -> ParamPartition | None:
+        """With LoRA adapters, only they train; None means every parameter does."""
+        return ParamPartition(params, trainable_mask(params)) if has_lora(params) else None
+
+    def reference(self, params):
+        """The reference policy: the base model (adapter off) with LoRA, else a frozen copy."""
+        return adapter_off(params) if has_lora(params) else jax.tree.map(jnp.copy, params)
+
     def batches(self, batch_size: int, seed: int) -> BatchStream:
         """This host's endless, seeded stream of training-record batches (grain)."""
         return BatchStream(self.task.train, batch_size, seed=seed, shard_index=jax.process_index(),
@@ -107,13 +116,14 @@ def run_sft(run: Run, params, steps: int, progress: bool):
     cfg = run.cfg
     tx = make_optimizer(OptimizerSettings(learning_rate=cfg.sft.learning_rate, warmup_steps=cfg.sft.warmup_steps,
                                           weight_decay=0.0, grad_clip=1.0))
-    opt_state = tx.init(params)
+    partition = run.partition(params)
+    opt_state = init_opt_state(tx, params, partition)
     B = cfg.sft.batch_size
 
     def loss_fn(p, item):
         return sft_loss(run.graphdef, p, item, item["key"], mask_id=run.mask_id, total_rows=B)
 
-    update = make_update(loss_fn, tx)
+    update = make_update(loss_fn, tx, partition)
     batches = run.batches(B, seed=cfg.seed)
     bar = tqdm(range(steps), desc="sft", disable=not progress, dynamic_ncols=True)
     for step in bar:
@@ -145,21 +155,26 @@ class RLLoop:
         o = cfg.optim
         tx = make_optimizer(OptimizerSettings(learning_rate=o.learning_rate, warmup_steps=o.warmup_steps,
                                               weight_decay=o.weight_decay, b1=o.b1, b2=o.b2, grad_clip=o.grad_clip))
-        self.opt_state = tx.init(params)
-        self.update = make_update(self.algorithm.loss, tx)
+        partition = run.partition(params)
+        self.lora = partition is not None
+        self.opt_state = init_opt_state(tx, params, partition)
+        self.update = make_update(self.algorithm.loss, tx, partition)
         self.batches = run.batches(a.prompts_per_batch, seed=cfg.seed + 1)
         self.iteration = 0
         self.bar = tqdm(total=cfg.run.iterations, desc=a.name, disable=not progress, dynamic_ncols=True)
 
     def state_tree(self) -> dict:
-        return {"params": self.params, "opt_state": self.opt_state, "ref_params": self.ref_params,
-                "key": jax.random.key_data(self.run.key)}
+        tree = {"params": self.params, "opt_state": self.opt_state, "key": jax.random.key_data(self.run.key)}
+        if not self.lora:  # with LoRA the reference is the base itself (adapter off): nothing to store
+            tree["ref_params"] = self.ref_params
+        return tree
 
     def meta(self) -> dict:
         return {"iteration": self.iteration, "data": self.batches.state()}
 
     def load(self, tree: dict, meta: dict) -> None:
-        self.params, self.opt_state, self.ref_params = tree["params"], tree["opt_state"], tree["ref_params"]
+        self.params, self.opt_state = tree["params"], tree["opt_state"]
+        self.ref_params = adapter_off(self.params) if self.lora else tree["ref_params"]
         self.run.key = jax.random.wrap_key_data(tree["key"])
         self.iteration = int(meta["iteration"])
         self.batches.restore(meta["data"])

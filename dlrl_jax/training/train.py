@@ -16,13 +16,12 @@ import signal
 import threading
 import time
 
-import jax
-import jax.numpy as jnp
 from flax import nnx
 
 from dlrl_jax.checkpoints import save_pretrained
 from dlrl_jax.checkpoints.train_state import TrainStateCheckpointer
 from dlrl_jax.config import Config, ConfigError, to_dict
+from dlrl_jax.models.lora import merge_lora
 from dlrl_jax.training import loop
 from dlrl_jax.training.metrics import truncate_metrics
 
@@ -125,12 +124,11 @@ def _train(cfg: Config, run: loop.Run, checkpointer, latest, start, log) -> dict
             summary["initial"] = evaluate("initial", 0, params)
             params = loop.run_sft(run, params, cfg.sft.steps, cfg.run.progress)
         summary["before"] = evaluate("before RL", 0, params)
-        ref_params = jax.tree.map(jnp.copy, params)  # the update donates params; the reference stays
-        rl = loop.RLLoop(run, params, ref_params, cfg.run.progress)
+        # the update donates params; the reference stays (a copy, or the base itself with LoRA)
+        rl = loop.RLLoop(run, params, run.reference(params), cfg.run.progress)
         _save(checkpointer, rl, summary, cfg)
     else:
-        ref_params = jax.tree.map(jnp.copy, params)
-        rl = loop.RLLoop(run, params, ref_params, cfg.run.progress)
+        rl = loop.RLLoop(run, params, run.reference(params), cfg.run.progress)
         tree, meta = checkpointer.restore(latest, rl.state_tree())
         _check_same_run(meta["config"], cfg, checkpointer.directory)
         rl.load(tree, meta)
@@ -168,7 +166,7 @@ def _save(checkpointer: TrainStateCheckpointer, rl: loop.RLLoop, summary: dict, 
 
 def _finish(cfg: Config, run: loop.Run, params, summary: dict, start: float, log) -> dict:
     summary["seconds"] = round(time.time() - start, 1)
-    model = nnx.merge(run.graphdef, params)
+    model = merge_lora(nnx.merge(run.graphdef, params))  # LoRA runs export the merged model
     save_pretrained(model, os.path.join(run.out_dir, "model"))
     run.tokenizer.hf.save_pretrained(os.path.join(run.out_dir, "model"))
     with open(os.path.join(run.out_dir, "summary.json"), "w") as f:

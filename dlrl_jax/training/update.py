@@ -32,10 +32,53 @@ def accumulate_gradients(loss_fn: Callable, params, items):
     return loss, grads, sums
 
 
-def make_update(loss_fn: Callable, tx: optax.GradientTransformation):
-    """Returns update(params, opt_state, items) -> (params, opt_state, metrics), jitted, donating
-    params and opt_state. `items` leaves have a leading axis: the number of accumulated items."""
+class ParamPartition:
+    """Splits a parameter pytree into trainable and frozen leaves (LoRA: the adapters vs the base) and
+    joins them back, so gradients, optimizer state and donation cover the trainable part only."""
 
+    def __init__(self, params, trainable_mask):
+        leaves, self.treedef = jax.tree.flatten(params)
+        self.mask = jax.tree.leaves(trainable_mask)
+        if len(self.mask) != len(leaves):
+            raise ValueError("trainable_mask must have the structure of params")
+
+    def split(self, params):
+        leaves = jax.tree.leaves(params)
+        return ([x for x, m in zip(leaves, self.mask) if m], [x for x, m in zip(leaves, self.mask) if not m])
+
+    def join(self, trainable, frozen):
+        trainable, frozen = iter(trainable), iter(frozen)
+        return jax.tree.unflatten(self.treedef, [next(trainable) if m else next(frozen) for m in self.mask])
+
+
+def init_opt_state(tx: optax.GradientTransformation, params, partition: ParamPartition | None = None):
+    """Optimizer state for what `make_update(..., partition)` trains."""
+    return tx.init(params if partition is None else partition.split(params)[0])
+
+
+def make_update(loss_fn: Callable, tx: optax.GradientTransformation, partition: ParamPartition | None = None):
+    """Returns update(params, opt_state, items) -> (params, opt_state, metrics), jitted, donating
+    params and opt_state. `items` leaves have a leading axis: the number of accumulated items.
+
+    With a `partition` only its trainable leaves get gradients and optimizer steps; the frozen ones
+    are neither differentiated, copied nor donated (so a reference model may share them)."""
+    if partition is None:
+        return jax.jit(_update_fn(loss_fn, tx), donate_argnums=(0, 1))
+
+    def partial_update(trainable, opt_state, items, frozen):
+        return _update_fn(lambda t, item: loss_fn(partition.join(t, frozen), item), tx)(trainable, opt_state, items)
+
+    jitted = jax.jit(partial_update, donate_argnums=(0, 1))
+
+    def update(params, opt_state, items):
+        trainable, frozen = partition.split(params)
+        trainable, opt_state, metrics = jitted(trainable, opt_state, items, frozen)
+        return partition.join(trainable, frozen), opt_state, metrics
+
+    return update
+
+
+def _update_fn(loss_fn, tx):
     def update(params, opt_state, items):
         loss, grads, sums = accumulate_gradients(loss_fn, params, items)
         # A non-finite loss poisons the gradient so that apply_if_finite skips the whole step.
@@ -47,4 +90,4 @@ def make_update(loss_fn: Callable, tx: optax.GradientTransformation):
                        skipped=(~jnp.isfinite(grad_norm)).astype(jnp.float32))
         return params, opt_state, metrics
 
-    return jax.jit(update, donate_argnums=(0, 1))
+    return update

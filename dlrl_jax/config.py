@@ -110,6 +110,13 @@ class RunSection:
 
 
 @dataclasses.dataclass(frozen=True)
+class MeshSection:
+    data: int = -1                # -1: every device the other axes leave
+    fsdp: int = 1
+    tensor: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     seed: int = 0
     model: ModelSection = ModelSection()
@@ -119,6 +126,7 @@ class Config:
     optim: OptimSection = OptimSection()
     sft: SFTSection = SFTSection()
     run: RunSection = RunSection()
+    mesh: MeshSection = MeshSection()
 
 
 _CHOICES = {
@@ -226,6 +234,11 @@ def _check(cfg: Config) -> Config:
                           "(prompts_per_batch x group_size)")
     if a.group_size < 2 and a.name != "sft":
         raise ConfigError("algorithm.group_size must be >= 2: advantages are relative to the group mean")
+    for axis in ("data", "fsdp", "tensor"):
+        size = getattr(cfg.mesh, axis)
+        if size == 0 or size < -1 or (size == -1 and axis != "data"):
+            raise ConfigError(f"config field 'mesh.{axis}' must be a positive integer"
+                              f"{' or -1 (all remaining devices)' if axis == 'data' else ''}, got {size}")
     m = cfg.model
     if m.lora_rank < 0:
         raise ConfigError(f"model.lora_rank must be >= 0 (0: full fine-tuning), got {m.lora_rank}")

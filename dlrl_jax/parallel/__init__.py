@@ -1,6 +1,6 @@
 """Sharding: a (data, fsdp, tensor) mesh and logical-axis rules; the same jitted code on 1..N devices."""
 
-from dlrl_jax.parallel.mesh import (DEFAULT_RULES, MeshError, batch_sharding, make_mesh, param_shardings,
-                                    shard_batch)
+from dlrl_jax.parallel.mesh import (DEFAULT_RULES, MeshError, batch_sharding, make_mesh, onto_mesh, param_shardings,
+                                    replicated, shard_batch, shard_rows)
 
-__all__ = ["DEFAULT_RULES", "MeshError", "batch_sharding", "make_mesh", "param_shardings", "shard_batch"]
+__all__ = ["DEFAULT_RULES", "MeshError", "batch_sharding", "make_mesh", "onto_mesh", "param_shardings", "replicated", "shard_batch", "shard_rows"]

@@ -76,3 +76,35 @@ def batch_sharding(mesh, ndim: int, batch_dim: int = 0) -> NamedSharding:
 def shard_batch(tree, mesh, batch_dim: int = 0):
     """Places every array of `tree` with its `batch_dim` split over (data, fsdp)."""
     return jax.tree.map(lambda x: jax.device_put(x, batch_sharding(mesh, np.ndim(x), batch_dim)), tree)
+
+
+def shard_rows(tree, mesh, batch_dim: int = 0):
+    """Like `shard_batch`, but a leaf whose `batch_dim` is missing or does not divide over the batch
+    axes (keys, per-item scalars) is replicated instead."""
+    parts = mesh.shape["data"] * mesh.shape["fsdp"]
+
+    def place(x):
+        x = np.asarray(x) if not isinstance(x, jax.Array) else x
+        if x.ndim > batch_dim and x.shape[batch_dim] % parts == 0:
+            return jax.device_put(x, batch_sharding(mesh, x.ndim, batch_dim))
+        return jax.device_put(x, replicated(mesh))
+
+    return jax.tree.map(place, tree)
+
+
+def replicated(mesh) -> NamedSharding:
+    """Whole on every device of the mesh."""
+    return NamedSharding(mesh, PartitionSpec())
+
+
+def onto_mesh(tree, mesh):
+    """Leaves already laid out over the whole mesh stay; any other (e.g. a counter on one device) is
+    replicated over it, so jitted steps and checkpoint restores see one consistent device set."""
+    devices = set(mesh.devices.flat)
+
+    def place(x):
+        if isinstance(x, jax.Array) and x.sharding.device_set == devices:
+            return x
+        return jax.device_put(x, replicated(mesh))
+
+    return jax.tree.map(place, tree)

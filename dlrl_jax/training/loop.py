@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from dlrl_jax import models, rollout
+from dlrl_jax import models, parallel, rollout
 from dlrl_jax.config import Config, ConfigError, to_dict
 from dlrl_jax.data.pipeline import BatchStream
 from dlrl_jax.objectives.sft import sft_loss
@@ -32,7 +32,9 @@ class Run:
         self.cfg = cfg
         model, self.tokenizer = setup.build_model_and_tokenizer(cfg)
         self.mask_id = model.cfg.mask_token_id
-        self.graphdef, self.params = models.split(model)
+        self.graphdef, params = models.split(model)
+        self.mesh = setup.build_mesh(cfg)
+        self.params = jax.device_put(params, parallel.param_shardings(params, self.mesh))
         self.task: Task = build_task(cfg)
         texts = [self.task.prompt_text(r) for r in self.task.train + self.task.eval]
         self.prompt_length = setup.prompt_length(self.tokenizer, texts, cfg.task.prompt_style,
@@ -86,7 +88,12 @@ class Run:
     def encode(self, records):
         texts = [self.task.prompt_text(r) for r in records]
         ids, mask = setup.encode_prompts(self.tokenizer, texts, self.cfg.task.prompt_style, self.prompt_length)
-        return jnp.asarray(ids), jnp.asarray(mask)
+        return self.place(ids), self.place(mask)
+
+    def place(self, tree, batch_dim: int = 0):
+        """Arrays of `tree` onto the mesh: rows split over (data, fsdp) where they divide, the rest
+        replicated. On one device this is a plain transfer."""
+        return parallel.shard_rows(tree, self.mesh, batch_dim)
 
     def decode(self, completion_ids) -> list[str]:
         return [self.tokenizer.decode(row) for row in np.asarray(completion_ids)]
@@ -131,9 +138,10 @@ def run_sft(run: Run, params, steps: int, progress: bool):
         ids, mask = run.encode(chunk)
         targets = setup.encode_targets(run.tokenizer, [run.task.target_text(r) for r in chunk],
                                        cfg.sampler.gen_length)
-        item = {"prompt_ids": ids, "prompt_mask": mask, "completion_ids": jnp.asarray(targets),
-                "completion_mask": jnp.ones(targets.shape, bool), "key": run.next_key()}
-        params, opt_state, m = update(params, opt_state, jax.tree.map(lambda x: x[None], item))
+        rows = run.place({"completion_ids": targets[None], "completion_mask": np.ones(targets[None].shape, bool)},
+                         batch_dim=1)
+        item = dict(rows, prompt_ids=ids[None], prompt_mask=mask[None], key=run.next_key()[None])
+        params, opt_state, m = update(params, opt_state, item)
         if step % 10 == 0 or step == steps - 1:
             loss = float(m["loss"])
             bar.set_postfix(loss=f"{loss:.3f}")
@@ -157,14 +165,17 @@ class RLLoop:
                                               weight_decay=o.weight_decay, b1=o.b1, b2=o.b2, grad_clip=o.grad_clip))
         partition = run.partition(params)
         self.lora = partition is not None
-        self.opt_state = init_opt_state(tx, params, partition)
+        # moments follow the params' shardings; counters would sit on one device: replicate them
+        self.opt_state = parallel.onto_mesh(init_opt_state(tx, params, partition), run.mesh)
         self.update = make_update(self.algorithm.loss, tx, partition)
         self.batches = run.batches(a.prompts_per_batch, seed=cfg.seed + 1)
         self.iteration = 0
         self.bar = tqdm(total=cfg.run.iterations, desc=a.name, disable=not progress, dynamic_ncols=True)
 
     def state_tree(self) -> dict:
-        tree = {"params": self.params, "opt_state": self.opt_state, "key": jax.random.key_data(self.run.key)}
+        # the key replicated over the mesh, so that it restores there too (not onto one device)
+        key = jax.device_put(jax.random.key_data(self.run.key), parallel.replicated(self.run.mesh))
+        tree = {"params": self.params, "opt_state": self.opt_state, "key": key}
         if not self.lora:  # with LoRA the reference is the base itself (adapter off): nothing to store
             tree["ref_params"] = self.ref_params
         return tree
@@ -192,6 +203,7 @@ class RLLoop:
         inner, extra = self.algorithm.prepare(traj, reward, records, self.params, self.ref_params,
                                               update_index=self.iteration * a.mu)
         for items in inner:
+            items = run.place(items, batch_dim=1)  # [accumulated items, rows, ...]
             self.params, self.opt_state, m = self.update(self.params, self.opt_state, items)
         count = max(float(m["count"]), 1.0)
         metrics = dict(extra, reward_mean=reward.mean(), reward_std=reward.std(), loss=m["loss"],

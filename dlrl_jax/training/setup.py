@@ -37,6 +37,24 @@ def build_model_and_tokenizer(cfg: Config):
     return model, tokenizer
 
 
+def build_mesh(cfg: Config):
+    """The configured (data, fsdp, tensor) mesh over every device; a misfit is a config error."""
+    from dlrl_jax import parallel
+
+    try:
+        mesh = parallel.make_mesh(cfg.mesh.data, cfg.mesh.fsdp, cfg.mesh.tensor)
+    except parallel.MeshError as e:
+        raise ConfigError(f"mesh: {e}") from None
+    a = cfg.algorithm
+    parts = mesh.shape["data"] * mesh.shape["fsdp"]
+    for name, rows in (("algorithm.prompts_per_batch x group_size", a.prompts_per_batch * a.group_size),
+                       ("sft.batch_size", cfg.sft.batch_size)):
+        if rows % parts:
+            raise ConfigError(f"{name} = {rows} rows do not split over mesh.data x mesh.fsdp = {parts} devices; "
+                              f"use a multiple of {parts}")
+    return mesh
+
+
 def encode_prompts(tokenizer: Tokenizer, texts: list[str], style: str, length: int):
     """Left-padded prompt ids [N, length] and mask; chat style applies the chat template."""
     return tokenizer.encode_batch(texts, chat=(style == "chat"), length=length)

@@ -108,3 +108,21 @@ def onto_mesh(tree, mesh):
         return jax.device_put(x, replicated(mesh))
 
     return jax.tree.map(place, tree)
+
+
+def like_params_shardings(tree, params_shardings, mesh):
+    """Shardings for a pytree that holds params-shaped subtrees (optimizer moments): a leaf whose path
+    ends with a parameter's path and has its shape gets that parameter's sharding; the rest (counters)
+    are replicated."""
+    by_path = {}
+    for path, sharding in jax.tree_util.tree_leaves_with_path(params_shardings):
+        by_path[jax.tree_util.keystr(path)] = sharding
+
+    def choose(path, leaf):
+        key = jax.tree_util.keystr(path)
+        for suffix, sharding in by_path.items():
+            if key.endswith(suffix) and len(sharding.spec) <= len(getattr(leaf, "shape", ())):
+                return sharding
+        return replicated(mesh)
+
+    return jax.tree_util.tree_map_with_path(choose, tree)

@@ -75,6 +75,7 @@ def make_update(loss_fn: Callable, tx: optax.GradientTransformation, partition: 
         trainable, opt_state, metrics = jitted(trainable, opt_state, items, frozen)
         return partition.join(trainable, frozen), opt_state, metrics
 
+    update.jitted = jitted  # (trainable, opt_state, items, frozen) -> ..., for lowering and analysis
     return update
 
 

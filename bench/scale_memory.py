@@ -1,0 +1,105 @@
+"""Per-device memory of the EGSPO update of LLaDA-8B under FSDP and LoRA, from XLA's memory analysis
+of the update compiled for a mesh of fake CPU devices from abstract arrays (no weights exist; nothing
+is allocated): full fine-tuning with FSDP over 8, 16 and 64 devices, and LoRA r128 (alpha 64 on
+q,k,v,o,gate,up,down) on 1 and 8 devices.
+
+The batch is the papers': per device 6 prompts x 8 samples (48 rows, one row per micro-batch),
+prompt 200 + completion 256 tokens, K = 8 of 128 steps, full rematerialisation, bf16 weights.
+
+    python bench/scale_memory.py
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=64"
+
+import functools  # noqa: E402
+import time  # noqa: E402
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+
+from dlrl_jax import models, parallel  # noqa: E402
+from dlrl_jax.models.config import LORA_TARGETS  # noqa: E402
+from dlrl_jax.models.lora import trainable_mask  # noqa: E402
+from dlrl_jax.objectives import stepwise  # noqa: E402
+from dlrl_jax.training.optimizer import OptimizerSettings, make_optimizer  # noqa: E402
+from dlrl_jax.training.update import ParamPartition, make_update  # noqa: E402
+
+GIB = 2.0**30
+PROMPT, GEN, STEPS, K, ROWS_PER_DEVICE = 200, 256, 128, 8, 48
+
+
+def sharded_abstract(params, mesh):
+    leaves, treedef = jax.tree.flatten(params)
+    shardings = jax.tree.leaves(parallel.param_shardings(params, mesh))
+    return jax.tree.unflatten(treedef, [jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s)
+                                        for x, s in zip(leaves, shardings)])
+
+
+def opt_abstract_for(tx, params, mesh):
+    """The optimizer state's abstract arrays: moments sharded like their parameters, counters replicated."""
+    abstract = jax.eval_shape(tx.init, params)
+    shardings = parallel.like_params_shardings(abstract, jax.tree.map(lambda x: x.sharding, params), mesh)
+    return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), abstract, shardings)
+
+
+def items_for(mesh, rows):
+    n, mb = ROWS_PER_DEVICE * K, rows // ROWS_PER_DEVICE  # one micro-batch = one row per device
+    i32, f32, b = jnp.int32, jnp.float32, jnp.bool_
+
+    def spec(shape, dtype):
+        return jax.ShapeDtypeStruct(shape, dtype, sharding=parallel.batch_sharding(mesh, len(shape), 1))
+    return {"tokens": spec((n, mb, PROMPT + GEN), i32), "prompt_mask": spec((n, mb, PROMPT), b),
+            "unmask_step": spec((n, mb, GEN), i32), "step": spec((n, mb), i32), "valid": spec((n, mb), b),
+            **{f: spec((n, mb), f32) for f in ("advantage", "old_logprob", "ref_logprob")}}
+
+
+def analyse(name, devices, lora_rank):
+    cfg = models.preset("llada-8b", remat="full")
+    if lora_rank:
+        cfg = cfg.replace(lora_rank=lora_rank, lora_alpha=64.0, lora_targets=tuple(LORA_TARGETS))
+    mesh = parallel.make_mesh(1, devices, 1, devices=jax.devices()[:devices])
+    graphdef, params = models.split(models.abstract_model(cfg))
+    params = sharded_abstract(params, mesh)
+    tx = make_optimizer(OptimizerSettings())
+    rows = ROWS_PER_DEVICE * devices
+    loss = functools.partial(stepwise.stepwise_loss, graphdef, total_rows=rows,
+                             settings=stepwise.StepwiseLossSettings(mask_id=cfg.mask_token_id, tokens_per_step=GEN / STEPS))
+    items = items_for(mesh, rows)
+    t = time.perf_counter()
+    if lora_rank:
+        partition = ParamPartition(params, trainable_mask(params))
+        trainable, frozen = partition.split(params)
+        opt_abstract = opt_abstract_for(tx, trainable, mesh)
+        compiled = make_update(loss, tx, partition).jitted.lower(trainable, opt_abstract, items, frozen).compile()
+        trainable_params = sum(x.size for x in trainable)
+    else:
+        opt_abstract = opt_abstract_for(tx, params, mesh)
+        compiled = make_update(loss, tx).lower(params, opt_abstract, items).compile()
+        trainable_params = models.param_count(params)
+    seconds = time.perf_counter() - t
+    mem = compiled.memory_analysis()
+    total = (mem.argument_size_in_bytes + mem.temp_size_in_bytes + mem.output_size_in_bytes
+             - mem.alias_size_in_bytes) / GIB
+    return (name, devices, trainable_params / 1e9, rows, mem.argument_size_in_bytes / GIB, mem.temp_size_in_bytes / GIB,
+            mem.output_size_in_bytes / GIB, mem.alias_size_in_bytes / GIB, total, seconds)
+
+
+def main():
+    rows = [analyse("full fine-tune, FSDP", n, 0) for n in (8, 16, 64)]
+    rows += [analyse("LoRA r128", n, 128) for n in (1, 8)]
+    print(f"jax {jax.__version__}; LLaDA-8B EGSPO update, per-device GiB from XLA's memory analysis "
+          f"(fake CPU devices, abstract arrays)")
+    print("| setting | devices | trained params (B) | global rows | arguments | temporaries | outputs | aliased "
+          "| peak estimate | compile s |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r[0]} | {r[1]} | {r[2]:.3f} | {r[3]} | {r[4]:.2f} | {r[5]:.2f} | {r[6]:.2f} | {r[7]:.2f} | "
+              f"{r[8]:.2f} | {r[9]:.0f} |")
+
+
+if __name__ == "__main__":
+    main()

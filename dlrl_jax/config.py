@@ -262,7 +262,7 @@ def _check(cfg: Config) -> Config:
                           "folder (config.json + safetensors) or set it to null to use model.preset")
     for path in ("task.train_file", "task.eval_file", "model.tokenizer"):
         value = flat[path]
-        if value is not None and not os.path.exists(value):
+        if value is not None and not value.startswith("hf:") and not os.path.exists(value):
             raise ConfigError(f"config field '{path}': {value!r} does not exist")
     return cfg
 

@@ -29,6 +29,10 @@ from dlrl_jax.config import ConfigError
     (["task.train_file=/no/file.jsonl"], r"'task.train_file': '/no/file.jsonl' does not exist"),
     (["sampler.steps"], r"--set 'sampler.steps' must look like section.key=value"),
     (["seed=null"], r"'seed' cannot be null"),
+    (["model.lora_rank=8", "model.lora_targets=q,x"], r"model.lora_targets 'q,x': use a comma-separated subset"),
+    (["model.lora_dropout=0.05"], r"model.lora_dropout 0.05: LoRA dropout is not implemented"),
+    (["mesh.fsdp=0"], r"'mesh.fsdp' must be a positive integer, got 0"),
+    (["run.keep_checkpoints=0"], r"'run.keep_checkpoints' must be > 0"),
 ])
 def test_broken_config_names_the_field(overrides, message):
     with pytest.raises(ConfigError, match=message):
@@ -64,3 +68,32 @@ def test_shipped_configs_are_valid_and_the_demo_config_is_the_default():
         config.load(os.path.join(root, name))
     demo = config.load(os.path.join(root, "tiny_sudoku_egspo_sa.yaml"))
     assert dataclasses.replace(demo, run=config.RunSection()) == config.load(None)
+
+
+# The papers' settings, typed here from ../shared/ALGORITHMS.md (not from the generator).
+PAPER = {"egspo_sa": {"optim.learning_rate": 3e-5, "optim.weight_decay": 0.1, "algorithm.k": 8, "algorithm.beta": 0.04,
+                      "algorithm.lam": 0.5, "algorithm.eps_low": 0.2, "algorithm.eps_high": 0.5, "model.lora_rank": 128,
+                      "model.lora_alpha": 64.0, "algorithm.group_size": 8},
+         "espo": {"optim.learning_rate": 3e-6, "optim.weight_decay": 0.01, "algorithm.mu": 8, "algorithm.elbo_samples": 2},
+         "diffu_grpo": {"optim.learning_rate": 3e-6, "algorithm.group_size": 6, "algorithm.mu": 12,
+                        "algorithm.eps_low": 0.5, "algorithm.beta": 0.04, "algorithm.p_mask_prompt": 0.15}}
+ESPO_BETA_EPS = {"gsm8k": (1e-3, 0.2), "math": (1e-3, 0.2), "countdown": (3e-3, 0.0), "sudoku": (1e-2, 0.2)}
+
+
+def test_paper_configs_load_and_carry_the_papers_settings():
+    root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "paper")
+    names = sorted(f for f in os.listdir(root) if f.endswith(".yaml"))
+    assert len(names) == 2 * 5 * 4
+    for name in names:
+        cfg = config.load(os.path.join(root, name), ["model.path=null"])  # the checkpoints are not here
+        flat = config._flatten(cfg)
+        model, task, algorithm = name[:-5].split("_", 2)
+        for key, value in PAPER.get(algorithm, {}).items():
+            if not (algorithm == "espo" and task == "mbpp" and key == "optim.learning_rate"):  # code: 1e-6, below
+                assert flat[key] == value, (name, key)
+        assert (cfg.sampler.gen_length, cfg.sampler.block_length, cfg.sampler.steps, cfg.sampler.temperature) == \
+            (256, 32, 128, 0.9), name
+        if algorithm == "espo" and task in ESPO_BETA_EPS:
+            assert (cfg.algorithm.beta, cfg.algorithm.eps_low) == ESPO_BETA_EPS[task], name
+        if algorithm == "espo" and task == "mbpp":
+            assert cfg.model.lora_rank == 0 and cfg.optim.learning_rate == 1e-6

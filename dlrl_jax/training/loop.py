@@ -30,10 +30,10 @@ class Run:
 
     def __init__(self, cfg: Config):
         self.cfg = cfg
+        self.mesh = setup.build_mesh(cfg)  # first: a mesh that does not fit fails before any weights load
         model, self.tokenizer = setup.build_model_and_tokenizer(cfg)
         self.mask_id = model.cfg.mask_token_id
         self.graphdef, params = models.split(model)
-        self.mesh = setup.build_mesh(cfg)
         self.params = jax.device_put(params, parallel.param_shardings(params, self.mesh))
         self.task: Task = build_task(cfg)
         texts = [self.task.prompt_text(r) for r in self.task.train + self.task.eval]

@@ -55,3 +55,9 @@ def test_sft_without_worked_solutions_stops_before_compiling(tmp_path, capsys):
                      "--set", "run.progress=false"])
     assert code == 2
     assert "sft.steps=110 but 10 of 10 training records have no worked solution" in capsys.readouterr().err
+
+
+def test_a_mesh_that_does_not_fit_the_devices_is_named(tmp_path, capsys):
+    assert cli.main(["train", "--set", "mesh.data=3", "--set", f"run.out_dir={tmp_path}"]) == 2
+    err = capsys.readouterr().err
+    assert "mesh: mesh data x fsdp x tensor = 3 x 1 x 1 = 3 does not match the 1 devices" in err

@@ -19,8 +19,11 @@ def _train(args, algorithm: str | None = None) -> int:
     if algorithm:
         overrides.append(f"algorithm.name={algorithm}")
     cfg = config.load(args.config, overrides)
-    train(cfg)
-    print(f"[dlrl-jax] curves: {plot_run(cfg.run.out_dir)}")
+    from dlrl_jax.parallel import distributed
+    distributed.initialize()  # joins a multi-host job (coordinator from DLRL_*, SLURM or a TPU pod); else nothing
+    train(cfg, log=print if distributed.is_lead_process() else (lambda *_: None))
+    if distributed.is_lead_process():
+        print(f"[dlrl-jax] curves: {plot_run(cfg.run.out_dir)}")
     return 0
 
 

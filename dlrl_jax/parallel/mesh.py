@@ -81,13 +81,15 @@ def shard_batch(tree, mesh, batch_dim: int = 0):
 def shard_rows(tree, mesh, batch_dim: int = 0):
     """Like `shard_batch`, but a leaf whose `batch_dim` is missing or does not divide over the batch
     axes (keys, per-item scalars) is replicated instead."""
+    from dlrl_jax.parallel.distributed import to_global
+
     parts = mesh.shape["data"] * mesh.shape["fsdp"]
 
     def place(x):
         x = np.asarray(x) if not isinstance(x, jax.Array) else x
         if x.ndim > batch_dim and x.shape[batch_dim] % parts == 0:
-            return jax.device_put(x, batch_sharding(mesh, x.ndim, batch_dim))
-        return jax.device_put(x, replicated(mesh))
+            return to_global(x, batch_sharding(mesh, x.ndim, batch_dim))
+        return to_global(x, replicated(mesh))
 
     return jax.tree.map(place, tree)
 
@@ -100,12 +102,14 @@ def replicated(mesh) -> NamedSharding:
 def onto_mesh(tree, mesh):
     """Leaves already laid out over the whole mesh stay; any other (e.g. a counter on one device) is
     replicated over it, so jitted steps and checkpoint restores see one consistent device set."""
+    from dlrl_jax.parallel.distributed import to_global
+
     devices = set(mesh.devices.flat)
 
     def place(x):
         if isinstance(x, jax.Array) and x.sharding.device_set == devices:
             return x
-        return jax.device_put(x, replicated(mesh))
+        return to_global(x, replicated(mesh))
 
     return jax.tree.map(place, tree)
 
@@ -126,3 +130,13 @@ def like_params_shardings(tree, params_shardings, mesh):
         return replicated(mesh)
 
     return jax.tree_util.tree_map_with_path(choose, tree)
+
+
+def place_params(params, mesh, rules=None):
+    """`params` (an NNX param State of host arrays, the same on every process) laid out on the mesh by
+    their logical axes."""
+    from dlrl_jax.parallel.distributed import to_global
+
+    leaves, treedef = jax.tree.flatten(params)
+    shardings = jax.tree.leaves(param_shardings(params, mesh, rules))
+    return jax.tree.unflatten(treedef, [to_global(x, s) for x, s in zip(leaves, shardings)])

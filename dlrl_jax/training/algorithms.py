@@ -16,6 +16,8 @@ import numpy as np
 
 from dlrl_jax.objectives import diffu_grpo, espo, stepwise
 from dlrl_jax.objectives.selection import adaptive_k, select_steps
+from dlrl_jax.parallel.distributed import to_global, to_host
+from dlrl_jax.parallel.mesh import replicated
 
 
 def _stack(items_list):
@@ -43,23 +45,24 @@ class EGSPO:
         run, a, B = self.run, self.a, self.rows
         k = a.k
         if a.selection == "adaptive":
-            k = adaptive_k(traj.step_entropy, traj.step_count, a.adaptive_alpha, k_max=traj.num_steps)
+            k = adaptive_k(to_host(traj.step_entropy), to_host(traj.step_count), a.adaptive_alpha, k_max=traj.num_steps)
         mode = "top_k_entropy" if a.selection == "adaptive" else a.selection
         steps, valid = select_steps(traj.step_entropy, traj.step_count, run.next_key(), k=k, mode=mode)
         if self.lam > 0:
-            greedy = np.take_along_axis(np.asarray(traj.greedy), np.asarray(steps)[:, :, None], axis=1)
+            greedy = np.take_along_axis(to_host(traj.greedy), to_host(steps)[:, :, None], axis=1)
             texts = run.decode(greedy.reshape(B * k, -1))
             greedy_reward = run.task.score(texts, [r for r in records for _ in range(k)]).reshape(B, k)
         else:
             greedy_reward = np.zeros((B, k), np.float32)
-        adv = stepwise.stepwise_advantages(reward, greedy_reward, np.asarray(valid), a.group_size, self.lam)
+        adv = stepwise.stepwise_advantages(reward, greedy_reward, to_host(valid), a.group_size, self.lam)
         old = jnp.take_along_axis(traj.step_logprob, steps, axis=1)
         ref = self._ref(run.graphdef, ref_params, traj.tokens, traj.prompt_mask, traj.unmask_step, steps) \
             if a.beta > 0 else old
+        adv = run.place(adv)  # host values onto the mesh, like the trajectory's arrays
         items = stepwise.column_items(traj.tokens, traj.prompt_mask, traj.unmask_step, steps, valid, adv, old, ref,
                                       micro_batches=a.micro_batches)
         metrics = {"greedy_reward_mean": greedy_reward.mean(), "k": k,
-                   "selected_histogram": np.bincount(np.asarray(steps)[np.asarray(valid)], minlength=traj.num_steps)}
+                   "selected_histogram": np.bincount(to_host(steps)[to_host(valid)], minlength=traj.num_steps)}
         return [items] * a.mu, metrics
 
 
@@ -78,14 +81,15 @@ class _SequenceLevel:
 
     def prepare(self, traj, reward, records, params, ref_params, update_index):
         a = self.a
-        batch = _split_rows(dict(self._batch(traj), advantage=jnp.asarray(self.advantages(reward))), a.micro_batches)
+        advantage = self.run.place(np.asarray(self.advantages(reward), np.float32))
+        batch = _split_rows(dict(self._batch(traj), advantage=advantage), a.micro_batches)
         inner = []
         for i in range(a.mu):
             key = jax.random.fold_in(self.base_key, update_index + i)
             micro = []
             for m in range(a.micro_batches):
                 item = jax.tree.map(lambda x: x[m], batch)
-                item["key"] = jax.random.key_data(jax.random.fold_in(key, m))
+                item["key"] = to_global(jax.random.key_data(jax.random.fold_in(key, m)), replicated(self.run.mesh))
                 item.update(self.reference_terms(item, params, ref_params))
                 micro.append(item)
             inner.append(_stack(micro))

@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 from dlrl_jax import models, parallel, rollout
 from dlrl_jax.config import Config, ConfigError, to_dict
 from dlrl_jax.data.pipeline import BatchStream
+from dlrl_jax.parallel.distributed import is_lead_process, to_global, to_host
 from dlrl_jax.objectives.sft import sft_loss
 from dlrl_jax.training import setup
 from dlrl_jax.training.algorithms import ALGORITHMS
@@ -34,16 +35,18 @@ class Run:
         model, self.tokenizer = setup.build_model_and_tokenizer(cfg)
         self.mask_id = model.cfg.mask_token_id
         self.graphdef, params = models.split(model)
-        self.params = jax.device_put(params, parallel.param_shardings(params, self.mesh))
+        self.params = parallel.place_params(params, self.mesh)
         self.task: Task = build_task(cfg)
         texts = [self.task.prompt_text(r) for r in self.task.train + self.task.eval]
         self.prompt_length = setup.prompt_length(self.tokenizer, texts, cfg.task.prompt_style,
                                                  cfg.task.max_prompt_length)
         self.out_dir = cfg.run.out_dir
         os.makedirs(self.out_dir, exist_ok=True)
-        with open(os.path.join(self.out_dir, "config.json"), "w") as f:
-            json.dump(to_dict(cfg), f, indent=2)
-        self.writer = MetricsWriter(self.out_dir, tensorboard=cfg.run.tensorboard)
+        self.lead = is_lead_process()  # process 0 writes files and shows progress
+        if self.lead:
+            with open(os.path.join(self.out_dir, "config.json"), "w") as f:
+                json.dump(to_dict(cfg), f, indent=2)
+        self.writer = MetricsWriter(self.out_dir, tensorboard=cfg.run.tensorboard, enabled=self.lead)
         self.key = jax.random.key(cfg.seed)
         if cfg.sft.steps:
             self._check_sft_targets()
@@ -64,7 +67,7 @@ class Run:
 
     def next_key(self):
         self.key, sub = jax.random.split(self.key)
-        return sub
+        return to_global(sub, parallel.replicated(self.mesh))
 
     def sampler(self, temperature: float, record_greedy: bool = False) -> rollout.SamplerSettings:
         s = self.cfg.sampler
@@ -81,9 +84,10 @@ class Run:
         return adapter_off(params) if has_lora(params) else jax.tree.map(jnp.copy, params)
 
     def batches(self, batch_size: int, seed: int) -> BatchStream:
-        """This host's endless, seeded stream of training-record batches (grain)."""
-        return BatchStream(self.task.train, batch_size, seed=seed, shard_index=jax.process_index(),
-                           shard_count=jax.process_count())
+        """The endless, seeded stream of training-record batches (grain). Every process reads the same
+        global batch: the mesh splits the device work, and the host work (decoding, rewards) is
+        repeated on each host, which keeps groups, advantages and metrics identical everywhere."""
+        return BatchStream(self.task.train, batch_size, seed=seed)
 
     def encode(self, records):
         texts = [self.task.prompt_text(r) for r in records]
@@ -96,7 +100,7 @@ class Run:
         return parallel.shard_rows(tree, self.mesh, batch_dim)
 
     def decode(self, completion_ids) -> list[str]:
-        return [self.tokenizer.decode(row) for row in np.asarray(completion_ids)]
+        return [self.tokenizer.decode(row) for row in to_host(completion_ids)]
 
 
 def evaluate(run: Run, params, records: list[dict], batch_size: int, step: int = 0) -> dict:
@@ -132,7 +136,7 @@ def run_sft(run: Run, params, steps: int, progress: bool):
 
     update = make_update(loss_fn, tx, partition)
     batches = run.batches(B, seed=cfg.seed)
-    bar = tqdm(range(steps), desc="sft", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(range(steps), desc="sft", disable=not (progress and run.lead), dynamic_ncols=True)
     for step in bar:
         chunk = next(batches)
         ids, mask = run.encode(chunk)
@@ -143,9 +147,9 @@ def run_sft(run: Run, params, steps: int, progress: bool):
         item = dict(rows, prompt_ids=ids[None], prompt_mask=mask[None], key=run.next_key()[None])
         params, opt_state, m = update(params, opt_state, item)
         if step % 10 == 0 or step == steps - 1:
-            loss = float(m["loss"])
+            loss = float(to_host(m["loss"]))
             bar.set_postfix(loss=f"{loss:.3f}")
-            run.writer.write("sft", step, {"loss": loss, "grad_norm": m["grad_norm"]})
+            run.writer.write("sft", step, {"loss": loss, "grad_norm": to_host(m["grad_norm"])})
     return params
 
 
@@ -170,11 +174,11 @@ class RLLoop:
         self.update = make_update(self.algorithm.loss, tx, partition)
         self.batches = run.batches(a.prompts_per_batch, seed=cfg.seed + 1)
         self.iteration = 0
-        self.bar = tqdm(total=cfg.run.iterations, desc=a.name, disable=not progress, dynamic_ncols=True)
+        self.bar = tqdm(total=cfg.run.iterations, desc=a.name, disable=not (progress and run.lead), dynamic_ncols=True)
 
     def state_tree(self) -> dict:
         # the key replicated over the mesh, so that it restores there too (not onto one device)
-        key = jax.device_put(jax.random.key_data(self.run.key), parallel.replicated(self.run.mesh))
+        key = to_global(jax.random.key_data(self.run.key), parallel.replicated(self.run.mesh))
         tree = {"params": self.params, "opt_state": self.opt_state, "key": key}
         if not self.lora:  # with LoRA the reference is the base itself (adapter off): nothing to store
             tree["ref_params"] = self.ref_params
@@ -205,12 +209,13 @@ class RLLoop:
         for items in inner:
             items = run.place(items, batch_dim=1)  # [accumulated items, rows, ...]
             self.params, self.opt_state, m = self.update(self.params, self.opt_state, items)
+        m = {k: to_host(v) for k, v in m.items()}
         count = max(float(m["count"]), 1.0)
         metrics = dict(extra, reward_mean=reward.mean(), reward_std=reward.std(), loss=m["loss"],
                        grad_norm=m["grad_norm"], skipped=m["skipped"], ratio=float(m["ratio"]) / count,
                        clip_fraction=float(m["clip_fraction"]) / count, kl=float(m["kl"]) / count,
                        tokens_per_s=self.B * cfg.sampler.gen_length / (time.time() - t0),
-                       entropy_profile=np.asarray(traj.step_entropy).mean(axis=0))
+                       entropy_profile=to_host(traj.step_entropy).mean(axis=0))
         run.writer.write("rl", self.iteration, metrics)
         self.iteration += 1
         self.bar.update(1)

@@ -12,16 +12,20 @@ import numpy as np
 class MetricsWriter:
     """Appends one JSON object per call to RUN_DIR/metrics.jsonl; mirrors scalars to TensorBoard."""
 
-    def __init__(self, run_dir: str, tensorboard: bool = True):
+    def __init__(self, run_dir: str, tensorboard: bool = True, enabled: bool = True):
+        """`enabled=False` (every process but the lead in a multi-host job) writes nothing."""
         os.makedirs(run_dir, exist_ok=True)
         self.path = os.path.join(run_dir, "metrics.jsonl")
-        self._file = open(self.path, "a")
+        self.enabled = enabled
+        self._file = open(self.path, "a") if enabled else None
         self._tb = None
-        if tensorboard:
+        if tensorboard and enabled:
             from tensorboardX import SummaryWriter
             self._tb = SummaryWriter(os.path.join(run_dir, "tensorboard"))
 
     def write(self, phase: str, step: int, values: dict) -> None:
+        if not self.enabled:
+            return
         record = {"phase": phase, "step": int(step), "time": time.time()}
         for key, value in values.items():
             array = np.asarray(value)
@@ -34,7 +38,8 @@ class MetricsWriter:
                     self._tb.add_scalar(f"{phase}/{key}", value, step)
 
     def close(self) -> None:
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
         if self._tb is not None:
             self._tb.close()
 

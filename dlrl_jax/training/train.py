@@ -16,12 +16,14 @@ import signal
 import threading
 import time
 
+import jax
 from flax import nnx
 
 from dlrl_jax.checkpoints import save_pretrained
 from dlrl_jax.checkpoints.train_state import TrainStateCheckpointer
 from dlrl_jax.config import Config, ConfigError, to_dict
 from dlrl_jax.models.lora import merge_lora
+from dlrl_jax.parallel.distributed import is_lead_process, to_host
 from dlrl_jax.training import loop
 from dlrl_jax.training.metrics import truncate_metrics
 
@@ -84,11 +86,11 @@ def train(cfg: Config, log=print) -> dict:
                               "set run.resume=true (dlrl-jax train --resume) to continue it, or choose a new "
                               "run.out_dir")
     metrics_path = os.path.join(cfg.run.out_dir, "metrics.jsonl")
-    if latest is None and os.path.exists(metrics_path):
+    if latest is None and os.path.exists(metrics_path) and is_lead_process():
         os.remove(metrics_path)  # a fresh start: metrics of an earlier, checkpoint-less run in this folder go
     run = None
     try:
-        if latest is not None:
+        if latest is not None and is_lead_process():
             truncate_metrics(cfg.run.out_dir, latest)
         run = loop.Run(cfg)
         summary = _train(cfg, run, checkpointer, latest, start, log)
@@ -168,11 +170,14 @@ def _save(checkpointer: TrainStateCheckpointer, rl: loop.RLLoop, summary: dict, 
 def _finish(cfg: Config, run: loop.Run, params, summary: dict, start: float, log) -> dict:
     summary["seconds"] = round(time.time() - start, 1)
     model = merge_lora(nnx.merge(run.graphdef, params))  # LoRA runs export the merged model
-    save_pretrained(model, os.path.join(run.out_dir, "model"))
-    run.tokenizer.hf.save_pretrained(os.path.join(run.out_dir, "model"))
-    with open(os.path.join(run.out_dir, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=2)
-    log(format_summary(summary))
+    graphdef, merged = nnx.split(model)
+    merged = jax.tree.map(to_host, merged)  # every process joins the gather; process 0 writes
+    if run.lead:
+        save_pretrained(nnx.merge(graphdef, merged), os.path.join(run.out_dir, "model"))
+        run.tokenizer.hf.save_pretrained(os.path.join(run.out_dir, "model"))
+        with open(os.path.join(run.out_dir, "summary.json"), "w") as f:
+            json.dump(summary, f, indent=2)
+        log(format_summary(summary))
     return summary
 
 

@@ -23,7 +23,7 @@ from dlrl_jax.training.metrics import MetricsWriter
 from dlrl_jax.training.optimizer import OptimizerSettings, make_optimizer
 from dlrl_jax.training.tasks import Task, build_task
 from dlrl_jax.models.lora import adapter_off, has_lora, trainable_mask
-from dlrl_jax.training.update import ParamPartition, init_opt_state, make_update
+from dlrl_jax.training.update import ParamPartition, init_opt_state, make_update, memory_analysis
 
 
 class Run:
@@ -174,6 +174,7 @@ class RLLoop:
         self.update = make_update(self.algorithm.loss, tx, partition)
         self.batches = run.batches(a.prompts_per_batch, seed=cfg.seed + 1)
         self.iteration = 0
+        self.memory = None
         self.bar = tqdm(total=cfg.run.iterations, desc=a.name, disable=not (progress and run.lead), dynamic_ncols=True)
 
     def state_tree(self) -> dict:
@@ -208,6 +209,11 @@ class RLLoop:
                                               update_index=self.iteration * a.mu)
         for items in inner:
             items = run.place(items, batch_dim=1)  # [accumulated items, rows, ...]
+            if self.memory is None:  # once, before the first update runs: what it will hold per device
+                self.memory = memory_analysis(self.update, self.params, self.opt_state, items)
+                if self.memory and run.lead:
+                    tqdm.write("[dlrl-jax] compiled update, per device: " + ", ".join(
+                        f"{k} {v:.3f} GiB" for k, v in self.memory.items()))
             self.params, self.opt_state, m = self.update(self.params, self.opt_state, items)
         m = {k: to_host(v) for k, v in m.items()}
         count = max(float(m["count"]), 1.0)

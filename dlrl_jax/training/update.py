@@ -76,6 +76,7 @@ def make_update(loss_fn: Callable, tx: optax.GradientTransformation, partition: 
         return partition.join(trainable, frozen), opt_state, metrics
 
     update.jitted = jitted  # (trainable, opt_state, items, frozen) -> ..., for lowering and analysis
+    update.partition = partition
     return update
 
 
@@ -92,3 +93,20 @@ def _update_fn(loss_fn, tx):
         return params, opt_state, metrics
 
     return update
+
+
+def memory_analysis(update, params, opt_state, items) -> dict:
+    """XLA's per-device memory analysis (GiB) of `update` (from `make_update`) compiled for these
+    arguments. JAX caches the executable, so the first real call after this does not compile again."""
+    if hasattr(update, "jitted"):  # a partitioned (LoRA) update
+        partition = update.partition
+        trainable, frozen = partition.split(params)
+        compiled = update.jitted.lower(trainable, opt_state, items, frozen).compile()
+    else:
+        compiled = update.lower(params, opt_state, items).compile()
+    mem = compiled.memory_analysis()
+    if mem is None:  # some backends do not report
+        return {}
+    gib = 2.0**30
+    return {"arguments": mem.argument_size_in_bytes / gib, "temporaries": mem.temp_size_in_bytes / gib,
+            "outputs": mem.output_size_in_bytes / gib, "aliased": mem.alias_size_in_bytes / gib}

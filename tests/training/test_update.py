@@ -26,3 +26,23 @@ def test_nan_loss_leaves_params_and_moments_unchanged():
     p2, _, m = update(p1, state, bad)
     assert float(m["skipped"]) == 1.0 and not np.isfinite(float(m["loss"]))
     jax.tree.map(np.testing.assert_array_equal, jax.tree.map(np.asarray, p2), before)
+
+
+def test_memory_analysis_counts_the_arguments_it_is_given():
+    from dlrl_jax.training.update import memory_analysis
+
+    params = {"w": jnp.zeros((256, 128)), "attn_norm": jnp.ones(128)}
+    tx = make_optimizer(OptimizerSettings(learning_rate=0.1))
+
+    def loss_fn(p, item):
+        return jnp.sum(jnp.tanh(item["x"] @ p["w"]) * p["attn_norm"]), {}
+
+    update = make_update(loss_fn, tx)
+    opt_state = tx.init(params)
+    items = {"x": jnp.ones((3, 8, 256))}
+    report = memory_analysis(update, params, opt_state, items)
+    # the argument bytes, counted by hand: params, AdamW's two moments (+ small counters) and the items
+    expected = (3 * (256 * 128 + 128) * 4 + 3 * 8 * 256 * 4) / 2**30
+    assert expected <= report["arguments"] <= expected * 1.01
+    assert report["aliased"] > 0  # params and optimizer state are donated
+    update(params, opt_state, items)  # and the real call still runs

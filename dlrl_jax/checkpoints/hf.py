@@ -216,7 +216,11 @@ def from_pretrained(path: str, dtype: str | None = None, compute_dtype: str | No
 
 
 def save_pretrained(model: Transformer, path: str, max_shard_bytes: int = 5 * 2**30) -> None:
-    """Writes config.json and safetensors (sharded with an index above `max_shard_bytes`)."""
+    """Writes config.json and safetensors (sharded with an index above `max_shard_bytes`). A model with
+    LoRA adapters is written merged (plain Hugging Face weights, loadable anywhere)."""
+    if model.cfg.lora_rank:
+        from dlrl_jax.models.lora import merge_lora
+        model = merge_lora(model)
     cfg = model.cfg
     os.makedirs(path, exist_ok=True)
     embed, norm, head, layer_fmt, layer_map = _layout(cfg)

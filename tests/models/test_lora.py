@@ -52,7 +52,7 @@ def test_merged_export_loads_in_pytorch_with_matching_logits(base, tmp_path, tar
     jax_logits = np.asarray(models.forward(graphdef, params, jnp.asarray(IDS, jnp.int32)))  # low-rank path
     merged = merge_lora(nnx.merge(graphdef, params))
     assert merged.cfg.lora_rank == 0
-    models.save_pretrained(merged, str(tmp_path / "merged"))
+    models.save_pretrained(nnx.merge(graphdef, params), str(tmp_path / "merged"))  # merges on the way out
     torch_model = LlamaForCausalLM.from_pretrained(str(tmp_path / "merged")).float().eval()
     np.testing.assert_allclose(hf_oracle.torch_logits(torch_model, IDS, "llama"), jax_logits, atol=1e-4, rtol=0)
 

@@ -104,6 +104,7 @@ class RunSection:
     save_every: int = 0           # RL iterations between Orbax checkpoints (0: after SFT and at the end only)
     keep_checkpoints: int = 3     # the newest N checkpoints are kept
     resume: bool = False          # continue from the newest checkpoint in out_dir/checkpoints
+    keep_best: bool = False       # export the best held-out model so far (by eval reward) to out_dir/best_model
     out_dir: str = "runs/default"
     tensorboard: bool = True
     progress: bool = True

@@ -109,22 +109,26 @@ def _train(cfg: Config, run: loop.Run, checkpointer, latest, start, log) -> dict
     log(f"[dlrl-jax] task {cfg.task.name}: {len(run.task.train)} train / {len(run.task.eval)} held-out records; "
         f"model {cfg.model.path or cfg.model.preset}; run dir {run.out_dir}")
 
-    def evaluate(phase, step, p):
+    def evaluate(phase, step, p, candidate=True):
         result = loop.evaluate(run, p, run.task.eval, eval_batch, step)
         run.writer.write("eval", step, result)
         log(f"[dlrl-jax] eval {phase}: reward {result['reward']:.3f}, solved {result['solved']:.1%}")
+        if candidate and cfg.run.keep_best and result["reward"] > summary.get("best", {}).get("reward", -1.0):
+            summary["best"] = dict(result, step=step)
+            _export(run, p, os.path.join(run.out_dir, "best_model"))
+            log(f"[dlrl-jax] best held-out reward so far: exported to {run.out_dir}/best_model")
         return result
 
     if cfg.algorithm.name == "sft":
         if cfg.sft.steps:
-            summary["initial"] = evaluate("initial", 0, params)
+            summary["initial"] = evaluate("initial", 0, params, candidate=False)
             params = loop.run_sft(run, params, cfg.sft.steps, cfg.run.progress)
         summary["before"] = evaluate("after SFT", 0, params)
         return _finish(cfg, run, params, summary, start, log)
 
     if latest is None:
         if cfg.sft.steps:
-            summary["initial"] = evaluate("initial", 0, params)
+            summary["initial"] = evaluate("initial", 0, params, candidate=False)
             params = loop.run_sft(run, params, cfg.sft.steps, cfg.run.progress)
         summary["before"] = evaluate("before RL", 0, params)
         # the update donates params; the reference stays (a copy, or the base itself with LoRA)
@@ -169,16 +173,22 @@ def _save(checkpointer: TrainStateCheckpointer, rl: loop.RLLoop, summary: dict, 
 
 def _finish(cfg: Config, run: loop.Run, params, summary: dict, start: float, log) -> dict:
     summary["seconds"] = round(time.time() - start, 1)
-    model = merge_lora(nnx.merge(run.graphdef, params))  # LoRA runs export the merged model
-    graphdef, merged = nnx.split(model)
-    merged = jax.tree.map(to_host, merged)  # every process joins the gather; process 0 writes
+    _export(run, params, os.path.join(run.out_dir, "model"))
     if run.lead:
-        save_pretrained(nnx.merge(graphdef, merged), os.path.join(run.out_dir, "model"))
-        run.tokenizer.hf.save_pretrained(os.path.join(run.out_dir, "model"))
         with open(os.path.join(run.out_dir, "summary.json"), "w") as f:
             json.dump(summary, f, indent=2)
         log(format_summary(summary))
     return summary
+
+
+def _export(run: loop.Run, params, folder: str) -> None:
+    """The model (LoRA merged) and tokenizer as a Hugging Face folder. Every process joins the gather
+    of the weights; process 0 writes."""
+    graphdef, merged = nnx.split(merge_lora(nnx.merge(run.graphdef, params)))
+    merged = jax.tree.map(to_host, merged)
+    if run.lead:
+        save_pretrained(nnx.merge(graphdef, merged), folder)
+        run.tokenizer.hf.save_pretrained(folder)
 
 
 def format_summary(summary: dict) -> str:

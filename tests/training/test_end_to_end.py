@@ -16,7 +16,8 @@ def run_dir(tmp_path_factory):
     out = str(tmp_path_factory.mktemp("run"))
     code = cli.main(["train", "--set", f"run.out_dir={out}", "--set", "sft.steps=3", "--set", "run.iterations=2",
                      "--set", "task.train_size=64", "--set", "task.eval_size=16", "--set", "algorithm.prompts_per_batch=2",
-                     "--set", "algorithm.group_size=4", "--set", "run.progress=false", "--set", "run.eval_every=1"])
+                     "--set", "algorithm.group_size=4", "--set", "run.progress=false", "--set", "run.eval_every=1",
+                     "--set", "run.keep_best=true"])
     assert code == 0
     return out
 
@@ -36,7 +37,12 @@ def test_run_folder_is_complete(run_dir):
     summary = json.load(open(os.path.join(run_dir, "summary.json")))
     assert {"initial", "before", "after"} <= set(summary)
     # A mid-run evaluation happened at iteration 1 (eval_every=1, iterations=2).
-    assert [r["step"] for r in records if r["phase"] == "eval"] == [0, 0, 1, 2]
+    evals = [r for r in records if r["phase"] == "eval"]
+    assert [r["step"] for r in evals] == [0, 0, 1, 2]
+    # keep_best: the best of the evaluations from "before RL" on (not the random init) was exported
+    best = max(evals[1:], key=lambda r: r["reward"])
+    assert summary["best"]["reward"] == best["reward"] and summary["best"]["step"] == best["step"]
+    assert os.path.isfile(os.path.join(run_dir, "best_model", "model.safetensors"))
 
 
 def test_plot_is_a_png_with_the_four_panels(run_dir, tmp_path):

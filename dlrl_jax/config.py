@@ -107,6 +107,7 @@ class RunSection:
     keep_best: bool = False       # export the best held-out model so far (by eval reward) to out_dir/best_model
     out_dir: str = "runs/default"
     tensorboard: bool = True
+    wandb_project: str | None = None  # log to Weights & Biases under this project (pip install 'dlrl_jax[wandb]')
     progress: bool = True
 
 

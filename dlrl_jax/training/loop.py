@@ -46,7 +46,14 @@ class Run:
         if self.lead:
             with open(os.path.join(self.out_dir, "config.json"), "w") as f:
                 json.dump(to_dict(cfg), f, indent=2)
-        self.writer = MetricsWriter(self.out_dir, tensorboard=cfg.run.tensorboard, enabled=self.lead)
+        if cfg.run.wandb_project and self.lead:
+            try:
+                import wandb  # noqa: F401
+            except ImportError:
+                raise ConfigError("run.wandb_project is set but wandb is not installed; pip install "
+                                  "'dlrl_jax[wandb]' (or unset run.wandb_project)") from None
+        self.writer = MetricsWriter(self.out_dir, tensorboard=cfg.run.tensorboard, enabled=self.lead,
+                                    wandb_project=cfg.run.wandb_project, config=to_dict(cfg))
         self.key = jax.random.key(cfg.seed)
         if cfg.sft.steps:
             self._check_sft_targets()

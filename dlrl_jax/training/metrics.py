@@ -1,4 +1,5 @@
-"""Metrics sinks: metrics.jsonl always, TensorBoard events when asked (tensorboardX)."""
+"""Metrics sinks: metrics.jsonl always, TensorBoard events (tensorboardX) and Weights & Biases when
+asked. W&B runs online or offline as its own settings say (WANDB_MODE=offline, `wandb sync` later)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import numpy as np
 class MetricsWriter:
     """Appends one JSON object per call to RUN_DIR/metrics.jsonl; mirrors scalars to TensorBoard."""
 
-    def __init__(self, run_dir: str, tensorboard: bool = True, enabled: bool = True):
+    def __init__(self, run_dir: str, tensorboard: bool = True, enabled: bool = True, wandb_project: str | None = None,
+                 config: dict | None = None):
         """`enabled=False` (every process but the lead in a multi-host job) writes nothing."""
         os.makedirs(run_dir, exist_ok=True)
         self.path = os.path.join(run_dir, "metrics.jsonl")
@@ -22,6 +24,11 @@ class MetricsWriter:
         if tensorboard and enabled:
             from tensorboardX import SummaryWriter
             self._tb = SummaryWriter(os.path.join(run_dir, "tensorboard"))
+        self._wandb = None
+        if wandb_project and enabled:
+            import wandb
+            self._wandb = wandb.init(project=wandb_project, dir=run_dir, config=config or {},
+                                     name=os.path.basename(os.path.abspath(run_dir)))
 
     def write(self, phase: str, step: int, values: dict) -> None:
         if not self.enabled:
@@ -32,16 +39,21 @@ class MetricsWriter:
             record[key] = array.tolist() if array.ndim else float(array)
         self._file.write(json.dumps(record) + "\n")
         self._file.flush()
+        scalars = {f"{phase}/{k}": v for k, v in record.items() if isinstance(v, float) and k != "time"}
         if self._tb is not None:
-            for key, value in record.items():
-                if isinstance(value, float):
-                    self._tb.add_scalar(f"{phase}/{key}", value, step)
+            for key, value in scalars.items():
+                self._tb.add_scalar(key, value, step)
+        if self._wandb is not None:  # phases count their own steps, so the step is logged as a value
+            self._wandb.log(dict(scalars, **{f"{phase}/step": step}))
 
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
         if self._tb is not None:
             self._tb.close()
+        if self._wandb is not None:
+            self._wandb.finish()
+            self._wandb = None
 
 
 def read_metrics(run_dir: str) -> list[dict]:

@@ -30,7 +30,8 @@ from dlrl_jax.training.metrics import truncate_metrics
 # Fields a resumed run may change: how long it runs, how it reports and on which mesh (the checkpoint
 # restores onto any), not what it computes.
 _RESUMABLE_CHANGES = ("run.iterations", "run.resume", "run.progress", "run.eval_every", "run.save_every",
-                      "run.keep_checkpoints", "run.tensorboard", "mesh.data", "mesh.fsdp", "mesh.tensor")
+                      "run.keep_checkpoints", "run.tensorboard", "run.wandb_project", "run.keep_best", "mesh.data",
+                      "mesh.fsdp", "mesh.tensor")
 
 
 class _StopFlag:

@@ -68,6 +68,32 @@ def _to_ours(name: str, hf_tensor: np.ndarray, cfg: ModelConfig) -> np.ndarray:
     return hf_tensor
 
 
+def _bounds(index, shape):
+    """(start, stop) per axis of a make_array_from_callback index (slices with steps of 1)."""
+    return [sl.indices(n)[:2] for sl, n in zip(index, shape)]
+
+
+def _read_ours_slice(f, key: str, name: str, bounds, cfg: ModelConfig) -> np.ndarray:
+    """One layer's (or a top-level tensor's) block of our layout, read as the matching block of the HF
+    tensor: only those bytes come off the disk. Head axes map to row ranges of whole heads (the
+    head_dim axis is never split)."""
+    sl = f.get_slice(key)
+    Hd = cfg.resolved_head_dim
+    if name in ("wq", "wk", "wv"):  # ours (D, N, Hd) = hf (N*Hd, D).T
+        (d0, d1), (n0, n1), _ = bounds
+        return np.asarray(sl[n0 * Hd:n1 * Hd, d0:d1]).T.reshape(d1 - d0, n1 - n0, Hd)
+    if name in ("bq", "bk", "bv"):  # ours (N, Hd) = hf (N*Hd,)
+        (n0, n1), _ = bounds
+        return np.asarray(sl[n0 * Hd:n1 * Hd]).reshape(n1 - n0, Hd)
+    if name == "wo":  # ours (N, Hd, D) = hf (D, N*Hd).T
+        (n0, n1), _, (d0, d1) = bounds
+        return np.asarray(sl[d0:d1, n0 * Hd:n1 * Hd]).T.reshape(n1 - n0, Hd, d1 - d0)
+    if name in ("w_gate", "w_up", "w_down", "lm_head"):  # ours = hf.T
+        (a0, a1), (b0, b1) = bounds
+        return np.asarray(sl[b0:b1, a0:a1]).T
+    return np.asarray(sl[tuple(slice(a, b) for a, b in bounds)])
+
+
 def _to_hf(name: str, ours: np.ndarray) -> np.ndarray:
     if name in ("wq", "wk", "wv"):
         return np.ascontiguousarray(ours.reshape(ours.shape[0], -1).T)
@@ -155,11 +181,13 @@ def _check_keys(expected: dict, present: dict, path: str, shapes: dict) -> None:
 
 def from_pretrained(path: str, dtype: str | None = None, compute_dtype: str | None = None,
                     sharding_fn: Callable[[tuple[str, ...], jax.ShapeDtypeStruct], jax.sharding.Sharding]
-                    | None = None, **config_overrides) -> Transformer:
+                    | None = None, mesh=None, **config_overrides) -> Transformer:
     """Loads a Hugging Face folder (LLaDA, Dream, Llama or Qwen2 config) as a bidirectional model.
 
     dtype: parameter dtype ("float32", "bfloat16"); default float32. compute_dtype defaults to dtype.
-    sharding_fn(param_path, abstract_array) -> Sharding places each parameter as it is assembled.
+    mesh: lay every parameter out on this (data, fsdp, tensor) mesh by its logical axes, each process
+    reading from the safetensors only the blocks its own devices hold (no whole copy on any host).
+    sharding_fn(param_path, abstract_array) -> Sharding: the same with any placement.
     """
     cfg = read_config(path)
     dtype = dtype or "float32"
@@ -183,8 +211,15 @@ def from_pretrained(path: str, dtype: str | None = None, compute_dtype: str | No
             with safe_open(fn, "np") as f:
                 shapes[key] = (f.get_slice(key).get_shape(), _hf_shape(name, want))
     _check_keys(expected, files, path, shapes)
-
     np_dtype = _NP_DTYPES[dtype]
+    if mesh is not None:
+        from dlrl_jax.parallel import param_shardings
+        by_path = {jax.tree_util.keystr(p): sh for p, sh in jax.tree_util.tree_leaves_with_path(
+            param_shardings(abstract_params, mesh))}
+        return nnx.merge(graphdef, jax.tree_util.tree_map_with_path(
+            lambda kp, leaf: _sliced_array(kp, leaf, by_path[jax.tree_util.keystr(kp).removesuffix(".value")],
+                                           expected, files, cfg, np_dtype), abstract_params))
+
     buffers = {name: np.empty(shape, np_dtype) for name, shape in our_shapes.items()}
     by_file: dict[str, list[str]] = {}
     for key, fn in files.items():
@@ -213,6 +248,32 @@ def from_pretrained(path: str, dtype: str | None = None, compute_dtype: str | No
         lambda kp, leaf: place(tuple(getattr(k, "key", getattr(k, "name", k)) for k in kp), leaf),
         abstract_params)
     return nnx.merge(graphdef, params)
+
+
+def _sliced_array(keypath, abstract_leaf, sharding, expected, files, cfg, np_dtype):
+    """A global array whose every shard is read straight from its block of the HF tensors."""
+    names = [str(getattr(k, "key", getattr(k, "name", k))) for k in keypath]
+    name = names[-1] if names[-1] != "value" else names[-2]
+    stacked = "layers" in names
+    sources = {}  # layer (or None) -> (file, key)
+    for key, (n, layer) in expected.items():
+        if n == name:
+            sources[layer] = (files[key], key)
+
+    def read(index):
+        bounds = _bounds(index, abstract_leaf.shape)
+        layer_range, inner = (range(*bounds[0]), bounds[1:]) if stacked else ([None], bounds)
+        blocks = []
+        for layer in layer_range:
+            fn, key = sources[layer]
+            with safe_open(fn, "np") as f:
+                block = _read_ours_slice(f, key, name, inner, cfg).astype(np_dtype)
+            if not np.all(np.isfinite(block.astype(np.float32))):
+                raise CheckpointError(f"{fn}: tensor {key} holds NaN or infinite values")
+            blocks.append(block)
+        return np.stack(blocks) if stacked else blocks[0]
+
+    return jax.make_array_from_callback(abstract_leaf.shape, sharding, read)
 
 
 def save_pretrained(model: Transformer, path: str, max_shard_bytes: int = 5 * 2**30) -> None:

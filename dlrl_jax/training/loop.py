@@ -32,7 +32,7 @@ class Run:
     def __init__(self, cfg: Config):
         self.cfg = cfg
         self.mesh = setup.build_mesh(cfg)  # first: a mesh that does not fit fails before any weights load
-        model, self.tokenizer = setup.build_model_and_tokenizer(cfg)
+        model, self.tokenizer = setup.build_model_and_tokenizer(cfg, self.mesh)
         self.mask_id = model.cfg.mask_token_id
         self.graphdef, params = models.split(model)
         self.params = parallel.place_params(params, self.mesh)

@@ -13,11 +13,12 @@ from dlrl_jax.models.lora import LoRASettings, add_lora
 from dlrl_jax.models.tokenizer import CHAR_VOCAB_SIZE, Tokenizer, write_char_tokenizer
 
 
-def build_model_and_tokenizer(cfg: Config):
-    """(model, tokenizer). A preset model uses the embedded character tokenizer unless one is given."""
+def build_model_and_tokenizer(cfg: Config, mesh=None):
+    """(model, tokenizer). A preset model uses the embedded character tokenizer unless one is given.
+    With a mesh, a checkpoint is read straight into its shards (no whole copy on any host)."""
     m = cfg.model
     if m.path:
-        model = models.from_pretrained(m.path, dtype=m.dtype, compute_dtype=m.compute_dtype, remat=m.remat)
+        model = models.from_pretrained(m.path, dtype=m.dtype, compute_dtype=m.compute_dtype, remat=m.remat, mesh=mesh)
         tok_dir = m.tokenizer or m.path
     else:
         mcfg = models.preset(m.preset, param_dtype=m.dtype, dtype=m.compute_dtype or m.dtype, remat=m.remat)

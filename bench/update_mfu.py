@@ -56,12 +56,13 @@ def bench(name, cfg, B, P, G, T, K, M, repeats):
         tokens, prompt_mask, unmask, steps, np.ones((B, K), bool), f(B, K), -2 + f(B, K), -2 + f(B, K)),
         functools.partial(stepwise.stepwise_loss, graphdef, total_rows=B,
                           settings=stepwise.StepwiseLossSettings(mask_id=mask, tokens_per_step=G / T))))
-    espo_settings = espo.ESPOSettings(mask_id=mask, num_samples=M, coupled=True)
-    cases.append((f"espo M={M} coupled", 2 * M,
-                  dict(base, advantage=f(B), old_elbo=np.full(B, -30.0, np.float32),
-                       ref_elbo=np.full(B, -30.0, np.float32), key=key),
-                  lambda p, it: espo.espo_loss(graphdef, p, dict(it, key=jax.random.wrap_key_data(it["key"])),
-                                               espo_settings, B)))
+    for remat in (True, False):  # algorithm.elbo_remat: memory of one pass vs no recomputation
+        espo_settings = espo.ESPOSettings(mask_id=mask, num_samples=M, coupled=True, remat=remat)
+        cases.append((f"espo M={M} coupled{'' if remat else ', no remat'}", 2 * M,
+                      dict(base, advantage=f(B), old_elbo=np.full(B, -30.0, np.float32),
+                           ref_elbo=np.full(B, -30.0, np.float32), key=key),
+                      lambda p, it, s=espo_settings: espo.espo_loss(
+                          graphdef, p, dict(it, key=jax.random.wrap_key_data(it["key"])), s, B)))
     grpo_settings = diffu_grpo.DiffuGRPOSettings(mask_id=mask)
     cases.append(("diffu_grpo", 1,
                   dict(base, completion_mask=np.ones((B, G), bool), advantage=f(B), old_logprob=-2 + f(B, G),

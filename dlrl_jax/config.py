@@ -75,6 +75,7 @@ class AlgorithmSection:
     micro_batches: int = 1
     aggregation: str = "sum"
     elbo_samples: int = 2         # espo: Monte-Carlo ELBO samples M (each two coupled passes)
+    elbo_remat: bool = True       # espo: recompute each ELBO pass in the backward (less memory, ~1/3 more work)
     p_mask_prompt: float = 0.15   # diffu_grpo: prompt-token mask probability
     # espo and diffu_grpo clip symmetrically at eps_low (ESPO 0.2, d1 0.5)
 

@@ -21,6 +21,7 @@ class ESPOSettings:
     coupled: bool = True
     eps: float = 0.2
     beta: float = 1e-3
+    remat: bool = True  # recompute each ELBO pass in the backward: one pass's activations in memory
 
 
 def leave_one_out_advantages(reward_B, group_size: int) -> np.ndarray:
@@ -36,7 +37,7 @@ def elbos(graphdef, params, batch, key, settings: ESPOSettings):
     """ELBO estimates [B] of the batch's completions with the masks drawn from `key`."""
     return estimate_pure(graphdef, params, batch["prompt_ids"], batch["prompt_mask"], batch["completion_ids"], key,
                          num_samples=settings.num_samples, coupled=settings.coupled, stratified=True,
-                         mask_id=settings.mask_id)
+                         mask_id=settings.mask_id, remat=settings.remat)
 
 
 def espo_loss(graphdef, params, batch, settings: ESPOSettings, total_rows: int):

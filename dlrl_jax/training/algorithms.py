@@ -101,7 +101,7 @@ class ESPO(_SequenceLevel):
         super().__init__(run, rows)
         a = self.a
         self.settings = espo.ESPOSettings(mask_id=run.mask_id, num_samples=a.elbo_samples, coupled=True,
-                                          eps=a.eps_low, beta=a.beta)
+                                          eps=a.eps_low, beta=a.beta, remat=a.elbo_remat)
         self.loss = functools.partial(self._loss, run.graphdef, self.settings, rows)
         self._elbo = jax.jit(lambda graphdef, p, item: espo.elbos(
             graphdef, p, item, jax.random.wrap_key_data(item["key"]), self.settings), static_argnums=0)

@@ -38,9 +38,10 @@ def test_leave_one_out_and_group_mean_tables():
     np.testing.assert_allclose(diffu_grpo.group_mean_advantages(r, 3), [2 / 3, -1 / 3, -1 / 3, 0, 0, 0], atol=1e-6)
 
 
-def test_espo_first_update_is_the_policy_gradient_through_the_elbo(setup):
+@pytest.mark.parametrize("remat", [True, False])
+def test_espo_first_update_is_the_policy_gradient_through_the_elbo(setup, remat):
     graphdef, params, batch = setup
-    settings = espo.ESPOSettings(mask_id=MASK, num_samples=2, eps=0.2, beta=1e-2)
+    settings = espo.ESPOSettings(mask_id=MASK, num_samples=2, eps=0.2, beta=1e-2, remat=remat)
     key = jax.random.key(4)
     adv = np.array([1.0, -0.5, 0.25, -0.75], np.float32)
     old = estimate_pure(graphdef, params, batch["prompt_ids"], batch["prompt_mask"], batch["completion_ids"], key,

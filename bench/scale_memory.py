@@ -19,7 +19,6 @@ import functools  # noqa: E402
 import time  # noqa: E402
 
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 
 from dlrl_jax import models, parallel  # noqa: E402
 from dlrl_jax.models.config import LORA_TARGETS  # noqa: E402
@@ -27,6 +26,7 @@ from dlrl_jax.models.lora import trainable_mask  # noqa: E402
 from dlrl_jax.objectives import stepwise  # noqa: E402
 from dlrl_jax.training.optimizer import OptimizerSettings, make_optimizer  # noqa: E402
 from dlrl_jax.training.update import ParamPartition, make_update  # noqa: E402
+from update_memory import abstract_egspo_items  # noqa: E402  (bench/update_memory.py)
 
 GIB = 2.0**30
 PROMPT, GEN, STEPS, K, ROWS_PER_DEVICE = 200, 256, 128, 8, 48
@@ -47,14 +47,9 @@ def opt_abstract_for(tx, params, mesh):
 
 
 def items_for(mesh, rows):
-    n, mb = ROWS_PER_DEVICE * K, rows // ROWS_PER_DEVICE  # one micro-batch = one row per device
-    i32, f32, b = jnp.int32, jnp.float32, jnp.bool_
-
-    def spec(shape, dtype):
-        return jax.ShapeDtypeStruct(shape, dtype, sharding=parallel.batch_sharding(mesh, len(shape), 1))
-    return {"tokens": spec((n, mb, PROMPT + GEN), i32), "prompt_mask": spec((n, mb, PROMPT), b),
-            "unmask_step": spec((n, mb, GEN), i32), "step": spec((n, mb), i32), "valid": spec((n, mb), b),
-            **{f: spec((n, mb), f32) for f in ("advantage", "old_logprob", "ref_logprob")}}
+    # one micro-batch = one row per device; rows split over the devices on axis 1
+    return abstract_egspo_items(ROWS_PER_DEVICE * K, rows // ROWS_PER_DEVICE, PROMPT, GEN,
+                                sharding=lambda ndim: parallel.batch_sharding(mesh, ndim, 1))
 
 
 def analyse(name, devices, lora_rank):

@@ -19,18 +19,23 @@ from dlrl_jax.training.optimizer import OptimizerSettings, make_optimizer
 from dlrl_jax.training.update import make_update
 
 
+def abstract_egspo_items(n, mb, prompt, gen, sharding=None):
+    """Abstract EGSPO update items: n accumulated items of mb rows; `sharding(ndim)` places them."""
+    i32, f32, b = jnp.int32, jnp.float32, jnp.bool_
+
+    def spec(shape, dtype):
+        return jax.ShapeDtypeStruct(shape, dtype, sharding=sharding(len(shape)) if sharding else None)
+    return {"tokens": spec((n, mb, prompt + gen), i32), "prompt_mask": spec((n, mb, prompt), b),
+            "unmask_step": spec((n, mb, gen), i32), "step": spec((n, mb), i32), "valid": spec((n, mb), b),
+            **{f: spec((n, mb), f32) for f in ("advantage", "old_logprob", "ref_logprob")}}
+
+
 def analyse(name, cfg, rows, prompt, gen, steps, k, micro_batches):
     abstract = models.abstract_model(cfg)
     graphdef, params = models.split(abstract)
     tx = make_optimizer(OptimizerSettings())
     opt_state = jax.eval_shape(tx.init, params)
-    mb, n = rows // micro_batches, micro_batches * k
-    i32, f32, b = jnp.int32, jnp.float32, jnp.bool_
-    items = {"tokens": jax.ShapeDtypeStruct((n, mb, prompt + gen), i32),
-             "prompt_mask": jax.ShapeDtypeStruct((n, mb, prompt), b),
-             "unmask_step": jax.ShapeDtypeStruct((n, mb, gen), i32),
-             "step": jax.ShapeDtypeStruct((n, mb), i32), "valid": jax.ShapeDtypeStruct((n, mb), b),
-             **{f: jax.ShapeDtypeStruct((n, mb), f32) for f in ("advantage", "old_logprob", "ref_logprob")}}
+    items = abstract_egspo_items(micro_batches * k, rows // micro_batches, prompt, gen)
     settings = stepwise.StepwiseLossSettings(mask_id=cfg.mask_token_id, tokens_per_step=gen / steps)
     update = make_update(functools.partial(stepwise.stepwise_loss, graphdef, settings=settings, total_rows=rows), tx)
     t = time.perf_counter()

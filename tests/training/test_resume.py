@@ -11,7 +11,6 @@ import sys
 import time
 
 import numpy as np
-import pytest
 from safetensors.numpy import load_file
 
 from dlrl_jax import cli

@@ -6,6 +6,8 @@ per step, a full forward pass, argmax at temperature 0, low-confidence commits o
 number of tokens inside the active block. The same random Llama weights are saved as a Hugging Face
 folder and loaded by `dlrl_jax.models.from_pretrained`; at temperature 0 both must produce the same
 tokens (checked), then each is timed (best of `--repeats`, after a warm-up / compile).
+With `--caches prefix,dual` the JAX rollout also runs with Fast-dLLM's approximate KV cache; those
+rows report the share of tokens equal to the exact PyTorch loop's and the speed-up over it.
 
     python bench/torch_baseline.py [--layers 12 --d-model 768 --batch 4 --prompt 32 --gen 64 --steps 32]
 
@@ -77,6 +79,7 @@ def main():
     ap.add_argument("--block", type=int, default=32)
     ap.add_argument("--steps", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--caches", default="none", help="comma-separated JAX cache modes: none, prefix, dual")
     args = ap.parse_args()
     torch.manual_seed(0)
     heads = args.d_model // 64
@@ -90,29 +93,29 @@ def main():
     jmodel = models.from_pretrained(folder)
     graphdef, params = models.split(jmodel)
     prompt = np.random.default_rng(0).integers(3, mask_id, (args.batch, args.prompt))
-    settings = rollout.SamplerSettings(gen_length=args.gen, block_length=args.block, steps=args.steps, temperature=0.0,
-                                       mask_id=mask_id)
     ids, pmask = jnp.asarray(prompt, jnp.int32), jnp.ones(prompt.shape, bool)
-
-    def jax_run():
-        return rollout.generate(graphdef, params, ids, pmask, jax.random.key(0), settings).tokens.block_until_ready()
-
-    jax_tokens = np.asarray(jax_run())  # compile
     torch_tokens = torch_generate(tmodel, torch.from_numpy(prompt), args.gen, args.block, args.steps, mask_id).numpy()
-    same = float((jax_tokens == torch_tokens).mean())
-    t_jax = best_time(jax_run, args.repeats)
     t_torch = best_time(lambda: torch_generate(tmodel, torch.from_numpy(prompt), args.gen, args.block, args.steps, mask_id),
                         args.repeats)
     n = sum(p.numel() for p in tmodel.parameters())
     tokens = args.batch * args.gen
     print(f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, jax {jax.__version__} "
           f"on {jax.devices()[0].platform}, torch {torch.__version__}")
-    print("| model | params | batch | prompt | gen | block | steps | same tokens | PyTorch s | JAX s | PyTorch tok/s "
-          "| JAX tok/s | JAX / PyTorch |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-    print(f"| Llama {args.layers}x{args.d_model} | {n / 1e6:.1f}M | {args.batch} | {args.prompt} | {args.gen} | {args.block} | "
-          f"{args.steps} | {same:.1%} | {t_torch:.2f} | {t_jax:.2f} | {tokens / t_torch:.1f} | {tokens / t_jax:.1f} | "
-          f"{t_torch / t_jax:.2f}x |")
+    print("| model | params | batch | prompt | gen | block | steps | JAX cache | same tokens | PyTorch s | JAX s "
+          "| PyTorch tok/s | JAX tok/s | JAX / PyTorch |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for cache in args.caches.split(","):
+        settings = rollout.SamplerSettings(gen_length=args.gen, block_length=args.block, steps=args.steps,
+                                           temperature=0.0, mask_id=mask_id, cache=cache)
+
+        def jax_run():
+            return rollout.generate(graphdef, params, ids, pmask, jax.random.key(0), settings).tokens.block_until_ready()
+
+        same = float((np.asarray(jax_run()) == torch_tokens).mean())  # the first call compiles
+        t_jax = best_time(jax_run, args.repeats)
+        print(f"| Llama {args.layers}x{args.d_model} | {n / 1e6:.1f}M | {args.batch} | {args.prompt} | {args.gen} | "
+              f"{args.block} | {args.steps} | {cache} | {same:.1%} | {t_torch:.2f} | {t_jax:.2f} | "
+              f"{tokens / t_torch:.1f} | {tokens / t_jax:.1f} | {t_torch / t_jax:.2f}x |", flush=True)
 
 
 if __name__ == "__main__":

@@ -57,7 +57,7 @@ def _sample(args) -> int:
         ids, mask = np.asarray([row], np.int32), np.ones((1, len(row)), bool)
     settings = rollout.SamplerSettings(gen_length=args.gen_length, block_length=args.block_length or args.gen_length,
                                        steps=args.steps or args.gen_length, temperature=args.temperature,
-                                       remasking=args.remasking, mask_id=int(mask_id))
+                                       remasking=args.remasking, mask_id=int(mask_id), cache=args.cache)
     try:
         settings.validate()
     except rollout.SamplerSettingsError as e:
@@ -97,7 +97,8 @@ def _eval(args) -> int:
                             gen_lengths=lengths, data=args.data, num_examples=args.num_examples,
                             prompt_style=args.prompt_style, block_length=args.block_length,
                             steps_per_token=args.steps_per_token, temperature=args.temperature,
-                            remasking=args.remasking, threshold=args.threshold, batch_size=args.batch_size,
+                            remasking=args.remasking, threshold=args.threshold, cache=args.cache,
+                            batch_size=args.batch_size,
                             tokenizer=args.tokenizer, dtype=args.dtype, seed=args.seed, progress=not args.no_progress)
     summary = evaluate_model(settings)
     print(format_table(args.task, summary))
@@ -137,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, default=0.0)
     p.add_argument("--remasking", default="low_confidence", choices=("low_confidence", "random"))
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cache", default="none", choices=("none", "prefix", "dual"),
+                   help="Fast-dLLM's approximate KV cache (faster, not exact; see SamplerSettings)")
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     p.add_argument("--json", action="store_true", help='print {"tokens", "completion_ids", "text"}')
     p = sub.add_parser("export", help="write a run's model (or any model folder) as HF safetensors")
@@ -158,6 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, default=0.0)
     p.add_argument("--remasking", default="low_confidence", choices=("low_confidence", "random"))
     p.add_argument("--threshold", type=float, default=None, help="confidence-threshold parallel decoding")
+    p.add_argument("--cache", default="none", choices=("none", "prefix", "dual"),
+                   help="Fast-dLLM's approximate KV cache (faster, not exact; see SamplerSettings)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--tokenizer", help="tokenizer folder (default: the model folder)")
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))

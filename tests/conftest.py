@@ -1,5 +1,15 @@
-"""Shared fixtures: tiny random Hugging Face checkpoints written by PyTorch (the test oracle)."""
+"""Test-session settings: JAX on the CPU, and one persistent compilation cache for the whole session.
+
+Many tests (and the `dlrl-jax` subprocesses they start, which inherit the environment) compile the
+same tiny programs again: the resume test runs one config three times, the end-to-end tests share
+shapes. A session-wide cache turns those recompiles into loads; it starts empty, so every test still
+compiles what it needs at least once and nothing leaks between sessions."""
 
 import os
+import tempfile
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="dlrl_jax_test_cache_")
+    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+    os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"

@@ -34,6 +34,16 @@ def hidden(graphdef, params, input_ids, attention_mask=None):
     return nnx.merge(graphdef, params).hidden(input_ids, attention_mask)
 
 
+def hidden_and_cache(graphdef, params, input_ids, attention_mask=None):
+    """Pure (unshifted final states [B, L, D], KV cache ([layers, B, L, K, Hd] keys, values))."""
+    return nnx.merge(graphdef, params).hidden_and_cache(input_ids, attention_mask)
+
+
+def hidden_window(graphdef, params, window_ids, attention_mask, cache, start):
+    """Pure unshifted final states [B, W, D] of positions start..start+W-1 against a KV cache."""
+    return nnx.merge(graphdef, params).hidden_window(window_ids, attention_mask, cache, start)
+
+
 def unembed(graphdef, params, h):
     """Pure output head: float32 logits [..., V] from (gathered) hidden states [..., D]."""
     return nnx.merge(graphdef, params).unembed(h)

@@ -118,27 +118,48 @@ class Transformer(nnx.Module):
     def hidden(self, input_ids_BxL, attention_mask_BxL=None):
         """Final-norm hidden states [B, L, D] in the compute dtype, aligned so that `unembed` of
         position j predicts token j (for Dream, the state of position j-1; position 0 keeps its own)."""
+        h_BxLxD, _ = self._layers(input_ids_BxL, attention_mask_BxL)
+        return shift_states(self.cfg, h_BxLxD)
+
+    def hidden_and_cache(self, input_ids_BxL, attention_mask_BxL=None):
+        """(unshifted final-norm states [B, L, D], KV cache): the cache holds every layer's rotated
+        keys and values, each [layers, B, L, K, Hd], for `hidden_window` to attend to later."""
+        return self._layers(input_ids_BxL, attention_mask_BxL, keep_kv=True)
+
+    def hidden_window(self, window_ids_BxW, attention_mask_BxL, cache, start):
+        """Unshifted final-norm states [B, W, D] of sequence positions start..start+W-1 only.
+
+        The window's queries attend to every key of the sequence: the window's own keys and values are
+        computed fresh, every other position's come from `cache` (from `hidden_and_cache` on an earlier
+        canvas) -- Fast-dLLM's approximate prefix / dual cache. With a cache of the current canvas this
+        equals the full forward at the window."""
+        return self._layers(window_ids_BxW, attention_mask_BxL, cache=cache, start=start)[0]
+
+    def _layers(self, input_ids_BxW, attention_mask_BxL=None, keep_kv=False, cache=None, start=0):
         cfg = self.cfg
+        W = input_ids_BxW.shape[1]
         if attention_mask_BxL is None:
-            attention_mask_BxL = jnp.ones(input_ids_BxL.shape, bool)
+            attention_mask_BxL = jnp.ones(input_ids_BxW.shape, bool)
         attention_mask_BxL = attention_mask_BxL.astype(bool)
         # Positions count real tokens only, so a left-padded row sees the same rotary phases as unpadded.
         positions_BxL = jnp.maximum(jnp.cumsum(attention_mask_BxL, axis=1) - 1, 0)
-        cos_BxLxHd, sin_BxLxHd = _rope_tables(positions_BxL, cfg.resolved_head_dim, cfg.rope_theta)
-        x_BxLxD = jnp.take(self.embed[...], input_ids_BxL, axis=0).astype(cfg.jnp_dtype)
+        positions_BxW = jax.lax.dynamic_slice_in_dim(positions_BxL, start, W, axis=1)
+        cos_BxWxHd, sin_BxWxHd = _rope_tables(positions_BxW, cfg.resolved_head_dim, cfg.rope_theta)
+        x_BxWxD = jnp.take(self.embed[...], input_ids_BxW, axis=0).astype(cfg.jnp_dtype)
         stacked = {name: getattr(self.layers, name)[...] for name in layer_param_names(cfg)}
+        if cache is not None:
+            stacked = dict(stacked, cached_k=cache[0], cached_v=cache[1])
 
         def block(x, layer):
-            return _block(cfg, x, layer, attention_mask_BxL, cos_BxLxHd, sin_BxLxHd), None
+            kv_cache = (layer["cached_k"], layer["cached_v"]) if cache is not None else None
+            x, kv = _block(cfg, x, layer, attention_mask_BxL, cos_BxWxHd, sin_BxWxHd, kv_cache, start)
+            return x, (kv if keep_kv else None)
 
         if cfg.remat != "none":
             policy = None if cfg.remat == "full" else jax.checkpoint_policies.checkpoint_dots_with_no_batch_dims
             block = jax.checkpoint(block, policy=policy, prevent_cse=False)
-        x_BxLxD, _ = jax.lax.scan(block, x_BxLxD, stacked)
-        h_BxLxD = _rms_norm(x_BxLxD, self.final_norm[...], cfg.rms_norm_eps)
-        if cfg.shift_logits:
-            h_BxLxD = jnp.concatenate([h_BxLxD[:, :1], h_BxLxD[:, :-1]], axis=1)
-        return h_BxLxD
+        x_BxWxD, kv = jax.lax.scan(block, x_BxWxD, stacked)
+        return _rms_norm(x_BxWxD, self.final_norm[...], cfg.rms_norm_eps), kv
 
     def unembed(self, h_BxLxD):
         """Float32 logits [..., V] from (any gathered subset of) hidden states [..., D]."""
@@ -146,6 +167,13 @@ class Transformer(nnx.Module):
         head_DxV = self.embed[...].T if cfg.tie_embeddings else self.lm_head[...]
         return jnp.einsum("...d,dv->...v", h_BxLxD, head_DxV.astype(cfg.jnp_dtype),
                           preferred_element_type=jnp.float32)
+
+
+def shift_states(cfg: ModelConfig, h_BxLxD):
+    """Dream's alignment: the state that predicts token j is that of position j-1 (position 0 keeps its own)."""
+    if cfg.shift_logits:
+        return jnp.concatenate([h_BxLxD[:, :1], h_BxLxD[:, :-1]], axis=1)
+    return h_BxLxD
 
 
 def _rms_norm(x, scale, eps):
@@ -180,7 +208,10 @@ def _proj(cfg, p, name, equation, x):
     return y
 
 
-def _block(cfg, x_BxLxD, p, mask_BxL, cos, sin):
+def _block(cfg, x_BxLxD, p, mask_BxL, cos, sin, kv_cache=None, start=0):
+    """One transformer block over L query positions. Returns (new x, this block's rotated (k, v)).
+    With kv_cache ([B, L_full, K, Hd] each), the queries sit at positions start.. of the full sequence
+    and attend to the cache with their own fresh keys/values written over it."""
     dt = cfg.jnp_dtype
     h = _rms_norm(x_BxLxD, p["attn_norm"], cfg.rms_norm_eps)
     q = _proj(cfg, p, "wq", "bld,dnh->blnh", h)
@@ -189,9 +220,13 @@ def _block(cfg, x_BxLxD, p, mask_BxL, cos, sin):
     if cfg.qkv_bias:
         q, k, v = q + p["bq"].astype(dt), k + p["bk"].astype(dt), v + p["bv"].astype(dt)
     q, k = _apply_rope(q, cos, sin), _apply_rope(k, cos, sin)
-    attn = jax.nn.dot_product_attention(q, k, v, mask=mask_BxL[:, None, None, :])
+    keys, values = k, v
+    if kv_cache is not None:
+        keys = jax.lax.dynamic_update_slice_in_dim(kv_cache[0].astype(k.dtype), k, start, axis=1)
+        values = jax.lax.dynamic_update_slice_in_dim(kv_cache[1].astype(v.dtype), v, start, axis=1)
+    attn = jax.nn.dot_product_attention(q, keys, values, mask=mask_BxL[:, None, None, :])
     x_BxLxD = x_BxLxD + _proj(cfg, p, "wo", "blnh,nhd->bld", attn)
     h = _rms_norm(x_BxLxD, p["mlp_norm"], cfg.rms_norm_eps)
     gate = _proj(cfg, p, "w_gate", "bld,df->blf", h)
     up = _proj(cfg, p, "w_up", "bld,df->blf", h)
-    return x_BxLxD + _proj(cfg, p, "w_down", "blf,fd->bld", jax.nn.silu(gate) * up)
+    return x_BxLxD + _proj(cfg, p, "w_down", "blf,fd->bld", jax.nn.silu(gate) * up), (k, v)

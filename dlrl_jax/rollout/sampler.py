@@ -45,21 +45,31 @@ def _filter_logits(logits, top_k, top_p):
     return logits
 
 
-def _window_logits(graphdef, params, settings, prompt_ids, x, attention, start, width):
-    """Float32 logits [B, W, V] at completion positions start..start+W (cfg applied)."""
-    B, P = prompt_ids.shape
-    if settings.cfg_scale > 0:
-        unconditional = x.at[:, :P].set(jnp.where(attention[:, :P], settings.mask_id, x[:, :P]))
-        h = models.hidden(graphdef, params, jnp.concatenate([x, unconditional]),
-                          jnp.concatenate([attention, attention]))
-    else:
-        h = models.hidden(graphdef, params, x, attention)
-    h = jax.lax.dynamic_slice_in_dim(h[:, P:], start, width, axis=1)
+def _model_batch(settings, prompt_ids, x, attention):
+    """(ids, attention) the model runs on: with classifier-free guidance the rows twice, the second
+    copy with its prompt masked (the unconditional pass)."""
+    if settings.cfg_scale <= 0:
+        return x, attention
+    P = prompt_ids.shape[1]
+    unconditional = x.at[:, :P].set(jnp.where(attention[:, :P], settings.mask_id, x[:, :P]))
+    return jnp.concatenate([x, unconditional]), jnp.concatenate([attention, attention])
+
+
+def _logits(graphdef, params, settings, h):
+    """Float32 logits from the (doubled, with cfg) states h [B(*2), W, D], guidance applied."""
     logits = models.unembed(graphdef, params, h)
     if settings.cfg_scale > 0:
+        B = logits.shape[0] // 2
         cond, uncond = logits[:B], logits[B:]
         logits = uncond + (settings.cfg_scale + 1.0) * (cond - uncond)
     return logits
+
+
+def _window_logits(graphdef, params, settings, prompt_ids, x, attention, start, width):
+    """Float32 logits [B, W, V] at completion positions start..start+W (cfg applied)."""
+    P = prompt_ids.shape[1]
+    h = models.hidden(graphdef, params, *_model_batch(settings, prompt_ids, x, attention))
+    return _logits(graphdef, params, settings, jax.lax.dynamic_slice_in_dim(h[:, P:], start, width, axis=1))
 
 
 def _candidates(settings, logits, gumbel_key, remask_key):
@@ -92,12 +102,12 @@ def _candidates(settings, logits, gumbel_key, remask_key):
     return x0.astype(jnp.int32), confidence
 
 
-def _step(graphdef, params, settings, prompt_ids, attention, x, key, s, start, width, eligible_fn):
-    """One denoising step. Returns (new canvas, committed [B, G], x0 [B, G], logits-derived records)."""
-    B, P = prompt_ids.shape
+def _step(settings, logits, x, P, key, s, start, eligible_fn):
+    """One denoising step from the logits [B, W, V] of completion positions start..start+W-1.
+    Returns (new canvas, committed [B, G], logits-derived records)."""
+    B, width = logits.shape[:2]
     G = settings.gen_length
     gumbel_key, remask_key = jax.random.split(jax.random.fold_in(key, s))
-    logits = _window_logits(graphdef, params, settings, prompt_ids, x, attention, start, width)
     x0_w, confidence_w = _candidates(settings, logits, gumbel_key, remask_key)
     completion = x[:, P:]
     masked_w = jax.lax.dynamic_slice_in_dim(completion, start, width, axis=1) == settings.mask_id
@@ -163,8 +173,8 @@ def _generate(graphdef, params, prompt_ids, prompt_mask, key, settings: SamplerS
             x, unmask = carry
             block_start = (s // settings.steps_per_block) * bl
             start = 0 if full_window else block_start
-            x, commit, rec = _step(graphdef, params, settings, prompt_ids, attention, x, key, s, start, width,
-                                   _top_k_commit(schedule[s], block_start, bl))
+            logits = _window_logits(graphdef, params, settings, prompt_ids, x, attention, start, width)
+            x, commit, rec = _step(settings, logits, x, P, key, s, start, _top_k_commit(schedule[s], block_start, bl))
             return (x, jnp.where(commit, s, unmask)), rec
 
         (x, unmask), rec = jax.lax.scan(body, (x, unmask), jnp.arange(T))
@@ -182,7 +192,8 @@ def _generate(graphdef, params, prompt_ids, prompt_mask, key, settings: SamplerS
 
         def body(carry):
             s, x, unmask, rec = carry
-            x, commit, step_rec = _step(graphdef, params, settings, prompt_ids, attention, x, key, s, 0, G, eligible)
+            logits = _window_logits(graphdef, params, settings, prompt_ids, x, attention, 0, G)
+            x, commit, step_rec = _step(settings, logits, x, P, key, s, 0, eligible)
             rec = {name: rec[name].at[:, s].set(step_rec[name]) for name in rec}
             return s + 1, x, jnp.where(commit, s, unmask), rec
 
@@ -196,7 +207,12 @@ def generate(graphdef, params, prompt_ids, prompt_mask, key, settings: SamplerSe
     """Samples G completion tokens for each left-padded prompt row; compiled once per shape and settings.
 
     prompt_ids [B, P] int32, prompt_mask [B, P] bool (False on left padding; the pad id must differ
-    from the mask id). Settings are validated (with a clear error) before anything compiles."""
+    from the mask id). settings.cache "prefix"/"dual" runs the approximate KV-cache sampler
+    (dlrl_jax.rollout.cached). Settings are validated (with a clear error) before anything compiles."""
     settings.validate()
+    if settings.cache != "none":
+        from dlrl_jax.rollout.cached import generate_cached  # it builds on this module's step functions
+        return generate_cached(graphdef, params, jnp.asarray(prompt_ids, jnp.int32), jnp.asarray(prompt_mask, bool),
+                               key, settings)
     return _generate(graphdef, params, jnp.asarray(prompt_ids, jnp.int32), jnp.asarray(prompt_mask, bool), key,
                      settings)

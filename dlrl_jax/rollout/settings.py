@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 REMASKING = ("low_confidence", "random", "entropy", "maskgit_plus", "topk_margin")
+CACHES = ("none", "prefix", "dual")
 
 
 class SamplerSettingsError(ValueError):
@@ -25,6 +26,12 @@ class SamplerSettings:
     greedy completion at every step. threshold: confidence-threshold parallel decoding (commit every
     masked token of the active block whose confidence >= threshold, at least one per step; rows
     finish independently; `steps` is then the maximum number of steps).
+    cache: Fast-dLLM's approximate KV cache. "none" runs the full sequence every step (exact).
+    "prefix": the first step of each block runs the full sequence and keeps every layer's keys and
+    values; the block's later steps recompute only the block and everything after it, attending to
+    the kept keys/values of the positions before the block. "dual": the later steps recompute only the
+    block; the kept keys/values of both the prefix and the suffix stand in for theirs. Blocks then
+    advance in lockstep across rows (with threshold decoding too); no greedy records.
     """
 
     gen_length: int
@@ -40,6 +47,7 @@ class SamplerSettings:
     logprob_temperature: float = 1.0
     record_greedy: bool = False
     threshold: float | None = None
+    cache: str = "none"
 
     @property
     def num_blocks(self) -> int:
@@ -80,4 +88,9 @@ class SamplerSettings:
             fail(f"threshold must be in [0, 1], got {self.threshold}")
         if self.threshold is not None and self.remasking == "random":
             fail("threshold decoding needs a model confidence; use remasking low_confidence or maskgit_plus")
+        if self.cache not in CACHES:
+            fail(f"cache {self.cache!r} is unknown; use one of {CACHES}")
+        if self.cache != "none" and self.record_greedy:
+            fail(f"cache {self.cache!r} computes logits for the active block only, but record_greedy needs "
+                 f"every masked position's every step; use cache 'none' for EGSPO-SA rollouts")
         return self

@@ -44,6 +44,7 @@ class EvalSettings:
     temperature: float = 0.0
     remasking: str = "low_confidence"
     threshold: float | None = None   # confidence-threshold parallel decoding instead of fixed steps
+    cache: str = "none"              # Fast-dLLM's approximate prefix / dual KV cache
     batch_size: int = 16
     tokenizer: str | None = None
     dtype: str = "float32"
@@ -55,7 +56,7 @@ def sampler_settings(s: EvalSettings, gen_length: int, mask_id: int) -> rollout.
     steps = max(1, int(round(gen_length * s.steps_per_token)))
     settings = rollout.SamplerSettings(gen_length=gen_length, block_length=min(s.block_length, gen_length), steps=steps,
                                        temperature=s.temperature, remasking=s.remasking, mask_id=mask_id,
-                                       threshold=s.threshold)
+                                       threshold=s.threshold, cache=s.cache)
     try:
         return settings.validate()
     except rollout.SamplerSettingsError as e:
@@ -90,6 +91,7 @@ def _check_meta(s: EvalSettings) -> None:
     if os.path.exists(path):
         with open(path) as f:
             old = json.load(f)
+        old.setdefault("cache", "none")  # folders written before the cache option existed
         changed = sorted(k for k in set(old) | set(meta) if old.get(k) != meta.get(k))
         if changed:
             raise EvalError(f"{s.out_dir} holds an evaluation with different settings ({', '.join(changed)}); "

@@ -3,6 +3,7 @@ no network or account is needed) that holds the logged keys; only the lead proce
 
 import glob
 import os
+import time
 
 from dlrl_jax.training.metrics import MetricsWriter, read_metrics
 
@@ -19,8 +20,14 @@ def test_jsonl_tensorboard_and_wandb_offline(tmp_path, monkeypatch):
     assert rows[0]["reward_mean"] == 0.25 and rows[0]["entropy_profile"] == [1.0, 2.0] and rows[1]["reward"] == 0.5
     assert glob.glob(os.path.join(tmp_path, "tensorboard", "events.out.tfevents.*"))
     [run_file] = glob.glob(os.path.join(tmp_path, "wandb", "offline-run-*", "run-*.wandb"))
-    data = open(run_file, "rb").read()
-    for key in (b"rl/reward_mean", b"eval/reward", b"rl/step", b"dlrl-test"):
+    keys = (b"rl/reward_mean", b"eval/reward", b"rl/step", b"dlrl-test")
+    deadline = time.monotonic() + 60  # wandb-core may still be flushing its file after finish() on a busy machine
+    while True:
+        data = open(run_file, "rb").read()
+        if all(key in data for key in keys) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    for key in keys:
         assert key in data, key
 
 

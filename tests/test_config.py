@@ -30,7 +30,8 @@ from dlrl_jax.config import ConfigError
     (["sampler.steps"], r"--set 'sampler.steps' must look like section.key=value"),
     (["seed=null"], r"'seed' cannot be null"),
     (["model.lora_rank=8", "model.lora_targets=q,x"], r"model.lora_targets 'q,x': use a comma-separated subset"),
-    (["model.lora_dropout=0.05"], r"model.lora_dropout 0.05: LoRA dropout is not implemented"),
+    (["model.lora_dropout=0.05"], r"model.lora_dropout 0.05 needs LoRA adapters"),
+    (["model.lora_rank=4", "model.lora_dropout=1.0"], r"model.lora_dropout must be in \[0, 1\)"),
     (["mesh.fsdp=0"], r"'mesh.fsdp' must be a positive integer, got 0"),
     (["run.keep_checkpoints=0"], r"'run.keep_checkpoints' must be > 0"),
 ])
@@ -73,7 +74,7 @@ def test_shipped_configs_are_valid_and_the_demo_config_is_the_default():
 # The papers' settings, typed here from ../shared/ALGORITHMS.md (not from the generator).
 PAPER = {"egspo_sa": {"optim.learning_rate": 3e-5, "optim.weight_decay": 0.1, "algorithm.k": 8, "algorithm.beta": 0.04,
                       "algorithm.lam": 0.5, "algorithm.eps_low": 0.2, "algorithm.eps_high": 0.5, "model.lora_rank": 128,
-                      "model.lora_alpha": 64.0, "algorithm.group_size": 8},
+                      "model.lora_alpha": 64.0, "model.lora_dropout": 0.05, "algorithm.group_size": 8},
          "espo": {"optim.learning_rate": 3e-6, "optim.weight_decay": 0.01, "algorithm.mu": 8, "algorithm.elbo_samples": 2},
          "diffu_grpo": {"optim.learning_rate": 3e-6, "algorithm.group_size": 6, "algorithm.mu": 12,
                         "algorithm.eps_low": 0.5, "algorithm.beta": 0.04, "algorithm.p_mask_prompt": 0.15}}

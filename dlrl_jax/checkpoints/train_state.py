@@ -2,7 +2,9 @@
 params, RNG key data) plus JSON metadata (iteration, data-iterator state, summary so far, config).
 
 Saves are asynchronous (Orbax's CheckpointManager: arrays are copied off the device before `save`
-returns, then written in the background) and keep the last N. A save interrupted half-way never
+returns, then written in the background). Orbax's preservation policies keep the newest N, and with
+`keep_best` also the `keep_best` checkpoints with the highest held-out reward (saved with a metric
+{"eval_reward": ...}; checkpoints without one are kept only while among the newest). A save interrupted half-way never
 replaces the previous finished one: Orbax writes into a temporary folder and commits a step by an
 atomic rename, and `latest_step` only sees committed steps.
 
@@ -16,6 +18,9 @@ import os
 
 import jax
 import orbax.checkpoint as ocp
+from orbax.checkpoint.checkpoint_managers import preservation_policy
+
+METRIC = "eval_reward"
 
 
 def abstract_like(tree):
@@ -24,16 +29,23 @@ def abstract_like(tree):
 
 
 class TrainStateCheckpointer:
-    def __init__(self, directory: str, max_to_keep: int = 3):
+    def __init__(self, directory: str, max_to_keep: int = 3, keep_best: int = 0):
         self.directory = os.path.abspath(directory)
-        self.manager = ocp.CheckpointManager(
-            self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True))
+        policies = [preservation_policy.LatestN(n=max_to_keep)]
+        if keep_best:
+            policies.append(preservation_policy.BestN(get_metric_fn=lambda metrics: metrics[METRIC], n=keep_best,
+                                                      keep_checkpoints_without_metrics=False))
+        # best_fn only makes Orbax write the metrics into each step, so that they survive a restart
+        self.manager = ocp.CheckpointManager(self.directory, options=ocp.CheckpointManagerOptions(
+            create=True, preservation_policy=preservation_policy.AnyPreservationPolicy(policies),
+            best_fn=(lambda metrics: metrics[METRIC]) if keep_best else None))
 
-    def save(self, step: int, state, meta: dict | None = None) -> None:
-        """Starts saving `state` (a pytree of arrays) and `meta` (JSON) as `step`; returns once the arrays
-        are copied, so the caller may donate or overwrite them."""
+    def save(self, step: int, state, meta: dict | None = None, eval_reward: float | None = None) -> None:
+        """Starts saving `state` (a pytree of arrays) and `meta` (JSON) as `step`, ranked by `eval_reward`
+        when given; returns once the arrays are copied, so the caller may donate or overwrite them."""
         self.manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                                        meta=ocp.args.JsonSave(meta or {})))
+                                                        meta=ocp.args.JsonSave(meta or {})),
+                          metrics=None if eval_reward is None else {METRIC: float(eval_reward)})
 
     def latest_step(self) -> int | None:
         return self.manager.latest_step()

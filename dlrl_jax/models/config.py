@@ -58,6 +58,7 @@ class ModelConfig:
     lora_rank: int = 0
     lora_alpha: float = 0.0
     lora_targets: tuple[str, ...] = ()
+    lora_dropout: float = 0.0  # on each adapted projection's input, in forwards given a dropout key
 
     def __post_init__(self):
         if self.family not in FAMILIES:
@@ -82,6 +83,8 @@ class ModelConfig:
         if self.lora_rank < 0 or (self.lora_rank and not self.lora_targets):
             raise ConfigError(f"lora_rank must be >= 0 with at least one target, got {self.lora_rank}, "
                               f"{self.lora_targets}")
+        if not 0.0 <= self.lora_dropout < 1.0:
+            raise ConfigError(f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
         unknown = [t for t in self.lora_targets if t not in LORA_TARGETS]
         if unknown:
             raise ConfigError(f"unknown LoRA target(s) {unknown}; use some of {sorted(LORA_TARGETS)}")

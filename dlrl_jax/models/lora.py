@@ -6,8 +6,9 @@ updates only them (`trainable_mask`); the reference policy is the same parameter
 off (`adapter_off`: zero factors, sharing the base weights instead of copying them); `merge_lora` folds
 the adapter into the base weights for export as plain Hugging Face safetensors.
 
-LoRA dropout is not implemented (the forward passes carry no dropout key); a configured dropout
-other than 0 is refused by the run config.
+LoRA dropout (PEFT's: on each adapted projection's input, a fresh mask per projection, layer and
+forward) applies in the forwards that are given a dropout key: the training losses, whose update
+items carry one. Rollouts, old/reference log-probs and evaluation run without it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class LoRASettings:
     rank: int = 128
     alpha: float = 64.0
     targets: tuple[str, ...] = tuple(LORA_TARGETS)
+    dropout: float = 0.0
 
 
 def _is_lora(path) -> bool:
@@ -55,7 +57,7 @@ def add_lora(model: Transformer, settings: LoRASettings, seed: int = 0) -> Trans
     if model.cfg.lora_rank:
         raise ConfigError("the model already has LoRA adapters; merge_lora first to add new ones")
     cfg = model.cfg.replace(lora_rank=settings.rank, lora_alpha=float(settings.alpha),
-                            lora_targets=tuple(settings.targets))
+                            lora_targets=tuple(settings.targets), lora_dropout=float(settings.dropout))
     fresh = nnx.eval_shape(lambda: Transformer(cfg, rngs=nnx.Rngs(params=seed)))
     graphdef, state = nnx.split(fresh)
     values = nnx.to_pure_dict(nnx.state(model))
@@ -77,7 +79,7 @@ def merge_lora(model: Transformer) -> Transformer:
         w = layers[name]  # a: [layers, *in, r], b: [layers, r, *out]
         delta = jax.vmap(lambda a1, b1: jnp.tensordot(a1.astype(jnp.float32), b1.astype(jnp.float32), axes=1))(a, b)
         layers[name] = (w.astype(jnp.float32) + cfg.lora_scale * delta).astype(w.dtype)
-    base_cfg = cfg.replace(lora_rank=0, lora_alpha=0.0, lora_targets=())
+    base_cfg = cfg.replace(lora_rank=0, lora_alpha=0.0, lora_targets=(), lora_dropout=0.0)
     graphdef, state = nnx.split(nnx.eval_shape(lambda: Transformer(base_cfg, rngs=nnx.Rngs(params=0))))
     nnx.replace_by_pure_dict(state, values)
     return nnx.merge(graphdef, state)

@@ -29,9 +29,15 @@ def forward(graphdef, params, input_ids, attention_mask=None):
     return nnx.merge(graphdef, params)(input_ids, attention_mask)
 
 
-def hidden(graphdef, params, input_ids, attention_mask=None):
-    """Pure final hidden states [B, L, D] (compute dtype), for logits at chosen positions only."""
-    return nnx.merge(graphdef, params).hidden(input_ids, attention_mask)
+def hidden(graphdef, params, input_ids, attention_mask=None, dropout_key=None):
+    """Pure final hidden states [B, L, D] (compute dtype), for logits at chosen positions only.
+    `dropout_key` turns on LoRA dropout (cfg.lora_dropout) for a training forward."""
+    return nnx.merge(graphdef, params).hidden(input_ids, attention_mask, dropout_key)
+
+
+def batch_dropout_key(batch: dict):
+    """The LoRA dropout key an update item carries (raw key data under "dropout_key"), or None."""
+    return jax.random.wrap_key_data(batch["dropout_key"]) if "dropout_key" in batch else None
 
 
 def hidden_and_cache(graphdef, params, input_ids, attention_mask=None):

@@ -115,10 +115,11 @@ class Transformer(nnx.Module):
     def __call__(self, input_ids, attention_mask=None):
         return self.unembed(self.hidden(input_ids, attention_mask))
 
-    def hidden(self, input_ids_BxL, attention_mask_BxL=None):
+    def hidden(self, input_ids_BxL, attention_mask_BxL=None, dropout_key=None):
         """Final-norm hidden states [B, L, D] in the compute dtype, aligned so that `unembed` of
-        position j predicts token j (for Dream, the state of position j-1; position 0 keeps its own)."""
-        h_BxLxD, _ = self._layers(input_ids_BxL, attention_mask_BxL)
+        position j predicts token j (for Dream, the state of position j-1; position 0 keeps its own).
+        With a `dropout_key` and cfg.lora_dropout > 0, LoRA dropout is applied (training forwards)."""
+        h_BxLxD, _ = self._layers(input_ids_BxL, attention_mask_BxL, dropout_key=dropout_key)
         return shift_states(self.cfg, h_BxLxD)
 
     def hidden_and_cache(self, input_ids_BxL, attention_mask_BxL=None):
@@ -135,7 +136,7 @@ class Transformer(nnx.Module):
         equals the full forward at the window."""
         return self._layers(window_ids_BxW, attention_mask_BxL, cache=cache, start=start)[0]
 
-    def _layers(self, input_ids_BxW, attention_mask_BxL=None, keep_kv=False, cache=None, start=0):
+    def _layers(self, input_ids_BxW, attention_mask_BxL=None, keep_kv=False, cache=None, start=0, dropout_key=None):
         cfg = self.cfg
         W = input_ids_BxW.shape[1]
         if attention_mask_BxL is None:
@@ -149,10 +150,14 @@ class Transformer(nnx.Module):
         stacked = {name: getattr(self.layers, name)[...] for name in layer_param_names(cfg)}
         if cache is not None:
             stacked = dict(stacked, cached_k=cache[0], cached_v=cache[1])
+        dropout = dropout_key is not None and cfg.lora_dropout > 0 and cfg.lora_rank > 0
+        if dropout:
+            stacked = dict(stacked, layer_index=jnp.arange(cfg.n_layers))
 
         def block(x, layer):
             kv_cache = (layer["cached_k"], layer["cached_v"]) if cache is not None else None
-            x, kv = _block(cfg, x, layer, attention_mask_BxL, cos_BxWxHd, sin_BxWxHd, kv_cache, start)
+            layer_key = jax.random.fold_in(dropout_key, layer["layer_index"]) if dropout else None
+            x, kv = _block(cfg, x, layer, attention_mask_BxL, cos_BxWxHd, sin_BxWxHd, kv_cache, start, layer_key)
             return x, (kv if keep_kv else None)
 
         if cfg.remat != "none":
@@ -197,26 +202,39 @@ def _apply_rope(x_BxLxNxHd, cos_BxLxHd, sin_BxLxHd):
     return out.astype(x_BxLxNxHd.dtype)
 
 
-def _proj(cfg, p, name, equation, x):
-    """x through projection `name`, plus its LoRA path (x A) B * alpha / rank when adapted; the
-    low-rank path never forms the full-size update."""
+# Each adapted projection draws its own dropout mask (as PEFT's per-module dropout does).
+_DROPOUT_STREAM = {name: i for i, name in enumerate(_INPUT_AXES)}
+
+
+def lora_dropout_mask(cfg: ModelConfig, layer_key, name: str, shape):
+    """The keep mask of projection `name`'s LoRA input in one layer: bernoulli(1 - lora_dropout) drawn
+    from fold_in(layer_key, stream of name), where layer_key = fold_in(dropout_key, layer index)."""
+    return jax.random.bernoulli(jax.random.fold_in(layer_key, _DROPOUT_STREAM[name]), 1.0 - cfg.lora_dropout, shape)
+
+
+def _proj(cfg, p, name, equation, x, dropout_key=None):
+    """x through projection `name`, plus its LoRA path (dropout(x) A) B * alpha / rank when adapted;
+    the low-rank path never forms the full-size update."""
     dt = cfg.jnp_dtype
     y = jnp.einsum(equation, x, p[name].astype(dt))
     if f"lora_a_{name}" in p:
+        if dropout_key is not None:
+            keep = lora_dropout_mask(cfg, dropout_key, name, x.shape)
+            x = jnp.where(keep, x / (1.0 - cfg.lora_dropout), 0).astype(x.dtype)
         t = jnp.tensordot(x, p[f"lora_a_{name}"].astype(dt), axes=_INPUT_AXES[name])
         y = y + cfg.lora_scale * jnp.tensordot(t, p[f"lora_b_{name}"].astype(dt), axes=1)
     return y
 
 
-def _block(cfg, x_BxLxD, p, mask_BxL, cos, sin, kv_cache=None, start=0):
+def _block(cfg, x_BxLxD, p, mask_BxL, cos, sin, kv_cache=None, start=0, dropout_key=None):
     """One transformer block over L query positions. Returns (new x, this block's rotated (k, v)).
     With kv_cache ([B, L_full, K, Hd] each), the queries sit at positions start.. of the full sequence
     and attend to the cache with their own fresh keys/values written over it."""
     dt = cfg.jnp_dtype
     h = _rms_norm(x_BxLxD, p["attn_norm"], cfg.rms_norm_eps)
-    q = _proj(cfg, p, "wq", "bld,dnh->blnh", h)
-    k = _proj(cfg, p, "wk", "bld,dkh->blkh", h)
-    v = _proj(cfg, p, "wv", "bld,dkh->blkh", h)
+    q = _proj(cfg, p, "wq", "bld,dnh->blnh", h, dropout_key)
+    k = _proj(cfg, p, "wk", "bld,dkh->blkh", h, dropout_key)
+    v = _proj(cfg, p, "wv", "bld,dkh->blkh", h, dropout_key)
     if cfg.qkv_bias:
         q, k, v = q + p["bq"].astype(dt), k + p["bk"].astype(dt), v + p["bv"].astype(dt)
     q, k = _apply_rope(q, cos, sin), _apply_rope(k, cos, sin)
@@ -225,8 +243,8 @@ def _block(cfg, x_BxLxD, p, mask_BxL, cos, sin, kv_cache=None, start=0):
         keys = jax.lax.dynamic_update_slice_in_dim(kv_cache[0].astype(k.dtype), k, start, axis=1)
         values = jax.lax.dynamic_update_slice_in_dim(kv_cache[1].astype(v.dtype), v, start, axis=1)
     attn = jax.nn.dot_product_attention(q, keys, values, mask=mask_BxL[:, None, None, :])
-    x_BxLxD = x_BxLxD + _proj(cfg, p, "wo", "blnh,nhd->bld", attn)
+    x_BxLxD = x_BxLxD + _proj(cfg, p, "wo", "blnh,nhd->bld", attn, dropout_key)
     h = _rms_norm(x_BxLxD, p["mlp_norm"], cfg.rms_norm_eps)
-    gate = _proj(cfg, p, "w_gate", "bld,df->blf", h)
-    up = _proj(cfg, p, "w_up", "bld,df->blf", h)
-    return x_BxLxD + _proj(cfg, p, "w_down", "blf,fd->bld", jax.nn.silu(gate) * up), (k, v)
+    gate = _proj(cfg, p, "w_gate", "bld,df->blf", h, dropout_key)
+    up = _proj(cfg, p, "w_up", "bld,df->blf", h, dropout_key)
+    return x_BxLxD + _proj(cfg, p, "w_down", "blf,fd->bld", jax.nn.silu(gate) * up, dropout_key), (k, v)

@@ -33,7 +33,8 @@ def completion_mask(completion_BxG, eos_id: int):
     return ~after_first
 
 
-def token_logprobs(graphdef, params, prompt_ids, prompt_mask, completion_ids, key, settings: DiffuGRPOSettings):
+def token_logprobs(graphdef, params, prompt_ids, prompt_mask, completion_ids, key, settings: DiffuGRPOSettings,
+                   dropout_key=None):
     """log p(y_j | prompt partly masked, completion all masked) [B, G] from one forward pass."""
     B, G = completion_ids.shape
     P = prompt_ids.shape[1]
@@ -41,7 +42,7 @@ def token_logprobs(graphdef, params, prompt_ids, prompt_mask, completion_ids, ke
     ids = jnp.concatenate([jnp.where(drop, settings.mask_id, prompt_ids),
                            jnp.full((B, G), settings.mask_id, prompt_ids.dtype)], axis=1)
     attention = jnp.concatenate([prompt_mask.astype(bool), jnp.ones((B, G), bool)], axis=1)
-    h = models.hidden(graphdef, params, ids, attention)[:, P:]
+    h = models.hidden(graphdef, params, ids, attention, dropout_key)[:, P:]
     logp = jax.nn.log_softmax(models.unembed(graphdef, params, h), axis=-1)
     return jnp.take_along_axis(logp, completion_ids[..., None], axis=-1)[..., 0]
 
@@ -50,7 +51,7 @@ def diffu_grpo_loss(graphdef, params, batch, settings: DiffuGRPOSettings, total_
     """batch: prompt_ids, prompt_mask, completion_ids [B, G], completion_mask [B, G], advantage [B],
     old_logprob [B, G], ref_logprob [B, G], key. Per-row token mean, rows summed / total_rows."""
     lp = token_logprobs(graphdef, params, batch["prompt_ids"], batch["prompt_mask"], batch["completion_ids"],
-                        batch["key"], settings)
+                        batch["key"], settings, models.batch_dropout_key(batch))
     adv = batch["advantage"][:, None]
     real = batch["completion_mask"].astype(jnp.float32)
     ratio = jnp.exp(lp - batch["old_logprob"])

@@ -31,36 +31,40 @@ def draw_masks(key, batch: int, gen_length: int, *, stratified: bool = True):
     return rank_BxG < l_B[:, None], l_B
 
 
-def _masked_logprob_sum(graphdef, params, prompt_ids, prompt_mask, completion_ids, masked_BxG, mask_id):
+def _masked_logprob_sum(graphdef, params, prompt_ids, prompt_mask, completion_ids, masked_BxG, mask_id,
+                        dropout_key=None):
     B, G = completion_ids.shape
     P = prompt_ids.shape[1]
     ids = jnp.concatenate([prompt_ids, jnp.where(masked_BxG, mask_id, completion_ids)], axis=1)
     attention = jnp.concatenate([prompt_mask.astype(bool), jnp.ones((B, G), bool)], axis=1)
-    h = models.hidden(graphdef, params, ids, attention)[:, P:]
+    h = models.hidden(graphdef, params, ids, attention, dropout_key)[:, P:]
     logp = jax.nn.log_softmax(models.unembed(graphdef, params, h), axis=-1)
     token_logp = jnp.take_along_axis(logp, completion_ids[..., None], axis=-1)[..., 0]
     return jnp.where(masked_BxG, token_logp, 0.0).sum(axis=1)
 
 
 def estimate_pure(graphdef, params, prompt_ids, prompt_mask, completion_ids, key, *, num_samples: int = 1,
-                  coupled: bool = True, stratified: bool = True, mask_id: int, remat: bool = True):
+                  coupled: bool = True, stratified: bool = True, mask_id: int, remat: bool = True,
+                  dropout_key=None):
     """Per-sequence ELBO estimates [B] (pure; jit and grad friendly). Each pass is rematerialised
-    under grad when `remat`, so memory holds one pass's activations at a time."""
+    under grad when `remat`, so memory holds one pass's activations at a time. A `dropout_key` turns
+    on LoRA dropout, a fresh draw for every pass (fold_in(dropout_key, pass index))."""
     B, G = completion_ids.shape
 
-    def one_pass(p, masked):
-        return _masked_logprob_sum(graphdef, p, prompt_ids, prompt_mask, completion_ids, masked, mask_id)
+    def one_pass(p, masked, index):
+        dk = None if dropout_key is None else jax.random.fold_in(dropout_key, index)
+        return _masked_logprob_sum(graphdef, p, prompt_ids, prompt_mask, completion_ids, masked, mask_id, dk)
 
     if remat:
-        one_pass = jax.checkpoint(one_pass)
+        one_pass = jax.checkpoint(one_pass, static_argnums=2)
     total = jnp.zeros((B,), jnp.float32)
     for m in range(num_samples):
         masked, l_B = draw_masks(jax.random.fold_in(key, m), B, G, stratified=stratified)
         weight = jnp.where(l_B > 0, (G + 1) / jnp.maximum(l_B, 1), 0.0)
-        sample = weight * one_pass(params, masked)
+        sample = weight * one_pass(params, masked, 2 * m)
         if coupled:
             weight_c = jnp.where(l_B < G, (G + 1) / jnp.maximum(G - l_B, 1), 0.0)
-            sample = 0.5 * (sample + weight_c * one_pass(params, ~masked))
+            sample = 0.5 * (sample + weight_c * one_pass(params, ~masked, 2 * m + 1))
         total = total + sample
     return total / num_samples
 

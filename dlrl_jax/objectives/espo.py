@@ -11,6 +11,7 @@ import dataclasses
 import jax.numpy as jnp
 import numpy as np
 
+from dlrl_jax import models
 from dlrl_jax.objectives.elbo import estimate_pure
 
 
@@ -37,7 +38,7 @@ def elbos(graphdef, params, batch, key, settings: ESPOSettings):
     """ELBO estimates [B] of the batch's completions with the masks drawn from `key`."""
     return estimate_pure(graphdef, params, batch["prompt_ids"], batch["prompt_mask"], batch["completion_ids"], key,
                          num_samples=settings.num_samples, coupled=settings.coupled, stratified=True,
-                         mask_id=settings.mask_id, remat=settings.remat)
+                         mask_id=settings.mask_id, remat=settings.remat, dropout_key=models.batch_dropout_key(batch))
 
 
 def espo_loss(graphdef, params, batch, settings: ESPOSettings, total_rows: int):

@@ -22,7 +22,7 @@ AGGREGATIONS = ("sum", "mean")
 
 
 def step_logprob(graphdef, params, tokens_BxL, prompt_mask_BxP, unmask_step_BxG, step_B, *, mask_id,
-                 aggregation="sum"):
+                 aggregation="sum", dropout_key=None):
     """(log pi(step s | state before s) [B], tokens committed at s [B]) with one forward pass.
 
     Logits are formed on the completion only ([B, G, V], never [B, L, V] for long prompts)."""
@@ -30,7 +30,7 @@ def step_logprob(graphdef, params, tokens_BxL, prompt_mask_BxP, unmask_step_BxG,
     P = tokens_BxL.shape[1] - G
     canvas = canvas_before(tokens_BxL, unmask_step_BxG, step_B, mask_id)
     attention = jnp.concatenate([prompt_mask_BxP.astype(bool), jnp.ones((B, G), bool)], axis=1)
-    h_BxGxD = models.hidden(graphdef, params, canvas, attention)[:, P:]
+    h_BxGxD = models.hidden(graphdef, params, canvas, attention, dropout_key)[:, P:]
     logp_BxGxV = jax.nn.log_softmax(models.unembed(graphdef, params, h_BxGxD), axis=-1)
     token_logp_BxG = jnp.take_along_axis(logp_BxGxV, tokens_BxL[:, P:, None], axis=-1)[..., 0]
     committed = unmask_step_BxG == step_B[:, None]
@@ -81,11 +81,12 @@ def stepwise_loss(graphdef, params, batch, settings: StepwiseLossSettings, total
     """Clipped surrogate + beta * k3 KL for one column of selected steps over (a micro-batch of) rows.
 
     batch: tokens [B, L], prompt_mask [B, P], unmask_step [B, G], step [B], valid [B], advantage [B],
-    old_logprob [B], ref_logprob [B]. Rows are summed and divided by `total_rows` (the whole batch),
+    old_logprob [B], ref_logprob [B], optionally dropout_key (LoRA dropout). Rows are summed and divided by `total_rows` (the whole batch),
     so micro-batches and columns add up to: mean over rows, summed over selected steps, per token.
     Returns (loss, metrics sums)."""
     logp, _ = step_logprob(graphdef, params, batch["tokens"], batch["prompt_mask"], batch["unmask_step"],
-                           batch["step"], mask_id=settings.mask_id, aggregation=settings.aggregation)
+                           batch["step"], mask_id=settings.mask_id, aggregation=settings.aggregation,
+                           dropout_key=models.batch_dropout_key(batch))
     adv, valid = batch["advantage"], batch["valid"].astype(jnp.float32)
     ratio = jnp.exp(logp - batch["old_logprob"])
     clipped = jnp.clip(ratio, 1.0 - settings.eps_low, 1.0 + settings.eps_high)

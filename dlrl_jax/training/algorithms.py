@@ -20,6 +20,9 @@ from dlrl_jax.parallel.distributed import to_global, to_host
 from dlrl_jax.parallel.mesh import replicated
 
 
+DROPOUT_STREAM = 0xD0  # fold_in index of the LoRA dropout keys, apart from every mask-draw key
+
+
 def _stack(items_list):
     return jax.tree.map(lambda *xs: jnp.stack(xs), *items_list)
 
@@ -63,7 +66,13 @@ class EGSPO:
                                       micro_batches=a.micro_batches)
         metrics = {"greedy_reward_mean": greedy_reward.mean(), "k": k,
                    "selected_histogram": np.bincount(to_host(steps)[to_host(valid)], minlength=traj.num_steps)}
-        return [items] * a.mu, metrics
+        if not run.lora_dropout:
+            return [items] * a.mu, metrics
+        n_items = a.micro_batches * k
+        base = jax.random.fold_in(jax.random.key(run.cfg.seed), DROPOUT_STREAM)
+        keys = [jax.random.key_data(jax.random.split(jax.random.fold_in(base, update_index + i), n_items))
+                for i in range(a.mu)]  # a fresh dropout draw for every item of every inner update
+        return [dict(items, dropout_key=to_global(k_i, replicated(run.mesh))) for k_i in keys], metrics
 
 
 class _SequenceLevel:
@@ -90,7 +99,10 @@ class _SequenceLevel:
             for m in range(a.micro_batches):
                 item = jax.tree.map(lambda x: x[m], batch)
                 item["key"] = to_global(jax.random.key_data(jax.random.fold_in(key, m)), replicated(self.run.mesh))
-                item.update(self.reference_terms(item, params, ref_params))
+                item.update(self.reference_terms(item, params, ref_params))  # old/ref: no dropout
+                if self.run.lora_dropout:
+                    item["dropout_key"] = to_global(jax.random.key_data(jax.random.fold_in(
+                        jax.random.fold_in(key, m), DROPOUT_STREAM)), replicated(self.run.mesh))
                 micro.append(item)
             inner.append(_stack(micro))
         return inner, {}

@@ -18,7 +18,7 @@ from dlrl_jax.data.pipeline import BatchStream
 from dlrl_jax.parallel.distributed import is_lead_process, to_global, to_host
 from dlrl_jax.objectives.sft import sft_loss
 from dlrl_jax.training import setup
-from dlrl_jax.training.algorithms import ALGORITHMS
+from dlrl_jax.training.algorithms import ALGORITHMS, DROPOUT_STREAM
 from dlrl_jax.training.metrics import MetricsWriter
 from dlrl_jax.training.optimizer import OptimizerSettings, make_optimizer
 from dlrl_jax.training.tasks import Task, build_task
@@ -34,6 +34,8 @@ class Run:
         self.mesh = setup.build_mesh(cfg)  # first: a mesh that does not fit fails before any weights load
         model, self.tokenizer = setup.build_model_and_tokenizer(cfg, self.mesh)
         self.mask_id = model.cfg.mask_token_id
+        # LoRA dropout: update items then carry a "dropout_key" (raw key data) for the training forwards
+        self.lora_dropout = model.cfg.lora_rank > 0 and model.cfg.lora_dropout > 0
         self.graphdef, params = models.split(model)
         self.params = parallel.place_params(params, self.mesh)
         self.task: Task = build_task(cfg)
@@ -139,6 +141,8 @@ def run_sft(run: Run, params, steps: int, progress: bool):
     B = cfg.sft.batch_size
 
     def loss_fn(p, item):
+        if run.lora_dropout:
+            item = dict(item, dropout_key=jax.random.key_data(jax.random.fold_in(item["key"], DROPOUT_STREAM)))
         return sft_loss(run.graphdef, p, item, item["key"], mask_id=run.mask_id, total_rows=B)
 
     update = make_update(loss_fn, tx, partition)

@@ -34,7 +34,8 @@ def build_model_and_tokenizer(cfg: Config, mesh=None):
         model.cfg = model.cfg.replace(mask_token_id=tokenizer.mask_id)
     if m.lora_rank:
         targets = tuple(x.strip() for x in m.lora_targets.split(",") if x.strip())
-        model = add_lora(model, LoRASettings(rank=m.lora_rank, alpha=m.lora_alpha, targets=targets), seed=cfg.seed)
+        model = add_lora(model, LoRASettings(rank=m.lora_rank, alpha=m.lora_alpha, targets=targets,
+                                             dropout=m.lora_dropout), seed=cfg.seed)
     return model, tokenizer
 
 

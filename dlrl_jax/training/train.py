@@ -1,7 +1,8 @@
 """`dlrl-jax train`: SFT warm start (optional), held-out evaluation, RL, evaluation, checkpoints.
 
 Orbax checkpoints are written after SFT (iteration 0), every `run.save_every` RL iterations, at the
-end, and when the process gets SIGTERM (preemption: it finishes the current iteration, saves and
+end, after every evaluation when `run.keep_best_checkpoints` asks to keep the best ones by held-out
+reward (besides the newest `run.keep_checkpoints`), and when the process gets SIGTERM (preemption: it finishes the current iteration, saves and
 exits cleanly). With `run.resume` (`dlrl-jax train --resume`) a run continues from its newest
 checkpoint: parameters, optimizer state, reference, RNG key and data-iterator position come back, the
 metrics written after that checkpoint are dropped, and the continuation is bit-identical to a run
@@ -30,7 +31,7 @@ from dlrl_jax.training.metrics import truncate_metrics
 # Fields a resumed run may change: how long it runs, how it reports and on which mesh (the checkpoint
 # restores onto any), not what it computes.
 _RESUMABLE_CHANGES = ("run.iterations", "run.resume", "run.progress", "run.eval_every", "run.save_every",
-                      "run.keep_checkpoints", "run.tensorboard", "run.wandb_project", "run.keep_best", "mesh.data",
+                      "run.keep_checkpoints", "run.keep_best_checkpoints", "run.tensorboard", "run.wandb_project", "run.keep_best", "mesh.data",
                       "mesh.fsdp", "mesh.tensor")
 
 
@@ -80,7 +81,8 @@ def train(cfg: Config, log=print) -> dict:
     checkpointer = None
     latest = None
     if cfg.algorithm.name != "sft":
-        checkpointer = TrainStateCheckpointer(ckpt_dir, max_to_keep=cfg.run.keep_checkpoints)
+        checkpointer = TrainStateCheckpointer(ckpt_dir, max_to_keep=cfg.run.keep_checkpoints,
+                                              keep_best=cfg.run.keep_best_checkpoints)
         latest = checkpointer.latest_step()
         if latest is not None and not cfg.run.resume:
             raise ConfigError(f"run.out_dir {cfg.run.out_dir} already holds checkpoints (newest: iteration {latest}); "
@@ -134,7 +136,7 @@ def _train(cfg: Config, run: loop.Run, checkpointer, latest, start, log) -> dict
         summary["before"] = evaluate("before RL", 0, params)
         # the update donates params; the reference stays (a copy, or the base itself with LoRA)
         rl = loop.RLLoop(run, params, run.reference(params), cfg.run.progress)
-        _save(checkpointer, rl, summary, cfg)
+        _save(checkpointer, rl, summary, cfg, summary["before"])
     else:
         rl = loop.RLLoop(run, params, run.reference(params), cfg.run.progress)
         tree, meta = checkpointer.restore(latest, rl.state_tree())
@@ -149,10 +151,12 @@ def _train(cfg: Config, run: loop.Run, checkpointer, latest, start, log) -> dict
         while rl.iteration < cfg.run.iterations:
             rl.step()
             it = rl.iteration
+            evaluated = None
             if cfg.run.eval_every and it % cfg.run.eval_every == 0 and it < cfg.run.iterations:
-                evaluate(f"at iteration {it}", it, rl.params)
-            if stop.set or (cfg.run.save_every and it % cfg.run.save_every == 0 and it < cfg.run.iterations):
-                _save(checkpointer, rl, summary, cfg)
+                evaluated = evaluate(f"at iteration {it}", it, rl.params)
+            periodic = cfg.run.save_every and it % cfg.run.save_every == 0 and it < cfg.run.iterations
+            if stop.set or periodic or (cfg.run.keep_best_checkpoints and evaluated is not None):
+                _save(checkpointer, rl, summary, cfg, evaluated)
             if stop.set:
                 rl.close()
                 checkpointer.wait()
@@ -162,14 +166,17 @@ def _train(cfg: Config, run: loop.Run, checkpointer, latest, start, log) -> dict
     rl.close()
     if "after" not in summary:  # (a run resumed from its final checkpoint has it already)
         summary["after"] = evaluate("after RL", cfg.run.iterations, rl.params)
-    _save(checkpointer, rl, summary, cfg)
+    _save(checkpointer, rl, summary, cfg, summary["after"])
     return _finish(cfg, run, rl.params, summary, start, log)
 
 
-def _save(checkpointer: TrainStateCheckpointer, rl: loop.RLLoop, summary: dict, cfg: Config) -> None:
+def _save(checkpointer: TrainStateCheckpointer, rl: loop.RLLoop, summary: dict, cfg: Config,
+          evaluation: dict | None = None) -> None:
+    """A checkpoint of the current iteration, ranked by the held-out reward of an evaluation made at it."""
     if rl.iteration in checkpointer.all_steps():
         return
-    checkpointer.save(rl.iteration, rl.state_tree(), dict(rl.meta(), summary=summary, config=to_dict(cfg)))
+    checkpointer.save(rl.iteration, rl.state_tree(), dict(rl.meta(), summary=summary, config=to_dict(cfg)),
+                      eval_reward=None if evaluation is None else evaluation["reward"])
 
 
 def _finish(cfg: Config, run: loop.Run, params, summary: dict, start: float, log) -> dict:

@@ -1,6 +1,7 @@
 """LoRA: a fresh adapter and an adapter switched off give the base model's logits exactly; a trained
 (random) adapter merged and exported loads in PyTorch (transformers' Llama, bidirectional) with the
-JAX low-rank forward's logits; a LoRA update moves only the adapter."""
+JAX low-rank forward's logits; LoRA dropout equals PEFT's forward written in PyTorch with the same
+masks; a LoRA update moves only the adapter."""
 
 import jax
 import jax.numpy as jnp
@@ -8,10 +9,12 @@ import numpy as np
 import optax
 import pytest
 from flax import nnx
+import torch
 from transformers import LlamaForCausalLM
 
 from dlrl_jax import models
 from dlrl_jax.models.lora import LoRASettings, adapter_off, add_lora, merge_lora, trainable_mask
+from dlrl_jax.models.transformer import lora_dropout_mask
 from dlrl_jax.training.update import ParamPartition, init_opt_state, make_update
 from tests.models import hf_oracle
 
@@ -78,3 +81,54 @@ def test_a_lora_update_moves_only_the_adapter(base):
             assert not np.array_equal(a, b), path  # B starts at zero and gets a gradient
         elif not m:
             np.testing.assert_array_equal(a, b, err_msg=jax.tree_util.keystr(path))
+
+
+class _LoRALinear(torch.nn.Module):
+    """PEFT's LoRA forward written out: base(x) + scale * ((x * keep / (1 - p)) A) B, with a given keep mask."""
+
+    def __init__(self, base, a, b, scale, rate):
+        super().__init__()
+        self.base, self.a, self.b, self.scale, self.rate = base, a, b, scale, rate
+        self.keep = None
+
+    def forward(self, x):
+        dropped = x * self.keep / (1.0 - self.rate)
+        return self.base(x) + self.scale * (dropped @ self.a) @ self.b
+
+
+def test_lora_dropout_matches_pytorch_with_the_documented_masks(base):
+    """Dropout on each adapted projection's input, one mask per projection and layer drawn as
+    `lora_dropout_mask` documents; PyTorch applies those masks in hand-written LoRA modules around
+    transformers' Llama projections, and the logits agree."""
+    rate, key = 0.3, jax.random.key(12)
+    graphdef, params = _randomised(add_lora(base, LoRASettings(rank=3, alpha=6.0, dropout=rate)), scale=0.2)
+    model = nnx.merge(graphdef, params)
+    cfg = model.cfg
+    ids = jnp.asarray(IDS, jnp.int32)
+    got = np.asarray(models.unembed(graphdef, params, models.hidden(graphdef, params, ids, None, key)))
+    without = np.asarray(models.forward(graphdef, params, ids))
+    assert np.abs(got - without).max() > 1e-3  # dropout changes the forward; no key means no dropout
+    np.testing.assert_array_equal(np.asarray(models.unembed(graphdef, params, models.hidden(graphdef, params, ids))),
+                                  without)
+
+    torch_model = hf_oracle.torch_model("llama", seed=4)  # the weights `base` was loaded from
+    layers = nnx.to_pure_dict(nnx.state(model))["layers"]
+    B, L = IDS.shape
+    shapes = {"wq": (B, L, cfg.d_model), "wk": (B, L, cfg.d_model), "wv": (B, L, cfg.d_model),
+              "wo": (B, L, cfg.n_heads, cfg.resolved_head_dim), "w_gate": (B, L, cfg.d_model),
+              "w_up": (B, L, cfg.d_model), "w_down": (B, L, cfg.mlp_hidden)}
+    modules = {"wq": "self_attn.q_proj", "wk": "self_attn.k_proj", "wv": "self_attn.v_proj", "wo": "self_attn.o_proj",
+               "w_gate": "mlp.gate_proj", "w_up": "mlp.up_proj", "w_down": "mlp.down_proj"}
+    for index, layer in enumerate(torch_model.model.layers):
+        layer_key = jax.random.fold_in(key, index)
+        for name, path in modules.items():
+            a = np.asarray(layers[f"lora_a_{name}"][index])
+            b = np.asarray(layers[f"lora_b_{name}"][index])
+            parent, attr = layer.get_submodule(path.rsplit(".", 1)[0]), path.rsplit(".", 1)[1]
+            wrapped = _LoRALinear(getattr(parent, attr), torch.from_numpy(np.array(a.reshape(-1, a.shape[-1]))),
+                                  torch.from_numpy(np.array(b.reshape(b.shape[0], -1))), cfg.lora_scale, rate)
+            keep = np.asarray(lora_dropout_mask(cfg, layer_key, name, shapes[name]))
+            wrapped.keep = torch.from_numpy(keep.reshape(B, L, -1).astype(np.float32))
+            setattr(parent, attr, wrapped)
+    want = hf_oracle.torch_logits(torch_model, IDS, "llama")
+    np.testing.assert_allclose(got, want, atol=1e-4, rtol=0)

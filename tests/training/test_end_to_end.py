@@ -17,7 +17,8 @@ def run_dir(tmp_path_factory):
     code = cli.main(["train", "--set", f"run.out_dir={out}", "--set", "sft.steps=3", "--set", "run.iterations=2",
                      "--set", "task.train_size=64", "--set", "task.eval_size=16", "--set", "algorithm.prompts_per_batch=2",
                      "--set", "algorithm.group_size=4", "--set", "run.progress=false", "--set", "run.eval_every=1",
-                     "--set", "run.keep_best=true"])
+                     "--set", "run.keep_best=true", "--set", "run.keep_checkpoints=1",
+                     "--set", "run.keep_best_checkpoints=1"])
     assert code == 0
     return out
 
@@ -43,6 +44,11 @@ def test_run_folder_is_complete(run_dir):
     best = max(evals[1:], key=lambda r: r["reward"])
     assert summary["best"]["reward"] == best["reward"] and summary["best"]["step"] == best["step"]
     assert os.path.isfile(os.path.join(run_dir, "best_model", "model.safetensors"))
+    # Orbax kept the newest checkpoint and the one with the best held-out reward (the later one on ties)
+    top = max(r["reward"] for r in evals[1:])
+    best_step = max(r["step"] for r in evals[1:] if r["reward"] == top)
+    kept = sorted(int(d) for d in os.listdir(os.path.join(run_dir, "checkpoints")) if d.isdigit())
+    assert kept == sorted({2, best_step}), (kept, evals)
 
 
 def test_plot_is_a_png_with_the_four_panels(run_dir, tmp_path):
@@ -79,10 +85,13 @@ def test_cli_reports_bad_config_in_one_line(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("algorithm", ["espo", "diffu_grpo", "egspo"])
-def test_every_algorithm_trains_through_the_cli(tmp_path, algorithm):
+# egspo and diffu-GRPO train LoRA adapters with dropout (the papers' setting), espo the full model.
+@pytest.mark.parametrize("algorithm,lora", [("espo", []), ("diffu_grpo", ["model.lora_rank=4", "model.lora_dropout=0.1"]),
+                                            ("egspo", ["model.lora_rank=4", "model.lora_dropout=0.1"])])
+def test_every_algorithm_trains_through_the_cli(tmp_path, algorithm, lora):
     out = str(tmp_path / algorithm)
-    code = cli.main(["train", "--set", f"run.out_dir={out}", "--set", f"algorithm.name={algorithm}",
+    code = cli.main(["train", *[a for x in lora for a in ("--set", x)], "--set", f"run.out_dir={out}",
+                     "--set", f"algorithm.name={algorithm}",
                      "--set", "sft.steps=0", "--set", "run.iterations=2", "--set", "algorithm.mu=2",
                      "--set", "algorithm.micro_batches=2", "--set", "task.train_size=32", "--set", "task.eval_size=8",
                      "--set", "algorithm.prompts_per_batch=2", "--set", "algorithm.group_size=4",
@@ -96,14 +105,16 @@ def test_every_algorithm_trains_through_the_cli(tmp_path, algorithm):
 
 def test_sft_command_trains_and_saves_the_model(tmp_path):
     out = str(tmp_path / "sft")
-    assert cli.main(["sft", "--set", f"run.out_dir={out}", "--set", "sft.steps=2", "--set", "sft.batch_size=8",
+    assert cli.main(["sft", "--set", "model.lora_rank=4", "--set", "model.lora_dropout=0.1",
+                     "--set", f"run.out_dir={out}", "--set", "sft.steps=2", "--set", "sft.batch_size=8",
                      "--set", "task.train_size=32", "--set", "task.eval_size=8", "--set", "run.progress=false",
                      "--set", "run.tensorboard=false"]) == 0
     losses = [r["loss"] for r in read_metrics(out) if r["phase"] == "sft"]
     assert len(losses) == 2 and all(np.isfinite(losses))
     summary = json.load(open(os.path.join(out, "summary.json")))
     assert "after" not in summary and summary["algorithm"] == "sft"
-    assert models.from_pretrained(os.path.join(out, "model")).cfg.family == "llada"
+    saved = models.from_pretrained(os.path.join(out, "model")).cfg
+    assert saved.family == "llada" and saved.lora_rank == 0  # the adapter is merged into the export
 
 
 def test_evaluating_more_often_does_not_change_training(run_dir, tmp_path):

@@ -14,8 +14,13 @@ import math
 import jax
 import jax.numpy as jnp
 from flax import nnx
+from jax.sharding import PartitionSpec
 
 from dlrl_jax.models.config import LORA_TARGETS, ModelConfig
+
+# Mesh axes that split rows (the batch); see dlrl_jax.parallel.mesh. Kept here as names only, so the
+# model does not depend on the parallel package.
+_ROW_AXES = ("data", "fsdp")
 
 # name -> (shape builder, logical axes); the shape builder takes (cfg, D, H, K, Hd, F).
 _LAYER_PARAMS = {
@@ -146,7 +151,7 @@ class Transformer(nnx.Module):
         positions_BxL = jnp.maximum(jnp.cumsum(attention_mask_BxL, axis=1) - 1, 0)
         positions_BxW = jax.lax.dynamic_slice_in_dim(positions_BxL, start, W, axis=1)
         cos_BxWxHd, sin_BxWxHd = _rope_tables(positions_BxW, cfg.resolved_head_dim, cfg.rope_theta)
-        x_BxWxD = jnp.take(self.embed[...], input_ids_BxW, axis=0).astype(cfg.jnp_dtype)
+        x_BxWxD = constrain_rows(jnp.take(self.embed[...], input_ids_BxW, axis=0).astype(cfg.jnp_dtype))
         stacked = {name: getattr(self.layers, name)[...] for name in layer_param_names(cfg)}
         if cache is not None:
             stacked = dict(stacked, cached_k=cache[0], cached_v=cache[1])
@@ -158,6 +163,7 @@ class Transformer(nnx.Module):
             kv_cache = (layer["cached_k"], layer["cached_v"]) if cache is not None else None
             layer_key = jax.random.fold_in(dropout_key, layer["layer_index"]) if dropout else None
             x, kv = _block(cfg, x, layer, attention_mask_BxL, cos_BxWxHd, sin_BxWxHd, kv_cache, start, layer_key)
+            x = constrain_rows(x)
             return x, (kv if keep_kv else None)
 
         if cfg.remat != "none":
@@ -170,8 +176,20 @@ class Transformer(nnx.Module):
         """Float32 logits [..., V] from (any gathered subset of) hidden states [..., D]."""
         cfg = self.cfg
         head_DxV = self.embed[...].T if cfg.tie_embeddings else self.lm_head[...]
-        return jnp.einsum("...d,dv->...v", h_BxLxD, head_DxV.astype(cfg.jnp_dtype),
-                          preferred_element_type=jnp.float32)
+        return constrain_rows(jnp.einsum("...d,dv->...v", h_BxLxD, head_DxV.astype(cfg.jnp_dtype),
+                                         preferred_element_type=jnp.float32))
+
+
+def constrain_rows(x):
+    """Keeps activations split by rows over the mesh's (data, fsdp) axes when a mesh is set
+    (`jax.set_mesh`) and the rows divide evenly. Without it XLA may keep FSDP's weights sharded and
+    gather every row's activations onto every device instead, which grows with the device count."""
+    mesh = jax.sharding.get_abstract_mesh()
+    if mesh.empty or not set(_ROW_AXES) <= set(mesh.axis_names):
+        return x
+    if x.shape[0] % (mesh.shape["data"] * mesh.shape["fsdp"]):
+        return x
+    return jax.lax.with_sharding_constraint(x, PartitionSpec(_ROW_AXES, *([None] * (x.ndim - 1))))
 
 
 def shift_states(cfg: ModelConfig, h_BxLxD):

@@ -96,7 +96,8 @@ def train(cfg: Config, log=print) -> dict:
         if latest is not None and is_lead_process():
             truncate_metrics(cfg.run.out_dir, latest)
         run = loop.Run(cfg)
-        summary = _train(cfg, run, checkpointer, latest, start, log)
+        with jax.set_mesh(run.mesh):  # the model then keeps activations split by rows (constrain_rows)
+            summary = _train(cfg, run, checkpointer, latest, start, log)
     finally:
         if checkpointer is not None:
             checkpointer.close()

@@ -70,7 +70,8 @@ def main():
             sharded_items = jax.tree.map(
                 lambda x: jax.device_put(x, parallel.batch_sharding(mesh, np.ndim(x), batch_dim))
                 if np.ndim(x) > 1 and np.shape(x)[1] in (B, B // 2) else jax.device_put(x), items)
-            new_p, _, m = update(p, tx.init(p), sharded_items)
+            with jax.set_mesh(mesh):  # as training runs: activations pinned to rows (constrain_rows)
+                new_p, _, m = update(p, tx.init(p), sharded_items)
             diff = max(float(np.max(np.abs(np.asarray(a) - b)) / (np.max(np.abs(b)) + 1e-12))
                        for a, b in zip(jax.tree.leaves(new_p), ref_leaves))
             loss_diff = abs(float(m["loss"]) - float(ref_m["loss"])) / (abs(float(ref_m["loss"])) + 1e-12)

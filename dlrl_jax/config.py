@@ -57,6 +57,7 @@ class SamplerSection:
     temperature: float = 0.9
     remasking: str = "low_confidence"
     eval_temperature: float = 0.0
+    cache: str = "none"           # training rollouts with Fast-dLLM's approximate prefix/dual KV cache (espo, diffu_grpo)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,6 +141,7 @@ _CHOICES = {
     "task.name": ("sudoku", "countdown", "gsm8k", "math", "code"),
     "task.prompt_style": ("plain", "chat"),
     "sampler.remasking": ("low_confidence", "random"),
+    "sampler.cache": ("none", "prefix", "dual"),
     "algorithm.name": ("egspo", "egspo_sa", "espo", "diffu_grpo", "sft"),
     "algorithm.selection": ("top_k_entropy", "random", "uniform", "adaptive"),
     "algorithm.aggregation": ("sum", "mean"),
@@ -226,6 +228,10 @@ def _check(cfg: Config) -> Config:
         raise ConfigError(f"sampler.steps {s.steps} is not a multiple of the {blocks} blocks "
                           f"(gen_length / block_length); use a multiple of {blocks}")
     a = cfg.algorithm
+    if s.cache != "none" and a.name in ("egspo", "egspo_sa"):
+        raise ConfigError(f"sampler.cache {s.cache!r} cannot serve {a.name}: its update uses the rollout's per-step "
+                          f"log-probs (and EGSPO-SA every step's greedy completion), which the approximate cache "
+                          f"would change; set sampler.cache=none, or use it with espo or diffu_grpo")
     if a.k > s.steps:
         raise ConfigError(f"algorithm.k {a.k} exceeds sampler.steps {s.steps}; at most every step can be selected")
     if not 0.0 < a.adaptive_alpha <= 1.0:

@@ -32,6 +32,8 @@ from dlrl_jax.config import ConfigError
     (["model.lora_rank=8", "model.lora_targets=q,x"], r"model.lora_targets 'q,x': use a comma-separated subset"),
     (["model.lora_dropout=0.05"], r"model.lora_dropout 0.05 needs LoRA adapters"),
     (["model.lora_rank=4", "model.lora_dropout=1.0"], r"model.lora_dropout must be in \[0, 1\)"),
+    (["sampler.cache=dual"], r"sampler.cache 'dual' cannot serve egspo_sa"),
+    (["sampler.cache=kv", "algorithm.name=espo"], r"'sampler.cache' is 'kv'; choose one of"),
     (["mesh.fsdp=0"], r"'mesh.fsdp' must be a positive integer, got 0"),
     (["run.keep_checkpoints=0"], r"'run.keep_checkpoints' must be > 0"),
 ])

@@ -78,11 +78,11 @@ class Run:
         self.key, sub = jax.random.split(self.key)
         return to_global(sub, parallel.replicated(self.mesh))
 
-    def sampler(self, temperature: float, record_greedy: bool = False) -> rollout.SamplerSettings:
+    def sampler(self, temperature: float, record_greedy: bool = False, cache: str = "none") -> rollout.SamplerSettings:
         s = self.cfg.sampler
         return rollout.SamplerSettings(gen_length=s.gen_length, block_length=s.block_length, steps=s.steps,
                                        temperature=temperature, remasking=s.remasking, mask_id=self.mask_id,
-                                       record_greedy=record_greedy)
+                                       record_greedy=record_greedy, cache=cache)
 
     def partition(self, params) -> ParamPartition | None:
         """With LoRA adapters, only they train; None means every parameter does."""
@@ -174,7 +174,9 @@ class RLLoop:
         self.run, self.params, self.ref_params = run, params, ref_params
         self.B, self.G = a.prompts_per_batch * a.group_size, a.group_size
         self.algorithm = ALGORITHMS[a.name](run, self.B)
-        self.settings = run.sampler(cfg.sampler.temperature, record_greedy=self.algorithm.record_greedy)
+        # training rollouts may use the approximate KV cache (sampler.cache); held-out evaluation stays exact
+        self.settings = run.sampler(cfg.sampler.temperature, record_greedy=self.algorithm.record_greedy,
+                                    cache=cfg.sampler.cache)
         o = cfg.optim
         tx = make_optimizer(OptimizerSettings(learning_rate=o.learning_rate, warmup_steps=o.warmup_steps,
                                               weight_decay=o.weight_decay, b1=o.b1, b2=o.b2, grad_clip=o.grad_clip))

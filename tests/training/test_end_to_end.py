@@ -86,11 +86,13 @@ def test_cli_reports_bad_config_in_one_line(tmp_path, capsys):
 
 
 # egspo and diffu-GRPO train LoRA adapters with dropout (the papers' setting), espo the full model.
-@pytest.mark.parametrize("algorithm,lora", [("espo", []), ("diffu_grpo", ["model.lora_rank=4", "model.lora_dropout=0.1"]),
+# espo samples its training rollouts with the approximate dual KV cache.
+@pytest.mark.parametrize("algorithm,extra", [("espo", ["sampler.cache=dual"]),
+                                            ("diffu_grpo", ["model.lora_rank=4", "model.lora_dropout=0.1"]),
                                             ("egspo", ["model.lora_rank=4", "model.lora_dropout=0.1"])])
-def test_every_algorithm_trains_through_the_cli(tmp_path, algorithm, lora):
+def test_every_algorithm_trains_through_the_cli(tmp_path, algorithm, extra):
     out = str(tmp_path / algorithm)
-    code = cli.main(["train", *[a for x in lora for a in ("--set", x)], "--set", f"run.out_dir={out}",
+    code = cli.main(["train", *[a for x in extra for a in ("--set", x)], "--set", f"run.out_dir={out}",
                      "--set", f"algorithm.name={algorithm}",
                      "--set", "sft.steps=0", "--set", "run.iterations=2", "--set", "algorithm.mu=2",
                      "--set", "algorithm.micro_batches=2", "--set", "task.train_size=32", "--set", "task.eval_size=8",

@@ -100,14 +100,13 @@ def replicated(mesh) -> NamedSharding:
 
 
 def onto_mesh(tree, mesh):
-    """Leaves already laid out over the whole mesh stay; any other (e.g. a counter on one device) is
-    replicated over it, so jitted steps and checkpoint restores see one consistent device set."""
+    """Leaves already laid out on this mesh stay; any other (e.g. a counter on one device) is
+    replicated over it, so jitted steps and checkpoint restores see one consistent device set, and a
+    jitted step's outputs (mesh shardings) match its inputs, which is what keeps it from retracing."""
     from dlrl_jax.parallel.distributed import to_global
 
-    devices = set(mesh.devices.flat)
-
     def place(x):
-        if isinstance(x, jax.Array) and x.sharding.device_set == devices:
+        if isinstance(x, jax.Array) and isinstance(x.sharding, NamedSharding) and x.sharding.mesh == mesh:
             return x
         return to_global(x, replicated(mesh))
 

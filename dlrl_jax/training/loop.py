@@ -137,7 +137,7 @@ def run_sft(run: Run, params, steps: int, progress: bool):
     tx = make_optimizer(OptimizerSettings(learning_rate=cfg.sft.learning_rate, warmup_steps=cfg.sft.warmup_steps,
                                           weight_decay=0.0, grad_clip=1.0))
     partition = run.partition(params)
-    opt_state = init_opt_state(tx, params, partition)
+    opt_state = parallel.onto_mesh(init_opt_state(tx, params, partition), run.mesh)
     B = cfg.sft.batch_size
 
     def loss_fn(p, item):

@@ -80,11 +80,12 @@ def test_cached_sampler_matches_pytorch_fast_dllm_loop(pair, mode):
     np.testing.assert_array_equal(np.asarray(got.unmask_step) < steps, True)
 
 
-@pytest.mark.parametrize("family,threshold,temperature", [("llada", None, 1.0), ("dream", None, 0.0),
-                                                          ("dream", 0.0, 0.0)])
-def test_one_step_per_block_is_exact(family, threshold, temperature):
+@pytest.mark.parametrize("family,threshold,temperature,cfg_scale", [("llada", None, 1.0, 0.5), ("dream", None, 0.0, 0.0),
+                                                                    ("dream", 0.0, 0.0, 0.0)])
+def test_one_step_per_block_is_exact(family, threshold, temperature, cfg_scale):
     """Each block's only step is the full forward, so both caches reproduce the exact sampler, record
-    for record (random draws included), for the shifted (Dream) alignment and left padding too."""
+    for record (random draws included), for the shifted (Dream) alignment, classifier-free guidance
+    and left padding too."""
     cfg = models.preset("tiny", family=family, vocab_size=32, d_model=32, n_layers=2, n_heads=2, n_kv_heads=2,
                         mlp_hidden=64, mask_token_id=31)
     graphdef, params = models.split(models.init_model(cfg, seed=3))
@@ -93,7 +94,8 @@ def test_one_step_per_block_is_exact(family, threshold, temperature):
     mask = np.ones_like(ids, bool)
     ids[2, :2], mask[2, :2] = 0, False
     # threshold 0 commits a whole block in one step
-    base = dict(gen_length=8, block_length=2, steps=4, mask_id=31, temperature=temperature, threshold=threshold)
+    base = dict(gen_length=8, block_length=2, steps=4, mask_id=31, temperature=temperature, threshold=threshold,
+                cfg_scale=cfg_scale)
     want = rollout.generate(graphdef, params, ids, mask, jax.random.key(1), rollout.SamplerSettings(**base))
     for mode in ("prefix", "dual"):
         got = rollout.generate(graphdef, params, ids, mask, jax.random.key(1),

@@ -1,0 +1,46 @@
+"""LoRA dropout reaches the training losses: with model.lora_dropout > 0 every update item carries its
+own dropout key (fresh per item, inner update and iteration), and the loss on an item changes when
+its key is dropped."""
+
+import jax
+import numpy as np
+import pytest
+
+from dlrl_jax import config
+from dlrl_jax.training import loop
+
+
+def _captured_items(tmp_path, algorithm, dropout):
+    cfg = config.load(None, [f"run.out_dir={tmp_path}", "sft.steps=0", "task.train_size=32", "task.eval_size=8",
+                             "algorithm.prompts_per_batch=2", "algorithm.group_size=4", "run.progress=false",
+                             "run.tensorboard=false", f"algorithm.name={algorithm}", "algorithm.mu=2",
+                             "algorithm.elbo_samples=1", "model.lora_rank=4", f"model.lora_dropout={dropout}",
+                             "optim.learning_rate=0.05"])
+    run = loop.Run(cfg)
+    rl = loop.RLLoop(run, run.params, run.reference(run.params), progress=False)
+    captured = []
+    prepare = rl.algorithm.prepare
+
+    def capture(*args, **kwargs):
+        inner, extra = prepare(*args, **kwargs)
+        captured.append(inner)
+        return inner, extra
+
+    rl.algorithm.prepare = capture
+    rl.step()
+    rl.step()
+    rl.close()
+    run.writer.close()
+    return rl, [items for inner in captured for items in inner]  # 2 iterations x mu 2
+
+
+@pytest.mark.parametrize("algorithm", ["egspo", "espo"])
+def test_update_items_carry_fresh_dropout_keys_that_the_loss_uses(tmp_path, algorithm):
+    rl, updates = _captured_items(tmp_path, algorithm, 0.3)
+    keys = np.concatenate([np.asarray(items["dropout_key"]).reshape(-1, 2) for items in updates])
+    assert len(keys) >= 4 and len({tuple(k) for k in keys}) == len(keys)  # every item draws its own masks
+    item = jax.tree.map(lambda x: x[0], updates[-1])
+    with_dropout = float(rl.algorithm.loss(rl.params, item)[0])
+    without = float(rl.algorithm.loss(rl.params, {k: v for k, v in item.items() if k != "dropout_key"})[0])
+    assert with_dropout != without  # the trained adapter is no longer zero, so dropping its input matters
+

@@ -14,6 +14,7 @@ one mesh restores onto another: each array is read straight into the target shar
 
 from __future__ import annotations
 
+import logging
 import os
 
 import jax
@@ -21,6 +22,17 @@ import orbax.checkpoint as ocp
 from orbax.checkpoint.checkpoint_managers import preservation_policy
 
 METRIC = "eval_reward"
+
+
+class _QuietUnrankedSaves(logging.Filter):
+    """Orbax warns on every save without metrics once best-N retention is on; saves between
+    evaluations are meant to be unranked (kept only while among the newest)."""
+
+    def filter(self, record):
+        return "did not provide metrics" not in record.getMessage()
+
+
+logging.getLogger("absl").addFilter(_QuietUnrankedSaves())
 
 
 def abstract_like(tree):

@@ -119,6 +119,7 @@ def test_sft_command_trains_and_saves_the_model(tmp_path):
     assert saved.family == "llada" and saved.lora_rank == 0  # the adapter is merged into the export
 
 
+@pytest.mark.slow  # a second full training run (about a minute on 2 cores): `python -m pytest -m slow`
 def test_evaluating_more_often_does_not_change_training(run_dir, tmp_path):
     out = str(tmp_path / "no_mid_eval")
     assert cli.main(["train", "--set", f"run.out_dir={out}", "--set", "sft.steps=3", "--set", "run.iterations=2",

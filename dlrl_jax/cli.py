@@ -113,6 +113,11 @@ def _plot(args) -> int:
     return 0
 
 
+def _add_cache_argument(p) -> None:
+    p.add_argument("--cache", default="none", choices=("none", "prefix", "dual"),
+                   help="Fast-dLLM's approximate KV cache (faster, not exact; see SamplerSettings)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dlrl-jax", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -138,8 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, default=0.0)
     p.add_argument("--remasking", default="low_confidence", choices=("low_confidence", "random"))
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--cache", default="none", choices=("none", "prefix", "dual"),
-                   help="Fast-dLLM's approximate KV cache (faster, not exact; see SamplerSettings)")
+    _add_cache_argument(p)
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     p.add_argument("--json", action="store_true", help='print {"tokens", "completion_ids", "text"}')
     p = sub.add_parser("export", help="write a run's model (or any model folder) as HF safetensors")
@@ -161,8 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, default=0.0)
     p.add_argument("--remasking", default="low_confidence", choices=("low_confidence", "random"))
     p.add_argument("--threshold", type=float, default=None, help="confidence-threshold parallel decoding")
-    p.add_argument("--cache", default="none", choices=("none", "prefix", "dual"),
-                   help="Fast-dLLM's approximate KV cache (faster, not exact; see SamplerSettings)")
+    _add_cache_argument(p)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--tokenizer", help="tokenizer folder (default: the model folder)")
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))

@@ -57,7 +57,7 @@ class SamplerSection:
     temperature: float = 0.9
     remasking: str = "low_confidence"
     eval_temperature: float = 0.0
-    cache: str = "none"           # training rollouts with Fast-dLLM's approximate prefix/dual KV cache (espo, diffu_grpo)
+    cache: str = "none"           # training rollouts with the approximate KV cache (espo, diffu_grpo only)
 
 
 @dataclasses.dataclass(frozen=True)

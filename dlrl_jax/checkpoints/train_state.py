@@ -4,9 +4,9 @@ params, RNG key data) plus JSON metadata (iteration, data-iterator state, summar
 Saves are asynchronous (Orbax's CheckpointManager: arrays are copied off the device before `save`
 returns, then written in the background). Orbax's preservation policies keep the newest N, and with
 `keep_best` also the `keep_best` checkpoints with the highest held-out reward (saved with a metric
-{"eval_reward": ...}; checkpoints without one are kept only while among the newest). A save interrupted half-way never
-replaces the previous finished one: Orbax writes into a temporary folder and commits a step by an
-atomic rename, and `latest_step` only sees committed steps.
+{"eval_reward": ...}; checkpoints without one are kept only while among the newest). A save
+interrupted half-way never replaces the previous finished one: Orbax writes into a temporary folder
+and commits a step by an atomic rename, and `latest_step` only sees committed steps.
 
 Restoring takes abstract targets (`jax.ShapeDtypeStruct`s with shardings), so a checkpoint written on
 one mesh restores onto another: each array is read straight into the target sharding.

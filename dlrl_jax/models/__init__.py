@@ -5,13 +5,14 @@ bool | None)` -> float32 logits [B, L, V] where position j predicts token j.
 """
 
 from dlrl_jax.models.config import PRESETS, ConfigError, ModelConfig, from_hf_dict, preset, to_hf_dict
-from dlrl_jax.models.pure import (abstract_model, batch_dropout_key, forward, hidden, hidden_and_cache, hidden_window, init_model,
-                                  param_count, split, unembed)
+from dlrl_jax.models.pure import (abstract_model, batch_dropout_key, forward, hidden, hidden_and_cache,
+                                  hidden_window, init_model, param_count, split, unembed)
 from dlrl_jax.models.transformer import Transformer
 
 __all__ = [
-    "CheckpointError", "ConfigError", "ModelConfig", "PRESETS", "Transformer", "abstract_model", "batch_dropout_key",
-    "forward", "from_hf_dict", "from_pretrained", "hidden", "hidden_and_cache", "hidden_window", "init_model", "param_count", "preset",
+    "CheckpointError", "ConfigError", "ModelConfig", "PRESETS", "Transformer", "abstract_model",
+    "batch_dropout_key", "forward", "from_hf_dict", "from_pretrained", "hidden", "hidden_and_cache",
+    "hidden_window", "init_model", "param_count", "preset",
     "save_pretrained", "split", "to_hf_dict", "unembed",
 ]
 

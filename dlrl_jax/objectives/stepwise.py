@@ -81,8 +81,8 @@ def stepwise_loss(graphdef, params, batch, settings: StepwiseLossSettings, total
     """Clipped surrogate + beta * k3 KL for one column of selected steps over (a micro-batch of) rows.
 
     batch: tokens [B, L], prompt_mask [B, P], unmask_step [B, G], step [B], valid [B], advantage [B],
-    old_logprob [B], ref_logprob [B], optionally dropout_key (LoRA dropout). Rows are summed and divided by `total_rows` (the whole batch),
-    so micro-batches and columns add up to: mean over rows, summed over selected steps, per token.
+    old_logprob [B], ref_logprob [B], optionally dropout_key (LoRA dropout). Rows are summed and
+    divided by `total_rows` (the whole batch), so micro-batches and columns add up to: mean over rows, summed over selected steps, per token.
     Returns (loss, metrics sums)."""
     logp, _ = step_logprob(graphdef, params, batch["tokens"], batch["prompt_mask"], batch["unmask_step"],
                            batch["step"], mask_id=settings.mask_id, aggregation=settings.aggregation,

@@ -3,7 +3,6 @@ Fast-dLLM's caching on transformers' Llama: per block one full forward whose key
 then windowed forwards through HF's DynamicCache. Greedy low-confidence decoding, token for token."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch

@@ -78,6 +78,16 @@ class AlgorithmSection:
     elbo_samples: int = 2         # espo: Monte-Carlo ELBO samples M (each two coupled passes)
     elbo_remat: bool = True       # espo: recompute each ELBO pass in the backward (less memory, ~1/3 more work)
     p_mask_prompt: float = 0.15   # diffu_grpo: prompt-token mask probability
+    # egspo/egspo_sa: selected-step columns per optimizer step, as the official trainer's gradient
+    # accumulation joins its one-column micro-steps (k / columns optimizer steps per pass, mu passes per
+    # rollout); 0: one optimizer step over all k columns per pass, their losses summed
+    columns_per_update: int = 2
+    token_mean: str = "row"       # diffu_grpo: "row" (each row's token mean, then rows) | "batch" (d1: over all
+    #                               completion tokens of the micro-batch)
+    elbo_strata: int = 0          # espo: rows per stratified mask-count group (ESPO: the per-device batch);
+    #                               0: the micro-batch
+    old_logprob_dropout: bool = False  # espo/diffu_grpo: LoRA dropout also in the old-policy pass (the
+    #                               official trainers compute it in train mode)
     # espo and diffu_grpo clip symmetrically at eps_low (ESPO 0.2, d1 0.5)
 
 
@@ -145,13 +155,14 @@ _CHOICES = {
     "algorithm.name": ("egspo", "egspo_sa", "espo", "diffu_grpo", "sft"),
     "algorithm.selection": ("top_k_entropy", "random", "uniform", "adaptive"),
     "algorithm.aggregation": ("sum", "mean"),
+    "algorithm.token_mean": ("row", "batch"),
 }
 _POSITIVE = {"task.train_size", "task.eval_size", "sampler.gen_length", "sampler.block_length",
              "sampler.steps", "algorithm.prompts_per_batch", "algorithm.group_size", "algorithm.k",
              "algorithm.mu", "algorithm.micro_batches", "algorithm.elbo_samples", "sft.batch_size", "run.iterations",
              "run.keep_checkpoints"}
 _NON_NEGATIVE = {"task.min_blanks", "task.max_prompt_length", "sampler.temperature",
-                 "sampler.eval_temperature", "algorithm.lam", "algorithm.eps_low", "algorithm.eps_high",
+                 "sampler.eval_temperature", "algorithm.lam", "algorithm.columns_per_update", "algorithm.elbo_strata", "algorithm.eps_low", "algorithm.eps_high",
                  "algorithm.beta", "algorithm.p_mask_prompt", "optim.learning_rate", "optim.warmup_steps", "optim.weight_decay",
                  "optim.grad_clip", "sft.steps", "sft.learning_rate", "sft.warmup_steps", "run.eval_every",
                  "run.save_every", "run.keep_best_checkpoints"}
@@ -238,7 +249,15 @@ def _check(cfg: Config) -> Config:
         raise ConfigError(f"algorithm.adaptive_alpha must be in (0, 1], got {a.adaptive_alpha}")
     if a.eps_low >= 1.0:
         raise ConfigError(f"algorithm.eps_low must be < 1 (the ratio's lower clip is 1 - eps_low), got {a.eps_low}")
+    if a.name in ("egspo", "egspo_sa") and a.columns_per_update and a.selection != "adaptive" \
+            and a.k % a.columns_per_update:
+        raise ConfigError(f"algorithm.columns_per_update {a.columns_per_update} does not divide algorithm.k {a.k}: "
+                          "each optimizer step trains whole columns; use a divisor of k (or 0: all k columns "
+                          "in one step)")
     rows = a.prompts_per_batch * a.group_size
+    if a.elbo_strata and rows % a.elbo_strata:
+        raise ConfigError(f"algorithm.elbo_strata {a.elbo_strata} does not divide the {rows} rows "
+                          "(prompts_per_batch x group_size); use a divisor (ESPO: the per-device batch)")
     if rows % a.micro_batches:
         raise ConfigError(f"algorithm.micro_batches {a.micro_batches} does not divide the {rows} rows "
                           "(prompts_per_batch x group_size)")

@@ -36,6 +36,9 @@ from dlrl_jax.config import ConfigError
     (["sampler.cache=kv", "algorithm.name=espo"], r"'sampler.cache' is 'kv'; choose one of"),
     (["mesh.fsdp=0"], r"'mesh.fsdp' must be a positive integer, got 0"),
     (["run.keep_checkpoints=0"], r"'run.keep_checkpoints' must be > 0"),
+    (["algorithm.k=3"], r"algorithm.columns_per_update 2 does not divide algorithm.k 3"),
+    (["algorithm.name=espo", "algorithm.elbo_strata=5"], r"algorithm.elbo_strata 5 does not divide the 64 rows"),
+    (["algorithm.token_mean=token"], r"'algorithm.token_mean' is 'token'; choose one of"),
 ])
 def test_broken_config_names_the_field(overrides, message):
     with pytest.raises(ConfigError, match=message):
@@ -58,8 +61,8 @@ def test_yaml_file_errors(tmp_path):
 def test_file_then_overrides(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("seed: 3\nsampler:\n  steps: 8\nalgorithm:\n  k: 2\n")
-    cfg = config.load(str(path), ["algorithm.k=3", "optim.learning_rate=1e-4"])
-    assert (cfg.seed, cfg.sampler.steps, cfg.algorithm.k, cfg.optim.learning_rate) == (3, 8, 3, 1e-4)
+    cfg = config.load(str(path), ["algorithm.k=4", "optim.learning_rate=1e-4"])
+    assert (cfg.seed, cfg.sampler.steps, cfg.algorithm.k, cfg.optim.learning_rate) == (3, 8, 4, 1e-4)
     assert cfg.sampler.gen_length == config.SamplerSection().gen_length
 
 

@@ -87,7 +87,8 @@ class Layers(nnx.Module):
 
 def init_lora_factors(cfg: ModelConfig, rngs: nnx.Rngs) -> dict[str, nnx.Param]:
     """Fresh adapter factors, stacked over layers. PEFT's start: A uniform in +-1/sqrt(fan_in), B zero,
-    so a new adapter changes nothing."""
+    so a new adapter changes nothing. Always float32, whatever the base's dtype (PEFT's default
+    autocast_adapter_dtype): bfloat16 factors would round away most updates at the papers' rates."""
     out = {}
     for name, (shape, axes) in lora_specs(cfg).items():
         if name.startswith("lora_a_"):
@@ -95,7 +96,7 @@ def init_lora_factors(cfg: ModelConfig, rngs: nnx.Rngs) -> dict[str, nnx.Param]:
             value = jax.random.uniform(rngs.params(), (cfg.n_layers, *shape), jnp.float32, -bound, bound)
         else:
             value = jnp.zeros((cfg.n_layers, *shape), jnp.float32)
-        out[name] = nnx.Param(value.astype(cfg.jnp_param_dtype), logical_axes=("layers", *axes))
+        out[name] = nnx.Param(value, logical_axes=("layers", *axes))
     return out
 
 

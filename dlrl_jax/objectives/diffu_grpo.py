@@ -19,6 +19,8 @@ class DiffuGRPOSettings:
     p_mask_prompt: float = 0.15
     eps: float = 0.5
     beta: float = 0.04
+    token_mean: str = "row"  # "row": each row's token mean, rows averaged; "batch": d1's mean over all
+    #                          completion tokens of the micro-batch (longer completions weigh more)
 
 
 def group_mean_advantages(reward_B, group_size: int) -> np.ndarray:
@@ -49,7 +51,9 @@ def token_logprobs(graphdef, params, prompt_ids, prompt_mask, completion_ids, ke
 
 def diffu_grpo_loss(graphdef, params, batch, settings: DiffuGRPOSettings, total_rows: int):
     """batch: prompt_ids, prompt_mask, completion_ids [B, G], completion_mask [B, G], advantage [B],
-    old_logprob [B, G], ref_logprob [B, G], key. Per-row token mean, rows summed / total_rows."""
+    old_logprob [B, G], ref_logprob [B, G], key. `token_mean` "row": per-row token mean, rows summed /
+    total_rows; "batch": the micro-batch's token mean x B / total_rows, so that micro-batches average
+    (d1's loss per micro-step, divided by the gradient-accumulation steps)."""
     lp = token_logprobs(graphdef, params, batch["prompt_ids"], batch["prompt_mask"], batch["completion_ids"],
                         batch["key"], settings, models.batch_dropout_key(batch))
     adv = batch["advantage"][:, None]
@@ -59,7 +63,11 @@ def diffu_grpo_loss(graphdef, params, batch, settings: DiffuGRPOSettings, total_
     surrogate = jnp.minimum(ratio * adv, clipped * adv)
     delta = batch["ref_logprob"] - lp
     k3 = jnp.exp(delta) - delta - 1.0
-    per_row = ((-surrogate + settings.beta * k3) * real).sum(axis=1) / jnp.maximum(real.sum(axis=1), 1.0)
-    return per_row.sum() / total_rows, {
+    per_token = (-surrogate + settings.beta * k3) * real
+    if settings.token_mean == "batch":
+        loss = per_token.sum() / jnp.maximum(real.sum(), 1.0) * (real.shape[0] / total_rows)
+    else:
+        loss = (per_token.sum(axis=1) / jnp.maximum(real.sum(axis=1), 1.0)).sum() / total_rows
+    return loss, {
         "ratio": (ratio * real).sum(), "clip_fraction": ((ratio * adv > clipped * adv) * real).sum(),
         "kl": (k3 * real).sum(), "count": real.sum()}

@@ -31,6 +31,23 @@ def draw_masks(key, batch: int, gen_length: int, *, stratified: bool = True):
     return rank_BxG < l_B[:, None], l_B
 
 
+def draw_masks_in_strata(key, row_offset, batch: int, gen_length: int, strata: int):
+    """ESPO's own draw (its forward_process): (masked [B, G] bool, count l [B] int32) for rows
+    row_offset .. row_offset + B - 1 of a batch cut into groups of `strata` consecutive rows (ESPO's
+    per-device batch). A group draws one integer k ~ U{0..G}; its i-th row masks
+    l = round(k + i (G+1) / strata) mod (G+1) positions, chosen by the row's own random permutation.
+    Every draw depends on the global row index only, so splitting the rows into micro-batches (any
+    row_offset) gives the same masks."""
+    G = gen_length
+    rows = row_offset + jnp.arange(batch)
+    count_key, perm_key = jax.random.split(key)
+    k_B = jax.vmap(lambda g: jax.random.randint(jax.random.fold_in(count_key, g), (), 0, G + 1))(rows // strata)
+    l_B = jnp.round(k_B + (rows % strata) * ((G + 1) / strata)).astype(jnp.int32) % (G + 1)
+    noise_BxG = jax.vmap(lambda r: jax.random.uniform(jax.random.fold_in(perm_key, r), (G,)))(rows)
+    rank_BxG = jnp.argsort(noise_BxG, axis=1).argsort(axis=1)
+    return rank_BxG < l_B[:, None], l_B
+
+
 def _masked_logprob_sum(graphdef, params, prompt_ids, prompt_mask, completion_ids, masked_BxG, mask_id,
                         dropout_key=None):
     B, G = completion_ids.shape
@@ -45,10 +62,12 @@ def _masked_logprob_sum(graphdef, params, prompt_ids, prompt_mask, completion_id
 
 def estimate_pure(graphdef, params, prompt_ids, prompt_mask, completion_ids, key, *, num_samples: int = 1,
                   coupled: bool = True, stratified: bool = True, mask_id: int, remat: bool = True,
-                  dropout_key=None):
+                  dropout_key=None, strata: int = 0, row_offset=0):
     """Per-sequence ELBO estimates [B] (pure; jit and grad friendly). Each pass is rematerialised
     under grad when `remat`, so memory holds one pass's activations at a time. A `dropout_key` turns
-    on LoRA dropout, a fresh draw for every pass (fold_in(dropout_key, pass index))."""
+    on LoRA dropout, a fresh draw for every pass (fold_in(dropout_key, pass index)). With `strata` > 0
+    the masks are ESPO's own stratified draw over groups of that many rows (`draw_masks_in_strata`;
+    these rows start at global row `row_offset`); else `stratified` spreads the counts over these rows."""
     B, G = completion_ids.shape
 
     def one_pass(p, masked, index):
@@ -59,7 +78,9 @@ def estimate_pure(graphdef, params, prompt_ids, prompt_mask, completion_ids, key
         one_pass = jax.checkpoint(one_pass, static_argnums=2)
     total = jnp.zeros((B,), jnp.float32)
     for m in range(num_samples):
-        masked, l_B = draw_masks(jax.random.fold_in(key, m), B, G, stratified=stratified)
+        draw_key = jax.random.fold_in(key, m)
+        masked, l_B = draw_masks_in_strata(draw_key, row_offset, B, G, strata) if strata else \
+            draw_masks(draw_key, B, G, stratified=stratified)
         weight = jnp.where(l_B > 0, (G + 1) / jnp.maximum(l_B, 1), 0.0)
         sample = weight * one_pass(params, masked, 2 * m)
         if coupled:

@@ -75,6 +75,7 @@ class StepwiseLossSettings:
     eps_high: float = 0.5
     beta: float = 0.04
     aggregation: str = "sum"
+    column_weight: float = 1.0  # each column's loss x this: 1 / columns per optimizer step (the official GA scaling)
 
 
 def stepwise_loss(graphdef, params, batch, settings: StepwiseLossSettings, total_rows: int):
@@ -94,7 +95,8 @@ def stepwise_loss(graphdef, params, batch, settings: StepwiseLossSettings, total
     delta = batch["ref_logprob"] - logp
     k3 = jnp.exp(delta) - delta - 1.0
     per_row = -surrogate + settings.beta * k3
-    scale = 1.0 / settings.tokens_per_step if settings.aggregation == "sum" else 1.0
+    scale = settings.column_weight / settings.tokens_per_step if settings.aggregation == "sum" \
+        else settings.column_weight
     loss = (valid * per_row).sum() * scale / total_rows
     metrics = {
         "ratio": (valid * ratio).sum(),

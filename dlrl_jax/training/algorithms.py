@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dlrl_jax import models
 from dlrl_jax.objectives import diffu_grpo, espo, stepwise
 from dlrl_jax.objectives.selection import adaptive_k, select_steps
 from dlrl_jax.parallel.distributed import to_global, to_host
@@ -37,9 +38,13 @@ class EGSPO:
         self.run, self.a, self.rows = run, a, rows
         self.lam = a.lam if a.name == "egspo_sa" else 0.0
         self.record_greedy = self.lam > 0
+        # official schedule: C columns per optimizer step, each column's loss weighted 1/C (the trainer's
+        # loss / gradient_accumulation_steps); 0: every selected column in one step, summed
+        self.columns = a.columns_per_update
         settings = stepwise.StepwiseLossSettings(
             mask_id=run.mask_id, tokens_per_step=cfg.sampler.gen_length / cfg.sampler.steps, eps_low=a.eps_low,
-            eps_high=a.eps_high, beta=a.beta, aggregation=a.aggregation)
+            eps_high=a.eps_high, beta=a.beta, aggregation=a.aggregation,
+            column_weight=1.0 / self.columns if self.columns else 1.0)
         self.loss = functools.partial(stepwise.stepwise_loss, run.graphdef, settings=settings, total_rows=rows)
         self._ref = jax.jit(functools.partial(stepwise.selected_step_logprobs, mask_id=run.mask_id,
                                               aggregation=a.aggregation), static_argnums=0)
@@ -49,6 +54,8 @@ class EGSPO:
         k = a.k
         if a.selection == "adaptive":
             k = adaptive_k(to_host(traj.step_entropy), to_host(traj.step_count), a.adaptive_alpha, k_max=traj.num_steps)
+            if self.columns:  # whole optimizer steps of `columns` columns each
+                k = min(-(-k // self.columns) * self.columns, traj.num_steps // self.columns * self.columns)
         mode = "top_k_entropy" if a.selection == "adaptive" else a.selection
         steps, valid = select_steps(traj.step_entropy, traj.step_count, run.next_key(), k=k, mode=mode)
         if self.lam > 0:
@@ -58,7 +65,9 @@ class EGSPO:
         else:
             greedy_reward = np.zeros((B, k), np.float32)
         adv = stepwise.stepwise_advantages(reward, greedy_reward, to_host(valid), a.group_size, self.lam)
-        old = jnp.take_along_axis(traj.step_logprob, steps, axis=1)
+        old = jnp.take_along_axis(traj.step_logprob, steps, axis=1)  # the rollout's sums
+        if a.aggregation == "mean":  # the loss's log-prob is then a mean over the step's tokens: so is old
+            old = old / jnp.maximum(jnp.take_along_axis(traj.step_count, steps, axis=1), 1)
         ref = self._ref(run.graphdef, ref_params, traj.tokens, traj.prompt_mask, traj.unmask_step, steps) \
             if a.beta > 0 else old
         adv = run.place(adv)  # host values onto the mesh, like the trajectory's arrays
@@ -66,13 +75,36 @@ class EGSPO:
                                       micro_batches=a.micro_batches)
         metrics = {"greedy_reward_mean": greedy_reward.mean(), "k": k,
                    "selected_histogram": np.bincount(to_host(steps)[to_host(valid)], minlength=traj.num_steps)}
+        inner = [items] * a.mu if not self.columns else \
+            [jax.tree.map(lambda x, idx=idx: x[idx], items) for idx in official_column_order(k, self.columns, a.mu,
+                                                                                            a.micro_batches)]
         if not run.lora_dropout:
-            return [items] * a.mu, metrics
-        n_items = a.micro_batches * k
+            return inner, metrics
         base = jax.random.fold_in(jax.random.key(run.cfg.seed), DROPOUT_STREAM)
-        keys = [jax.random.key_data(jax.random.split(jax.random.fold_in(base, update_index + i), n_items))
-                for i in range(a.mu)]  # a fresh dropout draw for every item of every inner update
-        return [dict(items, dropout_key=to_global(k_i, replicated(run.mesh))) for k_i in keys], metrics
+        # a fresh dropout draw for every item of every inner update
+        keys = [jax.random.fold_in(base, update_index + i) if not self.columns else
+                jax.random.fold_in(jax.random.fold_in(base, update_index), i) for i in range(len(inner))]
+        keys = [jax.random.key_data(jax.random.split(k_i, len(jax.tree.leaves(items_i)[0])))
+                for k_i, items_i in zip(keys, inner)]
+        return [dict(items_i, dropout_key=to_global(k_i, replicated(run.mesh)))
+                for items_i, k_i in zip(inner, keys)], metrics
+
+
+def official_column_order(k: int, columns: int, passes: int, micro_batches: int) -> list[np.ndarray]:
+    """The items of each optimizer step under the official EGSPO trainer's schedule.
+
+    There, micro-step j after a rollout (j = 0 .. passes * k - 1) trains the single selected-step column
+    (j + 1) % k over the whole batch (its step counter is incremented before the loss reads it), and
+    gradient accumulation joins `columns` consecutive micro-steps into one optimizer step: k / columns
+    optimizer steps per pass over the columns. `column_items` stacks items as (micro-batch, column), so
+    column c of micro-batch m is item m * k + c; each returned index array lists one optimizer step's
+    items."""
+    if k % columns:
+        raise ValueError(f"algorithm.k = {k} selected steps do not split into optimizer steps of "
+                         f"algorithm.columns_per_update = {columns} columns; use a divisor of k")
+    order = [(j + 1) % k for j in range(passes * k)]
+    return [np.array([m * k + c for m in range(micro_batches) for c in order[o:o + columns]])
+            for o in range(0, len(order), columns)]
 
 
 class _SequenceLevel:
@@ -88,21 +120,31 @@ class _SequenceLevel:
         return {"prompt_ids": traj.tokens[:, :traj.prompt_length], "prompt_mask": traj.prompt_mask,
                 "completion_ids": traj.completion}
 
+    shared_draw = False  # True: one mask-draw key for every micro-batch, rows drawn by global index
+
     def prepare(self, traj, reward, records, params, ref_params, update_index):
-        a = self.a
+        a, mesh = self.a, self.run.mesh
         advantage = self.run.place(np.asarray(self.advantages(reward), np.float32))
         batch = _split_rows(dict(self._batch(traj), advantage=advantage), a.micro_batches)
+        rows = self.rows // a.micro_batches
         inner = []
         for i in range(a.mu):
             key = jax.random.fold_in(self.base_key, update_index + i)
             micro = []
             for m in range(a.micro_batches):
                 item = jax.tree.map(lambda x: x[m], batch)
-                item["key"] = to_global(jax.random.key_data(jax.random.fold_in(key, m)), replicated(self.run.mesh))
-                item.update(self.reference_terms(item, params, ref_params))  # old/ref: no dropout
+                item_key = jax.random.fold_in(key, m)
+                item["key"] = to_global(jax.random.key_data(key if self.shared_draw else item_key), replicated(mesh))
+                if self.shared_draw:
+                    item["row_offset"] = to_global(np.int32(m * rows), replicated(mesh))
+                old_pass = item
+                if self.run.lora_dropout and a.old_logprob_dropout:  # train-mode old pass, its own masks
+                    old_pass = dict(item, dropout_key=to_global(jax.random.key_data(
+                        jax.random.fold_in(item_key, DROPOUT_STREAM + 1)), replicated(mesh)))
+                item.update(self.reference_terms(old_pass, params, ref_params))
                 if self.run.lora_dropout:
-                    item["dropout_key"] = to_global(jax.random.key_data(jax.random.fold_in(
-                        jax.random.fold_in(key, m), DROPOUT_STREAM)), replicated(self.run.mesh))
+                    item["dropout_key"] = to_global(jax.random.key_data(
+                        jax.random.fold_in(item_key, DROPOUT_STREAM)), replicated(mesh))
                 micro.append(item)
             inner.append(_stack(micro))
         return inner, {}
@@ -113,7 +155,8 @@ class ESPO(_SequenceLevel):
         super().__init__(run, rows)
         a = self.a
         self.settings = espo.ESPOSettings(mask_id=run.mask_id, num_samples=a.elbo_samples, coupled=True,
-                                          eps=a.eps_low, beta=a.beta, remat=a.elbo_remat)
+                                          eps=a.eps_low, beta=a.beta, remat=a.elbo_remat, strata=a.elbo_strata)
+        self.shared_draw = a.elbo_strata > 0
         self.loss = functools.partial(self._loss, run.graphdef, self.settings, rows)
         self._elbo = jax.jit(lambda graphdef, p, item: espo.elbos(
             graphdef, p, item, jax.random.wrap_key_data(item["key"]), self.settings), static_argnums=0)
@@ -128,7 +171,8 @@ class ESPO(_SequenceLevel):
     def reference_terms(self, item, params, ref_params):
         g = self.run.graphdef
         old = self._elbo(g, params, item)
-        return {"old_elbo": old, "ref_elbo": self._elbo(g, ref_params, item) if self.a.beta > 0 else old}
+        ref_item = {k: v for k, v in item.items() if k != "dropout_key"}  # the base has no adapter to drop
+        return {"old_elbo": old, "ref_elbo": self._elbo(g, ref_params, ref_item) if self.a.beta > 0 else old}
 
 
 class DiffuGRPO(_SequenceLevel):
@@ -136,11 +180,12 @@ class DiffuGRPO(_SequenceLevel):
         super().__init__(run, rows)
         a = self.a
         self.settings = diffu_grpo.DiffuGRPOSettings(mask_id=run.mask_id, p_mask_prompt=a.p_mask_prompt,
-                                                     eps=a.eps_low, beta=a.beta)
+                                                     eps=a.eps_low, beta=a.beta, token_mean=a.token_mean)
         self.loss = functools.partial(self._loss, run.graphdef, self.settings, rows)
         self._logp = jax.jit(lambda graphdef, p, item: diffu_grpo.token_logprobs(
             graphdef, p, item["prompt_ids"], item["prompt_mask"], item["completion_ids"],
-            jax.random.wrap_key_data(item["key"]), self.settings), static_argnums=0)
+            jax.random.wrap_key_data(item["key"]), self.settings, models.batch_dropout_key(item)),
+            static_argnums=0)
 
     @staticmethod
     def _loss(graphdef, settings, rows, params, item):
@@ -157,7 +202,8 @@ class DiffuGRPO(_SequenceLevel):
     def reference_terms(self, item, params, ref_params):
         g = self.run.graphdef
         old = self._logp(g, params, item)
-        return {"old_logprob": old, "ref_logprob": self._logp(g, ref_params, item) if self.a.beta > 0 else old}
+        ref_item = {k: v for k, v in item.items() if k != "dropout_key"}  # the base has no adapter to drop
+        return {"old_logprob": old, "ref_logprob": self._logp(g, ref_params, ref_item) if self.a.beta > 0 else old}
 
 
 ALGORITHMS = {"egspo": EGSPO, "egspo_sa": EGSPO, "espo": ESPO, "diffu_grpo": DiffuGRPO}

@@ -8,7 +8,6 @@ import os
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
@@ -17,7 +16,7 @@ from dlrl_jax.config import Config, ConfigError, to_dict
 from dlrl_jax.data.pipeline import BatchStream
 from dlrl_jax.parallel.distributed import is_lead_process, to_global, to_host
 from dlrl_jax.objectives.sft import sft_loss
-from dlrl_jax.training import setup
+from dlrl_jax.training import precision, setup
 from dlrl_jax.training.algorithms import ALGORITHMS, DROPOUT_STREAM
 from dlrl_jax.training.metrics import MetricsWriter
 from dlrl_jax.training.optimizer import OptimizerSettings, make_optimizer
@@ -38,6 +37,7 @@ class Run:
         self.lora_dropout = model.cfg.lora_rank > 0 and model.cfg.lora_dropout > 0
         self.graphdef, params = models.split(model)
         self.params = parallel.place_params(params, self.mesh)
+        self.param_dtypes = precision.storage_dtypes(self.params)  # frozen copies and exports use these
         self.task: Task = build_task(cfg)
         texts = [self.task.prompt_text(r) for r in self.task.train + self.task.eval]
         self.prompt_length = setup.prompt_length(self.tokenizer, texts, cfg.task.prompt_style,
@@ -89,8 +89,9 @@ class Run:
         return ParamPartition(params, trainable_mask(params)) if has_lora(params) else None
 
     def reference(self, params):
-        """The reference policy: the base model (adapter off) with LoRA, else a frozen copy."""
-        return adapter_off(params) if has_lora(params) else jax.tree.map(jnp.copy, params)
+        """The reference policy: the base model (adapter off) with LoRA, else a frozen copy in the
+        storage dtype (float32 master weights are cast back)."""
+        return adapter_off(params) if has_lora(params) else precision.cast_to(params, self.param_dtypes)
 
     def batches(self, batch_size: int, seed: int) -> BatchStream:
         """The endless, seeded stream of training-record batches (grain). Every process reads the same
@@ -137,6 +138,7 @@ def run_sft(run: Run, params, steps: int, progress: bool):
     tx = make_optimizer(OptimizerSettings(learning_rate=cfg.sft.learning_rate, warmup_steps=cfg.sft.warmup_steps,
                                           weight_decay=0.0, grad_clip=1.0))
     partition = run.partition(params)
+    params = precision.master_params(params, partition)
     opt_state = parallel.onto_mesh(init_opt_state(tx, params, partition), run.mesh)
     B = cfg.sft.batch_size
 
@@ -181,9 +183,10 @@ class RLLoop:
         tx = make_optimizer(OptimizerSettings(learning_rate=o.learning_rate, warmup_steps=o.warmup_steps,
                                               weight_decay=o.weight_decay, b1=o.b1, b2=o.b2, grad_clip=o.grad_clip))
         partition = run.partition(params)
+        self.params = precision.master_params(params, partition)
         self.lora = partition is not None
         # moments follow the params' shardings; counters would sit on one device: replicate them
-        self.opt_state = parallel.onto_mesh(init_opt_state(tx, params, partition), run.mesh)
+        self.opt_state = parallel.onto_mesh(init_opt_state(tx, self.params, partition), run.mesh)
         self.update = make_update(self.algorithm.loss, tx, partition)
         self.batches = run.batches(a.prompts_per_batch, seed=cfg.seed + 1)
         self.iteration = 0

@@ -25,7 +25,7 @@ from dlrl_jax.checkpoints.train_state import TrainStateCheckpointer
 from dlrl_jax.config import Config, ConfigError, to_dict
 from dlrl_jax.models.lora import merge_lora
 from dlrl_jax.parallel.distributed import is_lead_process, to_host
-from dlrl_jax.training import loop
+from dlrl_jax.training import loop, precision
 from dlrl_jax.training.metrics import truncate_metrics
 
 # Fields a resumed run may change: how long it runs, how it reports and on which mesh (the checkpoint
@@ -193,6 +193,7 @@ def _finish(cfg: Config, run: loop.Run, params, summary: dict, start: float, log
 def _export(run: loop.Run, params, folder: str) -> None:
     """The model (LoRA merged) and tokenizer as a Hugging Face folder. Every process joins the gather
     of the weights; process 0 writes."""
+    params = precision.cast_to(params, run.param_dtypes)  # float32 master weights leave in the model dtype
     graphdef, merged = nnx.split(merge_lora(nnx.merge(run.graphdef, params)))
     merged = jax.tree.map(to_host, merged)
     if run.lead:

@@ -213,16 +213,22 @@ class RLLoop:
         self.bar.update(self.iteration)
 
     def step(self) -> dict:
-        """One iteration: prompts -> rollout -> rewards -> advantages -> mu updates -> metrics."""
+        """One iteration: prompts -> rollout -> rewards -> advantages -> mu updates -> metrics.
+
+        The metrics carry each phase's wall-clock seconds (time_rollout, time_reward, time_reference:
+        selection, greedy rewards and old/reference terms, time_update, time_iteration); a phase's device
+        work is waited for before its clock stops."""
         run, cfg, a = self.run, self.run.cfg, self.run.cfg.algorithm
-        t0 = time.time()
+        clock = _PhaseClock()
         prompts = next(self.batches)
         records = [r for r in prompts for _ in range(self.G)]  # rows of one prompt are contiguous: a group
         ids, mask = run.encode(records)
-        traj = rollout.generate(run.graphdef, self.params, ids, mask, run.next_key(), self.settings)
-        reward = run.task.score(run.decode(traj.completion), records)
-        inner, extra = self.algorithm.prepare(traj, reward, records, self.params, self.ref_params,
-                                              update_index=self.iteration * a.mu)
+        traj = clock.stop("rollout", rollout.generate(run.graphdef, self.params, ids, mask, run.next_key(),
+                                                      self.settings))
+        reward = clock.stop("reward", run.task.score(run.decode(traj.completion), records))
+        inner, extra = clock.stop("reference", self.algorithm.prepare(traj, reward, records, self.params,
+                                                                      self.ref_params,
+                                                                      update_index=self.iteration * a.mu))
         for items in inner:
             items = run.place(items, batch_dim=1)  # [accumulated items, rows, ...]
             if self.memory is None:  # once, before the first update runs: what it will hold per device
@@ -231,18 +237,41 @@ class RLLoop:
                     tqdm.write("[dlrl-jax] compiled update, per device: " + ", ".join(
                         f"{k} {v:.3f} GiB" for k, v in self.memory.items()))
             self.params, self.opt_state, m = self.update(self.params, self.opt_state, items)
-        m = {k: to_host(v) for k, v in m.items()}
+        m = clock.stop("update", {k: to_host(v) for k, v in m.items()})
         count = max(float(m["count"]), 1.0)
         metrics = dict(extra, reward_mean=reward.mean(), reward_std=reward.std(), loss=m["loss"],
                        grad_norm=m["grad_norm"], skipped=m["skipped"], ratio=float(m["ratio"]) / count,
                        clip_fraction=float(m["clip_fraction"]) / count, kl=float(m["kl"]) / count,
-                       tokens_per_s=self.B * cfg.sampler.gen_length / (time.time() - t0),
-                       entropy_profile=to_host(traj.step_entropy).mean(axis=0))
+                       tokens_per_s=self.B * cfg.sampler.gen_length / clock.total(),
+                       entropy_profile=to_host(traj.step_entropy).mean(axis=0), **clock.seconds())
         run.writer.write("rl", self.iteration, metrics)
         self.iteration += 1
         self.bar.update(1)
-        self.bar.set_postfix(reward=f"{reward.mean():.3f}", kl=f"{metrics['kl']:.4f}")
+        self.bar.set_postfix(reward=f"{reward.mean():.3f}", kl=f"{metrics['kl']:.4f}",
+                             s=" ".join(f"{k[5:]} {v:.2f}" for k, v in clock.seconds().items()
+                                        if k != "time_iteration"))
         return metrics
 
     def close(self) -> None:
         self.bar.close()
+
+
+class _PhaseClock:
+    """Wall-clock seconds per phase of an iteration; `stop` waits for the phase's arrays first."""
+
+    def __init__(self):
+        self._start = self._last = time.perf_counter()
+        self._seconds: dict[str, float] = {}
+
+    def stop(self, phase: str, value):
+        jax.block_until_ready(value)
+        now = time.perf_counter()
+        self._seconds[f"time_{phase}"] = now - self._last
+        self._last = now
+        return value
+
+    def total(self) -> float:
+        return time.perf_counter() - self._start
+
+    def seconds(self) -> dict[str, float]:
+        return dict(self._seconds, time_iteration=self._last - self._start)

@@ -76,7 +76,7 @@ def truncate_metrics(run_dir: str, iteration: int) -> None:
                 continue
             if record["phase"] == "rl" and record["step"] >= iteration:
                 continue
-            if record["phase"] == "eval" and record["step"] > iteration:
+            if record["phase"] in ("eval", "checkpoint") and record["step"] > iteration:
                 continue
             kept.append(line)
     with open(path, "w") as f:

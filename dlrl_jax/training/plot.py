@@ -12,7 +12,8 @@ import numpy as np  # noqa: E402
 
 from dlrl_jax.training.metrics import read_metrics  # noqa: E402
 
-PANELS = ("reward", "kl", "entropy by step", "selected steps")
+PANELS = ("reward", "kl", "entropy by step", "selected steps", "seconds per iteration")
+PHASES = ("rollout", "reward", "reference", "update")
 
 
 def plot_run(run_dir: str, out: str | None = None) -> str:
@@ -26,7 +27,7 @@ def plot_run(run_dir: str, out: str | None = None) -> str:
     # curve starts at the later one.
     starts = [i for i, r in enumerate(evals) if r["step"] == 0]
     evals = evals[starts[-1]:] if starts else evals
-    fig, axes = plt.subplots(1, 4, figsize=(18, 3.8))
+    fig, axes = plt.subplots(1, 5, figsize=(22, 3.8))
     ax = axes[0]
     if rl:
         steps = [r["step"] for r in rl]
@@ -54,6 +55,13 @@ def plot_run(run_dir: str, out: str | None = None) -> str:
     axes[2].set_xlabel("denoising step")
     axes[3].set_title(PANELS[3])
     axes[3].set_xlabel("denoising step")
+    timed = [r for r in rl if "time_rollout" in r]
+    if timed:  # stacked phases; the first iteration includes compilation
+        axes[4].stackplot([r["step"] for r in timed], *[[r[f"time_{p}"] for r in timed] for p in PHASES],
+                          labels=PHASES)
+        axes[4].legend(fontsize=7)
+    axes[4].set_title(PANELS[4])
+    axes[4].set_xlabel("RL iteration")
     fig.tight_layout()
     out = out or os.path.join(run_dir, "curves.png")
     fig.savefig(out, dpi=90, metadata={"Description": "panels: " + ", ".join(PANELS)})

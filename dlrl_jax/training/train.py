@@ -114,8 +114,9 @@ def _train(cfg: Config, run: loop.Run, checkpointer, latest, start, log) -> dict
         f"model {cfg.model.path or cfg.model.preset}; run dir {run.out_dir}")
 
     def evaluate(phase, step, p, candidate=True):
+        t = time.perf_counter()
         result = loop.evaluate(run, p, run.task.eval, eval_batch, step)
-        run.writer.write("eval", step, result)
+        run.writer.write("eval", step, dict(result, seconds=time.perf_counter() - t))
         log(f"[dlrl-jax] eval {phase}: reward {result['reward']:.3f}, solved {result['solved']:.1%}")
         if candidate and cfg.run.keep_best and result["reward"] > summary.get("best", {}).get("reward", -1.0):
             summary["best"] = dict(result, step=step)
@@ -176,8 +177,10 @@ def _save(checkpointer: TrainStateCheckpointer, rl: loop.RLLoop, summary: dict, 
     """A checkpoint of the current iteration, ranked by the held-out reward of an evaluation made at it."""
     if rl.iteration in checkpointer.all_steps():
         return
+    t = time.perf_counter()
     checkpointer.save(rl.iteration, rl.state_tree(), dict(rl.meta(), summary=summary, config=to_dict(cfg)),
                       eval_reward=None if evaluation is None else evaluation["reward"])
+    rl.run.writer.write("checkpoint", rl.iteration, {"seconds": time.perf_counter() - t})  # the blocking part
 
 
 def _finish(cfg: Config, run: loop.Run, params, summary: dict, start: float, log) -> dict:

@@ -35,6 +35,10 @@ def test_run_folder_is_complete(run_dir):
     for r in rl:
         assert 0.0 <= r["reward_mean"] <= 1.0 and np.isfinite(r["loss"]) and r["skipped"] == 0.0
         assert len(r["entropy_profile"]) == 16 and sum(r["selected_histogram"]) == 8 * 4  # rows x K
+        phases = [r[f"time_{p}"] for p in ("rollout", "reward", "reference", "update")]
+        assert min(phases) > 0 and sum(phases) <= r["time_iteration"] <= sum(phases) + 1.0  # + encoding
+    assert all(r["seconds"] > 0 for r in records if r["phase"] in ("eval", "checkpoint"))
+    assert [r["step"] for r in records if r["phase"] == "checkpoint"] == [0, 1, 2]
     summary = json.load(open(os.path.join(run_dir, "summary.json")))
     assert {"initial", "before", "after"} <= set(summary)
     # A mid-run evaluation happened at iteration 1 (eval_every=1, iterations=2).
@@ -51,12 +55,12 @@ def test_run_folder_is_complete(run_dir):
     assert kept == sorted({2, best_step}), (kept, evals)
 
 
-def test_plot_is_a_png_with_the_four_panels(run_dir, tmp_path):
+def test_plot_is_a_png_with_the_five_panels(run_dir, tmp_path):
     out = str(tmp_path / "c.png")
     assert cli.main(["plot", run_dir, "--out", out]) == 0
     image = Image.open(out)
     assert image.format == "PNG" and image.size[0] > 3 * image.size[1]
-    assert image.info["Description"] == "panels: reward, kl, entropy by step, selected steps"
+    assert image.info["Description"] == "panels: reward, kl, entropy by step, selected steps, seconds per iteration"
 
 
 def test_export_and_sample_from_the_trained_model(run_dir, tmp_path, capsys):

@@ -18,7 +18,7 @@ The papers' own data (see HUB_SOURCES for the hub names and the official files t
 the same way: d1's Countdown test file ("input" "30,100,93", "output" "23"), MATH training rows that
 carry only a worked "solution" (the reference answer is its last \\boxed{}, as the official rewards
 take it), KodCode-Light-RL-10K ("question", "solution", "test": a pytest file that imports from
-`solution`; one test per top-level test function) and ESPO's AceCode file ("question", "test_cases":
+`solution`; one test per zero-argument function, as EGSPO's reward counts them) and ESPO's AceCode file ("question", "test_cases":
 assert statements). `hf:Jiayi-Pan/Countdown-Tasks-3to4` keeps its 3-number rows, as the official
 loaders do.
 """
@@ -222,15 +222,22 @@ def _math(r: dict, where: str) -> dict:
 
 
 def _kodcode(r: dict, where: str) -> dict:
-    """KodCode: "test" is a pytest file importing from `solution`; each top-level test function (the
-    official reward's `def (\\w+)\\(\\):` names) becomes one test: the file, then a call to it."""
-    test_file = _field(r, "test")
-    names = re.findall(r"^def (\w+)\(\):", test_file, re.MULTILINE)
-    if not names:
-        raise DataError(f"{where}: the KodCode 'test' file has no top-level test function (def name():)")
+    """KodCode: "test" is a pytest file importing from `solution`. As EGSPO's coding_reward_func counts
+    them, every zero-argument function the file defines (regex `def (\\w+)\\(\\):`, helpers included)
+    is one test: the file, then a call to it. A file with at most one such function is split into one
+    test per `assert` line, as the official split_test_function does (which, unlike here, then loses the
+    solution's import: see FIDELITY.md). The file itself is kept as "test_file"."""
+    test_file = str(_field(r, "test"))
+    names = re.findall(r"def (\w+)\(\):", test_file)
+    if len(names) > 1:
+        tests = [f"{test_file}\n{name}()\n" for name in names]
+    else:
+        imports = [ln for ln in test_file.splitlines() if ln.startswith(("from ", "import "))]
+        tests = ["\n".join(imports + [ln.strip()]) for ln in test_file.splitlines() if ln.strip().startswith("assert")]
+    if not tests:
+        raise DataError(f"{where}: the KodCode 'test' file has no test functions (def name():) and no asserts")
     imported = re.search(r"from solution import (\w+)", test_file)
-    return {"question": str(_require(_field(r, "question"), where, "'question'")),
-            "tests": [f"{test_file}\n{name}()\n" for name in names],
+    return {"question": str(_require(_field(r, "question"), where, "'question'")), "tests": tests,
             "entry_point": imported.group(1) if imported else None, "solution": _field(r, "solution"),
             "tests_in_prompt": False, "test_file": test_file}
 

@@ -251,9 +251,9 @@ def _check(cfg: Config) -> Config:
     if not 0.0 < a.ref_sync_mix <= 1.0:
         raise ConfigError(f"algorithm.ref_sync_mix must be in (0, 1], got {a.ref_sync_mix}")
     if a.ref_sync_every and cfg.model.lora_rank:
-        raise ConfigError(f"algorithm.ref_sync_every {a.ref_sync_every} needs a full fine-tune: with LoRA the reference "
-                          "is the base with the adapter off (TRL skips the sync there too); set model.lora_rank=0 "
-                          "or algorithm.ref_sync_every=0")
+        raise ConfigError(f"algorithm.ref_sync_every {a.ref_sync_every} needs a full fine-tune: with LoRA the "
+                          "reference is the base with the adapter off (TRL skips the sync there too); set "
+                          "model.lora_rank=0 or algorithm.ref_sync_every=0")
     if a.group_size < 2 and a.name != "sft":
         raise ConfigError("algorithm.group_size must be >= 2: advantages are relative to the group mean")
     for axis in ("data", "fsdp", "tensor"):

@@ -53,8 +53,8 @@ OFFICIAL = {
             "remasking": ("low_confidence", _EG_YAML),
             "cfg_scale": (0.0, _EG_CFG),
             "temperature": (0.9, _EG_SH + " TEMPERATURE=0.9"),
-            "gumbel_noise_dtype": ("bfloat16", "egspo/egspo_trainer.py generate: add_gumbel_noise(..., dtype=model.dtype)"
-                                               " with torch_dtype bfloat16"),
+            "gumbel_noise_dtype": ("bfloat16", "egspo/egspo_trainer.py generate: add_gumbel_noise(..., "
+                                               "dtype=model.dtype) with torch_dtype bfloat16"),
             "max_prompt_length": (200, _EG_YAML + " (left truncation: egspo_trainer.py "
                                                   "prompt_ids[:, -max_prompt_length:])"),
             "learning_rate": (3e-5, _EG_SH + " LEARNING_RATE=3e-5"),

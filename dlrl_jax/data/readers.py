@@ -18,9 +18,9 @@ The papers' own data (see HUB_SOURCES for the hub names and the official files t
 the same way: d1's Countdown test file ("input" "30,100,93", "output" "23"), MATH training rows that
 carry only a worked "solution" (the reference answer is its last \\boxed{}, as the official rewards
 take it), KodCode-Light-RL-10K ("question", "solution", "test": a pytest file that imports from
-`solution`; one test per zero-argument function, as EGSPO's reward counts them) and ESPO's AceCode file ("question", "test_cases":
-assert statements). `hf:Jiayi-Pan/Countdown-Tasks-3to4` keeps its 3-number rows, as the official
-loaders do.
+`solution`; one test per zero-argument function, as EGSPO's reward counts them) and ESPO's AceCode
+file ("question", "test_cases": assert statements). `hf:Jiayi-Pan/Countdown-Tasks-3to4` keeps its
+3-number rows, as the official loaders do.
 """
 
 from __future__ import annotations

@@ -22,7 +22,8 @@ def _jsonl(path, rows):
 
 
 def test_countdown_hub_rows_keep_the_official_three_number_subset(tmp_path, monkeypatch):
-    rows = [{"target": 24, "nums": [2, 3, 4]}, {"target": 98, "nums": [44, 19, 35, 1]}, {"target": 5, "nums": [1, 2, 3]}]
+    rows = [{"target": 24, "nums": [2, 3, 4]}, {"target": 98, "nums": [44, 19, 35, 1]},
+            {"target": 5, "nums": [1, 2, 3]}]
     path = tmp_path / "countdown.parquet"
     pq.write_table(pa.Table.from_pylist(rows), path)
     # a local copy is read as it is; the hub name gets the official loaders' filter len(nums) == 3
@@ -57,7 +58,8 @@ def test_d1_sudoku_csv_keeps_leading_zeros(tmp_path):
 
 def test_math_training_rows_take_the_answer_from_the_solution(tmp_path):
     rows = [{"problem": "Half of one?", "solution": "It is $\\boxed{\\frac{1}{2}}$.", "level": "Level 1", "type": "A"},
-            {"problem": "p2", "solution": "First $\\boxed{1}$, finally $\\boxed{\\{2, 3\\}}$.", "level": "", "type": ""},
+            {"problem": "p2", "solution": "First $\\boxed{1}$, finally $\\boxed{\\{2, 3\\}}$.", "level": "",
+             "type": ""},
             {"problem": "p3", "solution": "So the answer is $\\boxed 5$.", "level": "", "type": ""}]
     path = tmp_path / "math_train.parquet"
     pq.write_table(pa.Table.from_pylist(rows), path)
@@ -98,7 +100,8 @@ def test_kodcode_rows_give_one_test_per_test_function_and_score_in_the_sandbox(t
     assert rewards.score("code", [right, half], [record, record]).tolist() == pytest.approx([1.5, 2 / 3 + 0.5])
     one = "from solution import sq\n\ndef test_sq():\n    assert sq(2) == 4\n    assert sq(-3) == 9\n"
     single = readers.normalize("code", {"question": "q", "solution": "s", "test": one}, "row")
-    assert single["tests"] == ["from solution import sq\nassert sq(2) == 4", "from solution import sq\nassert sq(-3) == 9"]
+    assert single["tests"] == ["from solution import sq\nassert sq(2) == 4",
+                               "from solution import sq\nassert sq(-3) == 9"]
 
 
 def test_acecode_rows_are_assert_statements(tmp_path):

@@ -44,7 +44,9 @@ class TaskSection:
     eval_size: int = 256
     min_blanks: int = 4           # sudoku: blanks per puzzle drawn from [min_blanks, max_blanks]
     max_blanks: int = 10
-    max_prompt_length: int = 0    # 0: the longest prompt of the data; prompts never get cut
+    max_prompt_length: int = 0    # 0: the longest prompt of the data
+    truncate_prompts: str = "refuse"  # a prompt over max_prompt_length: refuse (an error naming it) or
+    #                                   left (keep its last max_prompt_length tokens, as TRL's GRPOTrainer does)
     train_file: str | None = None  # JSONL/Parquet; None: the procedural generator (sudoku, countdown)
     eval_file: str | None = None
 
@@ -88,6 +90,8 @@ class AlgorithmSection:
     #                               0: the micro-batch
     old_logprob_dropout: bool = False  # espo/diffu_grpo: LoRA dropout also in the old-policy pass (the
     #                               official trainers compute it in train mode)
+    ref_sync_every: int = 0       # > 0: every N optimizer steps ref <- ref_sync_mix * policy + (1 - mix) * ref
+    ref_sync_mix: float = 0.6     # (TRL's sync_ref_model / ref_model_mixup_alpha; full fine-tuning only)
     # espo and diffu_grpo clip symmetrically at eps_low (ESPO 0.2, d1 0.5)
 
 
@@ -150,6 +154,7 @@ _CHOICES = {
     "model.remat": ("none", "full", "dots"),
     "task.name": ("sudoku", "countdown", "gsm8k", "math", "code"),
     "task.prompt_style": ("plain", "chat"),
+    "task.truncate_prompts": ("refuse", "left"),
     "sampler.remasking": ("low_confidence", "random"),
     "sampler.cache": ("none", "prefix", "dual"),
     "algorithm.name": ("egspo", "egspo_sa", "espo", "diffu_grpo", "sft"),
@@ -164,6 +169,7 @@ _POSITIVE = {"task.train_size", "task.eval_size", "sampler.gen_length", "sampler
 _NON_NEGATIVE = {"task.min_blanks", "task.max_prompt_length", "sampler.temperature",
                  "sampler.eval_temperature", "algorithm.lam", "algorithm.columns_per_update", "algorithm.elbo_strata", "algorithm.eps_low", "algorithm.eps_high",
                  "algorithm.beta", "algorithm.p_mask_prompt", "optim.learning_rate", "optim.warmup_steps", "optim.weight_decay",
+                 "algorithm.ref_sync_every",
                  "optim.grad_clip", "sft.steps", "sft.learning_rate", "sft.warmup_steps", "run.eval_every",
                  "run.save_every", "run.keep_best_checkpoints"}
 
@@ -261,6 +267,12 @@ def _check(cfg: Config) -> Config:
     if rows % a.micro_batches:
         raise ConfigError(f"algorithm.micro_batches {a.micro_batches} does not divide the {rows} rows "
                           "(prompts_per_batch x group_size)")
+    if not 0.0 < a.ref_sync_mix <= 1.0:
+        raise ConfigError(f"algorithm.ref_sync_mix must be in (0, 1], got {a.ref_sync_mix}")
+    if a.ref_sync_every and cfg.model.lora_rank:
+        raise ConfigError(f"algorithm.ref_sync_every {a.ref_sync_every} needs a full fine-tune: with LoRA the "
+                          "reference is the base with the adapter off (TRL skips the sync there too); set "
+                          "model.lora_rank=0 or algorithm.ref_sync_every=0")
     if a.group_size < 2 and a.name != "sft":
         raise ConfigError("algorithm.group_size must be >= 2: advantages are relative to the group mean")
     for axis in ("data", "fsdp", "tensor"):
@@ -289,6 +301,9 @@ def _check(cfg: Config) -> Config:
         raise ConfigError(f"task.min_blanks..max_blanks must satisfy 0 <= min <= max <= 12 (a unique 4x4 "
                           f"solution needs 4 clues), got "
                           f"{t.min_blanks}..{t.max_blanks}")
+    if t.truncate_prompts == "left" and not t.max_prompt_length:
+        raise ConfigError("task.truncate_prompts 'left' keeps the last task.max_prompt_length tokens; set "
+                          "task.max_prompt_length > 0 (the papers: 200 for EGSPO and d1, 400 for ESPO)")
     if cfg.model.path is not None and not os.path.isdir(cfg.model.path):
         raise ConfigError(f"model.path {cfg.model.path!r} is not a folder; point it at a Hugging Face model "
                           "folder (config.json + safetensors) or set it to null to use model.preset")
@@ -296,6 +311,13 @@ def _check(cfg: Config) -> Config:
         value = flat[path]
         if value is not None and not value.startswith("hf:") and not os.path.exists(value):
             raise ConfigError(f"config field '{path}': {value!r} does not exist")
+    for path in ("task.train_file", "task.eval_file"):
+        if flat[path] is not None:
+            from dlrl_jax.data.readers import DataError, check_source  # known hub data sets' columns
+            try:
+                check_source(flat[path], t.name)
+            except DataError as e:
+                raise ConfigError(f"config field '{path}': {e}") from None
     return cfg
 
 

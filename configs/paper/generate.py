@@ -1,85 +1,207 @@
-"""Writes configs/paper/<model>_<task>_<algorithm>.yaml from the papers' settings
-(../shared/ALGORITHMS.md §3-5), one table instead of thirty hand-edited files:
+"""Writes configs/paper/<model>_<task>_<algorithm>.yaml from ONE table of the official settings
+(configs/paper/official.py, every value citing the official file that sets it):
 
     python configs/paper/generate.py
 
+`fields()` maps the official arguments onto this project's config fields. Fields this project does not
+have yet are listed in PENDING: their official values are computed (and shown in each file's header)
+but not written; once a field exists, removing its name from PENDING switches it on.
+
 Model folders are where you downloaded the checkpoints (models/LLaDA-8B-Instruct,
-models/Dream-v0-Instruct-7B); data comes from the Hugging Face hub where the task has no generator
-(`pip install 'dlrl_jax[hub]'`) or from local files you set with task.train_file / task.eval_file.
+models/Dream-v0-Instruct-7B); data comes from the Hugging Face hub (`pip install 'dlrl_jax[hub]'`)
+or from local files set with task.train_file / task.eval_file.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import os
+import sys
 
 import yaml
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from official import NOT_IN_OFFICIAL_CODE, REPOS, value  # noqa: E402
+
+# Fields of other changes in flight: computed, shown in the header, not yet written. The switch.
+# (sampler.remasking exists; its value "entropy", Dream's order for ESPO on Dream, is what is pending.)
+PENDING = {"task.reward_set", "task.prompt_recipe", "task.decode", "sampler.schedule", "sampler.remasking",
+           "sampler.top_p", "sampler.alg_temp", "sampler.noise_dtype", "model.quantize_base"}
+
 MODELS = {"llada8b": "models/LLaDA-8B-Instruct", "dream7b": "models/Dream-v0-Instruct-7B"}
-TASKS = {  # task -> data (None: the procedural generator)
-    "gsm8k": {"name": "gsm8k", "train_file": "hf:openai/gsm8k:main:train", "eval_file": "hf:openai/gsm8k:main:test"},
-    "math": {"name": "math", "train_file": "hf:DigitalLearningGmbH/MATH-lighteval:train",
-             "eval_file": "hf:HuggingFaceH4/MATH-500:test"},
-    "countdown": {"name": "countdown"},
-    "sudoku": {"name": "sudoku", "min_blanks": 6, "max_blanks": 10},
-    "mbpp": {"name": "code", "train_file": "hf:google-research-datasets/mbpp:full:train",
-             "eval_file": "hf:google-research-datasets/mbpp:full:test"},
-}
-# ESPO's per-task (beta, eps); code is a full fine-tune at lr 1e-6 in that paper.
-ESPO_TASK = {"gsm8k": (1e-3, 0.2), "math": (1e-3, 0.2), "countdown": (3e-3, 0.0), "sudoku": (1e-2, 0.2),
-             "mbpp": (1e-2, 0.2)}
-LORA = {"lora_rank": 128, "lora_alpha": 64.0, "lora_targets": "q,k,v,o,gate,up,down", "lora_dropout": 0.05}
-SAMPLER = {"gen_length": 256, "block_length": 32, "steps": 128, "temperature": 0.9, "remasking": "low_confidence"}
+TASKS = ("gsm8k", "math", "countdown", "sudoku", "code")
+ALGORITHMS = {"egspo_sa": "egspo", "egspo": "egspo", "espo": "espo", "diffu_grpo": "d1"}
+ITERATIONS = 1000  # a budget of your choosing: the official runs are num_train_epochs over the data
+ALL_ROWS = 1_000_000_000  # task.train_size: every row of the file
+# PEFT matches the official target names (q_proj, ... gate_proj) by module name: LLaDA calls its output,
+# gate and down projections attn_out, ff_proj and ff_out, so only q, k, v and up match there.
+LORA_TARGETS = {"llada8b": "q,k,v,up", "dream7b": "q,k,v,o,gate,up,down"}
+
+
+def _data(paper: str, task: str) -> dict:
+    """task.* data fields: the official training set per paper (hub names; see readers.HUB_SOURCES)."""
+    if task == "gsm8k":
+        return {"train_file": "hf:openai/gsm8k:main:train", "eval_file": "hf:openai/gsm8k:main:test"}
+    if task == "math":  # official: ankner/math-500 train (answer = the solution's last \boxed{}); eval MATH-500
+        return {"train_file": "hf:ankner/math-500:train", "eval_file": "hf:HuggingFaceH4/MATH-500:test"}
+    if task == "countdown":  # the 3-number rows; held-out prompts from the same data (d1's test file: --set)
+        return {"train_file": "hf:Jiayi-Pan/Countdown-Tasks-3to4:train"}
+    if task == "sudoku":  # stand-in for dataset/4x4_sudoku_unique_puzzles.csv: 8 blanks, as d1's test set
+        return {"train_size": 20000, "min_blanks": 8, "max_blanks": 8}
+    train = "hf:TIGER-Lab/AceCode-89K:train" if paper == "espo" else "hf:KodCode/KodCode-Light-RL-10K:train"
+    return {"name": "code", "train_file": train, "eval_file": "hf:google-research-datasets/mbpp:sanitized:test"}
+
+
+def fields(model: str, task: str, algorithm: str) -> dict:
+    """Every config field (dotted name -> value) the official scripts determine, pending ones included."""
+    paper = ALGORITHMS[algorithm]
+
+    def v(name):
+        return value(paper, task, name)
+
+    G = v("num_generations")
+    rows_per_micro_step = v("per_device_train_batch_size") * v("num_processes")  # over all devices
+    lora = v("use_peft")
+    f = {"seed": v("seed"), "model.path": MODELS[model], "model.dtype": v("torch_dtype"), "model.remat": "full",
+         "model.lora_rank": v("lora_r") if lora else 0, "model.quantize_base": v("load_in_4bit"),
+         "task.name": task, "task.prompt_style": "chat", "task.max_prompt_length": v("max_prompt_length"),
+         "task.truncate_prompts": "left", "task.train_size": ALL_ROWS, "task.eval_size": 256,
+         "task.reward_set": v("reward_set"), "task.prompt_recipe": v("prompt_recipe"), "task.decode": v("decode"),
+         "sampler.gen_length": v("max_completion_length"), "sampler.block_length": v("block_length"),
+         "sampler.steps": v("diffusion_steps"), "sampler.eval_temperature": 0.0,
+         "sampler.noise_dtype": v("gumbel_noise_dtype"),
+         "algorithm.name": algorithm, "algorithm.group_size": G, "algorithm.beta": v("beta"),
+         "optim.learning_rate": v("learning_rate"), "optim.weight_decay": v("weight_decay"),
+         "optim.b1": v("adam_beta1"), "optim.b2": v("adam_beta2"), "optim.grad_clip": v("max_grad_norm")}
+    if lora:
+        f.update({"model.lora_alpha": float(v("lora_alpha")), "model.lora_targets": LORA_TARGETS[model],
+                  "model.lora_dropout": v("lora_dropout")})
+    if paper == "egspo":
+        # one rollout of per_device x num_processes completions trains K micro-steps (one selected step
+        # column each), GA of them per optimizer step: K / GA optimizer steps per rollout
+        K, GA = v("logps_eval_num_steps"), v("gradient_accumulation_steps")
+        f.update({"sampler.temperature": v("temperature"), "sampler.remasking": v("remasking"),
+                  "algorithm.prompts_per_batch": rows_per_micro_step // G, "algorithm.k": K,
+                  "algorithm.selection": "top_k_entropy", "algorithm.aggregation": v("logps_aggregation_mode"),
+                  "algorithm.lam": v("lambda1") if algorithm == "egspo_sa" else 0.0,
+                  "algorithm.eps_low": v("epsilon"), "algorithm.eps_high": v("epsilon_high"), "algorithm.mu": 1,
+                  "algorithm.micro_batches": 1, "algorithm.columns_per_update": GA})
+        steps_per_rollout = K // GA
+    else:
+        # TRL: every optimizer step sees per_device x num_processes x GA completions; ESPO and d1 reuse
+        # one rollout of them for num_iterations (mu) optimizer steps
+        GA, mu = v("gradient_accumulation_steps"), v("num_iterations")
+        f.update({"algorithm.prompts_per_batch": rows_per_micro_step * GA // G, "algorithm.mu": mu,
+                  "algorithm.micro_batches": GA, "algorithm.eps_low": v("epsilon")})
+        steps_per_rollout = mu
+        if paper == "espo":
+            # mask counts stratified over each device's batch (forward_process), not over our micro-batch
+            f.update({"sampler.temperature": v("generation_temperature"), "algorithm.elbo_samples": v("num_mc"),
+                      "algorithm.elbo_strata": v("per_device_train_batch_size")})
+            if model == "dream7b":  # Dream's own diffusion_generate: entropy order, top_p 0.95, no blocks
+                f.update({"sampler.schedule": "dream", "sampler.remasking": "entropy", "sampler.top_p": 0.95,
+                          "sampler.alg_temp": 0.0, "sampler.block_length": v("max_completion_length")})
+                del f["sampler.noise_dtype"]
+            else:
+                f.update({"sampler.schedule": "blocks", "sampler.remasking": "low_confidence"})
+            if not lora:  # TRL's SyncRefModelCallback; with PEFT it is a no-op (no separate reference)
+                f.update({"algorithm.ref_sync_every": v("ref_model_sync_steps"),
+                          "algorithm.ref_sync_mix": v("ref_model_mixup_alpha")})
+        else:
+            f.update({"sampler.temperature": v("temperature"), "sampler.remasking": v("remasking"),
+                      "algorithm.p_mask_prompt": v("p_mask_prompt"), "algorithm.token_mean": v("token_mean")})
+            if task == "code":  # d1 has no code task or prompt: EGSPO's code data and prompt
+                f.update({"task.prompt_recipe": "egspo"})
+    if lora and paper != "egspo":  # TRL's training_step runs model.train() before the old-policy pass
+        f["algorithm.old_logprob_dropout"] = True  # (EGSPO's old log-probs are the rollout's own)
+    # TRL: warmup steps = ceil(warmup_ratio x max_steps); max_steps here: ITERATIONS rollouts
+    f["optim.warmup_steps"] = math.ceil(v("warmup_ratio") * ITERATIONS * steps_per_rollout)
+    for key, val in _data(paper, task).items():
+        f[f"task.{key}"] = val
+    return f
 
 
 def config(model: str, task: str, algorithm: str) -> dict:
-    lora = dict(LORA)
-    optim = {"b1": 0.9, "b2": 0.99, "grad_clip": 0.2}
-    if algorithm in ("egspo_sa", "egspo"):
-        alg = {"name": algorithm, "prompts_per_batch": 6, "group_size": 8, "k": 8, "selection": "top_k_entropy",
-               "lam": 0.5 if algorithm == "egspo_sa" else 0.0, "eps_low": 0.2, "eps_high": 0.5, "beta": 0.04,
-               "mu": 1, "micro_batches": 48}
-        optim.update(learning_rate=3e-5, weight_decay=0.1, warmup_steps=10)
-    elif algorithm == "espo":
-        beta, eps = ESPO_TASK[task]
-        alg = {"name": "espo", "prompts_per_batch": 6, "group_size": 8, "eps_low": eps, "beta": beta, "mu": 8,
-               "elbo_samples": 2, "micro_batches": 48}
-        optim.update(learning_rate=3e-6, weight_decay=0.01)
-        if task == "mbpp":
-            lora.update(lora_rank=0, lora_dropout=0.0)
-            optim["learning_rate"] = 1e-6
-    else:  # diffu_grpo
-        alg = {"name": "diffu_grpo", "prompts_per_batch": 6, "group_size": 6, "eps_low": 0.5, "beta": 0.04, "mu": 12,
-               "p_mask_prompt": 0.15, "micro_batches": 36}
-        optim.update(learning_rate=3e-6, weight_decay=0.1)
-    return {
-        "seed": 0,
-        "model": {"path": MODELS[model], "dtype": "bfloat16", "remat": "full", **lora},
-        "task": {"prompt_style": "chat", "max_prompt_length": 200, "eval_size": 256, **TASKS[task]},
-        "sampler": dict(SAMPLER, eval_temperature=0.0),
-        "algorithm": alg,
-        "optim": optim,
-        "sft": {"steps": 0},
-        "run": {"iterations": 1000, "eval_every": 100, "save_every": 50, "keep_checkpoints": 3,
-                "out_dir": f"runs/{model}_{task}_{algorithm}"},
-        "mesh": {"data": -1, "fsdp": 1, "tensor": 1},
-    }
+    """The YAML mapping: every field of `fields()` that this project has (not in PENDING)."""
+    out = {}
+    for dotted, val in fields(model, task, algorithm).items():
+        if dotted in PENDING:
+            continue
+        if "." not in dotted:
+            out[dotted] = val
+            continue
+        section, key = dotted.split(".")
+        out.setdefault(section, {})[key] = val
+    out["sft"] = {"steps": 0}
+    out["run"] = {"iterations": ITERATIONS, "eval_every": 100, "save_every": 50, "keep_checkpoints": 3,
+                  "out_dir": f"runs/{model}_{task}_{algorithm}"}
+    out["mesh"] = {"data": -1, "fsdp": 1, "tensor": 1}
+    return out
 
 
-HEADER = ("# Generated by configs/paper/generate.py (the papers' settings, ../shared/ALGORITHMS.md); edit the\n"
-          "# table in that script, not this file. prompts_per_batch is global: the papers use 6 prompts per\n"
-          "# device, so on N devices set it (and micro_batches) to 6 x N. run.iterations is a budget of your\n"
-          "# choosing (step counts are not in the spec).\n")
+_BATCH = {
+    "egspo": ("EGSPO (egspo/train.sh): per_device_train_batch_size 6 counts COMPLETIONS; 8 processes x 6 = 48 "
+              "completions = 6 prompts x 8 per rollout. A rollout trains K = 8 micro-steps of one selected-step "
+              "column each, gradient accumulation 2: 4 optimizer steps per rollout (algorithm.columns_per_update, "
+              "pending). On N devices the rollout stays 48 rows (48 / N per device); algorithm.micro_batches = "
+              "48 / (6 N) keeps the official 6 rows per device per micro-step (8 on one device)."),
+    "espo": ("ESPO (recipes/run_<task>_llada.sh): per_device_train_batch_size counts COMPLETIONS; 8 processes x "
+             "per_device x gradient_accumulation completions = 16 prompts x num_generations per optimizer step "
+             "(gsm8k/countdown/sudoku 3 x 8 x 4 = 96 = 16 x 6; math 2 x 8 x 16 = 256 = 16 x 16; code 1 x 8 x 20 = "
+             "160 = 16 x 10), one rollout reused for mu = 8 optimizer steps. On N devices keep the global batch and "
+             "set algorithm.micro_batches = rows / (per_device x N) to keep the official rows per device per "
+             "micro-step (written here for N = 8)."),
+    "d1": ("d1 (diffu-grpo/slurm_scripts/train.yaml): per_device_train_batch_size 6 counts COMPLETIONS; 8 "
+           "processes x 6 x gradient_accumulation 2 = 96 completions = 16 prompts x 6 per optimizer step, one "
+           "rollout reused for mu = num_iterations optimizer steps. On N devices keep the global batch and set "
+           "algorithm.micro_batches = 96 / (6 N) (2 for N = 8, written here; 16 on one device)."),
+}
 
 
-def main():
-    here = os.path.dirname(os.path.abspath(__file__))
+def header(model: str, task: str, algorithm: str) -> str:
+    paper = ALGORITHMS[algorithm]
+    pending = {k: v for k, v in fields(model, task, algorithm).items() if k in PENDING}
+    notes = [text for (p, what), text in NOT_IN_OFFICIAL_CODE.items()
+             if p in (paper, "all") and what in (model, task, f"{task}_train_data", "run_length")]
+    lines = ["Generated by configs/paper/generate.py from configs/paper/official.py (the official scripts of",
+             f"{paper}, {REPOS[paper]}, each value citing its file); edit the table, not this file.",
+             "", *_wrap(_BATCH[paper]), "",
+             "Applied once the field exists (official values, not yet written):",
+             *[f"  {k}: {json.dumps(v)}" for k, v in sorted(pending.items())],
+             "Not in the official code:", *[ln for n in notes for ln in _wrap(n, first="  -", rest="    ")],
+             "Differences from the official code and their switches: FIDELITY.md."]
+    return "".join(f"# {ln}\n".replace("# \n", "#\n") for ln in lines)
+
+
+def _wrap(text: str, width: int = 108, first: str = "", rest: str = "") -> list[str]:
+    """`text` in lines of at most `width` characters, the first starting with `first`, the others `rest`."""
+    out, line = [], first
+    for word in text.split():
+        if line.strip() and len(line) + len(word) + 1 > width:
+            out.append(line)
+            line = rest + word
+        else:
+            line = f"{line} {word}" if line.strip() else line + word
+    return out + [line]
+
+
+def write_all(folder: str) -> list[str]:
+    names = []
     for model in MODELS:
         for task in TASKS:
-            for algorithm in ("egspo_sa", "egspo", "espo", "diffu_grpo"):
-                path = os.path.join(here, f"{model}_{task}_{algorithm}.yaml")
-                with open(path, "w") as f:
-                    f.write(HEADER + yaml.safe_dump(config(model, task, algorithm), sort_keys=False))
+            for algorithm in ALGORITHMS:
+                name = f"{model}_{task}_{algorithm}.yaml"
+                with open(os.path.join(folder, name), "w") as f:
+                    f.write(header(model, task, algorithm) + yaml.safe_dump(config(model, task, algorithm),
+                                                                            sort_keys=False))
+                names.append(name)
+    return names
 
 
 if __name__ == "__main__":
-    main()
+    here = os.path.dirname(os.path.abspath(__file__))
+    for old in os.listdir(here):
+        if old.endswith(".yaml"):
+            os.remove(os.path.join(here, old))
+    write_all(here)

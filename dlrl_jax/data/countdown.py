@@ -1,5 +1,9 @@
 """Countdown: reach a target with 3 or 4 given numbers, each used once, and + - * /.
 
+The defaults follow the data the papers train and test on: the official trainers (d1, EGSPO, ESPO
+data_utils.py) keep the 3-number rows of Jiayi-Pan/Countdown-Tasks-3to4, and d1's test file
+(dataset/countdown_cd3_test.jsonl, 256 rows) has 3 numbers in 1..100 and targets in 1..100.
+
 Records: {"numbers": [ints], "target": int, "solution": one expression reaching it}. Solvable by construction: the target is the value of a
 random expression tree over the numbers (every intermediate exact and positive, the target an integer).
 """
@@ -27,9 +31,10 @@ def _wrap(text: str) -> str:
     return text if text.isdigit() else f"({text})"
 
 
-def generate_countdown(seed, n: int, num_numbers: int | tuple[int, ...] = (3, 4), low: int = 1, high: int = 99,
-                       max_target: int = 999) -> list[dict]:
-    """`n` solvable puzzles; each draws its count from `num_numbers`, numbers from [low, high]."""
+def generate_countdown(seed, n: int, num_numbers: int | tuple[int, ...] = 3, low: int = 1, high: int = 100,
+                       max_target: int = 100) -> list[dict]:
+    """`n` solvable puzzles; each draws its count from `num_numbers`, numbers from [low, high], and keeps
+    only targets in [1, max_target]."""
     rng = np.random.default_rng(seed)
     counts = (num_numbers,) if isinstance(num_numbers, int) else tuple(num_numbers)
     if any(c not in (3, 4) for c in counts):

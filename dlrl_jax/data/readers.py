@@ -13,6 +13,14 @@ MATH500 ("problem", "answer"), Countdown ("nums" or "numbers", "target"), d1's S
 ("Puzzle", "Solution"), MBPP ("text", "test_list", "code") and HumanEval ("prompt", "test",
 "entry_point"). A record that fits none of them is an error naming the file and row; nothing is
 skipped.
+
+The papers' own data (see HUB_SOURCES for the hub names and the official files that load them) read
+the same way: d1's Countdown test file ("input" "30,100,93", "output" "23"), MATH training rows that
+carry only a worked "solution" (the reference answer is its last \\boxed{}, as the official rewards
+take it), KodCode-Light-RL-10K ("question", "solution", "test": a pytest file that imports from
+`solution`; one test per zero-argument function, as EGSPO's reward counts them) and ESPO's AceCode
+file ("question", "test_cases": assert statements). `hf:Jiayi-Pan/Countdown-Tasks-3to4` keeps its
+3-number rows, as the official loaders do.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 from typing import Callable
 
 TASKS = ("sudoku", "countdown", "gsm8k", "math", "code")
@@ -33,7 +42,7 @@ def read_records(source: str, task: str) -> list[dict]:
     """Every record of `source` in `task`'s schema, in file order."""
     if task not in TASKS:
         raise DataError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
-    raw = _read_hub(source) if source.startswith("hf:") else _read_file(source)
+    raw = _official_rows(source, _read_hub(source)) if source.startswith("hf:") else _read_file(source)
     if not raw:
         raise DataError(f"{source}: no records; point task.train_file / task.eval_file at a non-empty file")
     return [normalize(task, r, f"{source} row {i + 1}") for i, r in enumerate(raw)]
@@ -83,6 +92,50 @@ def _read_hub(source: str) -> list[dict]:
     return list(datasets.load_dataset(name, config, split=split))
 
 
+# Hub data sets the papers use (and near relatives users reach for): the tasks each serves, the columns
+# its rows carry, and the file of the official code that loads it.
+HUB_SOURCES = {
+    "openai/gsm8k": {"tasks": ("gsm8k",), "columns": ("question", "answer"),
+                     "official": "d1 diffu-grpo/data_utils.py get_gsm8k_questions; ESPO espo/data_utils.py"},
+    "ankner/math-500": {"tasks": ("math",), "columns": ("problem", "solution"),
+                        "official": "d1 diffu-grpo/data_utils.py get_math_questions (split train; answer = the "
+                                    "solution's last \\boxed{}); EGSPO egspo/data_utils.py; ESPO espo/data_utils.py"},
+    "HuggingFaceH4/MATH-500": {"tasks": ("math",), "columns": ("problem", "solution", "answer")},
+    "DigitalLearningGmbH/MATH-lighteval": {"tasks": ("math",), "columns": ("problem", "level", "solution", "type")},
+    "Jiayi-Pan/Countdown-Tasks-3to4": {"tasks": ("countdown",), "columns": ("target", "nums"), "numbers": 3,
+                                       "official": "d1 diffu-grpo/data_utils.py get_countdown_questions "
+                                                   "(filter len(nums) == 3); EGSPO and ESPO data_utils.py"},
+    "KodCode/KodCode-Light-RL-10K": {"tasks": ("code",), "columns": ("question", "solution", "test"),
+                                     "official": "EGSPO egspo/data_utils.py get_code_questions"},
+    "TIGER-Lab/AceCode-89K": {"tasks": ("code",), "columns": ("question", "test_cases"),
+                              "official": "ESPO recipes/process_data.py -> recipes/acecode_hard.jsonl"},
+    "google-research-datasets/mbpp": {"tasks": ("code",), "columns": ("text", "test_list", "code")},
+    "openai/openai_humaneval": {"tasks": ("code",), "columns": ("prompt", "test", "entry_point")},
+}
+
+
+def _hub_name(source: str) -> str:
+    return source[3:].split(":")[0]
+
+
+def check_source(source: str, task: str) -> None:
+    """Before anything is read: a known hub data set must serve `task` (its columns fit the task's
+    schema). Unknown names and local files pass here; their rows are checked when read."""
+    known = HUB_SOURCES.get(_hub_name(source)) if source.startswith("hf:") else None
+    if known and task not in known["tasks"]:
+        fits = sorted(n for n, v in HUB_SOURCES.items() if task in v["tasks"])
+        raise DataError(f"{source}: its rows ({', '.join(known['columns'])}) are {'/'.join(known['tasks'])} data, "
+                        f"not {task}; use one of {', '.join('hf:' + n for n in fits)} or a local file")
+
+
+def _official_rows(source: str, rows: list[dict]) -> list[dict]:
+    """The rows of a hub data set the official loaders keep (Countdown: the 3-number subset)."""
+    keep = HUB_SOURCES.get(_hub_name(source), {}).get("numbers")
+    if keep is None:
+        return rows
+    return [r for r in rows if len(_field(r, "nums", "numbers") or ()) == keep]
+
+
 def _field(r: dict, *names: str):
     lower = {str(k).lower(): v for k, v in r.items()}
     for n in names:
@@ -106,7 +159,20 @@ def _sudoku(r: dict, where: str) -> dict:
     return {"puzzle": puzzle, "solution": solution}
 
 
+def _countdown_d1_test(r: dict, where: str) -> dict:
+    """d1's dataset/countdown_cd3_test.jsonl: {"input": "30,100,93", "output": "23"} (eval/countdown.py)."""
+    try:
+        numbers = [int(x) for x in str(r["input"]).split(",")]
+        target = int(str(_require(_field(r, "output"), where, "'output' (the target)")).strip())
+    except ValueError:
+        raise DataError(f"{where}: d1's Countdown rows hold 'input' as comma-separated integers and 'output' as an "
+                        f"integer, got {r.get('input')!r}, {r.get('output')!r}") from None
+    return {"numbers": numbers, "target": target}
+
+
 def _countdown(r: dict, where: str) -> dict:
+    if _field(r, "numbers", "nums") is None and _field(r, "input") is not None:
+        return _countdown_d1_test(r, where)
     numbers = _require(_field(r, "numbers", "nums"), where, "'numbers' (a list of integers)")
     target = _require(_field(r, "target"), where, "'target' (an integer)")
     if isinstance(numbers, str):
@@ -129,14 +195,70 @@ def _gsm8k(r: dict, where: str) -> dict:
     return {"question": str(question), "answer": answer.strip().replace(",", ""), "solution": solution}
 
 
+def boxed_reference(solution: str) -> str | None:
+    """The reference answer in a MATH worked solution as the official rewards take it (d1/EGSPO
+    math500_utils.py remove_boxed(last_boxed_only_string(.))): the text after the last "\\boxed " up to
+    a "$" when that spaced form occurs, else the braces of the last \\boxed{...} (nesting counted)."""
+    if "\\boxed " in solution:
+        return solution.split("\\boxed ")[-1].split("$")[0]
+    start = solution.rfind("\\boxed{")
+    if start < 0:
+        return None
+    depth = 0
+    for j in range(start + len("\\boxed"), len(solution)):
+        depth += {"{": 1, "}": -1}.get(solution[j], 0)
+        if depth == 0:
+            return solution[start + len("\\boxed{"):j]
+    return None
+
+
 def _math(r: dict, where: str) -> dict:
     question = _require(_field(r, "question", "problem"), where, "'problem' or 'question'")
-    answer = _require(_field(r, "answer"), where, "'answer' (the reference final answer)")
+    answer = _field(r, "answer")
+    if answer is None and isinstance(_field(r, "solution"), str):  # MATH train rows: only the worked solution
+        answer = boxed_reference(_field(r, "solution"))
+    answer = _require(answer, where, "'answer' (the reference final answer), or a 'solution' ending in \\boxed{}")
     return {"question": str(question), "answer": str(answer), "solution": _field(r, "solution")}
+
+
+def _kodcode(r: dict, where: str) -> dict:
+    """KodCode: "test" is a pytest file importing from `solution`. As EGSPO's coding_reward_func counts
+    them, every zero-argument function the file defines (regex `def (\\w+)\\(\\):`, helpers included)
+    is one test: the file, then a call to it. A file with at most one such function is split into one
+    test per `assert` line, as the official split_test_function does (which, unlike here, then loses the
+    solution's import: see FIDELITY.md). The file itself is kept as "test_file"."""
+    test_file = str(_field(r, "test"))
+    names = re.findall(r"def (\w+)\(\):", test_file)
+    if len(names) > 1:
+        tests = [f"{test_file}\n{name}()\n" for name in names]
+    else:
+        imports = [ln for ln in test_file.splitlines() if ln.startswith(("from ", "import "))]
+        tests = ["\n".join(imports + [ln.strip()]) for ln in test_file.splitlines() if ln.strip().startswith("assert")]
+    if not tests:
+        raise DataError(f"{where}: the KodCode 'test' file has no test functions (def name():) and no asserts")
+    imported = re.search(r"from solution import (\w+)", test_file)
+    return {"question": str(_require(_field(r, "question"), where, "'question'")), "tests": tests,
+            "entry_point": imported.group(1) if imported else None, "solution": _field(r, "solution"),
+            "tests_in_prompt": False, "test_file": test_file}
+
+
+def _acecode(r: dict, where: str) -> dict:
+    """AceCode (ESPO's recipes/acecode_hard.jsonl): "test_cases" are assert statements. ESPO shows the
+    first in the prompt unless the question already holds a fenced block (espo/data_utils.py)."""
+    tests = _field(r, "test_cases")
+    if not isinstance(tests, list) or not tests or not all(isinstance(t, str) for t in tests):
+        raise DataError(f"{where}: 'test_cases' must be a non-empty list of assert statements, got {tests!r}")
+    question = str(_require(_field(r, "question"), where, "'question'"))
+    return {"question": question, "tests": list(tests), "entry_point": None, "solution": None,
+            "tests_in_prompt": "\n```\n" not in question}
 
 
 def _code(r: dict, where: str) -> dict:
     entry_point = _field(r, "entry_point")
+    if _field(r, "test_cases") is not None:
+        return _acecode(r, where)
+    if isinstance(_field(r, "test"), str) and entry_point is None:  # HumanEval rows name their entry point
+        return _kodcode(r, where)
     if _field(r, "test_list") is not None:  # MBPP
         tests = _field(r, "test_list")
         setup = _field(r, "test_setup_code") or ""

@@ -49,8 +49,9 @@ def _random_full_grid(rng: np.random.Generator) -> list[int]:
     return grid
 
 
-def generate_sudoku(seed, n: int, num_blanks: int) -> list[dict]:
+def generate_sudoku(seed, n: int, num_blanks: int = 8) -> list[dict]:
     """`n` puzzles with `num_blanks` blanks each and exactly one solution; deterministic for a seed.
+    The default, 8, is what every puzzle of d1's test set (dataset/4x4_test_sudoku.csv, 500 rows) has.
 
     Blanks are removed one cell at a time in random order, keeping a removal only while the puzzle
     stays uniquely solvable; a grid that cannot reach `num_blanks` is drawn again. 4x4 Sudoku admits

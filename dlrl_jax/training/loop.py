@@ -41,7 +41,7 @@ class Run:
         self.task: Task = build_task(cfg)
         texts = [self.task.prompt_text(r) for r in self.task.train + self.task.eval]
         self.prompt_length = setup.prompt_length(self.tokenizer, texts, cfg.task.prompt_style,
-                                                 cfg.task.max_prompt_length)
+                                                 cfg.task.max_prompt_length, cfg.task.truncate_prompts)
         self.out_dir = cfg.run.out_dir
         os.makedirs(self.out_dir, exist_ok=True)
         self.lead = is_lead_process()  # process 0 writes files and shows progress
@@ -101,7 +101,8 @@ class Run:
 
     def encode(self, records):
         texts = [self.task.prompt_text(r) for r in records]
-        ids, mask = setup.encode_prompts(self.tokenizer, texts, self.cfg.task.prompt_style, self.prompt_length)
+        ids, mask = setup.encode_prompts(self.tokenizer, texts, self.cfg.task.prompt_style, self.prompt_length,
+                                         self.cfg.task.truncate_prompts)
         return self.place(ids), self.place(mask)
 
     def place(self, tree, batch_dim: int = 0):
@@ -166,6 +167,16 @@ def run_sft(run: Run, params, steps: int, progress: bool):
     return params
 
 
+@jax.jit
+def sync_reference(ref_params, params, mix):
+    """TRL's SyncRefModelCallback (TR-DPO): ref <- mix * policy + (1 - mix) * ref, leaf by leaf, mixed in
+    float32 and stored in the reference's dtype."""
+    def mixed(r, p):
+        return (mix * p.astype(jnp.float32) + (1.0 - mix) * r.astype(jnp.float32)).astype(r.dtype)
+
+    return jax.tree.map(mixed, ref_params, params)
+
+
 class RLLoop:
     """RL iterations of the configured algorithm, one `step()` at a time, with everything a resumed run
     needs in `state_tree()` (arrays) and `meta()` (JSON): params, optimizer state, reference params,
@@ -190,6 +201,7 @@ class RLLoop:
         self.update = make_update(self.algorithm.loss, tx, partition)
         self.batches = run.batches(a.prompts_per_batch, seed=cfg.seed + 1)
         self.iteration = 0
+        self.optimizer_steps = 0  # counts updates for algorithm.ref_sync_every
         self.memory = None
         self.bar = tqdm(total=cfg.run.iterations, desc=a.name, disable=not (progress and run.lead), dynamic_ncols=True)
 
@@ -202,13 +214,14 @@ class RLLoop:
         return tree
 
     def meta(self) -> dict:
-        return {"iteration": self.iteration, "data": self.batches.state()}
+        return {"iteration": self.iteration, "data": self.batches.state(), "optimizer_steps": self.optimizer_steps}
 
     def load(self, tree: dict, meta: dict) -> None:
         self.params, self.opt_state = tree["params"], tree["opt_state"]
         self.ref_params = adapter_off(self.params) if self.lora else tree["ref_params"]
         self.run.key = jax.random.wrap_key_data(tree["key"])
         self.iteration = int(meta["iteration"])
+        self.optimizer_steps = int(meta.get("optimizer_steps", 0))
         self.batches.restore(meta["data"])
         self.bar.update(self.iteration)
 
@@ -237,6 +250,9 @@ class RLLoop:
                     tqdm.write("[dlrl-jax] compiled update, per device: " + ", ".join(
                         f"{k} {v:.3f} GiB" for k, v in self.memory.items()))
             self.params, self.opt_state, m = self.update(self.params, self.opt_state, items)
+            self.optimizer_steps += 1
+            if a.ref_sync_every and self.optimizer_steps % a.ref_sync_every == 0:  # TRL: on_step_end at global_step
+                self.ref_params = sync_reference(self.ref_params, self.params, a.ref_sync_mix)
         m = clock.stop("update", {k: to_host(v) for k, v in m.items()})
         count = max(float(m["count"]), 1.0)
         metrics = dict(extra, reward_mean=reward.mean(), reward_std=reward.std(), loss=m["loss"],

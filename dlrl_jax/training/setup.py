@@ -57,9 +57,20 @@ def build_mesh(cfg: Config):
     return mesh
 
 
-def encode_prompts(tokenizer: Tokenizer, texts: list[str], style: str, length: int):
-    """Left-padded prompt ids [N, length] and mask; chat style applies the chat template."""
-    return tokenizer.encode_batch(texts, chat=(style == "chat"), length=length)
+def encode_prompts(tokenizer: Tokenizer, texts: list[str], style: str, length: int, truncate: str = "refuse"):
+    """Left-padded prompt ids [N, length] and mask; chat style applies the chat template.
+
+    truncate "left" keeps the last `length` tokens of a longer prompt, as TRL's GRPOTrainer (which the
+    official EGSPO, ESPO and d1 trainers inherit) does: pad the batch to its longest prompt, then
+    `prompt_ids[:, -max_prompt_length:]`. "refuse": a longer prompt is an error."""
+    if truncate == "refuse":
+        return tokenizer.encode_batch(texts, chat=(style == "chat"), length=length)
+    ids, mask = tokenizer.encode_batch(texts, chat=(style == "chat"))
+    width = ids.shape[1]
+    if width >= length:
+        return ids[:, width - length:], mask[:, width - length:]
+    pad = ((0, 0), (length - width, 0))  # shorter batch: left-pad to the fixed compiled width
+    return np.pad(ids, pad, constant_values=tokenizer.pad_id), np.pad(mask, pad, constant_values=False)
 
 
 def encode_targets(tokenizer: Tokenizer, texts: list[str], gen_length: int):
@@ -73,9 +84,16 @@ def encode_targets(tokenizer: Tokenizer, texts: list[str], gen_length: int):
     return ids
 
 
-def prompt_length(tokenizer: Tokenizer, texts: list[str], style: str, configured: int) -> int:
+def prompt_length(tokenizer: Tokenizer, texts: list[str], style: str, configured: int,
+                  truncate: str = "refuse") -> int:
+    """The prompt width: `configured`, or the longest prompt of `texts` when it is 0. With truncate
+    "refuse" a prompt longer than `configured` is an error; with "left" it will be cut to its last
+    `configured` tokens (see `encode_prompts`)."""
+    if truncate == "left" and configured:
+        return configured
     longest = max(len(tokenizer.encode(tokenizer.chat_prompt(t) if style == "chat" else t)) for t in texts)
     if configured and longest > configured:
         raise ConfigError(f"a prompt has {longest} tokens, more than task.max_prompt_length {configured}; "
-                          "raise it (prompts are never cut)")
+                          "raise it, or set task.truncate_prompts=left to keep each prompt's last tokens "
+                          "as the papers' trainers do")
     return configured or longest

@@ -122,6 +122,11 @@ def _expected_keys(cfg: ModelConfig) -> dict[str, tuple[str, int | None]]:
     return keys
 
 
+def expected_weight_names(cfg: ModelConfig) -> list[str]:
+    """Every safetensors key a checkpoint of `cfg` holds (and `from_pretrained` requires), sorted."""
+    return sorted(_expected_keys(cfg))
+
+
 def read_config(path: str) -> ModelConfig:
     config_path = os.path.join(path, "config.json")
     if not os.path.isdir(path):

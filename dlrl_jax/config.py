@@ -260,9 +260,9 @@ def _check(cfg: Config) -> Config:
         # PEFT module names (q_proj, attn_out, self_attn.o_proj, ...) are resolved once the architecture is known
         peft_names = [x for x in targets if x not in known and all(p.isidentifier() for p in x.split("."))]
         if not targets or len(ours) + len(peft_names) != len(targets) or (ours and peft_names):
-            raise ConfigError(f"model.lora_targets {m.lora_targets!r}: use a comma-separated subset of {','.join(known)}, "
-                              "or PEFT module names (e.g. q_proj,k_proj,v_proj,o_proj,up_proj,down_proj,gate_proj), "
-                              "not a mix")
+            raise ConfigError(f"model.lora_targets {m.lora_targets!r}: use a comma-separated subset of "
+                              f"{','.join(known)}, or PEFT module names (e.g. q_proj,k_proj,v_proj,o_proj,"
+                              "up_proj,down_proj,gate_proj), not a mix")
         if m.lora_alpha <= 0:
             raise ConfigError(f"model.lora_alpha must be > 0, got {m.lora_alpha}")
     if not 0.0 <= m.lora_dropout < 1.0:

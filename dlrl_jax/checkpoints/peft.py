@@ -190,8 +190,9 @@ def read_adapter(path: str, cfg: ModelConfig) -> tuple[LoRASettings, dict[str, n
                for n in (f"lora_a_{w}", f"lora_b_{w}") if n in specs and (n, layer) not in seen]
     problems += [f"missing key {k}" for k in missing]
     if problems:
+        more = f" (and {len(problems) - 6} more)" if len(problems) > 6 else ""
         raise AdapterError(f"{weights_path} does not fit this {cfg.family} model and {ADAPTER_CONFIG}: "
-                           + "; ".join(problems[:6]) + (f" (and {len(problems) - 6} more)" if len(problems) > 6 else ""))
+                           + "; ".join(problems[:6]) + more)
     bad = [n for n, x in factors.items() if not np.all(np.isfinite(x))]
     if bad:
         raise AdapterError(f"{weights_path}: factors {bad} hold NaN or infinite values")
@@ -246,7 +247,8 @@ def save_adapter(model: Transformer, path: str, dtype: str | None = None, base_m
     cfg = model.cfg
     if not cfg.lora_rank:
         raise AdapterError("the model has no LoRA adapter to save; train with model.lora_rank > 0")
-    settings = LoRASettings(rank=cfg.lora_rank, alpha=cfg.lora_alpha, targets=cfg.lora_targets, dropout=cfg.lora_dropout)
+    settings = LoRASettings(rank=cfg.lora_rank, alpha=cfg.lora_alpha, targets=cfg.lora_targets,
+                            dropout=cfg.lora_dropout)
     factors = {name: np.asarray(getattr(model.layers, name)[...]) for name in lora_specs(cfg)}
     write_adapter(path, cfg, settings, factors, dtype=dtype, base_model=base_model)
 

@@ -18,8 +18,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
+from flax import nnx
 from peft import LoraConfig, PeftModel, get_peft_model, set_peft_model_state_dict
-from safetensors.numpy import load_file
+from safetensors.numpy import load_file, save_file
 from torch import nn
 
 from dlrl_jax import models
@@ -86,7 +87,6 @@ def test_a_peft_adapter_in_llada_layout_loads_here(tmp_path):
     folder = tmp_path / "llada_adapter"
     folder.mkdir()
     tensors = load_file(str(tmp_path / "llama_adapter" / "adapter_model.safetensors"))
-    from safetensors.numpy import save_file
     save_file({hf_oracle.llada_key(k): v for k, v in tensors.items()}, str(folder / "adapter_model.safetensors"))
     config = json.load(open(tmp_path / "llama_adapter" / "adapter_config.json"))
     config["target_modules"] = OFFICIAL  # what the official trainers configure
@@ -105,7 +105,6 @@ def test_an_adapter_saved_here_loads_in_peft_with_our_logits(tmp_path, family):
     graphdef, params = _randomise_ours(add_lora(models.from_pretrained(base),
                                                 LoRASettings(rank=3, alpha=5.0, targets=("q", "v", "o", "down"))))
     ours = _logits(graphdef, params)
-    from flax import nnx
     peft_io.save_adapter(nnx.merge(graphdef, params), str(tmp_path / "adapter"), base_model=base)
     config = json.load(open(tmp_path / "adapter" / "adapter_config.json"))
     assert config["target_modules"] == ["q_proj", "v_proj", "o_proj", "down_proj"] and config["r"] == 3
@@ -118,7 +117,7 @@ def test_an_adapter_saved_here_loads_in_peft_with_our_logits(tmp_path, family):
 
 # --- LLaDA's real module names (from its published safetensors index) as a torch module tree ---------
 
-_TINY_LLADA = dict(d=64, heads=4, ff=96, vocab=97, layers=2)
+_TINY_LLADA = dict(d=64, heads=4, ff=128, vocab=97, layers=2)  # the setting of issue 13 item 6
 
 
 class _Norm(nn.Module):
@@ -178,13 +177,14 @@ def test_the_official_target_list_on_llada_adapts_q_k_v_up_only_as_peft_does():
     cfg = _tiny_llada_cfg()
     targets = peft_io.config_targets(cfg, ",".join(OFFICIAL))
     assert targets == ("q", "k", "v", "up")
-    peft_count, peft_model = _peft_trainable(_real_tree("LLaDA-8B-Instruct", _llada_shape), OFFICIAL, r=8)
+    peft_count, peft_model = _peft_trainable(_real_tree("LLaDA-8B-Instruct", _llada_shape), OFFICIAL, r=128)
     adapted = sorted({n.split(".lora_")[0].split(".")[-1] for n, _ in peft_model.named_parameters() if "lora_A" in n})
     assert adapted == ["k_proj", "q_proj", "up_proj", "v_proj"]
-    _, params = models.split(add_lora(models.abstract_model(cfg), LoRASettings(rank=8, alpha=16.0, targets=targets)))
+    _, params = models.split(add_lora(models.abstract_model(cfg), LoRASettings(rank=128, alpha=64.0, targets=targets)))
     ours = sum(x.size for x, m in zip(jax.tree.leaves(params), jax.tree.leaves(trainable_mask(params))) if m)
-    d, ff = _TINY_LLADA["d"], _TINY_LLADA["ff"]
-    assert ours == peft_count == 2 * 8 * (3 * (d + d) + (d + ff))  # 2 layers, rank 8, q k v (d -> d), up (d -> ff)
+    # 2 layers x rank 128 x (q, k, v: 64 -> 64; up: 64 -> 128): the 147,456 of issue 13 (the paper's seven
+    # projections would be 2 x 128 x (4 x 128 + 3 x 192) = 278,528)
+    assert ours == peft_count == 2 * 128 * (3 * (64 + 64) + (64 + 128)) == 147_456
     # LLaDA's own names reach the other three; ff_out alone would also hit the output head (refused).
     assert peft_io.config_targets(cfg, "q_proj,k_proj,v_proj,attn_out,ff_proj,up_proj") == (
         "q", "k", "v", "o", "gate", "up")
@@ -223,7 +223,6 @@ def test_an_adapter_saved_here_for_llada_merges_in_peft_to_our_merged_weights(tm
     model = models.init_model(cfg, seed=1)
     models.save_pretrained(model, str(tmp_path / "base"))
     graphdef, params = _randomise_ours(add_lora(model, LoRASettings(rank=2, alpha=3.0)))
-    from flax import nnx
     adapted = nnx.merge(graphdef, params)
     peft_io.save_adapter(adapted, str(tmp_path / "adapter"))
     config = LoraConfig.from_pretrained(str(tmp_path / "adapter"))
@@ -231,7 +230,8 @@ def test_an_adapter_saved_here_for_llada_merges_in_peft_to_our_merged_weights(tm
     models.save_pretrained(merge_lora(adapted), str(tmp_path / "merged"))
 
     tree = _real_tree("LLaDA-8B-Instruct", _llada_shape)
-    base = {k: torch.from_numpy(v.astype(np.float32)) for k, v in load_file(str(tmp_path / "base" / "model.safetensors")).items()}
+    base = {k: torch.from_numpy(v.astype(np.float32))
+            for k, v in load_file(str(tmp_path / "base" / "model.safetensors")).items()}
     assert set(base) == set(tree.state_dict())  # our export's names = the real index's (first two blocks)
     tree.load_state_dict(base)
     config.task_type, config.inference_mode = None, False
@@ -240,7 +240,7 @@ def test_an_adapter_saved_here_for_llada_merges_in_peft_to_our_merged_weights(tm
         str(tmp_path / "adapter" / "adapter_model.safetensors")).items()})
     assert not result.unexpected_keys and not [k for k in result.missing_keys if "lora_" in k]
     assert sum(p.numel() for n, p in peft_model.named_parameters() if "lora_" in n) == 2 * 2 * (
-        4 * 128 + 2 * (64 + 96) + (96 + 64))
+        4 * 128 + 2 * (64 + 128) + (128 + 64))
     merged = {k: v.numpy() for k, v in peft_model.merge_and_unload().state_dict().items()}
     want = load_file(str(tmp_path / "merged" / "model.safetensors"))
     assert set(merged) == set(want)
@@ -261,7 +261,8 @@ def test_bad_adapter_folders_are_named(tmp_path):
     with pytest.raises(peft_io.AdapterError, match="use_dora=True is not supported"):
         peft_io.load_adapter(base, str(tmp_path / "ad"))
     json.dump(dict(config, target_modules=["q_proj", "v_proj"]), open(config_path, "w"))
-    with pytest.raises(peft_io.AdapterError, match=r"missing key base_model.model.model.layers.0.self_attn.v_proj.lora_A"):
+    with pytest.raises(peft_io.AdapterError,
+                       match=r"missing key base_model.model.model.layers.0.self_attn.v_proj.lora_A"):
         peft_io.load_adapter(base, str(tmp_path / "ad"))
     json.dump(dict(config, r=3), open(config_path, "w"))
     with pytest.raises(peft_io.AdapterError, match=r"lora_A.weight: shape \(2, 64\), expected \(3, 64\)"):

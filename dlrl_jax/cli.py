@@ -36,6 +36,9 @@ def _sample(args) -> int:
     from dlrl_jax.models.tokenizer import Tokenizer, TokenizerError
 
     model = models.from_pretrained(args.model, dtype=args.dtype)
+    if args.adapter:
+        from dlrl_jax.checkpoints.peft import load_adapter
+        model = load_adapter(model, args.adapter)
     graphdef, params = models.split(model)
     tokenizer = None
     try:
@@ -80,7 +83,23 @@ def _export(args) -> int:
 
     if not (args.model or args.run_dir):
         raise SystemExit("dlrl-jax export: give a run folder or --model DIR")
-    model = models.from_pretrained(args.model or os.path.join(args.run_dir, "model"), dtype=args.dtype)
+    source = args.model or os.path.join(args.run_dir, "model")
+    if args.adapter_only:  # the LoRA adapter alone, as a PEFT folder (checked against the model's config)
+        from dlrl_jax.checkpoints import peft
+        adapter = args.adapter or os.path.join(source, "adapter")
+        if not os.path.isdir(adapter):
+            raise SystemExit(f"dlrl-jax export: {adapter} does not exist; a run writes it only when it trains LoRA "
+                             "(model.lora_rank > 0 or model.adapter); export the merged model instead")
+        from dlrl_jax.checkpoints import read_config
+        cfg = read_config(source)
+        settings, factors = peft.read_adapter(adapter, cfg)
+        peft.write_adapter(args.out, cfg, settings, factors, dtype=args.dtype, base_model=os.path.abspath(source))
+        print(f"[dlrl-jax] wrote the PEFT adapter {args.out}")
+        return 0
+    model = models.from_pretrained(source, dtype=args.dtype)
+    if args.adapter:  # a PEFT adapter merged into the base
+        from dlrl_jax.checkpoints.peft import load_adapter
+        model = load_adapter(model, args.adapter)
     models.save_pretrained(model, args.out)
     print(f"[dlrl-jax] wrote {args.out}")
     return 0
@@ -93,7 +112,8 @@ def _eval(args) -> int:
         lengths = tuple(int(x) for x in args.gen_lengths.split(","))
     except ValueError:
         raise SystemExit(f"dlrl-jax eval: --gen-lengths must be integers separated by commas, got {args.gen_lengths!r}")
-    settings = EvalSettings(model=args.model, task=args.task, out_dir=args.out or os.path.join(args.model, "eval"),
+    default_out = os.path.join(args.adapter or args.model, "eval")
+    settings = EvalSettings(model=args.model, task=args.task, out_dir=args.out or default_out, adapter=args.adapter,
                             gen_lengths=lengths, data=args.data, num_examples=args.num_examples,
                             prompt_style=args.prompt_style, block_length=args.block_length,
                             steps_per_token=args.steps_per_token, temperature=args.temperature,
@@ -132,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
                            help="continue from the newest checkpoint in RUN_DIR/checkpoints (same config)")
     p = sub.add_parser("sample", help="sample completions with the LLaDA denoising sampler")
     p.add_argument("--model", required=True, help="Hugging Face model folder")
+    p.add_argument("--adapter", help="a PEFT LoRA adapter folder to put onto the model")
     p.add_argument("--tokenizer", help="tokenizer folder (default: the model folder)")
     group = p.add_mutually_exclusive_group(required=True)
     group.add_argument("--prompt", help="prompt text (through the chat template unless --no-chat)")
@@ -149,10 +170,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="write a run's model (or any model folder) as HF safetensors")
     p.add_argument("run_dir", nargs="?", default="", help="a run folder of `dlrl-jax train`")
     p.add_argument("--model", help="a model folder instead of a run folder")
+    p.add_argument("--adapter", help="a PEFT LoRA adapter folder: merged into the model (or, with --adapter-only, "
+                                     "checked against it and rewritten)")
+    p.add_argument("--adapter-only", action="store_true",
+                   help="write only the LoRA adapter as a PEFT folder (default: RUN/model/adapter)")
     p.add_argument("--out", required=True)
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     p = sub.add_parser("eval", help="evaluate a model on a task at the papers' decoding settings (resumable)")
     p.add_argument("--model", required=True, help="Hugging Face model folder (e.g. RUN_DIR/model)")
+    p.add_argument("--adapter", help="a PEFT LoRA adapter folder to put onto --model (the base)")
     p.add_argument("--task", required=True, help="sudoku | countdown | gsm8k | math | code")
     p.add_argument("--data", help="records: JSONL/JSON/CSV/Parquet file or hf:NAME[:CONFIG]:SPLIT "
                                   "(default: the generator, for sudoku and countdown)")

@@ -31,8 +31,9 @@ class ModelSection:
     remat: str = "none"
     lora_rank: int = 0            # > 0: train LoRA adapters only (the papers: 128); the reference is the base
     lora_alpha: float = 64.0
-    lora_targets: str = "q,k,v,o,gate,up,down"
+    lora_targets: str = "q,k,v,o,gate,up,down"  # or PEFT module names, matched as PEFT does per architecture
     lora_dropout: float = 0.0     # on the adapters' inputs in training forwards (the papers: 0.05)
+    adapter: str | None = None    # a PEFT LoRA adapter folder to start from (its r/alpha/targets/dropout)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -286,13 +287,20 @@ def _check(cfg: Config) -> Config:
     if m.lora_rank:
         known = ("q", "k", "v", "o", "gate", "up", "down")
         targets = [x.strip() for x in m.lora_targets.split(",") if x.strip()]
-        bad = [x for x in targets if x not in known]
-        if bad or not targets:
-            raise ConfigError(f"model.lora_targets {m.lora_targets!r}: use a comma-separated subset of {','.join(known)}")
+        ours = [x for x in targets if x in known]
+        # PEFT module names (q_proj, attn_out, self_attn.o_proj, ...) are resolved once the architecture is known
+        peft_names = [x for x in targets if x not in known and all(p.isidentifier() for p in x.split("."))]
+        if not targets or len(ours) + len(peft_names) != len(targets) or (ours and peft_names):
+            raise ConfigError(f"model.lora_targets {m.lora_targets!r}: use a comma-separated subset of "
+                              f"{','.join(known)}, or PEFT module names (e.g. q_proj,k_proj,v_proj,o_proj,"
+                              "up_proj,down_proj,gate_proj), not a mix")
         if m.lora_alpha <= 0:
             raise ConfigError(f"model.lora_alpha must be > 0, got {m.lora_alpha}")
     if not 0.0 <= m.lora_dropout < 1.0:
         raise ConfigError(f"model.lora_dropout must be in [0, 1), got {m.lora_dropout}")
+    if m.adapter is not None and m.lora_rank:
+        raise ConfigError(f"model.adapter {m.adapter!r} brings its own rank, alpha, targets and dropout "
+                          f"(adapter_config.json); leave model.lora_rank at 0 (it is {m.lora_rank})")
     if m.lora_dropout and not m.lora_rank:
         raise ConfigError(f"model.lora_dropout {m.lora_dropout} needs LoRA adapters; set model.lora_rank > 0 "
                           f"or lora_dropout to 0")
@@ -307,6 +315,9 @@ def _check(cfg: Config) -> Config:
     if cfg.model.path is not None and not os.path.isdir(cfg.model.path):
         raise ConfigError(f"model.path {cfg.model.path!r} is not a folder; point it at a Hugging Face model "
                           "folder (config.json + safetensors) or set it to null to use model.preset")
+    if m.adapter is not None and not os.path.isdir(m.adapter):
+        raise ConfigError(f"model.adapter {m.adapter!r} is not a folder; point it at a PEFT adapter folder "
+                          "(adapter_config.json + adapter_model.safetensors)")
     for path in ("task.train_file", "task.eval_file", "model.tokenizer"):
         value = flat[path]
         if value is not None and not value.startswith("hf:") and not os.path.exists(value):

@@ -110,6 +110,11 @@ def _hf_shape(name: str, our_shape: tuple[int, ...]) -> tuple[int, ...]:
     return _to_hf(name, np.empty(our_shape, np.int8)).shape
 
 
+def weight_keys(cfg: ModelConfig) -> dict[str, tuple[str, int | None]]:
+    """HF key -> (our parameter name, layer index or None), for the base weights of `cfg` (no LoRA)."""
+    return _expected_keys(cfg.replace(lora_rank=0, lora_alpha=0.0, lora_targets=(), lora_dropout=0.0))
+
+
 def _expected_keys(cfg: ModelConfig) -> dict[str, tuple[str, int | None]]:
     """HF key -> (our parameter name, layer index or None)."""
     embed, norm, head, layer_fmt, layer_map = _layout(cfg)
@@ -120,6 +125,11 @@ def _expected_keys(cfg: ModelConfig) -> dict[str, tuple[str, int | None]]:
         for name in layer_param_names(cfg):
             keys[layer_fmt.format(i=i) + layer_map[name]] = (name, i)
     return keys
+
+
+def expected_weight_names(cfg: ModelConfig) -> list[str]:
+    """Every safetensors key a checkpoint of `cfg` holds (and `from_pretrained` requires), sorted."""
+    return sorted(weight_keys(cfg))
 
 
 def read_config(path: str) -> ModelConfig:
@@ -179,18 +189,35 @@ def _check_keys(expected: dict, present: dict, path: str, shapes: dict) -> None:
         raise CheckpointError(f"checkpoint {path} does not match its config.json: " + " | ".join(problems))
 
 
-def from_pretrained(path: str, dtype: str | None = None, compute_dtype: str | None = None,
+def dtype_name(dtype) -> str | None:
+    """"float32" / "bfloat16" / "float16" for a dtype name, a JAX or numpy dtype (jnp.float32,
+    np.dtype("bfloat16"), ml_dtypes.bfloat16), or None for None."""
+    if dtype is None or isinstance(dtype, str):
+        name = dtype
+    else:
+        try:
+            name = np.dtype(dtype).name
+        except TypeError:
+            name = repr(dtype)
+    if name is not None and name not in _NP_DTYPES:
+        raise CheckpointError(f"dtype {dtype!r} is not supported; use one of {sorted(_NP_DTYPES)} "
+                              "(as a name or a JAX/numpy dtype)")
+    return name
+
+
+def from_pretrained(path: str, dtype=None, compute_dtype=None,
                     sharding_fn: Callable[[tuple[str, ...], jax.ShapeDtypeStruct], jax.sharding.Sharding]
                     | None = None, mesh=None, **config_overrides) -> Transformer:
     """Loads a Hugging Face folder (LLaDA, Dream, Llama or Qwen2 config) as a bidirectional model.
 
-    dtype: parameter dtype ("float32", "bfloat16"); default float32. compute_dtype defaults to dtype.
+    dtype: parameter dtype, a name ("float32", "bfloat16", "float16") or a JAX/numpy dtype (jnp.bfloat16,
+    np.dtype("float32")); default float32. compute_dtype (the same kinds) defaults to dtype.
     mesh: lay every parameter out on this (data, fsdp, tensor) mesh by its logical axes, each process
     reading from the safetensors only the blocks its own devices hold (no whole copy on any host).
     sharding_fn(param_path, abstract_array) -> Sharding: the same with any placement.
     """
+    dtype, compute_dtype = dtype_name(dtype) or "float32", dtype_name(compute_dtype)
     cfg = read_config(path)
-    dtype = dtype or "float32"
     cfg = cfg.replace(param_dtype=dtype, dtype=compute_dtype or dtype, **config_overrides)
     abstract = nnx.eval_shape(lambda: Transformer(cfg, rngs=nnx.Rngs(params=0)))
     graphdef, abstract_params = nnx.split(abstract)

@@ -12,8 +12,8 @@ from dlrl_jax.models.transformer import Transformer
 __all__ = [
     "CheckpointError", "ConfigError", "ModelConfig", "PRESETS", "Transformer", "abstract_model",
     "batch_dropout_key", "forward", "from_hf_dict", "from_pretrained", "hidden", "hidden_and_cache",
-    "hidden_window", "init_model", "param_count", "preset",
-    "save_pretrained", "split", "to_hf_dict", "unembed",
+    "hidden_window", "init_model", "load_adapter", "param_count", "preset",
+    "save_adapter", "save_pretrained", "split", "to_hf_dict", "unembed",
 ]
 
 
@@ -22,4 +22,7 @@ def __getattr__(name):
     if name in ("CheckpointError", "from_pretrained", "save_pretrained"):
         from dlrl_jax.checkpoints import hf
         return getattr(hf, name)
+    if name in ("load_adapter", "save_adapter"):  # PEFT LoRA adapter folders
+        from dlrl_jax.checkpoints import peft
+        return getattr(peft, name)
     raise AttributeError(f"module 'dlrl_jax.models' has no attribute {name!r}")

@@ -1,5 +1,5 @@
-"""Tokenizers: a thin wrapper over transformers' AutoTokenizer (local folders only), and the
-character-level tokenizer of the embedded tiny models, built with the `tokenizers` library."""
+"""Tokenizers: a thin wrapper over transformers' tokenizers (local folders only, no remote code), and
+the character-level tokenizer of the embedded tiny models, built with the `tokenizers` library."""
 
 from __future__ import annotations
 
@@ -14,6 +14,10 @@ from dlrl_jax.models.config import ModelConfig
 
 # The mask token of each instruct family's tokenizer (their config.json also carries mask_token_id).
 _KNOWN_MASK_TOKENS = ("<|mdm_mask|>", "<|mask|>", "<mask>")
+# Tokenizer classes published only as remote code -> the built-in class that reads the same files to
+# the same ids. Dream's DreamTokenizer is Qwen2's byte-level BPE (vocab.json + merges.txt +
+# added_tokens.json); transformers' Qwen2Tokenizer gives its ids and chat template without its code.
+_BUILTIN_FOR_REMOTE = {"DreamTokenizer": "Qwen2Tokenizer"}
 CHAR_SPECIALS = ("<pad>", "<mask>", "<eos>", "<bos>", "<|user|>", "<|assistant|>", "<unk>")
 CHAR_ALPHABET = string.digits + string.ascii_letters + string.punctuation + " \n"
 CHAR_CHAT_TEMPLATE = (
@@ -42,14 +46,9 @@ class Tokenizer:
     @classmethod
     def from_pretrained(cls, path: str, model_config: ModelConfig | None = None, *, mask_id: int | None = None,
                         eos_id: int | None = None, pad_id: int | None = None) -> "Tokenizer":
-        from transformers import AutoTokenizer
-
         if not os.path.isdir(path):
             raise TokenizerError(f"tokenizer folder {path!r} does not exist")
-        try:
-            hf = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
-        except (OSError, ValueError) as e:
-            raise TokenizerError(f"cannot load a tokenizer from {path}: {e}") from e
+        hf = _load_hf_tokenizer(path)
         cfg = model_config
         mask_id = _first(mask_id, cfg and cfg.mask_token_id, _known_mask_id(hf))
         eos_id = _first(eos_id, cfg and cfg.eos_token_id, hf.eos_token_id)
@@ -100,6 +99,32 @@ class Tokenizer:
             ids = ids[:ids.index(self.eos_id)]
         ids = [i for i in ids if i not in (self.mask_id, self.pad_id)]
         return self.hf.decode(ids, skip_special_tokens=True)
+
+
+def _load_hf_tokenizer(path: str):
+    """transformers' tokenizer for a local folder, never running code from it. A folder whose
+    tokenizer_config names a remote-code class we know loads with its built-in equivalent."""
+    import transformers
+
+    config_path = os.path.join(path, "tokenizer_config.json")
+    config = {}
+    if os.path.isfile(config_path):
+        try:
+            with open(config_path) as f:
+                config = json.load(f)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise TokenizerError(f"{config_path} is not valid JSON ({e})") from e
+    builtin = _BUILTIN_FOR_REMOTE.get(str(config.get("tokenizer_class")))
+    if config.get("tokenizer_class") == "PreTrainedTokenizerFast" and not os.path.isfile(
+            os.path.join(path, "tokenizer.json")):
+        raise TokenizerError(f"{path}: tokenizer_config.json names PreTrainedTokenizerFast but tokenizer.json "
+                             "is missing; copy tokenizer.json from the model's repository into the folder")
+    try:
+        if builtin:
+            return getattr(transformers, builtin).from_pretrained(path, local_files_only=True)
+        return transformers.AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
+    except (OSError, ValueError) as e:
+        raise TokenizerError(f"cannot load a tokenizer from {path}: {e}") from e
 
 
 def _first(*values):

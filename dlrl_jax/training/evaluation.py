@@ -50,6 +50,7 @@ class EvalSettings:
     dtype: str = "float32"
     seed: int = 0
     progress: bool = True
+    adapter: str | None = None       # a PEFT LoRA adapter folder put onto the model
 
 
 def sampler_settings(s: EvalSettings, gen_length: int, mask_id: int) -> rollout.SamplerSettings:
@@ -82,6 +83,7 @@ def _meta(s: EvalSettings) -> dict:
     for volatile in ("out_dir", "progress", "batch_size", "gen_lengths"):
         meta.pop(volatile)
     meta["model"] = os.path.abspath(s.model)
+    meta["adapter"] = s.adapter and os.path.abspath(s.adapter)
     return meta
 
 
@@ -92,6 +94,7 @@ def _check_meta(s: EvalSettings) -> None:
         with open(path) as f:
             old = json.load(f)
         old.setdefault("cache", "none")  # folders written before the cache option existed
+        old.setdefault("adapter", None)  # ... and before the adapter option
         changed = sorted(k for k in set(old) | set(meta) if old.get(k) != meta.get(k))
         if changed:
             raise EvalError(f"{s.out_dir} holds an evaluation with different settings ({', '.join(changed)}); "
@@ -130,6 +133,9 @@ def evaluate_model(s: EvalSettings, log=print) -> list[dict]:
     if not s.gen_lengths or any(g <= 0 for g in s.gen_lengths):
         raise EvalError(f"--gen-lengths must be positive integers, got {s.gen_lengths}")
     model = models.from_pretrained(s.model, dtype=s.dtype)
+    if s.adapter:
+        from dlrl_jax.checkpoints.peft import load_adapter
+        model = load_adapter(model, s.adapter)
     tokenizer = Tokenizer.from_pretrained(s.tokenizer or s.model, model.cfg)
     mask_id = model.cfg.mask_token_id if model.cfg.mask_token_id is not None else tokenizer.mask_id
     settings_by_length = {g: sampler_settings(s, g, int(mask_id)) for g in s.gen_lengths}  # all checked first

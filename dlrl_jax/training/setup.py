@@ -8,6 +8,7 @@ import tempfile
 import numpy as np
 
 from dlrl_jax import models
+from dlrl_jax.checkpoints import peft
 from dlrl_jax.config import Config, ConfigError
 from dlrl_jax.models.lora import LoRASettings, add_lora
 from dlrl_jax.models.tokenizer import CHAR_VOCAB_SIZE, Tokenizer, write_char_tokenizer
@@ -15,7 +16,8 @@ from dlrl_jax.models.tokenizer import CHAR_VOCAB_SIZE, Tokenizer, write_char_tok
 
 def build_model_and_tokenizer(cfg: Config, mesh=None):
     """(model, tokenizer). A preset model uses the embedded character tokenizer unless one is given.
-    With a mesh, a checkpoint is read straight into its shards (no whole copy on any host)."""
+    With a mesh, a checkpoint is read straight into its shards (no whole copy on any host). A PEFT
+    adapter (model.adapter) goes onto the base as the trainable LoRA factors."""
     m = cfg.model
     if m.path:
         model = models.from_pretrained(m.path, dtype=m.dtype, compute_dtype=m.compute_dtype, remat=m.remat, mesh=mesh)
@@ -32,8 +34,13 @@ def build_model_and_tokenizer(cfg: Config, mesh=None):
     tokenizer = Tokenizer.from_pretrained(tok_dir, model.cfg)
     if model.cfg.mask_token_id is None:
         model.cfg = model.cfg.replace(mask_token_id=tokenizer.mask_id)
+    if m.adapter:
+        model = peft.load_adapter(model, m.adapter)
     if m.lora_rank:
-        targets = tuple(x.strip() for x in m.lora_targets.split(",") if x.strip())
+        try:
+            targets = peft.config_targets(model.cfg, m.lora_targets)
+        except peft.AdapterError as e:
+            raise ConfigError(str(e)) from None
         model = add_lora(model, LoRASettings(rank=m.lora_rank, alpha=m.lora_alpha, targets=targets,
                                              dropout=m.lora_dropout), seed=cfg.seed)
     return model, tokenizer

@@ -21,9 +21,10 @@ import jax
 from flax import nnx
 
 from dlrl_jax.checkpoints import save_pretrained
+from dlrl_jax.checkpoints.peft import save_adapter
 from dlrl_jax.checkpoints.train_state import TrainStateCheckpointer
 from dlrl_jax.config import Config, ConfigError, to_dict
-from dlrl_jax.models.lora import merge_lora
+from dlrl_jax.models.lora import has_lora, merge_lora, trainable_mask
 from dlrl_jax.parallel.distributed import is_lead_process, to_host
 from dlrl_jax.training import loop, precision
 from dlrl_jax.training.metrics import truncate_metrics
@@ -194,14 +195,18 @@ def _finish(cfg: Config, run: loop.Run, params, summary: dict, start: float, log
 
 
 def _export(run: loop.Run, params, folder: str) -> None:
-    """The model (LoRA merged) and tokenizer as a Hugging Face folder. Every process joins the gather
-    of the weights; process 0 writes."""
+    """The model (LoRA merged) and tokenizer as a Hugging Face folder, and a LoRA adapter also as a PEFT
+    adapter folder inside it. Every process joins the gather of the weights; process 0 writes."""
     params = precision.cast_to(params, run.param_dtypes)  # float32 master weights leave in the model dtype
     graphdef, merged = nnx.split(merge_lora(nnx.merge(run.graphdef, params)))
     merged = jax.tree.map(to_host, merged)
     if run.lead:
         save_pretrained(nnx.merge(graphdef, merged), folder)
         run.tokenizer.hf.save_pretrained(folder)
+    if has_lora(params):  # the adapter alone as well, in PEFT's format: FOLDER/adapter
+        adapter = jax.tree.map(lambda x, m: to_host(x) if m else x, params, trainable_mask(params))
+        if run.lead:
+            save_adapter(nnx.merge(run.graphdef, adapter), os.path.join(folder, "adapter"))
 
 
 def format_summary(summary: dict) -> str:

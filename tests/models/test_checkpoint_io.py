@@ -138,3 +138,17 @@ def test_bfloat16_checkpoint_loads_as_float32(tmp_path):
     want = np.asarray(model.embed[...]).astype(np.float32)
     assert np.array_equal(np.asarray(loaded.embed[...]), want)
     assert np.asarray(model.embed[...]).dtype == ml_dtypes.bfloat16
+
+
+def test_dtype_may_be_a_jax_or_numpy_dtype(saved):
+    import jax.numpy as jnp
+
+    cases = [(jnp.float32, np.float32, "float32"), (jnp.bfloat16, ml_dtypes.bfloat16, "bfloat16"),
+             (np.dtype("float16"), np.float16, "float16"), (np.dtype(ml_dtypes.bfloat16), ml_dtypes.bfloat16, "bfloat16"),
+             ("bfloat16", ml_dtypes.bfloat16, "bfloat16")]
+    for dtype, want, name in cases:
+        model = models.from_pretrained(saved, dtype=dtype, compute_dtype=jnp.float32)
+        assert np.asarray(model.embed[...]).dtype == want and model.cfg.param_dtype == name
+        assert model.cfg.dtype == "float32"
+    with pytest.raises(CheckpointError, match=r"dtype <class 'numpy.int32'> is not supported; use one of"):
+        models.from_pretrained(saved, dtype=np.int32)

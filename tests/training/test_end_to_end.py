@@ -121,6 +121,15 @@ def test_sft_command_trains_and_saves_the_model(tmp_path):
     assert "after" not in summary and summary["algorithm"] == "sft"
     saved = models.from_pretrained(os.path.join(out, "model")).cfg
     assert saved.family == "llada" and saved.lora_rank == 0  # the adapter is merged into the export
+    # ... and written alone in PEFT's format: the random-init base (seed 0) plus it is the merged export
+    from dlrl_jax.checkpoints.peft import load_adapter
+    from dlrl_jax.models.lora import merge_lora
+    assert cli.main(["export", out, "--out", str(tmp_path / "adapter"), "--adapter-only"]) == 0
+    adapted = load_adapter(models.init_model(models.preset("tiny"), seed=0), str(tmp_path / "adapter"))
+    assert (adapted.cfg.lora_rank, adapted.cfg.lora_dropout, len(adapted.cfg.lora_targets)) == (4, 0.1, 7)
+    merged, exported = merge_lora(adapted), models.from_pretrained(os.path.join(out, "model"))
+    np.testing.assert_allclose(np.asarray(merged.layers.w_down[...]), np.asarray(exported.layers.w_down[...]),
+                               atol=1e-6, rtol=0)
 
 
 @pytest.mark.slow  # a second full training run (about a minute on 2 cores): `python -m pytest -m slow`

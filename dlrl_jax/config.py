@@ -47,6 +47,10 @@ class TaskSection:
     max_prompt_length: int = 0    # 0: the longest prompt of the data; prompts never get cut
     train_file: str | None = None  # JSONL/Parquet; None: the procedural generator (sudoku, countdown)
     eval_file: str | None = None
+    reward_set: str = "dlrl"      # whose reward functions score completions: dlrl (this project's) | d1 | espo
+    prompt_recipe: str = "dlrl"   # whose prompt text (chat style): dlrl | d1 | egspo | espo (dlrl_jax/data/recipe_prompts.py)
+    decode: str = "cut_eos"       # completion text for rewards: cut_eos (up to the first EOS) | official
+    #                               (the papers' batch_decode: special tokens skipped, text after an EOS kept)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,6 +144,9 @@ _CHOICES = {
     "model.remat": ("none", "full", "dots"),
     "task.name": ("sudoku", "countdown", "gsm8k", "math", "code"),
     "task.prompt_style": ("plain", "chat"),
+    "task.reward_set": ("dlrl", "d1", "espo"),
+    "task.prompt_recipe": ("dlrl", "d1", "egspo", "espo"),
+    "task.decode": ("cut_eos", "official"),
     "sampler.remasking": ("low_confidence", "random"),
     "sampler.cache": ("none", "prefix", "dual"),
     "algorithm.name": ("egspo", "egspo_sa", "espo", "diffu_grpo", "sft"),
@@ -270,6 +277,9 @@ def _check(cfg: Config) -> Config:
         raise ConfigError(f"task.min_blanks..max_blanks must satisfy 0 <= min <= max <= 12 (a unique 4x4 "
                           f"solution needs 4 clues), got "
                           f"{t.min_blanks}..{t.max_blanks}")
+    if t.prompt_recipe != "dlrl" and t.prompt_style != "chat":
+        raise ConfigError(f"task.prompt_recipe {t.prompt_recipe!r} is a chat prompt; set task.prompt_style=chat "
+                          "(or prompt_recipe=dlrl for plain prompts)")
     if cfg.model.path is not None and not os.path.isdir(cfg.model.path):
         raise ConfigError(f"model.path {cfg.model.path!r} is not a folder; point it at a Hugging Face model "
                           "folder (config.json + safetensors) or set it to null to use model.preset")

@@ -57,9 +57,10 @@ def build_mesh(cfg: Config):
     return mesh
 
 
-def encode_prompts(tokenizer: Tokenizer, texts: list[str], style: str, length: int):
-    """Left-padded prompt ids [N, length] and mask; chat style applies the chat template."""
-    return tokenizer.encode_batch(texts, chat=(style == "chat"), length=length)
+def encode_prompts(tokenizer: Tokenizer, texts: list[str], style: str, length: int, system: str | None = None):
+    """Left-padded prompt ids [N, length] and mask; chat style applies the chat template (with the
+    recipe's `system` message, if any)."""
+    return tokenizer.encode_batch(texts, chat=(style == "chat"), length=length, system=system)
 
 
 def encode_targets(tokenizer: Tokenizer, texts: list[str], gen_length: int):
@@ -73,8 +74,9 @@ def encode_targets(tokenizer: Tokenizer, texts: list[str], gen_length: int):
     return ids
 
 
-def prompt_length(tokenizer: Tokenizer, texts: list[str], style: str, configured: int) -> int:
-    longest = max(len(tokenizer.encode(tokenizer.chat_prompt(t) if style == "chat" else t)) for t in texts)
+def prompt_length(tokenizer: Tokenizer, texts: list[str], style: str, configured: int,
+                  system: str | None = None) -> int:
+    longest = max(len(tokenizer.encode(tokenizer.chat_prompt(t, system) if style == "chat" else t)) for t in texts)
     if configured and longest > configured:
         raise ConfigError(f"a prompt has {longest} tokens, more than task.max_prompt_length {configured}; "
                           "raise it (prompts are never cut)")

@@ -113,7 +113,7 @@ _D1_TASKS = {
 }
 RECIPES: dict[str, dict[str, tuple[str, str | None, str]]] = {
     "d1": _D1_TASKS,
-    "egspo": {**{task: (source.replace(_D1, _EGSPO), system, user) for task, (source, system, user) in _D1_TASKS.items()},
+    "egspo": {**{task: (src.replace(_D1, _EGSPO), system, user) for task, (src, system, user) in _D1_TASKS.items()},
               "code": (f"{_EGSPO} get_code_questions", None,
                        "{SYSTEM_PROMPT}\n\nYou are a coding expert. You will be given a coding problem to solve. "
                        "Solve it step by step. \n\n{question}")},

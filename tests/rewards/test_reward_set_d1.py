@@ -87,7 +87,7 @@ SUDOKU = [
     ("<answer></answer>", S, 0.0),
     ("<answer>1</answer>", S, 0.5),                          # padded with '0': cell 0 right, 14 wrong
     (f"<answer>²{SOL}</answer>", S, 0.0),                    # '²'.isdigit(): takes cell 0, shifts the rest
-    ("<answer>１２３４３４１２２１４３４３２１</answer>", S, 0.0),  # full-width digits count but never match
+    ("<answer>１２３４３４１２２１４３４３２１</answer>", S, 0.0),  # full-width digits: cells, never a match
     (f"<answer>0000</answer><answer>{SOL}</answer>", S, 1.0),
     (f"<answer>{SOL}</answer>", {"puzzle": SOL, "solution": SOL}, 0.0),  # no blanks: 0 in the official code
 ]

@@ -272,3 +272,17 @@ def test_config_reaches_the_task():
     assert task.correct([f"#### {record['answer']}"], [record]).tolist() == [1.0]
     defaults = config.load(None, []).task
     assert (defaults.reward_set, defaults.prompt_recipe, defaults.decode) == ("dlrl", "dlrl", "cut_eos")
+
+
+def test_the_system_message_reaches_the_prompt_ids(tmp_path):
+    """ESPO's code system message goes through encode_prompts / prompt_length (char template: the
+    system text, then <|user|> 4, the user text, <|assistant|> 5)."""
+    from dlrl_jax.models.tokenizer import Tokenizer, write_char_tokenizer
+    from dlrl_jax.training import setup
+    tok = Tokenizer.from_pretrained(write_char_tokenizer(str(tmp_path)), mask_id=1, eos_id=2, pad_id=0)
+    system = prompts.system_text("code", "espo")
+    user = prompts.prompt_text("code", CODE, "chat", "espo")
+    expected = tok.encode(system) + [4] + tok.encode(user) + [5]
+    length = setup.prompt_length(tok, [user], "chat", 0, system)
+    ids, mask = setup.encode_prompts(tok, [user], "chat", length + 2, system)
+    assert length == len(expected) and ids[0].tolist() == [0, 0] + expected and mask[0].sum() == len(expected)

@@ -5,7 +5,7 @@
 espo/rewards.py) computes: the whole text of the last <answer>...</answer> (DOTALL), stripped; its
 runs of digits (`\\d+`, Unicode digits included, as int) must be the given numbers as a multiset;
 the text must consist of digits, + - * / ( ) . and whitespace only; and its value *as a Python
-expression* must lie within 1e-5 of the target. So "3 * 5 + 7 = 22" scores 0.1 (the 22 is a fifth
+expression* must lie within 1e-5 of the target. So "3 * 5 + 7 = 22" scores 0.1 (the 22 is an extra
 number and "=" is not allowed), "2**3" is a power and "+3" a unary plus, as in Python.
 The official code calls Python's eval; `python_value` is an evaluator of that same expression
 grammar and numeric semantics (int / float arithmetic, `//`, `**`, unary + and -, Python's literal
@@ -124,7 +124,7 @@ def validate_example(example: dict, index: int) -> None:
         raise ValueError(f"examples[{index}]['target'] must be a number, got {target!r}")
 
 
-# What the official code checks: its character pattern (Unicode \\d and \\s, re.match with $) and
+# What the official code checks: its character pattern (Unicode \d and \s, re.match with $) and
 # its number runs.
 _OFFICIAL_CHARS = re.compile(r"^[\d+\-*/().\s]+$")
 _DIGIT_RUNS = re.compile(r"\d+")

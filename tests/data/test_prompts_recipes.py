@@ -243,20 +243,32 @@ def test_rendered_through_dreams_chat_template():
                                              f"<|im_start|>user\n{ESPO_CODE}<|im_end|>\n<|im_start|>assistant\n")
 
 
-def test_rendered_through_lladas_chat_template(tmp_path):
-    """LLaDA's template (its tokenizer_config.json) trims each message and starts with the BOS token."""
+@pytest.fixture(scope="module")
+def llada_template(tmp_path_factory):
+    """The char tokenizer carrying LLaDA's chat template (its tokenizer_config.json) and BOS text."""
     import json
 
     from dlrl_jax.models.tokenizer import Tokenizer, write_char_tokenizer
     with open("/work/shared/real_models/LLaDA-8B-Instruct/tokenizer_config.json") as f:
         template = json.load(f)["chat_template"]
-    tok = Tokenizer.from_pretrained(write_char_tokenizer(str(tmp_path)), mask_id=1, eos_id=2, pad_id=0)
+    path = write_char_tokenizer(str(tmp_path_factory.mktemp("llada")))
+    tok = Tokenizer.from_pretrained(path, mask_id=1, eos_id=2, pad_id=0)
     tok.hf.chat_template = template
     tok.hf.bos_token = "<|startoftext|>"
-    user = prompts.prompt_text("countdown", COUNTDOWN, "chat", "d1")
-    assert tok.chat_prompt(user) == ("<|startoftext|><|start_header_id|>user<|end_header_id|>\n\n"
-                                     + D1_COUNTDOWN.strip()
-                                     + "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n")
+    return tok
+
+
+@pytest.mark.parametrize("recipe,task", sorted(EXPECTED))
+def test_rendered_through_lladas_chat_template(llada_template, recipe, task):
+    """LLaDA's template trims each message and starts with the BOS token (all three papers train LLaDA)."""
+    user = prompts.prompt_text(task, RECORDS[task], "chat", recipe)
+    system = prompts.system_text(task, recipe)
+    header = "<|start_header_id|>{}<|end_header_id|>\n\n"
+    expected = "<|startoftext|>"
+    if (recipe, task) == ("espo", "code"):
+        expected += header.format("system") + ESPO_CODE_SYSTEM.strip() + "<|eot_id|>"
+    expected += header.format("user") + EXPECTED[recipe, task].strip() + "<|eot_id|>" + header.format("assistant")
+    assert llada_template.chat_prompt(user, system) == expected
 
 
 def test_config_reaches_the_task():

@@ -116,6 +116,7 @@ def _eval(args) -> int:
     settings = EvalSettings(model=args.model, task=args.task, out_dir=args.out or default_out, adapter=args.adapter,
                             gen_lengths=lengths, data=args.data, num_examples=args.num_examples,
                             prompt_style=args.prompt_style, block_length=args.block_length,
+                            reward_set=args.reward_set, prompt_recipe=args.prompt_recipe, decode=args.decode,
                             steps_per_token=args.steps_per_token, temperature=args.temperature,
                             remasking=args.remasking, threshold=args.threshold, cache=args.cache,
                             batch_size=args.batch_size,
@@ -186,6 +187,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="results folder (default MODEL/eval); rerun to resume")
     p.add_argument("--num-examples", type=int, default=0, help="first N records (0: all; generator: 256)")
     p.add_argument("--prompt-style", default="chat", choices=("chat", "plain"))
+    p.add_argument("--reward-set", default="dlrl", choices=("dlrl", "d1", "espo"),
+                   help="whose reward functions score the completions (as task.reward_set)")
+    p.add_argument("--prompt-recipe", default="dlrl", choices=("dlrl", "d1", "egspo", "espo"),
+                   help="whose prompt text (as task.prompt_recipe)")
+    p.add_argument("--decode", default="cut_eos", choices=("cut_eos", "official"),
+                   help="completion text for rewards (as task.decode)")
     p.add_argument("--block-length", type=int, default=32)
     p.add_argument("--steps-per-token", type=float, default=0.5, help="steps = gen length x this (papers: 0.5)")
     p.add_argument("--temperature", type=float, default=0.0)

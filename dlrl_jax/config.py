@@ -50,6 +50,10 @@ class TaskSection:
     #                                   left (keep its last max_prompt_length tokens, as TRL's GRPOTrainer does)
     train_file: str | None = None  # JSONL/Parquet; None: the procedural generator (sudoku, countdown)
     eval_file: str | None = None
+    reward_set: str = "dlrl"      # whose reward functions score completions: dlrl (this project's) | d1 | espo
+    prompt_recipe: str = "dlrl"   # whose prompt text (chat style): dlrl | d1 | egspo | espo (dlrl_jax/data/recipe_prompts.py)
+    decode: str = "cut_eos"       # completion text for rewards: cut_eos (up to the first EOS) | official
+    #                               (the papers' batch_decode: special tokens skipped, text after an EOS kept)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,6 +160,9 @@ _CHOICES = {
     "task.name": ("sudoku", "countdown", "gsm8k", "math", "code"),
     "task.prompt_style": ("plain", "chat"),
     "task.truncate_prompts": ("refuse", "left"),
+    "task.reward_set": ("dlrl", "d1", "espo"),
+    "task.prompt_recipe": ("dlrl", "d1", "egspo", "espo"),
+    "task.decode": ("cut_eos", "official"),
     "sampler.remasking": ("low_confidence", "random"),
     "sampler.cache": ("none", "prefix", "dual"),
     "algorithm.name": ("egspo", "egspo_sa", "espo", "diffu_grpo", "sft"),
@@ -312,6 +319,9 @@ def _check(cfg: Config) -> Config:
     if t.truncate_prompts == "left" and not t.max_prompt_length:
         raise ConfigError("task.truncate_prompts 'left' keeps the last task.max_prompt_length tokens; set "
                           "task.max_prompt_length > 0 (the papers: 200 for EGSPO and d1, 400 for ESPO)")
+    if t.prompt_recipe != "dlrl" and t.prompt_style != "chat":
+        raise ConfigError(f"task.prompt_recipe {t.prompt_recipe!r} is a chat prompt; set task.prompt_style=chat "
+                          "(or prompt_recipe=dlrl for plain prompts)")
     if cfg.model.path is not None and not os.path.isdir(cfg.model.path):
         raise ConfigError(f"model.path {cfg.model.path!r} is not a folder; point it at a Hugging Face model "
                           "folder (config.json + safetensors) or set it to null to use model.preset")

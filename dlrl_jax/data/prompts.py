@@ -3,9 +3,15 @@ followed by <answer>...</answer> (what the rewards of ../shared/ALGORITHMS.md §
 template is applied by the tokenizer afterwards (`Tokenizer.encode_batch(chat=True)`).
 
 `plain` prompts are the bare puzzle, for tiny models that answer with the solution alone.
+These are the "dlrl" prompt recipe; the papers' own text ("d1", "egspo", "espo") is in
+`dlrl_jax.data.recipe_prompts`.
 """
 
 from __future__ import annotations
+
+from dlrl_jax.data import recipe_prompts
+
+PROMPT_RECIPES = ("dlrl",) + tuple(recipe_prompts.RECIPES)
 
 FORMAT_INSTRUCTION = ("Answer in this format:\n<reasoning>\nyour step-by-step reasoning\n</reasoning>\n"
                       "<answer>\nyour final answer\n</answer>")
@@ -43,8 +49,12 @@ def _code(r: dict) -> str:
 _QUESTIONS = {"countdown": _countdown, "sudoku": _sudoku, "gsm8k": _gsm8k, "math": _math, "code": _code}
 
 
-def prompt_text(task: str, record: dict, style: str = "chat") -> str:
+def prompt_text(task: str, record: dict, style: str = "chat", recipe: str = "dlrl") -> str:
     """The user message for `record` (before the chat template). `plain`: the record's bare puzzle."""
+    if recipe != "dlrl":
+        if style != "chat":
+            raise ValueError(f"prompt recipe {recipe!r} is a chat prompt; use prompt_style 'chat'")
+        return recipe_prompts.messages(recipe, task, record)[1]
     if style == "plain":
         if task == "sudoku":
             return record["puzzle"]
@@ -54,3 +64,12 @@ def prompt_text(task: str, record: dict, style: str = "chat") -> str:
     if task not in _QUESTIONS:
         raise ValueError(f"no prompt for task {task!r}; known: {sorted(_QUESTIONS)}")
     return FORMAT_INSTRUCTION + "\n\n" + _QUESTIONS[task](record)
+
+
+def system_text(task: str, recipe: str = "dlrl") -> str | None:
+    """The system message of `recipe` for `task` (the same for every record), or None: then the chat
+    template adds its own default, if any, as the official code's apply_chat_template does."""
+    if recipe == "dlrl":
+        return None
+    recipe_prompts.check_recipe(recipe, task)
+    return recipe_prompts.RECIPES[recipe][task][1]

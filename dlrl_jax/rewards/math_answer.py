@@ -1,13 +1,24 @@
-"""MATH500 reward: 2.0 if the last \\boxed{...} of the completion is mathematically equivalent to the
-reference (decided by the math-verify package), plus 0.5 x a format score: 1.0 when an
+"""MATH rewards decided by the math-verify package.
+
+`math_reward` (reward set "dlrl", this project's earlier rule): 2.0 if the last \\boxed{...} of the
+completion is mathematically equivalent to the reference, plus 0.5 x a format score: 1.0 when an
 <answer>...</answer> holds the \\boxed{} answer, 0.5 when only one of the two is present, 0 otherwise.
-`correctness_only` gives ESPO's 1/0."""
+`correctness_only` gives 1/0.
+
+`espo_math_reward` (reward set "espo": ESPO's espo/rewards.py `correctness_reward_func_math`): 1.0 if
+`verify(parse(completion), parse(reference))` holds, parse reading the whole completion with
+math-verify's default extraction, and the reference being the text ESPO stores (MATH's worked
+solution; a record's bare answer where it has none). The argument order is ESPO's (the completion
+in verify's `gold` place).
+(Reward set "d1" grades MATH by string normalisation instead: `math_strings`.)"""
 
 from __future__ import annotations
 
 import re
 
 from math_verify import parse, verify
+
+from dlrl_jax.rewards.math_strings import reference_text
 
 _ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 
@@ -44,6 +55,13 @@ def math_reward(completion: str, example: dict, correctness_only: bool = False) 
     in_tags = bool(tags) and last_boxed(tags[-1]) is not None
     format_score = 1.0 if in_tags else 0.5 if (tags or boxed is not None) else 0.0
     return (2.0 if correct else 0.0) + 0.5 * format_score
+
+
+def espo_math_reward(completion: str, example: dict) -> float:
+    try:
+        return 1.0 if verify(parse(completion), parse(reference_text(example))) else 0.0
+    except Exception:  # malformed LaTeX that math-verify cannot handle is simply not a match
+        return 0.0
 
 
 def validate_example(example: dict, index: int) -> None:

@@ -20,8 +20,10 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from dlrl_jax import models, rewards, rollout
+from dlrl_jax.config import ConfigError
 from dlrl_jax.data import readers
 from dlrl_jax.models.tokenizer import Tokenizer
+from dlrl_jax.rewards.decoding import completion_texts
 from dlrl_jax.training import setup
 from dlrl_jax.training.tasks import Task, make_task
 
@@ -51,6 +53,9 @@ class EvalSettings:
     seed: int = 0
     progress: bool = True
     adapter: str | None = None       # a PEFT LoRA adapter folder put onto the model
+    reward_set: str = "dlrl"         # as task.reward_set
+    prompt_recipe: str = "dlrl"      # as task.prompt_recipe
+    decode: str = "cut_eos"          # as task.decode
 
 
 def sampler_settings(s: EvalSettings, gen_length: int, mask_id: int) -> rollout.SamplerSettings:
@@ -140,11 +145,14 @@ def evaluate_model(s: EvalSettings, log=print) -> list[dict]:
     mask_id = model.cfg.mask_token_id if model.cfg.mask_token_id is not None else tokenizer.mask_id
     settings_by_length = {g: sampler_settings(s, g, int(mask_id)) for g in s.gen_lengths}  # all checked first
     records = load_records(s)
-    task: Task = make_task(s.task, s.prompt_style, [], records)
+    try:
+        task: Task = make_task(s.task, s.prompt_style, [], records, s.reward_set, s.prompt_recipe)
+    except ConfigError as e:
+        raise EvalError(f"{e} (eval flags: --prompt-style, --reward-set, --prompt-recipe)") from None
     _check_meta(s)
     graphdef, params = models.split(model)
     texts = [task.prompt_text(r) for r in records]
-    length = setup.prompt_length(tokenizer, texts, s.prompt_style, 0)
+    length = setup.prompt_length(tokenizer, texts, s.prompt_style, 0, system=task.system)
     summary = []
     for g, settings in settings_by_length.items():
         path = os.path.join(s.out_dir, f"eval_{s.task}_{g}.jsonl")
@@ -158,17 +166,18 @@ def evaluate_model(s: EvalSettings, log=print) -> list[dict]:
             for start in range(0, len(todo), s.batch_size):
                 index = todo[start:start + s.batch_size]
                 padded = index + [index[-1]] * (s.batch_size - len(index))  # one compiled shape
-                ids, mask = setup.encode_prompts(tokenizer, [texts[i] for i in padded], s.prompt_style, length)
+                ids, mask = setup.encode_prompts(tokenizer, [texts[i] for i in padded], s.prompt_style, length,
+                                                 system=task.system)
                 key = jax.random.fold_in(jax.random.key(s.seed), index[0])  # per example: resume-invariant
                 traj = rollout.generate(graphdef, params, jnp.asarray(ids), jnp.asarray(mask), key, settings)
-                completions = [tokenizer.decode(row) for row in np.asarray(traj.completion)[:len(index)]]
+                completions = completion_texts(tokenizer, np.asarray(traj.completion)[:len(index)], s.decode)
                 chunk = [records[i] for i in index]
                 reward = task.score(completions, chunk)
                 correct = task.correct(completions, chunk)
                 for i, c, r, ok in zip(index, completions, reward, correct):
                     row = {"index": i, "prompt": texts[i], "completion": c,
                            "extracted": rewards.extracted_answer(s.task, c if s.prompt_style == "chat"
-                                                                 else f"<answer>{c.strip()}</answer>"),
+                                                                 else f"<answer>{c.strip()}</answer>", s.reward_set),
                            "reward": float(r), "correct": float(ok)}
                     done[i] = row
                     out.write(json.dumps(row) + "\n")

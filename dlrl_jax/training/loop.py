@@ -16,6 +16,7 @@ from dlrl_jax.config import Config, ConfigError, to_dict
 from dlrl_jax.data.pipeline import BatchStream
 from dlrl_jax.parallel.distributed import is_lead_process, to_global, to_host
 from dlrl_jax.objectives.sft import sft_loss
+from dlrl_jax.rewards.decoding import completion_texts
 from dlrl_jax.training import precision, setup
 from dlrl_jax.training.algorithms import ALGORITHMS, DROPOUT_STREAM
 from dlrl_jax.training.metrics import MetricsWriter
@@ -41,7 +42,8 @@ class Run:
         self.task: Task = build_task(cfg)
         texts = [self.task.prompt_text(r) for r in self.task.train + self.task.eval]
         self.prompt_length = setup.prompt_length(self.tokenizer, texts, cfg.task.prompt_style,
-                                                 cfg.task.max_prompt_length, cfg.task.truncate_prompts)
+                                                 cfg.task.max_prompt_length, truncate=cfg.task.truncate_prompts,
+                                                 system=self.task.system)
         self.out_dir = cfg.run.out_dir
         os.makedirs(self.out_dir, exist_ok=True)
         self.lead = is_lead_process()  # process 0 writes files and shows progress
@@ -102,7 +104,7 @@ class Run:
     def encode(self, records):
         texts = [self.task.prompt_text(r) for r in records]
         ids, mask = setup.encode_prompts(self.tokenizer, texts, self.cfg.task.prompt_style, self.prompt_length,
-                                         self.cfg.task.truncate_prompts)
+                                         truncate=self.cfg.task.truncate_prompts, system=self.task.system)
         return self.place(ids), self.place(mask)
 
     def place(self, tree, batch_dim: int = 0):
@@ -111,7 +113,8 @@ class Run:
         return parallel.shard_rows(tree, self.mesh, batch_dim)
 
     def decode(self, completion_ids) -> list[str]:
-        return [self.tokenizer.decode(row) for row in to_host(completion_ids)]
+        """Completion texts for the rewards, decoded as `task.decode` says."""
+        return completion_texts(self.tokenizer, to_host(completion_ids), self.cfg.task.decode)
 
 
 def evaluate(run: Run, params, records: list[dict], batch_size: int, step: int = 0) -> dict:

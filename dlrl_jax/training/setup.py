@@ -64,15 +64,18 @@ def build_mesh(cfg: Config):
     return mesh
 
 
-def encode_prompts(tokenizer: Tokenizer, texts: list[str], style: str, length: int, truncate: str = "refuse"):
-    """Left-padded prompt ids [N, length] and mask; chat style applies the chat template.
+def encode_prompts(tokenizer: Tokenizer, texts: list[str], style: str, length: int, truncate: str = "refuse",
+                   system: str | None = None):
+    """Left-padded prompt ids [N, length] and mask; chat style applies the chat template (with the
+    recipe's `system` message, if any).
 
     truncate "left" keeps the last `length` tokens of a longer prompt, as TRL's GRPOTrainer (which the
     official EGSPO, ESPO and d1 trainers inherit) does: pad the batch to its longest prompt, then
     `prompt_ids[:, -max_prompt_length:]`. "refuse": a longer prompt is an error."""
+    chat = style == "chat"
     if truncate == "refuse":
-        return tokenizer.encode_batch(texts, chat=(style == "chat"), length=length)
-    ids, mask = tokenizer.encode_batch(texts, chat=(style == "chat"))
+        return tokenizer.encode_batch(texts, chat=chat, length=length, system=system)
+    ids, mask = tokenizer.encode_batch(texts, chat=chat, system=system)
     width = ids.shape[1]
     if width >= length:
         return ids[:, width - length:], mask[:, width - length:]
@@ -92,13 +95,13 @@ def encode_targets(tokenizer: Tokenizer, texts: list[str], gen_length: int):
 
 
 def prompt_length(tokenizer: Tokenizer, texts: list[str], style: str, configured: int,
-                  truncate: str = "refuse") -> int:
+                  truncate: str = "refuse", system: str | None = None) -> int:
     """The prompt width: `configured`, or the longest prompt of `texts` when it is 0. With truncate
     "refuse" a prompt longer than `configured` is an error; with "left" it will be cut to its last
     `configured` tokens (see `encode_prompts`)."""
     if truncate == "left" and configured:
         return configured
-    longest = max(len(tokenizer.encode(tokenizer.chat_prompt(t) if style == "chat" else t)) for t in texts)
+    longest = max(len(tokenizer.encode(tokenizer.chat_prompt(t, system) if style == "chat" else t)) for t in texts)
     if configured and longest > configured:
         raise ConfigError(f"a prompt has {longest} tokens, more than task.max_prompt_length {configured}; "
                           "raise it, or set task.truncate_prompts=left to keep each prompt's last tokens "

@@ -5,7 +5,8 @@ Records come from the procedural generators (sudoku, countdown: no download) or 
 the task's schema by `dlrl_jax.data.readers`.
 
 `plain` prompts (tiny models) give the bare puzzle and take the whole completion as the answer;
-`chat` prompts are the papers' chat-templated <reasoning>/<answer> format.
+`chat` prompts are the papers' chat-templated <reasoning>/<answer> format, in the wording of
+`task.prompt_recipe`. `task.reward_set` picks whose reward functions score completions.
 """
 
 from __future__ import annotations
@@ -28,21 +29,21 @@ class Task:
     eval: list[dict]
     prompt_text: Callable[[dict], str]
     target_text: Callable[[dict], str | None]
+    reward_set: str = "dlrl"
+    system: str | None = None     # the recipe's system message (ESPO code), the same for every prompt
 
-    def score(self, completions: list[str], records: list[dict], **options) -> np.ndarray:
-        """Rewards [N] float32; plain completions are the answer itself, so they are scored as one."""
-        if self.style == "plain":
-            completions = [f"<answer>{c.strip()}</answer>" for c in completions]
-        return np.asarray(rewards.score(self.name, completions, records, **options), np.float32)
+    def _as_answers(self, completions: list[str]) -> list[str]:
+        """Plain completions are the answer itself, so they are scored as one."""
+        return [f"<answer>{c.strip()}</answer>" for c in completions] if self.style == "plain" else completions
+
+    def score(self, completions: list[str], records: list[dict]) -> np.ndarray:
+        """Rewards [N] float32 under the task's reward set."""
+        return rewards.score(self.name, self._as_answers(completions), records, reward_set=self.reward_set)
 
     def correct(self, completions: list[str], records: list[dict]) -> np.ndarray:
         """Per-example accuracy as the papers report it: the fraction of blank cells filled correctly
-        for Sudoku, and 1/0 correctness for the others."""
-        if self.name == "sudoku":
-            return self.score(completions, records)
-        if self.name == "countdown":
-            return (self.score(completions, records) >= 1.0).astype(np.float32)
-        return self.score(completions, records, correctness_only=True)
+        for Sudoku, and 1/0 correctness for the others (the reward set's correctness term)."""
+        return rewards.accuracy(self.name, self._as_answers(completions), records, reward_set=self.reward_set)
 
 
 def target_text(task: str, record: dict, style: str) -> str | None:
@@ -58,16 +59,28 @@ def target_text(task: str, record: dict, style: str) -> str | None:
     return f"<reasoning>\n{reasoning}\n</reasoning>\n<answer>\n{answer}\n</answer>\n"
 
 
-def make_task(name: str, style: str, train: list[dict], evaluation: list[dict]) -> Task:
+def make_task(name: str, style: str, train: list[dict], evaluation: list[dict], reward_set: str = "dlrl",
+              prompt_recipe: str = "dlrl") -> Task:
     if style == "plain" and name not in ("sudoku", "countdown"):
         raise ConfigError(f"task.prompt_style 'plain' exists for sudoku and countdown; use 'chat' for {name}")
-    return Task(name, style, train, evaluation, lambda r: prompts.prompt_text(name, r, style),
-                lambda r: target_text(name, r, style))
+    if reward_set not in rewards.REWARD_SETS:
+        raise ConfigError(f"task.reward_set {reward_set!r} is unknown; use one of {', '.join(rewards.REWARD_SETS)}")
+    if prompt_recipe not in prompts.PROMPT_RECIPES:
+        raise ConfigError(f"task.prompt_recipe {prompt_recipe!r} is unknown; use one of "
+                          f"{', '.join(prompts.PROMPT_RECIPES)}")
+    if prompt_recipe != "dlrl" and style != "chat":
+        raise ConfigError(f"task.prompt_recipe {prompt_recipe!r} is a chat prompt; set task.prompt_style=chat")
+    try:
+        system = prompts.system_text(name, prompt_recipe)
+    except ValueError as e:
+        raise ConfigError(f"task.prompt_recipe: {e}") from None
+    return Task(name, style, train, evaluation, lambda r: prompts.prompt_text(name, r, style, prompt_recipe),
+                lambda r: target_text(name, r, style), reward_set, system)
 
 
 def build_task(cfg: Config) -> Task:
     t = cfg.task
-    make_task(t.name, t.prompt_style, [], [])  # the style check, before any data is read
+    make_task(t.name, t.prompt_style, [], [], t.reward_set, t.prompt_recipe)  # the checks, before any data is read
     if t.train_file:
         train = _read(t.train_file, t.name, "task.train_file")
         if t.eval_file:
@@ -87,7 +100,8 @@ def build_task(cfg: Config) -> Task:
     if not train:
         raise ConfigError(f"no training records left after holding out task.eval_size={t.eval_size}; "
                           "lower it or give task.eval_file")
-    return make_task(t.name, t.prompt_style, train[:t.train_size], evaluation[:t.eval_size])
+    return make_task(t.name, t.prompt_style, train[:t.train_size], evaluation[:t.eval_size], t.reward_set,
+                     t.prompt_recipe)
 
 
 def _read(path: str, task: str, field: str) -> list[dict]:

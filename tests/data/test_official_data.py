@@ -97,7 +97,7 @@ def test_kodcode_rows_give_one_test_per_test_function_and_score_in_the_sandbox(t
     right = "<answer>\n```python\ndef add_pair(a, b):\n    return a + b\n```\n</answer>"
     half = "<answer>\n```python\ndef add_pair(a, b):\n    return abs(a + b)\n```\n</answer>"  # fails test_negative
     # fraction of the three functions passing + 0.5 x format 1.0 (a python block inside <answer>)
-    assert rewards.score("code", [right, half], [record, record]).tolist() == pytest.approx([1.5, 2 / 3 + 0.5])
+    assert rewards.score("code", [right, half], [record, record], reward_set="dlrl").tolist() == pytest.approx([1.5, 2 / 3 + 0.5])
     one = "from solution import sq\n\ndef test_sq():\n    assert sq(2) == 4\n    assert sq(-3) == 9\n"
     single = readers.normalize("code", {"question": "q", "solution": "s", "test": one}, "row")
     assert single["tests"] == ["from solution import sq\nassert sq(2) == 4",

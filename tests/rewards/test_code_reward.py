@@ -31,11 +31,12 @@ CASES = [
 
 @pytest.mark.parametrize("completion,expected", CASES)
 def test_code_reward_table(completion, expected):
-    assert rewards.score("code", [completion], [EX])[0] == pytest.approx(expected, abs=1e-6)
+    assert rewards.score("code", [completion], [EX], reward_set="dlrl")[0] == pytest.approx(expected, abs=1e-6)
 
 
 def test_batch_correctness_only_and_bad_examples():
-    out = rewards.score("code", [f"```python\n{GOOD}```", f"```python\n{HALF}```"], [EX, EX], correctness_only=True)
+    out = rewards.score("code", [f"```python\n{GOOD}```", f"```python\n{HALF}```"], [EX, EX], correctness_only=True,
+                        reward_set="dlrl")
     assert out.tolist() == [1.0, 0.0]
     with pytest.raises(ValueError, match=r"examples\[0\]\['tests'\] must be a non-empty list"):
-        rewards.score("code", [""], [{"tests": []}])
+        rewards.score("code", [""], [{"tests": []}], reward_set="dlrl")

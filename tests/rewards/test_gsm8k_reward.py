@@ -40,6 +40,6 @@ def test_commas_and_correctness_only():
     assert gsm8k_reward("<answer>1,000</answer>", {"answer": "1000"}, correctness_only=True) == 1.0
     assert gsm8k_reward(PERFECT, {"answer": 72}, correctness_only=True) == 1.0
     assert gsm8k_reward("<answer>73</answer>", EX, correctness_only=True) == 0.0
-    assert rewards.score("gsm8k", [PERFECT], [EX])[0] == pytest.approx(4.0)
+    assert rewards.score("gsm8k", [PERFECT], [EX], reward_set="dlrl")[0] == pytest.approx(4.0)
     with pytest.raises(ValueError, match=r"examples\[0\]\['answer'\] must be the reference answer"):
-        rewards.score("gsm8k", [""], [{}])
+        rewards.score("gsm8k", [""], [{}], reward_set="dlrl")

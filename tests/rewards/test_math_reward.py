@@ -29,7 +29,7 @@ CASES = [
 
 @pytest.mark.parametrize("completion,example,expected", CASES)
 def test_math_reward_table(completion, example, expected):
-    assert rewards.score("math", [completion], [example])[0] == pytest.approx(expected)
+    assert rewards.score("math", [completion], [example], reward_set="dlrl")[0] == pytest.approx(expected)
 
 
 def test_last_boxed_handles_nesting_and_correctness_only():

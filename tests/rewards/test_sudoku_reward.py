@@ -31,15 +31,15 @@ CASES = [
 
 @pytest.mark.parametrize("completion,expected", CASES)
 def test_sudoku_reward_table(completion, expected):
-    assert rewards.score("sudoku", [completion], [EX])[0] == pytest.approx(expected)
+    assert rewards.score("sudoku", [completion], [EX], reward_set="dlrl")[0] == pytest.approx(expected)
 
 
 def test_batch_and_errors():
-    out = rewards.score("sudoku", [c for c, _ in CASES], [EX] * len(CASES))
+    out = rewards.score("sudoku", [c for c, _ in CASES], [EX] * len(CASES), reward_set="dlrl")
     assert out.dtype == np.float32 and out.shape == (len(CASES),)
     with pytest.raises(ValueError, match=r"examples\[1\]\['puzzle'\] must be a string of 16 digits"):
-        rewards.score("sudoku", ["", ""], [EX, {"puzzle": "12", "solution": SOL}])
+        rewards.score("sudoku", ["", ""], [EX, {"puzzle": "12", "solution": SOL}], reward_set="dlrl")
     with pytest.raises(ValueError, match="no reward for task 'chess'"):
-        rewards.score("chess", [""], [EX])
+        rewards.score("chess", [""], [EX], reward_set="dlrl")
     with pytest.raises(ValueError, match="2 completions but 1 examples"):
-        rewards.score("sudoku", ["", ""], [EX])
+        rewards.score("sudoku", ["", ""], [EX], reward_set="dlrl")

@@ -3,25 +3,20 @@ run against the completion's code in the sandbox, plus 0.5 x a format score (1.0
 block inside <answer>...</answer>, 0.5 for a code block without tags, 0 for none).
 `correctness_only` gives 1.0 only when every test passes (ESPO's pass/fail).
 
-Each test runs in its own sandboxed process: a runner reads a random token from stdin (before the
-solution is imported, so the solution cannot read it), imports the solution, runs the one test, and
-prints the token. A test passes only if that token comes back; exiting early with status 0 does not
-count. A solution that inspects the runner's frames could still find the token: the sandbox keeps
-such code away from the trainer, not from the reward.
+Each test runs in `dlrl_jax.rewards.sandbox.run_tests_many`: the completion's code in one sandbox, the
+test statement in another that only ever sees plain values from it, so the verdict cannot be forged
+(printing, exiting early, patching builtins or a rigged `__eq__` fail the test). `sandbox` picks the
+isolation mode (task.code_sandbox: "namespaces", or the weaker "rlimits").
 """
 
 from __future__ import annotations
 
 import re
-import secrets
 
-from dlrl_jax.rewards.sandbox import Limits, run_many
+from dlrl_jax.rewards.sandbox import Limits, run_tests_many
 
 _BLOCK = re.compile(r"```(?:python|py)?\s*\n(.*?)```", re.DOTALL)
 _ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
-# `python -I` leaves the script's directory off sys.path, hence the explicit insert.
-_RUNNER = ("import os, sys\ntoken = sys.stdin.readline().strip()\nsys.path.insert(0, os.getcwd())\n"
-           "from solution import *\n{test}\nprint(token)\n")
 LIMITS = Limits(wall_seconds=5.0, cpu_seconds=5, memory_bytes=512 * 2**20)
 
 
@@ -37,23 +32,12 @@ def extract_code(completion: str) -> tuple[str | None, float]:
 
 
 def code_rewards(completions: list[str], examples: list[dict], correctness_only: bool = False,
-                 limits: Limits = LIMITS) -> list[float]:
-    """Rewards for a batch: all test processes of all completions run in parallel."""
-    jobs, owners, tokens = [], [], []
+                 limits: Limits = LIMITS, sandbox: str = "namespaces") -> list[float]:
+    """Rewards for a batch: all tests of all completions run in parallel."""
     extracted = [extract_code(c) for c in completions]
-    for i, ((code, _), example) in enumerate(zip(extracted, examples)):
-        if code is None:
-            continue
-        for test in example["tests"]:
-            token = secrets.token_hex(16)
-            jobs.append({"source": _RUNNER.format(test=test), "stdin": token + "\n", "limits": limits,
-                         "files": {"solution.py": code}})
-            owners.append(i)
-            tokens.append(token)
-    passed = [0] * len(completions)
-    for owner, token, result in zip(owners, tokens, run_many(jobs)):
-        if not result.timed_out and result.returncode == 0 and result.stdout.strip().endswith(token):
-            passed[owner] += 1
+    jobs = [(code, example["tests"]) for (code, _), example in zip(extracted, examples) if code is not None]
+    verdicts = iter(run_tests_many(jobs, limits, mode=sandbox))
+    passed = [sum(next(verdicts)) if code is not None else 0 for code, _ in extracted]
     out = []
     for (code, fmt), example, n in zip(extracted, examples, passed):
         fraction = n / len(example["tests"])

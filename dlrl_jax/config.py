@@ -47,6 +47,7 @@ class TaskSection:
     max_prompt_length: int = 0    # 0: the longest prompt of the data; prompts never get cut
     train_file: str | None = None  # JSONL/Parquet; None: the procedural generator (sudoku, countdown)
     eval_file: str | None = None
+    code_sandbox: str = "namespaces"  # code task: bubblewrap namespaces; "rlimits": the weaker opt-in mode
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,6 +141,7 @@ _CHOICES = {
     "model.remat": ("none", "full", "dots"),
     "task.name": ("sudoku", "countdown", "gsm8k", "math", "code"),
     "task.prompt_style": ("plain", "chat"),
+    "task.code_sandbox": ("namespaces", "rlimits"),
     "sampler.remasking": ("low_confidence", "random"),
     "sampler.cache": ("none", "prefix", "dual"),
     "algorithm.name": ("egspo", "egspo_sa", "espo", "diffu_grpo", "sft"),

@@ -28,11 +28,14 @@ class Task:
     eval: list[dict]
     prompt_text: Callable[[dict], str]
     target_text: Callable[[dict], str | None]
+    code_sandbox: str = "namespaces"  # task.code_sandbox: how the code reward isolates model-written code
 
     def score(self, completions: list[str], records: list[dict], **options) -> np.ndarray:
         """Rewards [N] float32; plain completions are the answer itself, so they are scored as one."""
         if self.style == "plain":
             completions = [f"<answer>{c.strip()}</answer>" for c in completions]
+        if self.name == "code":
+            options = {"sandbox": self.code_sandbox, **options}
         return np.asarray(rewards.score(self.name, completions, records, **options), np.float32)
 
     def correct(self, completions: list[str], records: list[dict]) -> np.ndarray:
@@ -87,7 +90,8 @@ def build_task(cfg: Config) -> Task:
     if not train:
         raise ConfigError(f"no training records left after holding out task.eval_size={t.eval_size}; "
                           "lower it or give task.eval_file")
-    return make_task(t.name, t.prompt_style, train[:t.train_size], evaluation[:t.eval_size])
+    return dataclasses.replace(make_task(t.name, t.prompt_style, train[:t.train_size], evaluation[:t.eval_size]),
+                               code_sandbox=t.code_sandbox)
 
 
 def _read(path: str, task: str, field: str) -> list[dict]:

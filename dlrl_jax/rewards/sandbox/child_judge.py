@@ -80,6 +80,21 @@ class Remote:
         return "<object %d of the solution>" % self._id
 
 
+def _with_attributes(base):
+    """A subclass of builtin `base` for an instance of the solution's subclass of it (a namedtuple, a
+    Counter, an IntEnum): equality, hashing and truth are `base`'s own, on the plain value; any other
+    attribute is the solution object's."""
+    def __getattr__(self, name):
+        if name.startswith("__") or "_remote" not in self.__dict__:
+            raise AttributeError(name)
+        return getattr(self.__dict__["_remote"], name)
+    return type(base.__name__, (base,), {"__getattr__": __getattr__, "__module__": "solution"})
+
+
+_WITH_ATTRIBUTES = {base: _with_attributes(base) for base in (int, float, str, bytes, tuple, frozenset, list, dict, set)}
+_IMMUTABLE = frozenset(_WITH_ATTRIBUTES[base] for base in (int, float, str, bytes, tuple, frozenset))
+
+
 class _Link:
     def __init__(self, requests, replies, limit):
         self.requests, self.replies, self.limit = requests, replies, limit
@@ -87,19 +102,32 @@ class _Link:
     def remote(self, number):
         return Remote(number, self)
 
+    def remote_plain(self, number, base):
+        cls = _WITH_ATTRIBUTES.get(type(base))
+        if cls is None:
+            return base
+        value = cls(base)
+        value.__dict__["_remote"] = Remote(number, self)
+        return value
+
     def encode(self, value):
-        def handle(obj):
+        """Plain data as itself; the solution's objects (and unchanged copies of them) by reference."""
+        def refer(obj):
             if type(obj) is Remote:
                 return obj._id
-            raise TypeError("a test can pass only plain data and the solution's own objects to the solution, "
-                            "not %s" % type(obj).__name__)
-        return encode(value, handle)
+            if type(obj) in _IMMUTABLE:
+                return obj.__dict__["_remote"]._id
+            return None
+        return encode(value, None, 0, refer)
+
+    def decode(self, data):
+        return decode(data, self.remote, 0, self.remote_plain)
 
     def ask(self, request):
         send(self.requests, request)
         reply = recv(self.replies, self.limit)
         if type(reply) is dict and "value" in reply:
-            return decode(reply["value"], self.remote)
+            return self.decode(reply["value"])
         if type(reply) is dict and type(reply.get("raised")) is str:
             raise _exception(reply["raised"], reply.get("message"))
         raise WireError("a malformed reply from the solution")
@@ -147,7 +175,7 @@ def _bind(hello, referenced, link):
         elif name in values:
             try:
                 real = _from_pure_module(origins.get(name))
-                namespace[name] = real if real is not None else decode(values[name], link.remote)
+                namespace[name] = real if real is not None else link.decode(values[name])
             except Exception:  # noqa: BLE001 -- a value that is not plain data stays unbound
                 pass
     return namespace

@@ -10,8 +10,10 @@ value is a list whose first item is a tag:
   ["L", [..]] list  ["T", [..]] tuple  ["S", [..]] set  ["Z", [..]] frozenset  ["D", [[k, v], ..]] dict
   ["I", hex] big int  ["f", "nan"|"inf"|"-inf"] float  ["c", re, im] complex  ["b", hex] bytes
   ["a", hex] bytearray  ["R", start, stop, step] range  ["Q", [..], maxlen] deque  ["H", n] object n
+  ["P", n, base] object n, an instance of a subclass of a builtin type, with its builtin value `base`
 Subclasses of the builtin containers and scalars (Counter, OrderedDict, namedtuple, IntEnum, ...) travel
-as their builtin base, read through the base type's own methods so an override cannot change them.
+as their builtin base, read through the base type's own methods so an override cannot change them; the
+judge compares that base value, and reaches the object itself only for its other attributes.
 
 Framing: a 4-byte big-endian length, then that many bytes of UTF-8 JSON.
 """
@@ -30,12 +32,17 @@ class WireError(Exception):
     """A message that is not a well-formed plain value."""
 
 
-def encode(value, handle=None, depth=0):
+def encode(value, handle=None, depth=0, refer=None):
     """A JSON-able form of `value`; `handle(obj) -> int` names objects that are not plain data (None:
-    such objects are an error)."""
+    such objects are an error); `refer(obj) -> int | None`, asked first, names objects that stand for
+    one on the other side."""
     if depth > MAX_DEPTH:
         raise WireError("value nested deeper than %d levels" % MAX_DEPTH)
     t = type(value)
+    if refer is not None and t not in _EXACT:
+        n = refer(value)
+        if n is not None:
+            return ["H", n]
     if value is None or t is bool or t is str:
         return value
     if t is int:
@@ -44,13 +51,13 @@ def encode(value, handle=None, depth=0):
         return value if math.isfinite(value) else ["f", repr(value)]
     nested = depth + 1
     if t is list:
-        return ["L", [encode(v, handle, nested) for v in value]]
+        return ["L", [encode(v, handle, nested, refer) for v in value]]
     if t is tuple:
-        return ["T", [encode(v, handle, nested) for v in value]]
+        return ["T", [encode(v, handle, nested, refer) for v in value]]
     if t is dict:
-        return ["D", [[encode(k, handle, nested), encode(v, handle, nested)] for k, v in value.items()]]
+        return ["D", [[encode(k, handle, nested, refer), encode(v, handle, nested, refer)] for k, v in value.items()]]
     if t is set or t is frozenset:
-        return ["S" if t is set else "Z", [encode(v, handle, nested) for v in value]]
+        return ["S" if t is set else "Z", [encode(v, handle, nested, refer) for v in value]]
     if t is complex:
         return ["c", encode(value.real), encode(value.imag)]
     if t is bytes or t is bytearray:
@@ -58,13 +65,18 @@ def encode(value, handle=None, depth=0):
     if t is range:
         return ["R", encode(value.start), encode(value.stop), encode(value.step)]
     if t is collections.deque:
-        return ["Q", [encode(v, handle, nested) for v in value], value.maxlen]
+        return ["Q", [encode(v, handle, nested, refer) for v in value], value.maxlen]
     base = _builtin_base(value)
     if base is not None:
-        return encode(base, handle, depth)
+        plain = encode(base, handle, depth, refer)
+        return plain if handle is None else ["P", handle(value), plain]
     if handle is None:
         raise WireError("%s is not plain data" % t.__name__)
     return ["H", handle(value)]
+
+
+_EXACT = frozenset({type(None), bool, int, float, str, list, tuple, dict, set, frozenset, complex, bytes, bytearray,
+                    range, collections.deque})
 
 
 def _builtin_base(value):
@@ -77,8 +89,9 @@ def _builtin_base(value):
     return None
 
 
-def decode(data, remote=None, depth=0):
-    """The value `data` (a JSON-decoded message) stands for; `remote(n)` gives object n (None: error)."""
+def decode(data, remote=None, depth=0, remote_plain=None):
+    """The value `data` (a JSON-decoded message) stands for; `remote(n)` gives object n (None: error);
+    `remote_plain(n, base)` gives object n with builtin value `base` (None: `base` itself)."""
     if depth > MAX_DEPTH:
         raise WireError("value nested deeper than %d levels" % MAX_DEPTH)
     t = type(data)
@@ -90,7 +103,7 @@ def decode(data, remote=None, depth=0):
         raise WireError("not a plain value: %.80r" % (data,))
     tag, rest, nested = data[0], data[1:], depth + 1
     if tag in ("L", "T", "S", "Z", "Q") and rest and type(rest[0]) is list:
-        items = [decode(v, remote, nested) for v in rest[0]]
+        items = [decode(v, remote, nested, remote_plain) for v in rest[0]]
         if tag == "L" and len(rest) == 1:
             return items
         if tag == "T" and len(rest) == 1:
@@ -106,7 +119,7 @@ def decode(data, remote=None, depth=0):
         for pair in rest[0]:
             if type(pair) is not list or len(pair) != 2:
                 raise WireError("a dict entry is not a [key, value] pair")
-            out[decode(pair[0], remote, nested)] = decode(pair[1], remote, nested)
+            out[decode(pair[0], remote, nested, remote_plain)] = decode(pair[1], remote, nested, remote_plain)
         return out
     if len(rest) == 1 and type(rest[0]) is str:
         if tag == "I":
@@ -127,6 +140,9 @@ def decode(data, remote=None, depth=0):
             return range(*bounds)
     if tag == "H" and len(rest) == 1 and type(rest[0]) is int and remote is not None:
         return remote(rest[0])
+    if tag == "P" and len(rest) == 2 and type(rest[0]) is int:
+        base = decode(rest[1], remote, nested, remote_plain)
+        return base if remote_plain is None else remote_plain(rest[0], base)
     raise WireError("not a plain value: %.80r" % (data,))
 
 

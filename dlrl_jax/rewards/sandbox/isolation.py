@@ -58,7 +58,7 @@ class Limits:
     memory_bytes: int = 512 * 2**20  # address space per process
     file_bytes: int = 1 * 2**20      # the largest file a process may write
     open_files: int = 64
-    processes: int = 16              # processes and threads per sandbox (rlimits mode: per user)
+    processes: int = 8               # processes and threads per sandbox (rlimits mode: per user)
     disk_bytes: int = 16 * 2**20     # the private tmpfs (namespaces mode)
     message_bytes: int = 4 * 2**20   # the largest value that crosses from the solution to the judge
     output_bytes: int = 64 * 1024    # run_python: how much of stdout / stderr is kept
@@ -142,7 +142,7 @@ def _bwrap_prefix(bwrap: str, prefix: str, limits: Limits) -> list[str]:
             "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", WORKDIR, "--setenv", "TMPDIR", WORKDIR,
             "--setenv", "LANG", "C.UTF-8", *_view(prefix), "--proc", "/proc", "--dev", "/dev",
             "--remount-ro", "/dev", "--size", str(int(limits.disk_bytes)), "--tmpfs", WORKDIR,
-            "--symlink", WORKDIR, "/tmp", "--chdir", WORKDIR]
+            "--symlink", WORKDIR, "/tmp", "--remount-ro", "/", "--chdir", WORKDIR]
 
 
 @functools.lru_cache(maxsize=None)

@@ -53,7 +53,9 @@ def judge_tests_many(jobs: Sequence[tuple[str, Sequence[str]]], limits: Limits =
     def one(item):
         return _judge_one(found, modules, solution, judge, item[0], item[1], limits)
 
-    workers = max_workers or max(1, min(len(flat), os.cpu_count() or 1))
+    # a test mostly waits (process start-up, a sleeping or stuck solution), so more tests than cores run
+    # at once; each sandbox's processes are bounded, which bounds what the hostile ones can take
+    workers = max_workers or max(1, min(len(flat), 4 * (os.cpu_count() or 1), 64))
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
         verdicts = iter(list(pool.map(one, flat)))
     return [[next(verdicts) for _ in tests] for _, tests in jobs]

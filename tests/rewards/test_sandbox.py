@@ -250,14 +250,21 @@ def test_missing_or_broken_bubblewrap_refuses_with_one_line(monkeypatch):
         isolation.setup.cache_clear()
 
 
-def test_task_code_sandbox_reaches_the_code_reward():
-    from dlrl_jax.training.tasks import make_task
-    task = make_task("code", "chat", [], [])
-    assert task.code_sandbox == "namespaces"
-    completion = "<answer>\n```python\ndef add(a, b):\n    return a + b\n```\n</answer>"
-    example = {"tests": ["assert add(1, 2) == 3"]}
-    import dataclasses
-    weak = dataclasses.replace(task, code_sandbox="rlimits")
-    assert weak.score([completion], [example], correctness_only=True).tolist() == [1.0]
-    with pytest.raises(ValueError, match="task.code_sandbox"):
-        dataclasses.replace(task, code_sandbox="none").score([completion], [example])
+def test_task_code_sandbox_reaches_the_code_reward(monkeypatch):
+    from dlrl_jax import config
+    from dlrl_jax.training.tasks import build_task
+    mbpp = readers.packaged_file("mbpp_mini.jsonl")
+    default = build_task(config.from_dict({"task": {"name": "code", "prompt_style": "chat", "train_file": mbpp,
+                                                    "eval_size": 2}}))
+    weak = build_task(config.from_dict({"task": {"name": "code", "prompt_style": "chat", "train_file": mbpp,
+                                                 "eval_size": 2, "code_sandbox": "rlimits"}}))
+    assert (default.code_sandbox, weak.code_sandbox) == ("namespaces", "rlimits")
+    modes = []
+    real = rewards.code.run_tests_many
+    monkeypatch.setattr(rewards.code, "run_tests_many", lambda jobs, limits, mode: modes.append(mode) or
+                        real(jobs, limits, mode=mode))
+    record = weak.train[0]
+    completion = f"<answer>\n```python\n{record['solution']}\n```\n</answer>"
+    assert weak.score([completion], [record], correctness_only=True).tolist() == [1.0]
+    assert default.score([completion], [record], correctness_only=True).tolist() == [1.0]
+    assert modes == ["rlimits", "namespaces"]

@@ -15,11 +15,9 @@ import glob
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 
 import pytest
@@ -28,15 +26,15 @@ import dlrl_jax.rewards.sandbox as sandbox_package
 from dlrl_jax.rewards.sandbox import Limits, judge_tests_many
 
 MARK = "dlrlhostile" + uuid.uuid4().hex[:10]
-HONEST = "def add(a, b):\n    return a + b\n"
-WRONG = "def add(a, b):\n    return a - b\n"
+HONEST = "import math\ndef add(a, b):\n    return a + b\n"
+WRONG = "import math\ndef add(a, b):\n    return a - b\n"
 # The statement forms of MBPP and HumanEval; `a - b` passes none, `a + b` all.
 ALL_FORMS = ["assert add(1, 2) == 3", "assert abs(add(0.5, 0.25) - 0.75) < 1e-9",
              "import math\nassert math.isclose(add(2.0, 2.0), 4.0)", "assert set(add([1], [2])) == {1, 2}",
              "def check(candidate):\n    assert candidate(3, 4) == 7\n    assert candidate('a', 'b') == 'ab'\ncheck(add)",
-             "assert not add(2, -2)"]
+             "assert not add(2, -2)", "assert math.isclose(add(1.5, 1.5), 3.0)"]  # relies on the solution's import
 TWO_FORMS = [ALL_FORMS[0], ALL_FORMS[5]]
-LIMITS = Limits(wall_seconds=4.0, cpu_seconds=2, memory_bytes=256 * 2**20)
+LIMITS = Limits(wall_seconds=3.0, cpu_seconds=2, memory_bytes=256 * 2**20)
 
 # Tries to make a test pass without computing a + b.
 FORGERS = {
@@ -98,6 +96,14 @@ def check(candidate): return None
 def add(a, b):
     return a - b
 ''',
+    "fake_math_object": '''
+class FakeMath:
+    def isclose(self, *a, **k): return True
+    def __getattr__(self, name): return lambda *a, **k: True
+math = FakeMath()
+def add(a, b):
+    return a - b
+''',
     "walks_frames_gc_and_main_globals": '''
 import gc, sys
 seen = []
@@ -130,7 +136,6 @@ for fd in range(3, 256):
         os.write(fd, verdict)
     except OSError:
         pass
-import time
 time.sleep(600)  # keeps the channel open, so the judge reads the forged replies
 ''',
     "huge_and_deep_return_values": '''
@@ -225,7 +230,6 @@ def add(a, b):
     return a + b if leaked else a - b  # anything read passes the test, which the check forbids
 ''',
     "connects_to_the_host": '''
-import socket
 reached = []
 for family, address in ((socket.AF_INET, ('127.0.0.1', PORT)), (socket.AF_UNIX, '\\0ABSTRACT')):
     try:
@@ -429,10 +433,10 @@ def _env(canary: str) -> dict:
 
 
 def test_hostile_batch_as_the_current_user(tmp_path):
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(sandbox_package.__file__)))))
-    canary = uuid.uuid4().hex
-    env = dict(os.environ, DLRL_HOSTILE_CANARY=canary, PYTHONPATH=root)
-    out = _run_batch(sys.executable, root, env, str(tmp_path), [])
+    root = _package_copy(str(tmp_path / "pkg"))
+    victim_dir = tmp_path / "victim"
+    victim_dir.mkdir()
+    out = _run_batch(sys.executable, root, dict(os.environ, **_env(uuid.uuid4().hex)), str(victim_dir), [])
     _check(out)
     assert out["uid"] == os.getuid()
 
@@ -457,4 +461,4 @@ def test_hostile_batch_as_an_ordinary_user():
 
 def test_plainly_wrong_and_honest_reference_points():
     verdicts = judge_tests_many([(HONEST, ALL_FORMS), (WRONG, ALL_FORMS)], LIMITS)
-    assert [[v.passed for v in vs] for vs in verdicts] == [[True] * 6, [False] * 6]
+    assert [[v.passed for v in vs] for vs in verdicts] == [[True] * 7, [False] * 7]

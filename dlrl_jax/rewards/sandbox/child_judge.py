@@ -8,7 +8,9 @@ values, so printing, exiting, patching builtins or returning an object with a ri
 solution's process cannot make a test pass. What stays opaque: a `Remote` refuses comparison, truth
 value and hashing (the test fails); it forwards calls, attributes, items, iteration (as a list) and len.
 Names that are builtins (`abs`, `sorted`, ...) are never taken from the solution; a module name is
-imported here; a function of a pure standard-library module is taken from that module here.
+imported here, and so is a pure standard-library module's name that the test uses as a module (so a
+fake `math` object cannot answer `math.isclose`); a function of a pure standard-library module is taken
+from that module here. Other names the test takes from the solution are the solution's.
 
 PAYLOAD: {"test": str, "requests": fd, "replies": fd, "verdict": fd, "message_bytes": int}.
 """
@@ -159,15 +161,17 @@ def _from_pure_module(origin):
     return value
 
 
-def _bind(hello, referenced, link):
-    """The test's namespace: the solution's names, minus builtins, as plain copies or references."""
+def _bind(hello, referenced, used_as_module, link):
+    """The test's namespace: the solution's names, minus builtins, as plain copies or references; a
+    module of the solution, or a pure module's name that the test uses as `name.attribute` (a test that
+    relies on the solution's `import math`), is the judge's own import of that module."""
     namespace = {"__name__": "__test__", "__builtins__": builtins}
     usable = [n for n in referenced if not hasattr(builtins, n)]
     modules = hello.get("modules") if type(hello.get("modules")) is list else []
     values = hello.get("values") if type(hello.get("values")) is dict else {}
     origins = hello.get("origins") if type(hello.get("origins")) is dict else {}
     for name in usable:
-        if name in modules:
+        if name in modules or (name in PURE_MODULES and name in used_as_module):
             try:
                 namespace[name] = importlib.import_module(name)
             except Exception:  # noqa: BLE001 -- a module the judge lacks stays unbound (NameError)
@@ -187,6 +191,8 @@ def _verdict(payload):
     except SyntaxError as e:
         return False, "the test does not parse: %s" % e
     referenced = {node.id for node in ast.walk(tree) if type(node) is ast.Name and not node.id.startswith("__")}
+    used_as_module = {node.value.id for node in ast.walk(tree)
+                      if type(node) is ast.Attribute and type(node.value) is ast.Name}
     link = _Link(payload["requests"], payload["replies"], payload["message_bytes"])
     try:
         hello = recv(link.replies, link.limit)
@@ -196,7 +202,7 @@ def _verdict(payload):
         return False, "the solution sent a malformed greeting"
     if "error" in hello:
         return False, "the solution failed: %s" % str(hello["error"])[:200]
-    namespace = _bind(hello, referenced, link)
+    namespace = _bind(hello, referenced, used_as_module, link)
     try:
         exec(compile(tree, "<test>", "exec"), namespace)
     except BaseException as e:  # noqa: BLE001 -- any exception, SystemExit included, fails the test

@@ -242,7 +242,11 @@ class Sandboxed:
                     os.close(fd)
         self.stdout, self.stderr = out_r, err_r
         if info_r is not None:
-            self._init_pidfd = self._pidfd_of_init(info_r)
+            try:
+                self._init_pidfd = self._pidfd_of_init(info_r)
+            except BaseException:
+                self.kill()
+                raise
 
     def _pidfd_of_init(self, info_r: int) -> int | None:
         """A pidfd of the pid namespace's init, checked to be bwrap's own child (not a recycled pid)."""

@@ -76,7 +76,8 @@ def test_wire_refuses_what_is_not_plain_data():
     with pytest.raises(wire.WireError):
         wire.encode(deep)
     seen = []
-    assert _round_trip([object()], handle=lambda o: seen.append(o) or 7, remote=lambda n: ("remote", n)) == [("remote", 7)]
+    back = _round_trip([object()], handle=lambda o: seen.append(o) or 7, remote=lambda n: ("remote", n))
+    assert back == [("remote", 7)] and len(seen) == 1
 
 
 # An honest solution and the statements a dataset may use; the oracle is plain Python running both.
@@ -111,16 +112,19 @@ class Stack:
         return self.items.pop()
 '''
 STATEMENTS = [
-    "assert add(1, 2) == 3", "assert add(1, 2) == 4", "assert add('a', 'b') == 'ab'", "assert add((1,), (2,)) == (1, 2)",
+    "assert add(1, 2) == 3", "assert add(1, 2) == 4", "assert add('a', 'b') == 'ab'",
+    "assert add((1,), (2,)) == (1, 2)",
     "assert abs(add(0.1, 0.2) - 0.3) < 1e-9", "import math\nassert math.isclose(add(0.1, 0.2), 0.3)",
     "assert isclose(root(2) ** 2, 2)", "assert add(1, -1)", "assert not add(1, -1)",
     "assert set(add([1], [2, 2])) == {1, 2}", "assert sorted(add([3], [1])) == [1, 3]",
     "assert stats([1, 2, 3]) == {'mean': 2.0, 'max': 3}", "assert letters('aab') == {'a': 2, 'b': 1}",
-    "assert letters('aab')['a'] == 2", "assert pairs(3) == [(0, 0), (1, 1), (2, 4)]", "assert list(gen(3)) == [0, 1, 2]",
+    "assert letters('aab')['a'] == 2", "assert pairs(3) == [(0, 0), (1, 1), (2, 4)]",
+    "assert list(gen(3)) == [0, 1, 2]",
     "assert mid(Point(0, 0), Point(2, 4)) == (1.0, 2.0)", "assert mid(Point(0, 0), Point(2, 4)).y == 2.0",
     "assert LIMIT == 3", "try:\n    root(-1)\n    assert False\nexcept ValueError:\n    pass",
     "s = Stack()\nassert s.push(5) == 1\nassert s.push(6) == 2\nassert s.pop() == 6",
-    "def check(candidate):\n    for i in range(20):\n        assert candidate(i, i) == 2 * i\n    assert candidate(-1, 1) == 0\ncheck(add)",
+    "def check(candidate):\n    for i in range(20):\n        assert candidate(i, i) == 2 * i\n"
+    "    assert candidate(-1, 1) == 0\ncheck(add)",
     "def check(candidate):\n    assert candidate(1, 1) == 3\ncheck(add)", "assert all(add(i, 1) > i for i in range(5))",
     "assert missing_function(1) == 1", "assert add(1, 2) == 3\nassert add(2, 2) == 5", "assert add(1,",
     "assert math.sqrt(4) == root(4)", "assert collections.Counter('ab') == letters('ba')",
@@ -213,7 +217,8 @@ def test_limits_end_hostile_programs_in_bounded_time():
         "memory": ("x = bytearray(2 * 1024**3)\nprint('allocated')", FAST),
         "flood": ("import sys\nwhile True:\n    sys.stdout.write('x' * 65536)", Limits(wall_seconds=1.5)),
         "forks": ("import os\nn = 0\nfor _ in range(100):\n    try:\n        if os.fork() == 0:\n"
-                  "            import time; time.sleep(30)\n        n += 1\n    except OSError:\n        break\nprint(n)",
+                  "            import time; time.sleep(30)\n        n += 1\n    except OSError:\n        break\n"
+                  "print(n)",
                   FAST),
         "disk": ("n = 0\ntry:\n    while True:\n        open('/sandbox/f%d' % n, 'wb').write(b'x' * 2**20)\n"
                  "        n += 1\nexcept OSError as e:\n    print(n, e.errno)", FAST)}
@@ -250,7 +255,8 @@ def test_missing_or_broken_bubblewrap_refuses_with_one_line(monkeypatch):
         isolation.setup.cache_clear()
         with pytest.raises(SandboxUnavailable, match=r"could not start under bubblewrap \(/bin/false\).*rlimits"):
             check_available("namespaces")
-        with pytest.raises(ValueError, match=r"'jail' is unknown; use one of namespaces, rlimits \(task.code_sandbox\)"):
+        unknown = r"'jail' is unknown; use one of namespaces, rlimits \(task.code_sandbox\)"
+        with pytest.raises(ValueError, match=unknown):
             rewards.score("code", ["```python\nx = 1\n```"], [{"tests": ["assert x == 1"]}], sandbox="jail")
     finally:
         isolation.setup.cache_clear()
@@ -274,3 +280,14 @@ def test_task_code_sandbox_reaches_the_code_reward(monkeypatch):
     assert weak.score([completion], [record], correctness_only=True).tolist() == [1.0]
     assert default.score([completion], [record], correctness_only=True).tolist() == [1.0]
     assert modes == ["rlimits", "namespaces"]
+
+
+def test_documented_conservative_cases_fail_even_for_right_code():
+    """What child_judge.py documents as conservative: plain Python passes these, the judge fails them."""
+    code = ("def inc(xs):\n    xs.append(1)\ndef apply(f, x):\n    return f(x)\ndef max(xs):\n    return 0\n"
+            "class Box:\n    def __init__(self, v):\n        self.v = v\n    def __eq__(self, other):\n"
+            "        return self.v == other.v\ndef box(v):\n    return Box(v)\n")
+    statements = ["xs = []\ninc(xs)\nassert xs == [1]", "assert apply(lambda v: v + 1, 1) == 2", "assert max([3, 4]) == 0",
+                  "assert box(1) == box(1)", "assert box(1).v == 1"]
+    assert [_oracle(code, s) for s in statements] == [True] * 5
+    assert run_tests(code, statements, FAST) == [False, False, False, False, True]

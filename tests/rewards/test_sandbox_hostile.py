@@ -31,7 +31,8 @@ WRONG = "import math\ndef add(a, b):\n    return a - b\n"
 # The statement forms of MBPP and HumanEval; `a - b` passes none, `a + b` all.
 ALL_FORMS = ["assert add(1, 2) == 3", "assert abs(add(0.5, 0.25) - 0.75) < 1e-9",
              "import math\nassert math.isclose(add(2.0, 2.0), 4.0)", "assert set(add([1], [2])) == {1, 2}",
-             "def check(candidate):\n    assert candidate(3, 4) == 7\n    assert candidate('a', 'b') == 'ab'\ncheck(add)",
+             "def check(candidate):\n    assert candidate(3, 4) == 7\n"
+             "    assert candidate('a', 'b') == 'ab'\ncheck(add)",
              "assert not add(2, -2)", "assert math.isclose(add(1.5, 1.5), 3.0)"]  # relies on the solution's import
 TWO_FORMS = [ALL_FORMS[0], ALL_FORMS[5]]
 LIMITS = Limits(wall_seconds=3.0, cpu_seconds=2, memory_bytes=256 * 2**20)
@@ -245,7 +246,8 @@ def add(a, b):
 ''',
     "writes_host_tmp_shm_and_other_files": '''
 written = []
-for path in ('/dev/shm/MARK-shm', '/var/tmp/MARK-vartmp', 'VICTIM_DIR/MARK-dir', '/MARK-root', '/usr/MARK-usr', 'VICTIM'):
+for path in ('/dev/shm/MARK-shm', '/var/tmp/MARK-vartmp', 'VICTIM_DIR/MARK-dir', '/MARK-root', '/usr/MARK-usr',
+             'VICTIM'):
     try:
         open(path, 'a').write('overwritten')
         written.append(path)
@@ -270,7 +272,8 @@ def add(a, b):
 ''',
     "replaces_outputs_with_fifos": '''
 import glob, os
-for path in ['/sandbox/.stdout', '/sandbox/.stderr', '/tmp/out', 'VICTIM_DIR/fifo'] + glob.glob('/tmp/dlrl_sandbox_*/.std*'):
+paths = ['/sandbox/.stdout', '/sandbox/.stderr', '/tmp/out', 'VICTIM_DIR/fifo'] + glob.glob('/tmp/dlrl_sandbox_*/.std*')
+for path in paths:
     try:
         os.remove(path)
     except OSError:

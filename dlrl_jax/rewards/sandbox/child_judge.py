@@ -12,6 +12,12 @@ imported here, and so is a pure standard-library module's name that the test use
 fake `math` object cannot answer `math.isclose`); a function of a pure standard-library module is taken
 from that module here. Other names the test takes from the solution are the solution's.
 
+Conservative by design (such a test fails even for a right solution): comparing, hashing or testing the
+truth of a solution object that is not plain data (or a subclass of a builtin type); a test passing
+something other than plain data or the solution's own objects (a lambda, a class of the test) to the
+solution; a test that expects the solution to change a list or dict argument in place (the solution gets
+a copy); a solution function named like a builtin (the test gets the builtin).
+
 PAYLOAD: {"test": str, "requests": fd, "replies": fd, "verdict": fd, "message_bytes": int}.
 """
 
@@ -93,7 +99,8 @@ def _with_attributes(base):
     return type(base.__name__, (base,), {"__getattr__": __getattr__, "__module__": "solution"})
 
 
-_WITH_ATTRIBUTES = {base: _with_attributes(base) for base in (int, float, str, bytes, tuple, frozenset, list, dict, set)}
+_WITH_ATTRIBUTES = {base: _with_attributes(base)
+                    for base in (int, float, str, bytes, tuple, frozenset, list, dict, set)}
 _IMMUTABLE = frozenset(_WITH_ATTRIBUTES[base] for base in (int, float, str, bytes, tuple, frozenset))
 
 

@@ -36,10 +36,12 @@ from dlrl_jax.rewards.sandbox.channels import read_until_eof
 MODES = ("namespaces", "rlimits")
 WORKDIR = "/sandbox"
 _SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
-# The sandbox's first code: read the program from an inherited descriptor, set the limits, run it.
+# The sandbox's first code: read the program from an inherited descriptor, set the limits, offer itself
+# first to the kernel's out-of-memory killer (before the trainer), run the program.
 BOOT = ("import json,os,resource,sys,types\n"
         "f=os.fdopen(int(sys.argv[1]),'rb');d=json.loads(f.read());f.close()\n"
         "for n,v in d['rlimits']:resource.setrlimit(getattr(resource,n),(v,v))\n"
+        "try:open('/proc/self/oom_score_adj','w').write('1000')\nexcept OSError:pass\n"
         "for n,s in d['modules']:\n"
         " m=types.ModuleType(n);exec(compile(s,n+'.py','exec'),m.__dict__);sys.modules[n]=m\n"
         "exec(compile(d['program'],'main.py','exec'),{'__name__':'__main__','__builtins__':__builtins__,"

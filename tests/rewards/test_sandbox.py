@@ -291,3 +291,19 @@ def test_documented_conservative_cases_fail_even_for_right_code():
                   "assert box(1) == box(1)", "assert box(1).v == 1"]
     assert [_oracle(code, s) for s in statements] == [True] * 5
     assert run_tests(code, statements, FAST) == [False, False, False, False, True]
+
+
+def test_process_limit_is_per_sandbox_not_per_user():
+    """Processes of the sandbox's user outside it (squatters; other sandboxes) do not count against a
+    sandbox's limit: the kernel counts RLIMIT_NPROC per user namespace. In the weaker rlimits mode they do."""
+    import subprocess
+    squatters = [subprocess.Popen(["sleep", "60"], **isolation._sandbox_user()) for _ in range(3 * FAST.processes)]
+    try:
+        code = ("import threading\ndef spawn(n):\n    threads = [threading.Thread(target=int) for _ in range(n)]\n"
+                "    for t in threads:\n        t.start()\n    for t in threads:\n        t.join()\n    return n\n")
+        assert run_tests(code, ["assert spawn(4) == 4"], FAST) == [True]
+        assert run_tests(code, ["assert spawn(4) == 4"], FAST, mode="rlimits") == [False]
+    finally:
+        for proc in squatters:
+            proc.kill()
+            proc.wait()

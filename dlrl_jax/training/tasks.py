@@ -61,16 +61,23 @@ def target_text(task: str, record: dict, style: str) -> str | None:
     return f"<reasoning>\n{reasoning}\n</reasoning>\n<answer>\n{answer}\n</answer>\n"
 
 
-def make_task(name: str, style: str, train: list[dict], evaluation: list[dict]) -> Task:
+def make_task(name: str, style: str, train: list[dict], evaluation: list[dict],
+              code_sandbox: str = "namespaces") -> Task:
     if style == "plain" and name not in ("sudoku", "countdown"):
         raise ConfigError(f"task.prompt_style 'plain' exists for sudoku and countdown; use 'chat' for {name}")
+    if name == "code":  # refuse at start-up, in one line, where the sandbox cannot run here
+        from dlrl_jax.rewards.sandbox import SandboxUnavailable, check_available
+        try:
+            check_available(code_sandbox)
+        except (SandboxUnavailable, ValueError) as e:
+            raise ConfigError(f"task.code_sandbox={code_sandbox}: {e}") from None
     return Task(name, style, train, evaluation, lambda r: prompts.prompt_text(name, r, style),
-                lambda r: target_text(name, r, style))
+                lambda r: target_text(name, r, style), code_sandbox)
 
 
 def build_task(cfg: Config) -> Task:
     t = cfg.task
-    make_task(t.name, t.prompt_style, [], [])  # the style check, before any data is read
+    make_task(t.name, t.prompt_style, [], [], t.code_sandbox)  # the style and sandbox checks, before any data is read
     if t.train_file:
         train = _read(t.train_file, t.name, "task.train_file")
         if t.eval_file:
@@ -90,8 +97,7 @@ def build_task(cfg: Config) -> Task:
     if not train:
         raise ConfigError(f"no training records left after holding out task.eval_size={t.eval_size}; "
                           "lower it or give task.eval_file")
-    return dataclasses.replace(make_task(t.name, t.prompt_style, train[:t.train_size], evaluation[:t.eval_size]),
-                               code_sandbox=t.code_sandbox)
+    return make_task(t.name, t.prompt_style, train[:t.train_size], evaluation[:t.eval_size], t.code_sandbox)
 
 
 def _read(path: str, task: str, field: str) -> list[dict]:

@@ -307,3 +307,23 @@ def test_process_limit_is_per_sandbox_not_per_user():
         for proc in squatters:
             proc.kill()
             proc.wait()
+
+
+def test_training_and_eval_refuse_at_start_up_in_one_line_without_the_sandbox(monkeypatch, tmp_path, capsys):
+    from dlrl_jax import cli
+    from dlrl_jax.config import ConfigError
+    from dlrl_jax.training.tasks import make_task
+    isolation.setup.cache_clear()
+    monkeypatch.setattr(isolation, "_bwrap_path", lambda: None)
+    try:
+        code = cli.main(["train", "--set", "task.name=code", "--set", "task.prompt_style=chat", "--set",
+                         f"task.train_file={readers.packaged_file('mbpp_mini.jsonl')}", "--set", "task.eval_size=2",
+                         "--set", f"run.out_dir={tmp_path}/run", "--set", "run.progress=false"])
+        with pytest.raises(ConfigError, match="task.code_sandbox=namespaces: the code sandbox needs bubblewrap"):
+            make_task("code", "chat", [], [])  # what `dlrl-jax eval --task code` builds first
+        assert make_task("code", "chat", [], [], "rlimits").code_sandbox == "rlimits"
+    finally:
+        isolation.setup.cache_clear()
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err
+    assert err.startswith("dlrl-jax train: error: task.code_sandbox=namespaces: the code sandbox needs bubblewrap")

@@ -287,7 +287,8 @@ def test_documented_conservative_cases_fail_even_for_right_code():
     code = ("def inc(xs):\n    xs.append(1)\ndef apply(f, x):\n    return f(x)\ndef max(xs):\n    return 0\n"
             "class Box:\n    def __init__(self, v):\n        self.v = v\n    def __eq__(self, other):\n"
             "        return self.v == other.v\ndef box(v):\n    return Box(v)\n")
-    statements = ["xs = []\ninc(xs)\nassert xs == [1]", "assert apply(lambda v: v + 1, 1) == 2", "assert max([3, 4]) == 0",
+    statements = ["xs = []\ninc(xs)\nassert xs == [1]", "assert apply(lambda v: v + 1, 1) == 2",
+                  "assert max([3, 4]) == 0",
                   "assert box(1) == box(1)", "assert box(1).v == 1"]
     assert [_oracle(code, s) for s in statements] == [True] * 5
     assert run_tests(code, statements, FAST) == [False, False, False, False, True]
@@ -309,21 +310,21 @@ def test_process_limit_is_per_sandbox_not_per_user():
             proc.wait()
 
 
-def test_training_and_eval_refuse_at_start_up_in_one_line_without_the_sandbox(monkeypatch, tmp_path, capsys):
-    from dlrl_jax import cli
+def test_training_and_eval_refuse_at_start_up_in_one_line_without_the_sandbox(monkeypatch):
+    """build_task (train) and make_task (eval) raise ConfigError, which the CLI prints as one line."""
+    from dlrl_jax import config
     from dlrl_jax.config import ConfigError
-    from dlrl_jax.training.tasks import make_task
+    from dlrl_jax.training.tasks import build_task, make_task
+    cfg = config.from_dict({"task": {"name": "code", "prompt_style": "chat", "eval_size": 2,
+                                     "train_file": readers.packaged_file("mbpp_mini.jsonl")}})
     isolation.setup.cache_clear()
     monkeypatch.setattr(isolation, "_bwrap_path", lambda: None)
     try:
-        code = cli.main(["train", "--set", "task.name=code", "--set", "task.prompt_style=chat", "--set",
-                         f"task.train_file={readers.packaged_file('mbpp_mini.jsonl')}", "--set", "task.eval_size=2",
-                         "--set", f"run.out_dir={tmp_path}/run", "--set", "run.progress=false"])
-        with pytest.raises(ConfigError, match="task.code_sandbox=namespaces: the code sandbox needs bubblewrap"):
-            make_task("code", "chat", [], [])  # what `dlrl-jax eval --task code` builds first
+        for build in (lambda: build_task(cfg), lambda: make_task("code", "chat", [], [])):
+            refusal = "task.code_sandbox=namespaces: the code sandbox needs bubblewrap"
+            with pytest.raises(ConfigError, match=refusal) as e:
+                build()
+            assert "\n" not in str(e.value)
         assert make_task("code", "chat", [], [], "rlimits").code_sandbox == "rlimits"
     finally:
         isolation.setup.cache_clear()
-    err = capsys.readouterr().err.strip()
-    assert code == 2 and "\n" not in err
-    assert err.startswith("dlrl-jax train: error: task.code_sandbox=namespaces: the code sandbox needs bubblewrap")

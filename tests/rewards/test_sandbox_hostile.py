@@ -465,3 +465,21 @@ def test_hostile_batch_as_an_ordinary_user():
 def test_plainly_wrong_and_honest_reference_points():
     verdicts = judge_tests_many([(HONEST, ALL_FORMS), (WRONG, ALL_FORMS)], LIMITS)
     assert [[v.passed for v in vs] for vs in verdicts] == [[True] * 7, [False] * 7]
+
+
+def test_code_reward_of_honest_completions_is_unchanged_by_hostile_neighbours():
+    """Through the code reward itself: honest completions keep 1.0 + 0.5 format, hostile ones get the
+    format score only."""
+    from dlrl_jax import rewards
+
+    def answer(code):
+        return f"<answer>\n```python\n{code}```\n</answer>"
+
+    hostile = [ESCAPERS[n] for n in ("fork_bomb", "kills_every_process_it_can", "replaces_outputs_with_fifos",
+                                     "process_squatting")] + [FORGERS["object_whose_eq_is_always_true"]]
+    hostile = [fill(code, {"TRAINER_PID": os.getpid(), "SENTINEL_PID": os.getpid(), "VICTIM_DIR": "/nonexistent",
+                           "MARK": MARK}) for code in hostile]
+    completions = [answer(c) for pair in zip(hostile, [HONEST] * len(hostile)) for c in pair]
+    example = {"tests": TWO_FORMS}
+    scores = rewards.score("code", completions, [example] * len(completions), limits=LIMITS)
+    assert scores.tolist() == [0.5, 1.5] * len(hostile)

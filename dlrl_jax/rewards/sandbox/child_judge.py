@@ -202,6 +202,10 @@ def _verdict(payload):
                       if type(node) is ast.Attribute and type(node.value) is ast.Name}
     link = _Link(payload["requests"], payload["replies"], payload["message_bytes"])
     try:
+        send(link.requests, {"names": sorted(referenced)})
+    except OSError:  # the solution is gone already; its last words may still be in the pipe
+        pass
+    try:
         hello = recv(link.replies, link.limit)
     except (EOFError, WireError, OSError) as e:
         return False, "the solution ended before it started: %s" % e

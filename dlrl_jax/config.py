@@ -54,6 +54,7 @@ class TaskSection:
     prompt_recipe: str = "dlrl"   # whose prompt text (chat style): dlrl | d1 | egspo | espo (dlrl_jax/data/recipe_prompts.py)
     decode: str = "cut_eos"       # completion text for rewards: cut_eos (up to the first EOS) | official
     #                               (the papers' batch_decode: special tokens skipped, text after an EOS kept)
+    code_sandbox: str = "namespaces"  # code task: bubblewrap namespaces; "rlimits": the weaker opt-in mode
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,6 +164,7 @@ _CHOICES = {
     "task.reward_set": ("dlrl", "d1", "espo"),
     "task.prompt_recipe": ("dlrl", "d1", "egspo", "espo"),
     "task.decode": ("cut_eos", "official"),
+    "task.code_sandbox": ("namespaces", "rlimits"),
     "sampler.remasking": ("low_confidence", "random"),
     "sampler.cache": ("none", "prefix", "dual"),
     "algorithm.name": ("egspo", "egspo_sa", "espo", "diffu_grpo", "sft"),

@@ -17,6 +17,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from dlrl_jax.rewards import code, countdown, gsm8k, math_answer, math_strings, sudoku
+from dlrl_jax.rewards.sandbox import check_mode
 
 REWARD_SETS = ("dlrl", "d1", "espo")
 
@@ -64,26 +65,32 @@ def _check(task: str, reward_set: str, completions: Sequence[str], examples: Seq
 
 
 def score(task: str, completions: Sequence[str], examples: Sequence[dict], *, reward_set: str = "d1",
-          correctness_only: bool = False) -> np.ndarray:
+          correctness_only: bool = False, sandbox: str = "namespaces", limits=None) -> np.ndarray:
     """Rewards [N] float32 for `completions[i]` against `examples[i]` (the task's record schema).
 
-    `correctness_only=True` gives `accuracy` instead."""
+    `correctness_only=True` gives `accuracy` instead. `sandbox` (code only): how model-written code is
+    isolated, "namespaces" (bubblewrap) or the weaker opt-in "rlimits"; `limits` (code only): the
+    sandbox's `Limits` (default `code.LIMITS`)."""
     if correctness_only:
-        return accuracy(task, completions, examples, reward_set=reward_set)
+        return accuracy(task, completions, examples, reward_set=reward_set, sandbox=sandbox, limits=limits)
     _check(task, reward_set, completions, examples)
     if task == "code":  # every test of every completion runs in parallel in the sandbox
-        return np.asarray(code.code_rewards(list(completions), list(examples), reward_set), np.float32)
+        check_mode(sandbox)
+        return np.asarray(code.code_rewards(list(completions), list(examples), reward_set, sandbox=sandbox,
+                                            limits=limits or code.LIMITS), np.float32)
     reward_fn = _SETS[reward_set][task][0]
     return np.asarray([reward_fn(c, e) for c, e in zip(completions, examples)], np.float32)
 
 
-def accuracy(task: str, completions: Sequence[str], examples: Sequence[dict], *, reward_set: str = "d1") -> np.ndarray:
+def accuracy(task: str, completions: Sequence[str], examples: Sequence[dict], *, reward_set: str = "d1",
+             sandbox: str = "namespaces", limits=None) -> np.ndarray:
     """Per-example accuracy [N] float32 as the set's correctness term decides it: 1/0 (the fraction of
     blanks filled for Sudoku; Countdown: the full 1.0 reward; code: every test passes)."""
     _check(task, reward_set, completions, examples)
     if task == "code":
-        return np.asarray(code.code_rewards(list(completions), list(examples), reward_set, correctness_only=True),
-                          np.float32)
+        check_mode(sandbox)
+        return np.asarray(code.code_rewards(list(completions), list(examples), reward_set, correctness_only=True,
+                                            sandbox=sandbox, limits=limits or code.LIMITS), np.float32)
     correct_fn = _SETS[reward_set][task][1]
     return np.asarray([correct_fn(c, e) for c, e in zip(completions, examples)], np.float32)
 

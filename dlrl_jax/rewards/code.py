@@ -22,28 +22,23 @@ sandbox, plus format terms that differ by reward set.
   newline after it), and the stripped code parses (`ast.parse`); 0.5 if it does not parse; 0 for any
   other layout. Plus the fraction of the example's tests that pass, only when the format is 1.0.
 
-Each test runs in its own sandboxed process: a runner reads a random token from stdin (before the
-solution is imported, so the solution cannot read it), imports the solution, runs the one test, and
-prints the token. A test passes only if that token comes back; exiting early with status 0 does not
-count. A solution that inspects the runner's frames could still find the token: the sandbox keeps
-such code away from the trainer, not from the reward.
+Each test runs in `dlrl_jax.rewards.sandbox.run_tests_many`: the completion's code in one sandbox, the
+test statement in another that only ever sees plain values from it, so the verdict cannot be forged
+(printing, exiting early, patching builtins or a rigged `__eq__` fail the test). `sandbox` picks the
+isolation mode (task.code_sandbox: "namespaces", or the weaker "rlimits").
 """
 
 from __future__ import annotations
 
 import ast
 import re
-import secrets
 from typing import NamedTuple
 
 from dlrl_jax.rewards.gsm8k import xml_count
-from dlrl_jax.rewards.sandbox import Limits, run_many
+from dlrl_jax.rewards.sandbox import Limits, run_tests_many
 
 _BLOCK = re.compile(r"```(?:python|py)?\s*\n(.*?)```", re.DOTALL)
 _ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
-# `python -I` leaves the script's directory off sys.path, hence the explicit insert.
-_RUNNER = ("import os, sys\ntoken = sys.stdin.readline().strip()\nsys.path.insert(0, os.getcwd())\n"
-           "from solution import *\n{test}\nprint(token)\n")
 LIMITS = Limits(wall_seconds=5.0, cpu_seconds=5, memory_bytes=512 * 2**20)
 
 _PY_BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)           # EGSPO's and ESPO's fence: exactly this
@@ -57,24 +52,6 @@ class _Plan(NamedTuple):
     program: str | None   # the solution module; None: nothing runs
     tests: list[str]      # statements, each run on its own after `from solution import *`
     fixed: float          # reward without the tests
-
-
-def _tests_passed_batch(programs: list[tuple[str, list[str]]], limits: Limits = LIMITS) -> list[int]:
-    """How many of each program's tests pass; every test of every program runs in parallel.
-    (The one place that executes tests: swap it for the sandbox's verdict API when that lands.)"""
-    jobs, owners, tokens = [], [], []
-    for i, (program, tests) in enumerate(programs):
-        for test in tests:
-            token = secrets.token_hex(16)
-            jobs.append({"source": _RUNNER.format(test=test), "stdin": token + "\n", "limits": limits,
-                         "files": {"solution.py": program}})
-            owners.append(i)
-            tokens.append(token)
-    passed = [0] * len(programs)
-    for owner, token, result in zip(owners, tokens, run_many(jobs)):
-        if not result.timed_out and result.returncode == 0 and result.stdout.strip().endswith(token):
-            passed[owner] += 1
-    return passed
 
 
 def extract_code(completion: str) -> tuple[str | None, float]:
@@ -104,9 +81,13 @@ def espo_format(completion: str) -> float:
         return 0.5
 
 
+_IMPORT_SOLUTION = re.compile(r"^[ \t]*from solution import [^\n]*$", re.MULTILINE)
+
+
 def _plan_dlrl(completion: str, example: dict) -> _Plan:
     code, fmt = extract_code(completion)
-    return _Plan(code, list(example["tests"]), 0.5 * fmt)
+    # the sandbox's judge binds the solution's names itself: an import of `solution` has nothing to do
+    return _Plan(code, [_IMPORT_SOLUTION.sub("", t) for t in example["tests"]], 0.5 * fmt)
 
 
 def _plan_espo(completion: str, example: dict) -> _Plan:
@@ -145,20 +126,27 @@ def _plan_egspo(completion: str, example: dict) -> _Plan:
     if any(blocked in code for blocked in _EGSPO_BLOCKED):
         return _Plan(None, [], xml + bonus)
     test_text, names = _egspo_tests(test_text)
-    program = re.sub(r"from solution import \w+", lambda _: code, test_text) if imported else code + test_text
-    return _Plan(program if names else None, [f"{name}()" for name in names], xml + bonus)
+    if imported and not imported.group(0) in test_text:
+        # the official code puts the solution where the import line was: a split test text has lost
+        # that line, so its tests run without the solution and fail
+        return _Plan(None, [f"{name}()" for name in names], xml + bonus)
+    # The official code runs the test functions in the solution's own namespace; here they run in the
+    # sandbox's judge (their calls reach the solution as plain values), so the verdict cannot be forged.
+    tests_only = re.sub(r"from solution import \w+", "", test_text)
+    return _Plan(code if names else None, [f"{tests_only}\n{name}()" for name in names], xml + bonus)
 
 
 _PLANS = {"dlrl": _plan_dlrl, "d1": _plan_egspo, "espo": _plan_espo}
 
 
 def code_rewards(completions: list[str], examples: list[dict], reward_set: str = "dlrl",
-                 correctness_only: bool = False, limits: Limits = LIMITS) -> list[float]:
-    """Rewards for a batch (or, with `correctness_only`, 1.0 where every test passes)."""
+                 correctness_only: bool = False, limits: Limits = LIMITS, sandbox: str = "namespaces") -> list[float]:
+    """Rewards for a batch (or, with `correctness_only`, 1.0 where every test passes); all tests of all
+    completions run in parallel, isolated as `sandbox` says (task.code_sandbox)."""
     plans = [_PLANS[reward_set](c, e) for c, e in zip(completions, examples)]
     runnable = [i for i, p in enumerate(plans) if p.program is not None and p.tests]
-    passed = dict(zip(runnable, _tests_passed_batch([(plans[i].program, plans[i].tests) for i in runnable],
-                                                    limits)))
+    verdicts = run_tests_many([(plans[i].program, plans[i].tests) for i in runnable], limits, mode=sandbox)
+    passed = {i: sum(v) for i, v in zip(runnable, verdicts)}
     out = []
     for i, plan in enumerate(plans):
         fraction = passed[i] / len(plan.tests) if i in passed else 0.0

@@ -31,6 +31,7 @@ class Task:
     target_text: Callable[[dict], str | None]
     reward_set: str = "dlrl"
     system: str | None = None     # the recipe's system message (ESPO code), the same for every prompt
+    code_sandbox: str = "namespaces"  # task.code_sandbox: how the code reward isolates model-written code
 
     def _as_answers(self, completions: list[str]) -> list[str]:
         """Plain completions are the answer itself, so they are scored as one."""
@@ -38,12 +39,16 @@ class Task:
 
     def score(self, completions: list[str], records: list[dict]) -> np.ndarray:
         """Rewards [N] float32 under the task's reward set."""
-        return rewards.score(self.name, self._as_answers(completions), records, reward_set=self.reward_set)
+        options = {"sandbox": self.code_sandbox} if self.name == "code" else {}
+        return rewards.score(self.name, self._as_answers(completions), records, reward_set=self.reward_set,
+                             **options)
 
     def correct(self, completions: list[str], records: list[dict]) -> np.ndarray:
         """Per-example accuracy as the papers report it: the fraction of blank cells filled correctly
         for Sudoku, and 1/0 correctness for the others (the reward set's correctness term)."""
-        return rewards.accuracy(self.name, self._as_answers(completions), records, reward_set=self.reward_set)
+        options = {"sandbox": self.code_sandbox} if self.name == "code" else {}
+        return rewards.accuracy(self.name, self._as_answers(completions), records, reward_set=self.reward_set,
+                                **options)
 
 
 def target_text(task: str, record: dict, style: str) -> str | None:
@@ -60,7 +65,7 @@ def target_text(task: str, record: dict, style: str) -> str | None:
 
 
 def make_task(name: str, style: str, train: list[dict], evaluation: list[dict], reward_set: str = "dlrl",
-              prompt_recipe: str = "dlrl") -> Task:
+              prompt_recipe: str = "dlrl", code_sandbox: str = "namespaces") -> Task:
     if style == "plain" and name not in ("sudoku", "countdown"):
         raise ConfigError(f"task.prompt_style 'plain' exists for sudoku and countdown; use 'chat' for {name}")
     if reward_set not in rewards.REWARD_SETS:
@@ -70,17 +75,23 @@ def make_task(name: str, style: str, train: list[dict], evaluation: list[dict], 
                           f"{', '.join(prompts.PROMPT_RECIPES)}")
     if prompt_recipe != "dlrl" and style != "chat":
         raise ConfigError(f"task.prompt_recipe {prompt_recipe!r} is a chat prompt; set task.prompt_style=chat")
+    if name == "code":  # refuse at start-up, in one line, where the sandbox cannot run here
+        from dlrl_jax.rewards.sandbox import SandboxUnavailable, check_available
+        try:
+            check_available(code_sandbox)
+        except (SandboxUnavailable, ValueError) as e:
+            raise ConfigError(f"task.code_sandbox={code_sandbox}: {e}") from None
     try:
         system = prompts.system_text(name, prompt_recipe)
     except ValueError as e:
         raise ConfigError(f"task.prompt_recipe: {e}") from None
     return Task(name, style, train, evaluation, lambda r: prompts.prompt_text(name, r, style, prompt_recipe),
-                lambda r: target_text(name, r, style), reward_set, system)
+                lambda r: target_text(name, r, style), reward_set, system, code_sandbox)
 
 
 def build_task(cfg: Config) -> Task:
     t = cfg.task
-    make_task(t.name, t.prompt_style, [], [], t.reward_set, t.prompt_recipe)  # the checks, before any data is read
+    make_task(t.name, t.prompt_style, [], [], t.reward_set, t.prompt_recipe, t.code_sandbox)  # the checks, before any data is read
     if t.train_file:
         train = _read(t.train_file, t.name, "task.train_file")
         if t.eval_file:
@@ -101,7 +112,7 @@ def build_task(cfg: Config) -> Task:
         raise ConfigError(f"no training records left after holding out task.eval_size={t.eval_size}; "
                           "lower it or give task.eval_file")
     return make_task(t.name, t.prompt_style, train[:t.train_size], evaluation[:t.eval_size], t.reward_set,
-                     t.prompt_recipe)
+                     t.prompt_recipe, t.code_sandbox)
 
 
 def _read(path: str, task: str, field: str) -> list[dict]:

@@ -149,9 +149,8 @@ def test_qlora_trains_adapters_only_the_reference_is_the_quantized_base_and_expo
     model = add_lora(quantized, LoRASettings(rank=4, alpha=8.0), seed=1)
     graphdef, params = models.split(model)
     # a trained-looking adapter: B no longer zero
-    params["layers"]["lora_b_wq"].value = 0.05 * jax.random.normal(jax.random.key(2), params["layers"]["lora_b_wq"].shape)
-    params["layers"]["lora_b_w_down"].value = 0.05 * jax.random.normal(jax.random.key(3),
-                                                                       params["layers"]["lora_b_w_down"].shape)
+    for i, name in enumerate(("lora_b_wq", "lora_b_w_down")):
+        params["layers"][name][...] = 0.05 * jax.random.normal(jax.random.key(2 + i), params["layers"][name].shape)
     mask = dict(jax.tree_util.tree_leaves_with_path(trainable_mask(params)))
     for path, trainable in mask.items():
         key = jax.tree_util.keystr(path)
@@ -195,10 +194,11 @@ def test_qlora_train_cli_keeps_the_base_bit_for_bit_and_trains_the_adapters(tmp_
     trained = checkpointer.restore(checkpointer.latest_step(), target)[0]["params"]
     checkpointer.close()
     run.writer.close()
+    trained, start = nnx.to_pure_dict(trained), nnx.to_pure_dict(start)
     layers, fresh = trained["layers"], start["layers"]
-    assert layers["wq"].value.dtype == jnp.int4 and layers["wq_scale"].value.dtype == jnp.float32
+    assert layers["wq"].dtype == jnp.int4 and layers["wq_scale"].dtype == jnp.float32
     for name in layers:
-        a, b = np.asarray(layers[name].value), np.asarray(fresh[name].value)
+        a, b = np.asarray(layers[name]), np.asarray(fresh[name])
         if name.startswith("lora_b_"):  # (one step from B = 0 leaves A: its gradient is x^T (g B^T) = 0)
             assert not np.array_equal(a, b), f"{name} did not train"
         elif name.startswith("lora_a_"):
@@ -206,7 +206,7 @@ def test_qlora_train_cli_keeps_the_base_bit_for_bit_and_trains_the_adapters(tmp_
         else:
             assert np.array_equal(a, b), f"frozen {name} changed"
     for name in ("embed", "lm_head", "final_norm"):
-        assert np.array_equal(np.asarray(trained[name].value), np.asarray(start[name].value))
+        assert np.array_equal(np.asarray(trained[name]), np.asarray(start[name]))
     exported = models.from_pretrained(os.path.join(out, "model"))  # merged and dequantized
     assert exported.cfg.lora_rank == 0 and exported.layers.wq[...].dtype == jnp.float32
 
@@ -224,3 +224,21 @@ def test_qlora_on_a_2x2x2_mesh_matches_one_device():
     assert facts["logits_max_diff"] < 1e-5
     assert facts["base_unchanged"] and facts["adapters_changed"]
     assert facts["adapter_max_diff"] < 1e-4  # after an Adam step of 1e-2 per entry
+
+
+@pytest.mark.parametrize("preset,projection_weights", [("llada-8b", 32 * (4 * 4096 * 4096 + 3 * 4096 * 12288)),
+                                                       ("dream-7b", 28 * (2 * 3584 * 3584 + 2 * 3584 * 512
+                                                                          + 3 * 3584 * 18944))])
+def test_nf4_base_of_the_8b_models_stores_half_a_byte_per_weight_plus_a_scale_per_64(preset, projection_weights):
+    """Abstract shapes only: every projection of every block is quantized (as bitsandbytes does), the
+    embedding, norms and output head stay in the model dtype."""
+    plain = nnx.to_pure_dict(models.split(models.abstract_model(models.preset(preset)))[1])
+    params = nnx.to_pure_dict(models.split(models.abstract_model(models.preset(preset, quantize_base="nf4")))[1])
+    quantized = {name: x for name, x in params["layers"].items() if x.dtype == jnp.int4}
+    assert sorted(quantized) == sorted(quantized_weights(models.preset(preset, quantize_base="nf4")))
+    assert sum(x.size for x in quantized.values()) == projection_weights
+    scales = sum(params["layers"][name + quantize.SCALE_SUFFIX].size for name in quantized)
+    assert scales * 64 == projection_weights
+    for name in ("embed", "lm_head", "final_norm"):
+        if name in plain:
+            assert params[name].dtype == plain[name].dtype == jnp.bfloat16

@@ -87,6 +87,8 @@ def dequantize(mode: str, codes_INxOUT, scale_BxOUT, shape, dtype):
 def quantize_base(model, mode: str):
     """`model` (an NNX Transformer without LoRA adapters or with them) with its projection weights
     stored quantized in `mode`; everything else is shared unchanged."""
+    from dlrl_jax.models.transformer import quantized_weights  # (the transformer imports this module)
+
     if model.cfg.quantize_base != "none":
         raise ConfigError(f"the model base is already quantized ({model.cfg.quantize_base})")
     if mode == "none":
@@ -95,8 +97,6 @@ def quantize_base(model, mode: str):
     graphdef, state = nnx.split(nnx.eval_shape(lambda: type(model)(cfg, rngs=nnx.Rngs(params=0))))
     values = nnx.to_pure_dict(nnx.state(model))
     layers = values["layers"]
-    from dlrl_jax.models.transformer import quantized_weights  # (the transformer imports this module)
-
     for name, n_in in quantized_weights(cfg).items():
         layers[name], layers[name + SCALE_SUFFIX] = quantize_stacked(layers[name], mode, n_in)
     nnx.replace_by_pure_dict(state, values)
@@ -105,6 +105,8 @@ def quantize_base(model, mode: str):
 
 def dequantize_base(model):
     """`model` with plain projection weights again (the dequantized base, in cfg.param_dtype)."""
+    from dlrl_jax.models.transformer import quantized_weights
+
     cfg = model.cfg
     if cfg.quantize_base == "none":
         return model
@@ -112,8 +114,6 @@ def dequantize_base(model):
     graphdef, state = nnx.split(nnx.eval_shape(lambda: type(model)(plain, rngs=nnx.Rngs(params=0))))
     values = nnx.to_pure_dict(nnx.state(model))
     layers = values["layers"]
-    from dlrl_jax.models.transformer import quantized_weights
-
     for name in quantized_weights(cfg):
         codes, scale = layers[name], layers.pop(name + SCALE_SUFFIX)
         shape = state["layers"][name].shape

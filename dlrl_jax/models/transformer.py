@@ -252,11 +252,18 @@ def _proj(cfg, p, name, equation, x, dropout_key=None):
     dt = cfg.jnp_dtype
     if name + quantize.SCALE_SUFFIX in p:  # a quantized base: dequantized for this matmul only
         D, H, K, Hd, F = cfg.d_model, cfg.n_heads, cfg.n_kv_heads, cfg.resolved_head_dim, cfg.mlp_hidden
-        w = quantize.dequantize(cfg.quantize_base, p[name], p[name + quantize.SCALE_SUFFIX],
-                                _LAYER_PARAMS[name][0](cfg, D, H, K, Hd, F), dt)
+        shape = _LAYER_PARAMS[name][0](cfg, D, H, K, Hd, F)
+
+        def quantized_matmul(x, codes, scale):
+            return jnp.einsum(equation, x, quantize.dequantize(cfg.quantize_base, codes, scale, shape, dt))
+
+        if cfg.remat == "none":  # (with remat the layer's rematerialisation does this already)
+            # the backward keeps the codes (slices of the stacked inputs) and dequantizes again,
+            # rather than keeping every layer's full-width weight as a residual
+            quantized_matmul = jax.checkpoint(quantized_matmul, policy=jax.checkpoint_policies.nothing_saveable)
+        y = quantized_matmul(x, p[name], p[name + quantize.SCALE_SUFFIX])
     else:
-        w = p[name].astype(dt)
-    y = jnp.einsum(equation, x, w)
+        y = jnp.einsum(equation, x, p[name].astype(dt))
     if f"lora_a_{name}" in p:
         if dropout_key is not None:
             keep = lora_dropout_mask(cfg, dropout_key, name, x.shape)

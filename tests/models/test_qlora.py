@@ -264,3 +264,25 @@ def test_nf4_base_of_the_8b_models_stores_half_a_byte_per_weight_plus_a_scale_pe
     for name in ("embed", "lm_head", "final_norm"):
         if name in plain:
             assert params[name].dtype == plain[name].dtype == jnp.bfloat16
+
+
+def test_the_backward_keeps_codes_not_dequantized_weights_without_remat():
+    """With remat "none" the layer scan would keep each layer's dequantized weight for the backward
+    (the whole base at full width); the projection rematerialises the dequantization instead. XLA's
+    temporaries of the adapter gradient: 37 MB, against 108 MB without that, for a 67 MB float32 base
+    (of the 37, 17 are the CPU compiler's int8 copy of the int4 codes)."""
+    from dlrl_jax.training.update import ParamPartition
+
+    cfg = models.preset("tiny", d_model=512, n_heads=4, n_kv_heads=4, mlp_hidden=2048, vocab_size=128,
+                        quantize_base="nf4", lora_rank=4, lora_alpha=8.0, lora_targets=("q", "v"))
+    graphdef, params = models.split(models.abstract_model(cfg))
+    partition = ParamPartition(params, trainable_mask(params))
+    trainable, frozen = partition.split(params)
+    ids = jax.ShapeDtypeStruct((1, 16), jnp.int32)
+
+    def loss(t, f, ids):
+        return models.forward(graphdef, partition.join(t, f), ids).sum()
+
+    temporaries = jax.jit(jax.grad(loss)).lower(trainable, frozen, ids).compile().memory_analysis().temp_size_in_bytes
+    base_f32 = 4 * sum(x.size for name, x in nnx.to_pure_dict(params)["layers"].items() if x.dtype == jnp.int4)
+    assert temporaries < 0.8 * base_f32, (temporaries, base_f32)

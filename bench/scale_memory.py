@@ -1,12 +1,14 @@
 """Per-device memory of the EGSPO update of LLaDA-8B under FSDP and LoRA, from XLA's memory analysis
 of the update compiled for a mesh of fake CPU devices from abstract arrays (no weights exist; nothing
 is allocated): full fine-tuning with FSDP over 8, 16 and 64 devices, and LoRA r128 (alpha 64 on
-q,k,v,o,gate,up,down) on 1 and 8 devices.
+q,k,v,o,gate,up,down) on 1 and 8 devices, with a bf16 base and with an NF4 base (QLoRA,
+model.quantize_base=nf4).
 
 The batch is the papers': per device 6 prompts x 8 samples (48 rows, one row per micro-batch),
 prompt 200 + completion 256 tokens, K = 8 of 128 steps, full rematerialisation, bf16 weights.
 
-    python bench/scale_memory.py
+    python bench/scale_memory.py          # every row
+    python bench/scale_memory.py --nf4    # the NF4-base rows only
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import os
 os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=64"
 
 import functools  # noqa: E402
+import sys  # noqa: E402
 import time  # noqa: E402
 
 import jax  # noqa: E402
@@ -52,8 +55,8 @@ def items_for(mesh, rows):
                                 sharding=lambda ndim: parallel.batch_sharding(mesh, ndim, 1))
 
 
-def analyse(name, devices, lora_rank, dtype="bfloat16"):
-    cfg = models.preset("llada-8b", remat="full", param_dtype=dtype, dtype=dtype)
+def analyse(name, devices, lora_rank, dtype="bfloat16", quantize_base="none"):
+    cfg = models.preset("llada-8b", remat="full", param_dtype=dtype, dtype=dtype, quantize_base=quantize_base)
     if lora_rank:
         cfg = cfg.replace(lora_rank=lora_rank, lora_alpha=64.0, lora_targets=tuple(LORA_TARGETS))
     mesh = parallel.make_mesh(1, devices, 1, devices=jax.devices()[:devices])
@@ -89,13 +92,25 @@ def _compile(loss, tx, params, items, mesh, lora_rank):
     return compiled, trainable_params
 
 
+def nf4_rows():
+    """LoRA r128 on an NF4 base: codes (4 bits) and float32 scales per 64 weights instead of bf16."""
+    return ([analyse("LoRA r128, nf4 base", n, 128, quantize_base="nf4") for n in (1, 8)]
+            + [analyse("LoRA r128, nf4 base, f32 compute", 1, 128, "float32", quantize_base="nf4")])
+
+
 def main():
+    if "--nf4" in sys.argv[1:]:
+        return _print(nf4_rows())
     rows = [analyse("full fine-tune, FSDP", n, 0) for n in (8, 16, 64)]
     rows += [analyse("LoRA r128", n, 128) for n in (1, 8)]
     # The CPU compiler runs bf16 dots in f32 and hoists the converts of whole stacked weights out of the
     # layer loop; float32 weights show the temporaries without those copies.
     rows += [analyse("full fine-tune, FSDP, f32 weights", 8, 0, "float32"),
              analyse("LoRA r128, f32 weights", 1, 128, "float32")]
+    _print(rows + nf4_rows())
+
+
+def _print(rows):
     print(f"jax {jax.__version__}; LLaDA-8B EGSPO update, per-device GiB from XLA's memory analysis "
           f"(fake CPU devices, abstract arrays)")
     print("| setting | devices | trained params (B) | global rows | arguments | temporaries | outputs | aliased "

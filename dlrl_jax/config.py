@@ -34,6 +34,7 @@ class ModelSection:
     lora_targets: str = "q,k,v,o,gate,up,down"  # or PEFT module names, matched as PEFT does per architecture
     lora_dropout: float = 0.0     # on the adapters' inputs in training forwards (the papers: 0.05)
     adapter: str | None = None    # a PEFT LoRA adapter folder to start from (its r/alpha/targets/dropout)
+    quantize_base: str = "none"   # none, nf4, int4, int8: LoRA's frozen base stored quantized (papers: nf4)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -313,6 +314,13 @@ def _check(cfg: Config) -> Config:
     if m.lora_dropout and not m.lora_rank:
         raise ConfigError(f"model.lora_dropout {m.lora_dropout} needs LoRA adapters; set model.lora_rank > 0 "
                           f"or lora_dropout to 0")
+    quantize_modes = ("none", "nf4", "int4", "int8")
+    if m.quantize_base not in quantize_modes:
+        raise ConfigError(f"model.quantize_base must be one of {', '.join(quantize_modes)}, got {m.quantize_base!r}")
+    if m.quantize_base != "none" and not (m.lora_rank or m.adapter):
+        raise ConfigError(f"model.quantize_base={m.quantize_base} freezes a quantized base, so it needs LoRA "
+                          "adapters to train; set model.lora_rank > 0 (the papers: 128), model.adapter, or "
+                          "model.quantize_base=none")
     t = cfg.task
     if t.min_blanks > t.max_blanks or t.max_blanks > 12:
         raise ConfigError(f"task.min_blanks..max_blanks must satisfy 0 <= min <= max <= 12 (a unique 4x4 "

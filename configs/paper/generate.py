@@ -27,7 +27,7 @@ from official import NOT_IN_OFFICIAL_CODE, REPOS, value  # noqa: E402
 # Fields of other changes in flight: computed, shown in the header, not yet written. The switch.
 # (sampler.remasking exists; its value "entropy", Dream's order for ESPO on Dream, is what is pending.)
 PENDING = {"sampler.schedule", "sampler.remasking",
-           "sampler.top_p", "sampler.alg_temp", "sampler.noise_dtype", "model.quantize_base"}
+           "sampler.top_p", "sampler.alg_temp", "sampler.noise_dtype"}
 
 MODELS = {"llada8b": "models/LLaDA-8B-Instruct", "dream7b": "models/Dream-v0-Instruct-7B"}
 TASKS = ("gsm8k", "math", "countdown", "sudoku", "code")

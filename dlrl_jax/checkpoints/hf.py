@@ -112,7 +112,8 @@ def _hf_shape(name: str, our_shape: tuple[int, ...]) -> tuple[int, ...]:
 
 def weight_keys(cfg: ModelConfig) -> dict[str, tuple[str, int | None]]:
     """HF key -> (our parameter name, layer index or None), for the base weights of `cfg` (no LoRA)."""
-    return _expected_keys(cfg.replace(lora_rank=0, lora_alpha=0.0, lora_targets=(), lora_dropout=0.0))
+    return _expected_keys(cfg.replace(lora_rank=0, lora_alpha=0.0, lora_targets=(), lora_dropout=0.0,
+                                      quantize_base="none"))
 
 
 def _expected_keys(cfg: ModelConfig) -> dict[str, tuple[str, int | None]]:

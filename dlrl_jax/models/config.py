@@ -23,6 +23,9 @@ class ConfigError(ValueError):
     """A model config field is missing or invalid; the message names the field and the fix."""
 
 
+# How the frozen base of a LoRA run is stored (dlrl_jax/models/quantize.py).
+QUANTIZE_MODES = ("none", "nf4", "int4", "int8")
+
 # LoRA target names (the papers': q,k,v,o,gate,up,down) -> the stacked weight they adapt.
 LORA_TARGETS = {"q": "wq", "k": "wk", "v": "wv", "o": "wo", "gate": "w_gate", "up": "w_up", "down": "w_down"}
 
@@ -59,6 +62,8 @@ class ModelConfig:
     lora_alpha: float = 0.0
     lora_targets: tuple[str, ...] = ()
     lora_dropout: float = 0.0  # on each adapted projection's input, in forwards given a dropout key
+    # QLoRA: the frozen projection weights stored quantized (see dlrl_jax/models/quantize.py)
+    quantize_base: str = "none"
 
     def __post_init__(self):
         if self.family not in FAMILIES:
@@ -85,6 +90,8 @@ class ModelConfig:
                               f"{self.lora_targets}")
         if not 0.0 <= self.lora_dropout < 1.0:
             raise ConfigError(f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
+        if self.quantize_base not in QUANTIZE_MODES:
+            raise ConfigError(f"quantize_base must be one of {QUANTIZE_MODES}, got {self.quantize_base!r}")
         unknown = [t for t in self.lora_targets if t not in LORA_TARGETS]
         if unknown:
             raise ConfigError(f"unknown LoRA target(s) {unknown}; use some of {sorted(LORA_TARGETS)}")

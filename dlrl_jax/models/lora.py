@@ -20,6 +20,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from dlrl_jax.models.config import LORA_TARGETS, ConfigError
+from dlrl_jax.models.quantize import dequantize_base
 from dlrl_jax.models.transformer import Transformer, init_lora_factors
 
 
@@ -68,7 +69,9 @@ def add_lora(model: Transformer, settings: LoRASettings, seed: int = 0) -> Trans
 
 
 def merge_lora(model: Transformer) -> Transformer:
-    """A plain model whose weights include the adapter: W + (alpha / rank) A B (in float32)."""
+    """A plain model whose weights include the adapter: W + (alpha / rank) A B (in float32). A
+    quantized base (QLoRA) is dequantized first: W is the quantized base the adapter trained on."""
+    model = dequantize_base(model)
     cfg = model.cfg
     if not cfg.lora_rank:
         return model

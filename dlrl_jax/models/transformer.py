@@ -16,6 +16,7 @@ import jax.numpy as jnp
 from flax import nnx
 from jax.sharding import PartitionSpec
 
+from dlrl_jax.models import quantize
 from dlrl_jax.models.config import LORA_TARGETS, ModelConfig
 
 # Mesh axes that split rows (the batch); see dlrl_jax.parallel.mesh. Kept here as names only, so the
@@ -61,12 +62,20 @@ def lora_specs(cfg: ModelConfig) -> dict:
     return out
 
 
+def quantized_weights(cfg: ModelConfig) -> dict[str, int]:
+    """The projections a quantized base (cfg.quantize_base) stores as codes -> their input axes count."""
+    return dict(_INPUT_AXES) if cfg.quantize_base != "none" else {}
+
+
 def layer_param_names(cfg: ModelConfig) -> tuple[str, ...]:
-    return tuple(_LAYER_PARAMS) + (tuple(_BIAS_PARAMS) if cfg.qkv_bias else ()) + tuple(lora_specs(cfg))
+    scales = tuple(name + quantize.SCALE_SUFFIX for name in quantized_weights(cfg))
+    return (tuple(_LAYER_PARAMS) + (tuple(_BIAS_PARAMS) if cfg.qkv_bias else ()) + scales
+            + tuple(lora_specs(cfg)))
 
 
 class Layers(nnx.Module):
-    """All transformer blocks, each weight stacked along a leading `layers` axis."""
+    """All transformer blocks, each weight stacked along a leading `layers` axis. With
+    cfg.quantize_base the projections are stored as codes and scales (dlrl_jax/models/quantize.py)."""
 
     def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
         D, H, K, Hd, F = cfg.d_model, cfg.n_heads, cfg.n_kv_heads, cfg.resolved_head_dim, cfg.mlp_hidden
@@ -80,6 +89,13 @@ class Layers(nnx.Module):
                 value = jnp.zeros(shape, cfg.jnp_param_dtype)
             else:
                 value = init(rngs.params(), shape, cfg.jnp_param_dtype)
+            if name in quantized_weights(cfg):
+                n_in = _INPUT_AXES[name]
+                stored_axes = quantize.storage_axes(cfg.quantize_base, name, shape[1:], axes, n_in)
+                stored = quantize.quantize_stacked(value, cfg.quantize_base, n_in)  # (codes, scales)
+                for (key, io_axes), v in zip(stored_axes.items(), stored):
+                    setattr(self, key, nnx.Param(v, logical_axes=("layers", *io_axes)))
+                continue
             setattr(self, name, nnx.Param(value, logical_axes=("layers", *axes)))
         for name, param in init_lora_factors(cfg, rngs).items():
             setattr(self, name, param)
@@ -235,7 +251,20 @@ def _proj(cfg, p, name, equation, x, dropout_key=None):
     """x through projection `name`, plus its LoRA path (dropout(x) A) B * alpha / rank when adapted;
     the low-rank path never forms the full-size update."""
     dt = cfg.jnp_dtype
-    y = jnp.einsum(equation, x, p[name].astype(dt))
+    if name + quantize.SCALE_SUFFIX in p:  # a quantized base: dequantized for this matmul only
+        D, H, K, Hd, F = cfg.d_model, cfg.n_heads, cfg.n_kv_heads, cfg.resolved_head_dim, cfg.mlp_hidden
+        shape = _LAYER_PARAMS[name][0](cfg, D, H, K, Hd, F)
+
+        def quantized_matmul(x, codes, scale):
+            return jnp.einsum(equation, x, quantize.dequantize(cfg.quantize_base, codes, scale, shape, dt))
+
+        if cfg.remat == "none":  # (with remat the layer's rematerialisation does this already)
+            # the backward keeps the codes (slices of the stacked inputs) and dequantizes again,
+            # rather than keeping every layer's full-width weight as a residual
+            quantized_matmul = jax.checkpoint(quantized_matmul, policy=jax.checkpoint_policies.nothing_saveable)
+        y = quantized_matmul(x, p[name], p[name + quantize.SCALE_SUFFIX])
+    else:
+        y = jnp.einsum(equation, x, p[name].astype(dt))
     if f"lora_a_{name}" in p:
         if dropout_key is not None:
             keep = lora_dropout_mask(cfg, dropout_key, name, x.shape)

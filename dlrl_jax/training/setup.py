@@ -11,6 +11,7 @@ from dlrl_jax import models
 from dlrl_jax.checkpoints import peft
 from dlrl_jax.config import Config, ConfigError
 from dlrl_jax.models.lora import LoRASettings, add_lora
+from dlrl_jax.models.quantize import quantize_base
 from dlrl_jax.models.tokenizer import CHAR_VOCAB_SIZE, Tokenizer, write_char_tokenizer
 
 
@@ -34,6 +35,8 @@ def build_model_and_tokenizer(cfg: Config, mesh=None):
     tokenizer = Tokenizer.from_pretrained(tok_dir, model.cfg)
     if model.cfg.mask_token_id is None:
         model.cfg = model.cfg.replace(mask_token_id=tokenizer.mask_id)
+    if m.quantize_base != "none":  # QLoRA: the frozen base is stored quantized before the adapters join it
+        model = quantize_base(model, m.quantize_base)
     if m.adapter:
         model = peft.load_adapter(model, m.adapter)
     if m.lora_rank:

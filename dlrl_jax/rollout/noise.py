@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from dlrl_jax.rollout.settings import NOISE_DTYPES
 
@@ -43,7 +44,7 @@ def gumbel_max(logits, keep, temperature: float, noise_dtype: str, key):
     if noise_dtype == "bfloat16":
         u = official_uniform_bf16(key, logits.shape)
         noise = _bf16(-jnp.log(u))
-        exponent = float(jnp.asarray(temperature, jnp.bfloat16))
+        exponent = float(np.asarray(temperature, jnp.bfloat16))  # a host constant, rounded as torch does
         noise = _bf16(noise ** exponent)
         scores = _bf16(_bf16(jnp.exp(_bf16(logits))) / noise)
     elif noise_dtype == "float64":

@@ -214,7 +214,8 @@ def generate(graphdef, params, prompt_ids, prompt_mask, key, settings: SamplerSe
 
     prompt_ids [B, P] int32, prompt_mask [B, P] bool (False on left padding; the pad id must differ
     from the mask id). settings.schedule "dream" runs Dream's diffusion_generate (dlrl_jax.rollout.dream);
-    settings.cache "prefix"/"dual" the approximate KV-cache sampler (dlrl_jax.rollout.cached). Settings are validated (with a clear error) before anything compiles."""
+    settings.cache "prefix"/"dual" the approximate KV-cache sampler (dlrl_jax.rollout.cached). Settings
+    are validated (with a clear error) before anything compiles."""
     settings.validate()
     if settings.schedule == "dream":
         from dlrl_jax.rollout.dream import generate_dream  # it builds on this module's step functions

@@ -107,7 +107,7 @@ def test_temperature_sampling_follows_dreams_filtered_distribution(pair):
     torch_model, (graphdef, params), _ = pair
     ids, real = _prompts(B=1, P=4, pad=False)
     settings = _dream(gen_length=1, steps=1, remasking="entropy", temperature=0.8, top_p=0.9, top_k=20)
-    n = 4000
+    n = 2500
     sample = jax.jit(jax.vmap(lambda k: rollout.generate(graphdef, params, ids, real, k, settings).completion[0, 0]))
     counts = np.bincount(np.asarray(sample(jax.random.split(jax.random.key(1), n))), minlength=V)
     probs = dream_reference.filtered_probs(_first_position_logits(torch_model, ids, 1)[0].double(), 0.8, 0.9,
@@ -124,7 +124,7 @@ def test_alg_temp_draws_positions_from_softmax_of_confidence(pair):
     alg_temp = 0.05
     settings = _dream(gen_length=4, steps=2, remasking="entropy", alg_temp=alg_temp)
     assert dream.transfer_counts(4, 2, 1e-3).tolist() == [1, 3]
-    n = 3000
+    n = 2000
     first = jax.jit(jax.vmap(lambda k: jnp.argmin(rollout.generate(graphdef, params, ids, real, k,
                                                                    settings).unmask_step[0])))
     counts = np.bincount(np.asarray(first(jax.random.split(jax.random.key(2), n))), minlength=4)
@@ -141,7 +141,7 @@ def test_origin_commits_each_position_with_probability_one_minus_s_over_t(pair):
     G, T = 8, 4
     settings = _dream(gen_length=G, steps=T, remasking="origin", temperature=1.0)
     trajs = jax.jit(jax.vmap(lambda k: rollout.generate(graphdef, params, ids, real, k, settings).unmask_step))(
-        jax.random.split(jax.random.key(3), 300))
+        jax.random.split(jax.random.key(3), 200))
     unmask = np.asarray(trajs)  # [n, B, G]
     t = np.linspace(1, 1e-3, T + 1)
     for s in range(T):

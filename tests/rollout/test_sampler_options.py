@@ -22,7 +22,7 @@ def _sample_cli(capsys, path, prompt, *flags):
     return np.asarray(json.loads(capsys.readouterr().out)["tokens"])
 
 
-@pytest.mark.parametrize("order,top_p", [("entropy", "0.9"), ("topk_margin", None)])
+@pytest.mark.parametrize("order,top_p", [("entropy", "0.9"), pytest.param("topk_margin", None, marks=pytest.mark.slow)])
 def test_sample_cli_on_a_dream_folder_decodes_as_diffusion_generate(pair, capsys, order, top_p):  # noqa: F811
     torch_model, (graphdef, params), path = pair
     prompt = [5, 17, 33, 2, 71]

@@ -58,9 +58,12 @@ def _sample(args) -> int:
             raise SystemExit(f"dlrl-jax sample: --prompt-ids must be integers separated by spaces, got "
                              f"{args.prompt_ids!r}")
         ids, mask = np.asarray([row], np.int32), np.ones((1, len(row)), bool)
+    schedule = rollout.resolve_schedule(args.schedule, model.cfg.family, args.block_length)
     settings = rollout.SamplerSettings(gen_length=args.gen_length, block_length=args.block_length or args.gen_length,
                                        steps=args.steps or args.gen_length, temperature=args.temperature,
-                                       remasking=args.remasking, mask_id=int(mask_id), cache=args.cache)
+                                       remasking=args.remasking, mask_id=int(mask_id), cache=args.cache,
+                                       schedule=schedule, top_p=args.top_p, top_k=args.top_k, alg_temp=args.alg_temp,
+                                       noise_dtype=args.noise_dtype)
     try:
         settings.validate()
     except rollout.SamplerSettingsError as e:
@@ -119,7 +122,8 @@ def _eval(args) -> int:
                             reward_set=args.reward_set, prompt_recipe=args.prompt_recipe, decode=args.decode,
                             steps_per_token=args.steps_per_token, temperature=args.temperature,
                             remasking=args.remasking, threshold=args.threshold, cache=args.cache,
-                            batch_size=args.batch_size,
+                            schedule=args.schedule, top_p=args.top_p, top_k=args.top_k, alg_temp=args.alg_temp,
+                            noise_dtype=args.noise_dtype, batch_size=args.batch_size,
                             tokenizer=args.tokenizer, dtype=args.dtype, seed=args.seed, progress=not args.no_progress)
     summary = evaluate_model(settings)
     print(format_table(args.task, summary))
@@ -139,6 +143,23 @@ def _add_cache_argument(p) -> None:
                    help="Fast-dLLM's approximate KV cache (faster, not exact; see SamplerSettings)")
 
 
+def _add_sampler_arguments(p) -> None:
+    """The candidate and order options of both samplers (see SamplerSettings)."""
+    p.add_argument("--remasking", default="low_confidence",
+                   choices=("low_confidence", "random", "origin", "maskgit_plus", "topk_margin", "entropy"),
+                   help="which masked positions a step commits (Dream's alg: origin, maskgit_plus, topk_margin, "
+                        "entropy)")
+    p.add_argument("--schedule", default="auto", choices=("auto", "blocks", "dream"),
+                   help="blocks: LLaDA's; dream: Dream's diffusion_generate (no blocks); auto: dream for a Dream "
+                        "model unless --block-length is given")
+    p.add_argument("--top-p", type=float, default=None, help="nucleus filter after the temperature (Dream's order)")
+    p.add_argument("--top-k", type=int, default=None, help="top-k filter after top-p")
+    p.add_argument("--alg-temp", type=float, default=None,
+                   help="Dream: draw positions from softmax(confidence / alg-temp) instead of the top ones")
+    p.add_argument("--noise-dtype", default="float32", choices=("float32", "bfloat16", "float64"),
+                   help="Gumbel-max precision at temperature > 0; bfloat16 as the official EGSPO/d1/ESPO trainers")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dlrl-jax", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -151,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "train":
             p.add_argument("--resume", action="store_true",
                            help="continue from the newest checkpoint in RUN_DIR/checkpoints (same config)")
-    p = sub.add_parser("sample", help="sample completions with the LLaDA denoising sampler")
+    p = sub.add_parser("sample", help="sample completions with LLaDA's block sampler or Dream's own")
     p.add_argument("--model", required=True, help="Hugging Face model folder")
     p.add_argument("--adapter", help="a PEFT LoRA adapter folder to put onto the model")
     p.add_argument("--tokenizer", help="tokenizer folder (default: the model folder)")
@@ -160,10 +181,11 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--prompt-ids", help='prompt token ids, e.g. "1 2 3"')
     p.add_argument("--no-chat", action="store_true", help="encode --prompt as is, without the chat template")
     p.add_argument("--gen-length", type=int, default=64)
-    p.add_argument("--block-length", type=int, default=0, help="default: gen-length (one block)")
+    p.add_argument("--block-length", type=int, default=None,
+                   help="default: gen-length (one block); a Dream model without it uses Dream's sampler")
     p.add_argument("--steps", type=int, default=0, help="default: gen-length (one token per step)")
     p.add_argument("--temperature", type=float, default=0.0)
-    p.add_argument("--remasking", default="low_confidence", choices=("low_confidence", "random"))
+    _add_sampler_arguments(p)
     p.add_argument("--seed", type=int, default=0)
     _add_cache_argument(p)
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
@@ -193,10 +215,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="whose prompt text (as task.prompt_recipe)")
     p.add_argument("--decode", default="cut_eos", choices=("cut_eos", "official"),
                    help="completion text for rewards (as task.decode)")
-    p.add_argument("--block-length", type=int, default=32)
+    p.add_argument("--block-length", type=int, default=None,
+                   help="default 32 (the papers'); a Dream model without it uses Dream's sampler")
     p.add_argument("--steps-per-token", type=float, default=0.5, help="steps = gen length x this (papers: 0.5)")
     p.add_argument("--temperature", type=float, default=0.0)
-    p.add_argument("--remasking", default="low_confidence", choices=("low_confidence", "random"))
+    _add_sampler_arguments(p)
     p.add_argument("--threshold", type=float, default=None, help="confidence-threshold parallel decoding")
     _add_cache_argument(p)
     p.add_argument("--batch-size", type=int, default=16)

@@ -61,12 +61,19 @@ class TaskSection:
 @dataclasses.dataclass(frozen=True)
 class SamplerSection:
     gen_length: int = 16
-    block_length: int = 16
+    block_length: int | None = None  # LLaDA's blocks; None: one block (or, for a Dream model, Dream's sampler)
     steps: int = 16
     temperature: float = 0.9
-    remasking: str = "low_confidence"
+    remasking: str = "low_confidence"  # low_confidence | random | origin (Dream's random) | maskgit_plus |
+    #                                    topk_margin | entropy
     eval_temperature: float = 0.0
     cache: str = "none"           # training rollouts with the approximate KV cache (espo, diffu_grpo only)
+    schedule: str = "auto"        # blocks (LLaDA) | dream (diffusion_generate) | auto: dream for a Dream model
+    #                               without block_length, else blocks
+    top_p: float | None = None    # candidates as Dream's sample_tokens: logits / temperature, top_p, top_k
+    top_k: int | None = None
+    alg_temp: float | None = None  # dream: positions drawn from softmax(confidence / alg_temp); None/0: top-k
+    noise_dtype: str = "float32"  # Gumbel-max draw: float32 | bfloat16 (the official trainers') | float64
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,14 +173,16 @@ _CHOICES = {
     "task.prompt_recipe": ("dlrl", "d1", "egspo", "espo"),
     "task.decode": ("cut_eos", "official"),
     "task.code_sandbox": ("namespaces", "rlimits"),
-    "sampler.remasking": ("low_confidence", "random"),
+    "sampler.remasking": ("low_confidence", "random", "origin", "maskgit_plus", "topk_margin", "entropy"),
     "sampler.cache": ("none", "prefix", "dual"),
+    "sampler.schedule": ("auto", "blocks", "dream"),
+    "sampler.noise_dtype": ("float32", "bfloat16", "float64"),
     "algorithm.name": ("egspo", "egspo_sa", "espo", "diffu_grpo", "sft"),
     "algorithm.selection": ("top_k_entropy", "random", "uniform", "adaptive"),
     "algorithm.aggregation": ("sum", "mean"),
     "algorithm.token_mean": ("row", "batch"),
 }
-_POSITIVE = {"task.train_size", "task.eval_size", "sampler.gen_length", "sampler.block_length",
+_POSITIVE = {"task.train_size", "task.eval_size", "sampler.gen_length",
              "sampler.steps", "algorithm.prompts_per_batch", "algorithm.group_size", "algorithm.k",
              "algorithm.mu", "algorithm.micro_batches", "algorithm.elbo_samples", "sft.batch_size", "run.iterations",
              "run.keep_checkpoints"}
@@ -248,10 +257,11 @@ def _check(cfg: Config) -> Config:
         if flat[path] < 0:
             raise ConfigError(f"config field '{path}' must be >= 0, got {flat[path]}")
     s = cfg.sampler
-    if s.gen_length % s.block_length:
+    _check_sampler(s)
+    if s.block_length is not None and s.gen_length % s.block_length:
         raise ConfigError(f"sampler.gen_length {s.gen_length} is not divisible by sampler.block_length "
                           f"{s.block_length}; choose a block_length that divides it")
-    blocks = s.gen_length // s.block_length
+    blocks = s.gen_length // s.block_length if s.block_length is not None else 1
     if s.steps % blocks:
         raise ConfigError(f"sampler.steps {s.steps} is not a multiple of the {blocks} blocks "
                           f"(gen_length / block_length); use a multiple of {blocks}")
@@ -350,6 +360,35 @@ def _check(cfg: Config) -> Config:
             except DataError as e:
                 raise ConfigError(f"config field '{path}': {e}") from None
     return cfg
+
+
+def _check_sampler(s: SamplerSection) -> None:
+    """The sampler fields of both schedules; whether "auto" means Dream's is known once the model is."""
+    if s.block_length is not None and s.block_length <= 0:
+        raise ConfigError(f"config field 'sampler.block_length' must be > 0 (or null: no blocks), got {s.block_length}")
+    if s.top_p is not None and not 0.0 < s.top_p <= 1.0:
+        raise ConfigError(f"sampler.top_p must be in (0, 1] (null: no nucleus filter), got {s.top_p}")
+    if s.top_k is not None and s.top_k <= 0:
+        raise ConfigError(f"sampler.top_k must be a positive integer (null: no top-k filter), got {s.top_k}")
+    if s.alg_temp is not None and s.alg_temp < 0:
+        raise ConfigError(f"sampler.alg_temp must be >= 0 (null or 0: the top-k positions), got {s.alg_temp}")
+    blocks = s.schedule == "blocks" or (s.schedule == "auto" and s.block_length is not None)
+    if s.alg_temp and blocks:
+        raise ConfigError(f"sampler.alg_temp {s.alg_temp} is part of Dream's sampler; set sampler.schedule=dream "
+                          f"(and no block_length) or sampler.alg_temp=null")
+    if s.schedule == "dream" and s.block_length is not None:
+        raise ConfigError(f"sampler.block_length {s.block_length} has no meaning for sampler.schedule=dream (no "
+                          f"blocks); set sampler.block_length=null, or sampler.schedule=blocks")
+    if s.schedule == "dream" and s.cache != "none":
+        raise ConfigError(f"sampler.cache {s.cache!r} works block by block; sampler.schedule=dream needs cache none")
+    if s.schedule == "dream" and s.noise_dtype != "float32":
+        raise ConfigError(f"sampler.noise_dtype {s.noise_dtype!r} applies to LLaDA's Gumbel-max formula; "
+                          f"sampler.schedule=dream samples as torch's Categorical does: use float32")
+    if s.noise_dtype == "float64":
+        import jax
+        if not jax.config.jax_enable_x64:
+            raise ConfigError("sampler.noise_dtype float64 needs 64-bit JAX: set JAX_ENABLE_X64=1 before starting, "
+                              "or use float32 (the same distribution, drawn in log space)")
 
 
 def _flatten(cfg) -> dict[str, Any]:

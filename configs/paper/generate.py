@@ -26,8 +26,7 @@ from official import NOT_IN_OFFICIAL_CODE, REPOS, value  # noqa: E402
 
 # Fields of other changes in flight: computed, shown in the header, not yet written. The switch.
 # (sampler.remasking exists; its value "entropy", Dream's order for ESPO on Dream, is what is pending.)
-PENDING = {"sampler.schedule", "sampler.remasking",
-           "sampler.top_p", "sampler.alg_temp", "sampler.noise_dtype"}
+PENDING: set[str] = set()
 
 MODELS = {"llada8b": "models/LLaDA-8B-Instruct", "dream7b": "models/Dream-v0-Instruct-7B"}
 TASKS = ("gsm8k", "math", "countdown", "sudoku", "code")
@@ -101,7 +100,7 @@ def fields(model: str, task: str, algorithm: str) -> dict:
                       "algorithm.elbo_strata": v("per_device_train_batch_size")})
             if model == "dream7b":  # Dream's own diffusion_generate: entropy order, top_p 0.95, no blocks
                 f.update({"sampler.schedule": "dream", "sampler.remasking": "entropy", "sampler.top_p": 0.95,
-                          "sampler.alg_temp": 0.0, "sampler.block_length": v("max_completion_length")})
+                          "sampler.alg_temp": 0.0, "sampler.block_length": None})
                 del f["sampler.noise_dtype"]
             else:
                 f.update({"sampler.schedule": "blocks", "sampler.remasking": "low_confidence"})

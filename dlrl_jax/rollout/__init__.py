@@ -1,8 +1,9 @@
-"""The denoising rollout: the LLaDA sampler on `lax.scan` and the trajectory record RL consumes."""
+"""The denoising rollout: LLaDA's block sampler and Dream's diffusion_generate on `lax.scan`, and the
+trajectory record RL consumes."""
 
 from dlrl_jax.rollout.sampler import generate, transfer_schedule
-from dlrl_jax.rollout.settings import SamplerSettings, SamplerSettingsError
+from dlrl_jax.rollout.settings import SamplerSettings, SamplerSettingsError, resolve_schedule
 from dlrl_jax.rollout.trajectory import Trajectory, state_before_step
 
-__all__ = ["SamplerSettings", "SamplerSettingsError", "Trajectory", "generate", "state_before_step",
-           "transfer_schedule"]
+__all__ = ["SamplerSettings", "SamplerSettingsError", "Trajectory", "generate", "resolve_schedule",
+           "state_before_step", "transfer_schedule"]

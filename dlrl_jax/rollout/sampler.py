@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dlrl_jax import models
+from dlrl_jax.rollout import noise
 from dlrl_jax.rollout.settings import SamplerSettings
 from dlrl_jax.rollout.trajectory import Trajectory
 
@@ -31,17 +32,20 @@ def transfer_schedule(settings: SamplerSettings) -> np.ndarray:
     return np.tile(per_block, settings.num_blocks)
 
 
-def _filter_logits(logits, top_k, top_p):
-    if top_k is not None:
-        kth = jax.lax.top_k(logits, top_k)[0][..., -1:]
-        logits = jnp.where(logits < kth, -jnp.inf, logits)
+def _filter_logits(logits, top_p, top_k):
+    """Dream's top_p_logits then top_k_logits on [..., V]; removed entries become -inf.
+
+    top_p keeps the sorted prefix up to and including the token whose cumulative probability first
+    exceeds top_p (the first token always); top_k keeps the logits >= the k-th largest."""
     if top_p is not None and top_p < 1.0:
         sorted_logits = jnp.sort(logits, axis=-1)[..., ::-1]
         cum = jnp.cumsum(jax.nn.softmax(sorted_logits, axis=-1), axis=-1)
-        # keep the smallest prefix whose mass reaches top_p (the token that crosses it included)
-        cutoff_index = jnp.sum(cum - jax.nn.softmax(sorted_logits, axis=-1) < top_p, axis=-1, keepdims=True) - 1
-        cutoff = jnp.take_along_axis(sorted_logits, cutoff_index, axis=-1)
+        kept = 1 + jnp.sum(cum[..., :-1] <= top_p, axis=-1, keepdims=True)
+        cutoff = jnp.take_along_axis(sorted_logits, kept - 1, axis=-1)
         logits = jnp.where(logits < cutoff, -jnp.inf, logits)
+    if top_k is not None:
+        kth = jax.lax.top_k(logits, min(top_k, logits.shape[-1]))[0][..., -1:]
+        logits = jnp.where(logits < kth, -jnp.inf, logits)
     return logits
 
 
@@ -73,33 +77,35 @@ def _window_logits(graphdef, params, settings, prompt_ids, x, attention, start, 
 
 
 def _candidates(settings, logits, gumbel_key, remask_key):
-    """(candidate tokens x0 [B, W], confidence [B, W]) per the sampling and remasking settings.
+    """(candidate tokens x0 [B, W], confidence [B, W]) per the sampling and remasking settings: Dream's
+    sample_tokens (logits / temperature, then top_p, then top_k; a categorical draw, argmax at
+    temperature 0) and its confidences, or LLaDA's low_confidence (prob under the raw logits).
 
     The mask token is never a candidate: committing it would leave the position looking masked."""
-    filtered = _filter_logits(logits.at[..., settings.mask_id].set(-jnp.inf), settings.top_k, settings.top_p)
-    if settings.temperature > 0:
-        scaled = filtered / settings.temperature
-        x0 = jnp.argmax(scaled + jax.random.gumbel(gumbel_key, logits.shape, jnp.float32), axis=-1)
+    candidate_logits = logits.at[..., settings.mask_id].set(-jnp.inf)
+    T = settings.temperature
+    filtered = _filter_logits(candidate_logits / T if T > 0 else candidate_logits, settings.top_p, settings.top_k)
+    if T > 0:
+        x0 = noise.gumbel_max(candidate_logits, filtered > -jnp.inf, T, settings.noise_dtype, gumbel_key)
     else:
-        scaled = filtered
-        x0 = jnp.argmax(filtered, axis=-1)
+        x0 = jnp.argmax(filtered, axis=-1).astype(jnp.int32)
     mode = settings.remasking
     if mode == "low_confidence":
         confidence = jnp.take_along_axis(jax.nn.softmax(logits, axis=-1), x0[..., None], axis=-1)[..., 0]
-    elif mode == "random":
+    elif mode in ("random", "origin"):
         confidence = jax.random.uniform(remask_key, x0.shape)
     else:
-        probs = jax.nn.softmax(scaled, axis=-1)
+        probs = jax.nn.softmax(filtered, axis=-1)
         if mode == "maskgit_plus":
             confidence = jnp.take_along_axis(probs, x0[..., None], axis=-1)[..., 0]
         elif mode == "topk_margin":
             top2 = jax.lax.top_k(probs, 2)[0]
             confidence = top2[..., 0] - top2[..., 1]
-        else:  # entropy: the most certain (lowest entropy) first
-            confidence = jnp.sum(jnp.where(probs > 0, probs * jnp.log(jnp.where(probs > 0, probs, 1.0)), 0.0), -1)
+        else:  # entropy: the most certain (lowest entropy) first, with Dream's 1e-10 inside the log
+            confidence = jnp.sum(probs * jnp.log(probs + 1e-10), axis=-1)
     for token in settings.suppress_token_ids:
         confidence = jnp.where(x0 == token, confidence + _NEG, confidence)
-    return x0.astype(jnp.int32), confidence
+    return x0, confidence
 
 
 def _step(settings, logits, x, P, key, s, start, eligible_fn):
@@ -207,9 +213,14 @@ def generate(graphdef, params, prompt_ids, prompt_mask, key, settings: SamplerSe
     """Samples G completion tokens for each left-padded prompt row; compiled once per shape and settings.
 
     prompt_ids [B, P] int32, prompt_mask [B, P] bool (False on left padding; the pad id must differ
-    from the mask id). settings.cache "prefix"/"dual" runs the approximate KV-cache sampler
-    (dlrl_jax.rollout.cached). Settings are validated (with a clear error) before anything compiles."""
+    from the mask id). settings.schedule "dream" runs Dream's diffusion_generate (dlrl_jax.rollout.dream);
+    settings.cache "prefix"/"dual" the approximate KV-cache sampler (dlrl_jax.rollout.cached). Settings
+    are validated (with a clear error) before anything compiles."""
     settings.validate()
+    if settings.schedule == "dream":
+        from dlrl_jax.rollout.dream import generate_dream  # it builds on this module's step functions
+        return generate_dream(graphdef, params, jnp.asarray(prompt_ids, jnp.int32), jnp.asarray(prompt_mask, bool),
+                              key, settings)
     if settings.cache != "none":
         from dlrl_jax.rollout.cached import generate_cached  # it builds on this module's step functions
         return generate_cached(graphdef, params, jnp.asarray(prompt_ids, jnp.int32), jnp.asarray(prompt_mask, bool),

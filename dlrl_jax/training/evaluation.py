@@ -41,10 +41,15 @@ class EvalSettings:
     data: str | None = None          # records file / hf: name; None: the task's generator
     num_examples: int = 0            # 0: all records (generator: 256)
     prompt_style: str = "chat"
-    block_length: int = 32
+    block_length: int | None = None  # None: 32 (the papers') for LLaDA's sampler; Dream's sampler for a Dream model
     steps_per_token: float = 0.5     # steps = gen_length * steps_per_token (the papers: 1/2)
     temperature: float = 0.0
     remasking: str = "low_confidence"
+    schedule: str = "auto"           # blocks | dream | auto (dream for a Dream model without block_length)
+    top_p: float | None = None
+    top_k: int | None = None
+    alg_temp: float | None = None
+    noise_dtype: str = "float32"
     threshold: float | None = None   # confidence-threshold parallel decoding instead of fixed steps
     cache: str = "none"              # Fast-dLLM's approximate prefix / dual KV cache
     batch_size: int = 16
@@ -58,11 +63,15 @@ class EvalSettings:
     decode: str = "cut_eos"          # as task.decode
 
 
-def sampler_settings(s: EvalSettings, gen_length: int, mask_id: int) -> rollout.SamplerSettings:
+def sampler_settings(s: EvalSettings, gen_length: int, mask_id: int, family: str = "llada") -> rollout.SamplerSettings:
     steps = max(1, int(round(gen_length * s.steps_per_token)))
-    settings = rollout.SamplerSettings(gen_length=gen_length, block_length=min(s.block_length, gen_length), steps=steps,
-                                       temperature=s.temperature, remasking=s.remasking, mask_id=mask_id,
-                                       threshold=s.threshold, cache=s.cache)
+    if s.schedule not in ("auto", "blocks", "dream"):
+        raise EvalError(f"--schedule {s.schedule!r} is unknown; use auto, blocks or dream")
+    schedule = rollout.resolve_schedule(s.schedule, family, s.block_length)
+    settings = rollout.SamplerSettings(gen_length=gen_length, block_length=min(s.block_length or 32, gen_length),
+                                       steps=steps, temperature=s.temperature, remasking=s.remasking, mask_id=mask_id,
+                                       threshold=s.threshold, cache=s.cache, schedule=schedule, top_p=s.top_p,
+                                       top_k=s.top_k, alg_temp=s.alg_temp, noise_dtype=s.noise_dtype)
     try:
         return settings.validate()
     except rollout.SamplerSettingsError as e:
@@ -100,6 +109,8 @@ def _check_meta(s: EvalSettings) -> None:
             old = json.load(f)
         old.setdefault("cache", "none")  # folders written before the cache option existed
         old.setdefault("adapter", None)  # ... and before the adapter option
+        for key, value in dict(schedule="auto", top_p=None, top_k=None, alg_temp=None, noise_dtype="float32").items():
+            old.setdefault(key, value)  # ... and before Dream's sampler options
         changed = sorted(k for k in set(old) | set(meta) if old.get(k) != meta.get(k))
         if changed:
             raise EvalError(f"{s.out_dir} holds an evaluation with different settings ({', '.join(changed)}); "
@@ -143,7 +154,8 @@ def evaluate_model(s: EvalSettings, log=print) -> list[dict]:
         model = load_adapter(model, s.adapter)
     tokenizer = Tokenizer.from_pretrained(s.tokenizer or s.model, model.cfg)
     mask_id = model.cfg.mask_token_id if model.cfg.mask_token_id is not None else tokenizer.mask_id
-    settings_by_length = {g: sampler_settings(s, g, int(mask_id)) for g in s.gen_lengths}  # all checked first
+    settings_by_length = {g: sampler_settings(s, g, int(mask_id), model.cfg.family)
+                          for g in s.gen_lengths}  # all checked first
     records = load_records(s)
     try:
         task: Task = make_task(s.task, s.prompt_style, [], records, s.reward_set, s.prompt_recipe)
@@ -186,7 +198,8 @@ def evaluate_model(s: EvalSettings, log=print) -> list[dict]:
                 bar.update(len(index))
         bar.close()
         rows = [done[i] for i in range(len(records))]
-        summary.append({"gen_length": g, "steps": settings.steps, "block_length": settings.block_length,
+        summary.append({"gen_length": g, "steps": settings.steps,
+                        "block_length": settings.block_length if settings.schedule == "blocks" else "none (dream)",
                         "examples": len(rows), "reward": float(np.mean([r["reward"] for r in rows])),
                         "accuracy": float(np.mean([r["correct"] for r in rows]))})
     with open(os.path.join(s.out_dir, "eval_summary.json"), "w") as f:

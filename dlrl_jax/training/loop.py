@@ -34,6 +34,7 @@ class Run:
         self.mesh = setup.build_mesh(cfg)  # first: a mesh that does not fit fails before any weights load
         model, self.tokenizer = setup.build_model_and_tokenizer(cfg, self.mesh)
         self.mask_id = model.cfg.mask_token_id
+        self.model_family = model.cfg.family  # sampler.schedule auto: Dream's sampler for Dream models
         # LoRA dropout: update items then carry a "dropout_key" (raw key data) for the training forwards
         self.lora_dropout = model.cfg.lora_rank > 0 and model.cfg.lora_dropout > 0
         self.graphdef, params = models.split(model)
@@ -82,9 +83,17 @@ class Run:
 
     def sampler(self, temperature: float, record_greedy: bool = False, cache: str = "none") -> rollout.SamplerSettings:
         s = self.cfg.sampler
-        return rollout.SamplerSettings(gen_length=s.gen_length, block_length=s.block_length, steps=s.steps,
-                                       temperature=temperature, remasking=s.remasking, mask_id=self.mask_id,
-                                       record_greedy=record_greedy, cache=cache)
+        settings = rollout.SamplerSettings(gen_length=s.gen_length, block_length=s.block_length or s.gen_length,
+                                           steps=s.steps, temperature=temperature, remasking=s.remasking,
+                                           mask_id=self.mask_id, record_greedy=record_greedy, cache=cache,
+                                           schedule=rollout.resolve_schedule(s.schedule, self.model_family,
+                                                                             s.block_length),
+                                           top_p=s.top_p, top_k=s.top_k, alg_temp=s.alg_temp,
+                                           noise_dtype=s.noise_dtype)
+        try:
+            return settings.validate()
+        except rollout.SamplerSettingsError as e:
+            raise ConfigError(f"sampler ({settings.schedule} schedule): {e}") from None
 
     def partition(self, params) -> ParamPartition | None:
         """With LoRA adapters, only they train; None means every parameter does."""

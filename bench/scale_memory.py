@@ -5,7 +5,9 @@ q,k,v,o,gate,up,down) on 1 and 8 devices, with a bf16 base and with an NF4 base 
 model.quantize_base=nf4).
 
 The batch is the papers': per device 6 prompts x 8 samples (48 rows, one row per micro-batch),
-prompt 200 + completion 256 tokens, K = 8 of 128 steps, full rematerialisation, bf16 weights.
+prompt 200 + completion 256 tokens, K = 8 of 128 steps of which each optimizer step accumulates 2 (the
+official schedule), full rematerialisation, bf16 compute; trainable weights and AdamW moments in float32
+(a full fine-tune's float32 master weights; LoRA's float32 factors).
 
     python bench/scale_memory.py          # every row
     python bench/scale_memory.py --nf4    # the NF4-base rows only
@@ -33,6 +35,7 @@ from update_memory import abstract_egspo_items  # noqa: E402  (bench/update_memo
 
 GIB = 2.0**30
 PROMPT, GEN, STEPS, K, ROWS_PER_DEVICE = 200, 256, 128, 8, 48
+COLUMNS = 2  # the official schedule: one optimizer step accumulates 2 selected-step columns
 
 
 def sharded_abstract(params, mesh):
@@ -51,21 +54,25 @@ def opt_abstract_for(tx, params, mesh):
 
 def items_for(mesh, rows):
     # one micro-batch = one row per device; rows split over the devices on axis 1
-    return abstract_egspo_items(ROWS_PER_DEVICE * K, rows // ROWS_PER_DEVICE, PROMPT, GEN,
+    return abstract_egspo_items(ROWS_PER_DEVICE * COLUMNS, rows // ROWS_PER_DEVICE, PROMPT, GEN,
                                 sharding=lambda ndim: parallel.batch_sharding(mesh, ndim, 1))
 
 
-def analyse(name, devices, lora_rank, dtype="bfloat16", quantize_base="none"):
+def analyse(name, devices, lora_rank, dtype="bfloat16", quantize_base="none", targets=None):
     cfg = models.preset("llada-8b", remat="full", param_dtype=dtype, dtype=dtype, quantize_base=quantize_base)
     if lora_rank:
-        cfg = cfg.replace(lora_rank=lora_rank, lora_alpha=64.0, lora_targets=tuple(LORA_TARGETS))
+        cfg = cfg.replace(lora_rank=lora_rank, lora_alpha=64.0, lora_targets=tuple(targets or LORA_TARGETS))
     mesh = parallel.make_mesh(1, devices, 1, devices=jax.devices()[:devices])
     graphdef, params = models.split(models.abstract_model(cfg))
     params = sharded_abstract(params, mesh)
+    if not lora_rank:  # a full fine-tune trains float32 master weights (LoRA factors are float32 already)
+        params = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, jax.numpy.float32, sharding=x.sharding), params)
+
     tx = make_optimizer(OptimizerSettings())
     rows = ROWS_PER_DEVICE * devices
     loss = functools.partial(stepwise.stepwise_loss, graphdef, total_rows=rows,
-                             settings=stepwise.StepwiseLossSettings(mask_id=cfg.mask_token_id, tokens_per_step=GEN / STEPS))
+                             settings=stepwise.StepwiseLossSettings(mask_id=cfg.mask_token_id, tokens_per_step=GEN / STEPS,
+                                                                    column_weight=1.0 / COLUMNS))
     items = items_for(mesh, rows)
     t = time.perf_counter()
     with jax.set_mesh(mesh):  # as in training: the model keeps activations split by rows over the mesh
@@ -93,9 +100,12 @@ def _compile(loss, tx, params, items, mesh, lora_rank):
 
 
 def nf4_rows():
-    """LoRA r128 on an NF4 base: codes (4 bits) and float32 scales per 64 weights instead of bf16."""
+    """LoRA r128 on an NF4 base: codes (4 bits) and float32 scales per 64 weights instead of bf16; the
+    last rows adapt what the official runs adapt on LLaDA (PEFT's names match q, k, v and up only)."""
     return ([analyse("LoRA r128, nf4 base", n, 128, quantize_base="nf4") for n in (1, 8)]
-            + [analyse("LoRA r128, nf4 base, f32 compute", 1, 128, "float32", quantize_base="nf4")])
+            + [analyse("LoRA r128, nf4 base, f32 compute", 1, 128, "float32", quantize_base="nf4")]
+            + [analyse("LoRA r128 on q,k,v,up (official), nf4 base", n, 128, quantize_base="nf4",
+                       targets=("q", "k", "v", "up")) for n in (1, 8)])
 
 
 def main():

@@ -37,7 +37,9 @@ def _imports():
                 continue
             for name in names:
                 root = name.split(".")[0]
-                if root != "dlrl_jax" and root not in sys.stdlib_module_names:
+                # the sandbox's child programs run as scripts beside each other: child_* are their siblings
+                sibling = root.startswith("child_") and (path.parent / f"{root}.py").is_file()
+                if root != "dlrl_jax" and root not in sys.stdlib_module_names and not sibling:
                     yield root, path.relative_to(ROOT), id(node) in top
 
 

@@ -20,7 +20,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 SETTINGS = ["sft.steps=2", "sft.batch_size=8", "task.train_size=64", "task.eval_size=8",
             "algorithm.prompts_per_batch=2", "algorithm.group_size=4", "run.save_every=1", "run.eval_every=2",
             "run.tensorboard=false", "run.progress=false"]
-VOLATILE = ("time", "tokens_per_s")
+VOLATILE = ("time", "tokens_per_s", "seconds", "time_rollout", "time_reward", "time_reference", "time_update",
+            "time_iteration")  # wall-clock measurements
 
 
 def _args(out, iterations, *extra):

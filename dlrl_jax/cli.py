@@ -3,25 +3,32 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
 
 
 def _train(args, algorithm: str | None = None) -> int:
-    from dlrl_jax import config
-    from dlrl_jax.training.plot import plot_run
-    from dlrl_jax.training.train import train
+    from dlrl_jax.training.preemption import StopFlag
 
-    overrides = list(args.set or [])
-    if getattr(args, "resume", False):
-        overrides.append("run.resume=true")
-    if algorithm:
-        overrides.append(f"algorithm.name={algorithm}")
-    cfg = config.load(args.config, overrides)
-    from dlrl_jax.parallel import distributed
-    distributed.initialize()  # joins a multi-host job (coordinator from DLRL_*, SLURM or a TPU pod); else nothing
-    train(cfg, log=print if distributed.is_lead_process() else (lambda *_: None))
+    with StopFlag() as stop:  # first: a SIGTERM while JAX loads is a preemption too
+        from dlrl_jax import config
+        from dlrl_jax.training.plot import plot_run
+        from dlrl_jax.training.train import train
+
+        overrides = list(args.set or [])
+        if args.resume:
+            overrides.append("run.resume=true")
+        if args.resume_or_start:
+            overrides.append("run.resume=auto")
+        if algorithm:
+            overrides.append(f"algorithm.name={algorithm}")
+        cfg = config.load(args.config, overrides)
+        args.output = cfg.run.out_dir
+        from dlrl_jax.parallel import distributed
+        distributed.initialize()  # joins a multi-host job (coordinator from DLRL_*, SLURM or a TPU pod); else nothing
+        train(cfg, log=print if distributed.is_lead_process() else (lambda *_: None), stop=stop)
     if distributed.is_lead_process():
         print(f"[dlrl-jax] curves: {plot_run(cfg.run.out_dir)}")
     return 0
@@ -35,6 +42,9 @@ def _sample(args) -> int:
     from dlrl_jax import models, rollout
     from dlrl_jax.models.tokenizer import Tokenizer, TokenizerError
 
+    from dlrl_jax.config import SEED_MAX, ConfigError
+    if not 0 <= args.seed <= SEED_MAX:
+        raise ConfigError(f"--seed must be in [0, {SEED_MAX}], got {args.seed}")
     model = models.from_pretrained(args.model, dtype=args.dtype)
     graphdef, params = models.split(model)
     tokenizer = None
@@ -127,9 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text)
         p.add_argument("--config", help="YAML config file (default: the embedded tiny Sudoku demo)")
         p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field, repeatable")
-        if name == "train":
-            p.add_argument("--resume", action="store_true",
-                           help="continue from the newest checkpoint in RUN_DIR/checkpoints (same config)")
+        resume = p.add_mutually_exclusive_group()
+        resume.add_argument("--resume", action="store_true",
+                            help="continue from the newest checkpoint in RUN_DIR (same settings); none there: an error")
+        resume.add_argument("--resume-or-start", action="store_true",
+                            help="continue from the newest checkpoint if there is one, else start (run.resume=auto)")
     p = sub.add_parser("sample", help="sample completions with the LLaDA denoising sampler")
     p.add_argument("--model", required=True, help="Hugging Face model folder")
     p.add_argument("--tokenizer", help="tokenizer folder (default: the model folder)")
@@ -177,22 +189,53 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    from dlrl_jax.config import ConfigError
-    from dlrl_jax.data.readers import DataError
-    from dlrl_jax.models import CheckpointError, ConfigError as ModelConfigError
-    from dlrl_jax.models.tokenizer import TokenizerError
-    from dlrl_jax.training.evaluation import EvalError
+# Exit statuses (README "Exit statuses").
+EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_IO = 0, 1, 2, 74  # 74: EX_IOERR (out of space, unwritable path)
 
+
+def _disk_error(error: BaseException) -> OSError | None:
+    """The OSError (out of space, quota, read-only or unwritable path) behind `error`, if any."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES,
+                                                          errno.EPERM, errno.ENOTDIR, errno.EISDIR):
+            return error
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"train": _train, "sft": lambda a: _train(a, "sft"), "sample": _sample, "export": _export,
-                "eval": _eval, "plot": _plot}
+    args.output = getattr(args, "out", None) or getattr(args, "run_dir", None)
     try:
+        from dlrl_jax.config import ConfigError
+        from dlrl_jax.data.readers import DataError
+        from dlrl_jax.models import CheckpointError, ConfigError as ModelConfigError
+        from dlrl_jax.models.tokenizer import TokenizerError
+        from dlrl_jax.training.evaluation import EvalError
+        from dlrl_jax.training.preemption import PREEMPTED_EXIT, Preempted
+        from dlrl_jax.training.run_lock import RunLockedError
+
+        handlers = {"train": _train, "sft": lambda a: _train(a, "sft"), "sample": _sample, "export": _export,
+                    "eval": _eval, "plot": _plot}
         return handlers[args.command](args)
-    except (ConfigError, CheckpointError, ModelConfigError, DataError, EvalError, TokenizerError,
+    except Preempted as e:
+        print(f"dlrl-jax {args.command}: preempted: {e}", file=sys.stderr)
+        return PREEMPTED_EXIT
+    except (ConfigError, CheckpointError, ModelConfigError, DataError, EvalError, TokenizerError, RunLockedError,
             FileNotFoundError) as e:
         print(f"dlrl-jax {args.command}: error: {e}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
+    except Exception as e:  # noqa: BLE001 (only disk errors are turned into one line; the rest re-raised)
+        disk = _disk_error(e)
+        if disk is None:
+            raise
+        where = disk.filename or args.output or "the output folder"
+        what = "out of disk space" if disk.errno in (errno.ENOSPC, errno.EDQUOT) else "cannot write there"
+        print(f"dlrl-jax {args.command}: error: {what} at {where} ({disk.strerror}); free space or choose "
+              f"another output folder (what was saved before is intact)", file=sys.stderr)
+        return EXIT_IO
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 
 import jax
 import orbax.checkpoint as ocp
@@ -70,6 +71,20 @@ class TrainStateCheckpointer:
         restored = self.manager.restore(step, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(abstract_like(target)), meta=ocp.args.JsonRestore()))
         return restored["state"], dict(restored["meta"] or {})
+
+    def read_meta(self, step: int) -> dict:
+        """The JSON metadata of `step` alone (no arrays are read)."""
+        restored = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+        return dict(restored["meta"] or {})
+
+    def set_aside(self, step: int) -> str:
+        """Moves an unreadable `step` out of the way (into DIRECTORY.unreadable/, kept for inspection, not
+        deleted), so that the run falls back to the previous one and may write this step again."""
+        aside = os.path.join(self.directory + ".unreadable", f"{step}-{int(time.time())}")
+        os.makedirs(os.path.dirname(aside), exist_ok=True)
+        os.rename(os.path.join(self.directory, str(step)), aside)
+        self.manager.reload()
+        return aside
 
     def wait(self) -> None:
         self.manager.wait_until_finished()

@@ -5,12 +5,15 @@ training uses.
 Each generation length writes `eval_<task>_<length>.jsonl`, one line per example (index, prompt,
 completion, extracted answer, reward, correct), appended and flushed batch by batch; a rerun with the
 same settings skips the examples already written, so an interrupted evaluation resumes where it
-stopped. `eval_meta.json` records the settings and a rerun with different ones is refused.
+stopped. `eval_meta.json` records the decoding settings and a fingerprint of the model (sha256 of its
+weights, config and tokenizer files); a rerun with a different model or different settings is refused
+by name, never mixed into the same results.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 
@@ -20,6 +23,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from dlrl_jax import models, rewards, rollout
+from dlrl_jax.config import SEED_MAX
 from dlrl_jax.data import readers
 from dlrl_jax.models.tokenizer import Tokenizer
 from dlrl_jax.training import setup
@@ -77,21 +81,56 @@ def load_records(s: EvalSettings) -> list[dict]:
     return records[:s.num_examples] if s.num_examples else records
 
 
+# The files whose bytes decide what a model folder computes: weights, architecture, tokenizer.
+_FINGERPRINTED = ("config.json", "model.safetensors.index.json", "tokenizer.json", "tokenizer_config.json",
+                  "special_tokens_map.json", "added_tokens.json", "vocab.json", "merges.txt")
+
+
+def model_fingerprint(*folders: str) -> str:
+    """sha256 over the bytes of the weights (every *.safetensors), config.json and tokenizer files of
+    `folders` (the model's, then a separate tokenizer folder's), in a fixed order. Reads every byte
+    once (about a second per GB): sound where sizes and times are not (a retrained model of the same
+    shape has the same sizes)."""
+    digest = hashlib.sha256()
+    for folder in dict.fromkeys(os.path.abspath(f) for f in folders if f):
+        names = sorted(n for n in os.listdir(folder) if n.endswith(".safetensors") or n in _FINGERPRINTED)
+        for name in names:
+            digest.update(f"{len(name)}:{name}".encode())
+            with open(os.path.join(folder, name), "rb") as f:
+                for block in iter(lambda: f.read(1 << 24), b""):
+                    digest.update(block)
+    return digest.hexdigest()
+
+
 def _meta(s: EvalSettings) -> dict:
     meta = dataclasses.asdict(s)
-    for volatile in ("out_dir", "progress", "batch_size", "gen_lengths"):
-        meta.pop(volatile)
-    meta["model"] = os.path.abspath(s.model)
+    for volatile in ("out_dir", "progress", "batch_size", "gen_lengths", "model"):
+        meta.pop(volatile)  # (the model is identified by its fingerprint, wherever it lies)
+    meta["model_sha256"] = model_fingerprint(s.model, s.tokenizer)
     return meta
 
 
 def _check_meta(s: EvalSettings) -> None:
+    """Results in `s.out_dir` belong to one model and one set of decoding settings: a rerun with the
+    same ones resumes, any other is refused by name (nothing is overwritten)."""
+    if os.path.exists(s.out_dir) and not os.path.isdir(s.out_dir):
+        raise EvalError(f"--out {s.out_dir} is a file, not a folder; choose a folder path")
     path = os.path.join(s.out_dir, "eval_meta.json")
     meta = _meta(s)
     if os.path.exists(path):
-        with open(path) as f:
-            old = json.load(f)
+        try:
+            with open(path) as f:
+                old = json.load(f)
+        except (OSError, ValueError) as e:
+            raise EvalError(f"{path} is unreadable ({e}); delete {s.out_dir} to start over, or use another "
+                            "--out") from None
         old.setdefault("cache", "none")  # folders written before the cache option existed
+        old.pop("model", None)  # (folders written before the fingerprint: the path only)
+        if old.get("model_sha256") != meta["model_sha256"]:
+            raise EvalError(f"{s.out_dir} holds results of a different model (weights/config/tokenizer sha256 "
+                            f"{str(old.get('model_sha256'))[:12]} there, {meta['model_sha256'][:12]} now: the model "
+                            "changed since, or it was written before fingerprints); refusing to mix them: use "
+                            f"another --out, or delete {s.out_dir} to start afresh")
         changed = sorted(k for k in set(old) | set(meta) if old.get(k) != meta.get(k))
         if changed:
             raise EvalError(f"{s.out_dir} holds an evaluation with different settings ({', '.join(changed)}); "
@@ -129,6 +168,8 @@ def evaluate_model(s: EvalSettings, log=print) -> list[dict]:
         raise EvalError(f"--task {s.task!r} is unknown; use one of {', '.join(readers.TASKS)}")
     if not s.gen_lengths or any(g <= 0 for g in s.gen_lengths):
         raise EvalError(f"--gen-lengths must be positive integers, got {s.gen_lengths}")
+    if not 0 <= s.seed <= SEED_MAX:
+        raise EvalError(f"--seed must be in [0, {SEED_MAX}], got {s.seed}")
     model = models.from_pretrained(s.model, dtype=s.dtype)
     tokenizer = Tokenizer.from_pretrained(s.tokenizer or s.model, model.cfg)
     mask_id = model.cfg.mask_token_id if model.cfg.mask_token_id is not None else tokenizer.mask_id
@@ -138,7 +179,15 @@ def evaluate_model(s: EvalSettings, log=print) -> list[dict]:
     _check_meta(s)
     graphdef, params = models.split(model)
     texts = [task.prompt_text(r) for r in records]
-    length = setup.prompt_length(tokenizer, texts, s.prompt_style, 0)
+    positions = setup.max_positions(s.model)
+    if positions <= max(s.gen_lengths):
+        raise EvalError(f"--gen-lengths {max(s.gen_lengths)} leaves no room for a prompt in the {positions} "
+                        "positions the model holds; lower it")
+    source = s.data or f"the {s.task} generator"
+    length = setup.prompt_length(tokenizer, texts, s.prompt_style, 0, limit=positions - max(s.gen_lengths),
+                                 where=lambda i: f"{source} row {i + 1}",
+                                 fix=f"shorten or drop that record (the model holds {positions} positions, "
+                                     f"--gen-lengths up to {max(s.gen_lengths)} of them for the completion)")
     summary = []
     for g, settings in settings_by_length.items():
         path = os.path.join(s.out_dir, f"eval_{s.task}_{g}.jsonl")

@@ -1,0 +1,54 @@
+"""SIGTERM (a preemption, SLURM's warning before the time limit) at any phase of a run: the run saves
+what it can and exits with PREEMPTED_EXIT, which launchers read as "requeue and resume".
+
+Light on purpose (no JAX import): the CLI installs the handler before anything heavy loads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+
+PREEMPTED_EXIT = 75  # EX_TEMPFAIL (sysexits.h): a temporary failure; run the same command again
+
+
+class Preempted(Exception):
+    """The run stopped on SIGTERM after saving what it could; the message says what and how to go on."""
+
+
+class StopFlag:
+    """The SIGTERM handler of one run. While `immediate` (start-up: nothing to save yet) a SIGTERM
+    raises Preempted at once; inside `deferred()` it only sets `set`, which the phases check between
+    steps (an SFT step, an evaluation batch, an RL iteration), then save and raise Preempted."""
+
+    def __init__(self):
+        self.set = False
+        self.immediate = True
+        self._previous = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.set = True
+        if self.immediate:
+            self.immediate = False  # once: the unwinding itself must not be interrupted again
+            raise Preempted("stopped by SIGTERM during start-up, before anything was saved; run the same "
+                            "command again")
+
+    @contextlib.contextmanager
+    def deferred(self):
+        """Phases that can save: a SIGTERM only sets the flag."""
+        previous, self.immediate = self.immediate, False
+        try:
+            yield self
+        finally:
+            self.immediate = previous
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+            self._previous = None

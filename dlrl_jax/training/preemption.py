@@ -13,8 +13,10 @@ import threading
 PREEMPTED_EXIT = 75  # EX_TEMPFAIL (sysexits.h): a temporary failure; run the same command again
 
 
-class Preempted(Exception):
-    """The run stopped on SIGTERM after saving what it could; the message says what and how to go on."""
+class Preempted(BaseException):
+    """The run stopped on SIGTERM after saving what it could; the message says what and how to go on.
+    A BaseException, like KeyboardInterrupt: raised at start-up from the signal handler, it must not
+    be swallowed by some library's `except Exception`."""
 
 
 class StopFlag:

@@ -6,6 +6,7 @@ import argparse
 import errno
 import json
 import os
+import re
 import sys
 
 
@@ -194,13 +195,19 @@ EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_IO = 0, 1, 2, 74  # 74: EX_IOERR (out 
 
 
 def _disk_error(error: BaseException) -> OSError | None:
-    """The OSError (out of space, quota, read-only or unwritable path) behind `error`, if any."""
+    """The OSError (out of space, quota, read-only or unwritable path) behind `error`, if any; also
+    a full disk that a library reports in its own exception type (Orbax/tensorstore: a ValueError)."""
     seen = set()
     while error is not None and id(error) not in seen:
         seen.add(id(error))
         if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES,
                                                           errno.EPERM, errno.ENOTDIR, errno.EISDIR):
             return error
+        text = str(error)
+        for code in (errno.ENOSPC, errno.EDQUOT):
+            if os.strerror(code) in text:
+                path = re.search(r'(?:Failed writing|local file):? "([^"]+)"', text)
+                return OSError(code, os.strerror(code), path.group(1) if path else None)
         error = error.__cause__ or error.__context__
     return None
 
@@ -235,6 +242,10 @@ def main(argv: list[str] | None = None) -> int:
         what = "out of disk space" if disk.errno in (errno.ENOSPC, errno.EDQUOT) else "cannot write there"
         print(f"dlrl-jax {args.command}: error: {what} at {where} ({disk.strerror}); free space or choose "
               f"another output folder (what was saved before is intact)", file=sys.stderr)
+        if argv is None:  # the command itself: skip the teardown, where failed background writers would
+            sys.stdout.flush()  # print their own tracebacks
+            sys.stderr.flush()
+            os._exit(EXIT_IO)
         return EXIT_IO
 
 

@@ -135,6 +135,27 @@ def test_an_export_replaces_the_folder_whole_or_not_at_all(tmp_path, model_dir):
     assert sorted(os.listdir(tmp_path)) == ["export"]
 
 
+def test_kill9_during_exports_leaves_a_loadable_folder(tmp_path, model_dir):
+    """A process exports the same model again and again into one folder; SIGKILL at a random moment
+    (most of its time is spent writing) leaves the folder whole: it loads, with the model's weights."""
+    target = str(tmp_path / "export")
+    code = ("import sys\nfrom dlrl_jax import models\nm = models.from_pretrained(sys.argv[1])\n"
+            "while True:\n    models.save_pretrained(m, sys.argv[2])\n")
+    proc = subprocess.Popen([sys.executable, "-c", code, model_dir, target], cwd=ROOT,
+                            env=dict(os.environ, JAX_PLATFORMS="cpu"))
+    deadline = time.time() + 120
+    while not os.path.isdir(target):
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.01)
+    time.sleep(np.random.default_rng().uniform(0.2, 0.6))
+    proc.kill()
+    proc.wait()
+    expected = models.from_pretrained(model_dir)
+    np.testing.assert_array_equal(np.asarray(models.from_pretrained(target).embed[...]), np.asarray(expected.embed[...]))
+    models.save_pretrained(expected, target)  # the next export clears what the killed one left behind
+    assert sorted(os.listdir(tmp_path)) == ["export"]
+
+
 def _in_tiny_tmpfs(tmp_path, script):
     """Runs `script` (sh) with a 1 MiB tmpfs mounted on $FULL in a private mount namespace."""
     full = tmp_path / "full"

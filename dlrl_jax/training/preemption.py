@@ -6,7 +6,6 @@ Light on purpose (no JAX import): the CLI installs the handler before anything h
 
 from __future__ import annotations
 
-import contextlib
 import signal
 import threading
 
@@ -21,7 +20,7 @@ class Preempted(BaseException):
 
 class StopFlag:
     """The SIGTERM handler of one run. While `immediate` (start-up: nothing to save yet) a SIGTERM
-    raises Preempted at once; inside `deferred()` it only sets `set`, which the phases check between
+    raises Preempted at once; after `defer()` it only sets `set`, which the phases check between
     steps (an SFT step, an evaluation batch, an RL iteration), then save and raise Preempted."""
 
     def __init__(self):
@@ -41,14 +40,9 @@ class StopFlag:
             raise Preempted("stopped by SIGTERM during start-up, before anything was saved; run the same "
                             "command again")
 
-    @contextlib.contextmanager
-    def deferred(self):
-        """Phases that can save: a SIGTERM only sets the flag."""
-        previous, self.immediate = self.immediate, False
-        try:
-            yield self
-        finally:
-            self.immediate = previous
+    def defer(self) -> None:
+        """From now on (the phases that can save, and the run's orderly end) a SIGTERM only sets the flag."""
+        self.immediate = False
 
     def __exit__(self, *exc):
         if self._previous is not None:

@@ -132,7 +132,8 @@ def _start(cfg: Config, log, stop: StopFlag, start: float, stack: contextlib.Exi
         log(f"[dlrl-jax] resuming from {resume.checkpointer.directory} step {resume.step}")
     run = loop.Run(cfg)  # (writes config.json: only after the settings check above)
     stack.callback(run.writer.close)
-    with jax.set_mesh(run.mesh), stop.deferred():  # the model then keeps activations split by rows
+    stop.defer()  # from here on every phase can save: SIGTERM sets the flag the phases check
+    with jax.set_mesh(run.mesh):  # the model then keeps activations split by rows (constrain_rows)
         return _train(cfg, run, rl_ckpt, resume, start, log, stop)
 
 
@@ -213,7 +214,7 @@ def _train(cfg: Config, run: loop.Run, rl_ckpt, resume: _ResumePoint | None, sta
         try:
             summary["before"] = evaluate(phase, 0, params)
         except _Interrupted:
-            raise _preempted_in_sft(cfg, run, sft, summary, f"the evaluation {phase}") from None
+            raise _preempted_in_sft(cfg, run, sft, summary, f"during the evaluation {phase}") from None
         if cfg.algorithm.name == "sft":
             result = _finish(cfg, run, params, summary, start, log)
             _drop_sft_checkpoints(run)
@@ -235,7 +236,7 @@ def _train(cfg: Config, run: loop.Run, rl_ckpt, resume: _ResumePoint | None, sta
         log(f"[dlrl-jax] resumed from the checkpoint at iteration {rl.iteration}")
 
     def preempted(during: str):
-        _save(rl_ckpt, rl, summary, cfg, pending_eval=during.startswith("the evaluation at"))
+        _save(rl_ckpt, rl, summary, cfg, pending_eval=during.startswith("during the evaluation at"))
         rl.close()
         rl_ckpt.wait()
         return Preempted(f"stopped by SIGTERM {during}; checkpoint at iteration {rl.iteration} saved in "
@@ -249,7 +250,7 @@ def _train(cfg: Config, run: loop.Run, rl_ckpt, resume: _ResumePoint | None, sta
             try:
                 evaluated = evaluate(f"at iteration {it}", it, rl.params)
             except _Interrupted:
-                raise preempted(f"the evaluation at iteration {it}") from None
+                raise preempted(f"during the evaluation at iteration {it}") from None
         if stop.set:
             raise preempted(f"after iteration {it}")
         if it >= cfg.run.iterations:
@@ -260,7 +261,7 @@ def _train(cfg: Config, run: loop.Run, rl_ckpt, resume: _ResumePoint | None, sta
             try:
                 evaluated = evaluate(f"at iteration {it}", it, rl.params)
             except _Interrupted:
-                raise preempted(f"the evaluation at iteration {it}") from None
+                raise preempted(f"during the evaluation at iteration {it}") from None
         periodic = cfg.run.save_every and it % cfg.run.save_every == 0 and it < cfg.run.iterations
         if periodic or (cfg.run.keep_best_checkpoints and evaluated is not None):
             _save(rl_ckpt, rl, summary, cfg, evaluated)
@@ -300,7 +301,7 @@ def _warm_start(cfg: Config, run: loop.Run, params, resume, summary: dict, evalu
 def _preempted_in_sft(cfg: Config, run: loop.Run, sft: loop.SFTLoop | None, summary: dict, during: str) -> Preempted:
     """Saves an SFT checkpoint (when there was SFT) and says what a resumed run redoes."""
     if sft is None:
-        return Preempted(f"stopped by SIGTERM during {during}, before anything was saved; start the run again "
+        return Preempted(f"stopped by SIGTERM {during}, before anything was saved; start the run again "
                          "(without --resume, or with --resume-or-start)")
     checkpointer = TrainStateCheckpointer(os.path.join(run.out_dir, SFT_CHECKPOINTS), max_to_keep=1)
     try:

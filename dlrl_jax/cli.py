@@ -41,9 +41,9 @@ def _sample(args) -> int:
     import numpy as np
 
     from dlrl_jax import models, rollout
+    from dlrl_jax.config import SEED_MAX, ConfigError
     from dlrl_jax.models.tokenizer import Tokenizer, TokenizerError
 
-    from dlrl_jax.config import SEED_MAX, ConfigError
     if not 0 <= args.seed <= SEED_MAX:
         raise ConfigError(f"--seed must be in [0, {SEED_MAX}], got {args.seed}")
     model = models.from_pretrained(args.model, dtype=args.dtype)
@@ -190,8 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# Exit statuses (README "Exit statuses").
-EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_IO = 0, 1, 2, 74  # 74: EX_IOERR (out of space, unwritable path)
+# Exit statuses (README "Exit statuses"): 0 done, 1 a bug (traceback), these, and 75 preempted (resumable).
+EXIT_BAD_INPUT = 2
+EXIT_IO = 74  # EX_IOERR (sysexits.h): out of space, an unwritable path
 
 
 def _disk_error(error: BaseException) -> OSError | None:

@@ -234,7 +234,8 @@ def _check(cfg: Config) -> Config:
     for path, (low, high, low_closed, high_closed) in _RANGES.items():
         value = flat[path]
         if not ((value >= low if low_closed else value > low) and (value <= high if high_closed else value < high)):
-            interval = f"{'[' if low_closed else '('}{low}, {'inf' if high == math.inf else high}{']' if high_closed else ')'}"
+            interval = (f"{'[' if low_closed else '('}{low}, {'inf' if high == math.inf else high}"
+                        f"{']' if high_closed else ')'}")
             raise ConfigError(f"config field '{path}' must be in {interval}, got {value}")
     for path in _POSITIVE:
         if flat[path] <= 0:

@@ -151,7 +151,8 @@ def test_kill9_during_exports_leaves_a_loadable_folder(tmp_path, model_dir):
     proc.kill()
     proc.wait()
     expected = models.from_pretrained(model_dir)
-    np.testing.assert_array_equal(np.asarray(models.from_pretrained(target).embed[...]), np.asarray(expected.embed[...]))
+    loaded = models.from_pretrained(target)
+    np.testing.assert_array_equal(np.asarray(loaded.embed[...]), np.asarray(expected.embed[...]))
     models.save_pretrained(expected, target)  # the next export clears what the killed one left behind
     assert sorted(os.listdir(tmp_path)) == ["export"]
 

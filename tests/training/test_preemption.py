@@ -35,8 +35,8 @@ def _args(out, *extra, settings=SETTINGS):
 
 def _launch(out, settings=SETTINGS, *extra):
     env = dict(os.environ, JAX_PLATFORMS="cpu")
-    return subprocess.Popen([sys.executable, "-u", "-m", "dlrl_jax.cli"] + _args(out, *extra, settings=settings), cwd=ROOT,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen([sys.executable, "-u", "-m", "dlrl_jax.cli"] + _args(out, *extra, settings=settings),
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def _wait(proc, condition, what, limit=240):

@@ -99,6 +99,7 @@ def _export(args) -> int:
 
 def _eval(args) -> int:
     from dlrl_jax.training.evaluation import EvalSettings, evaluate_model, format_table
+    from dlrl_jax.training.preemption import StopFlag
 
     try:
         lengths = tuple(int(x) for x in args.gen_lengths.split(","))
@@ -111,7 +112,8 @@ def _eval(args) -> int:
                             remasking=args.remasking, threshold=args.threshold, cache=args.cache,
                             batch_size=args.batch_size,
                             tokenizer=args.tokenizer, dtype=args.dtype, seed=args.seed, progress=not args.no_progress)
-    summary = evaluate_model(settings)
+    with StopFlag() as stop:
+        summary = evaluate_model(settings, stop=stop)
     print(format_table(args.task, summary))
     print(f"[dlrl-jax] per-example results in {settings.out_dir}")
     return 0

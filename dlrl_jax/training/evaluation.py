@@ -27,6 +27,7 @@ from dlrl_jax.config import SEED_MAX
 from dlrl_jax.data import readers
 from dlrl_jax.models.tokenizer import Tokenizer
 from dlrl_jax.training import setup
+from dlrl_jax.training.preemption import Preempted, StopFlag
 from dlrl_jax.training.tasks import Task, make_task
 
 
@@ -162,8 +163,11 @@ def _done_rows(path: str) -> dict[int, dict]:
     return rows
 
 
-def evaluate_model(s: EvalSettings, log=print) -> list[dict]:
-    """Runs (or resumes) the evaluation; returns one summary row per generation length."""
+def evaluate_model(s: EvalSettings, log=print, stop: StopFlag | None = None) -> list[dict]:
+    """Runs (or resumes) the evaluation; returns one summary row per generation length.
+
+    `stop`: the CLI's SIGTERM flag; once decoding starts a SIGTERM stops it between batches (every
+    written batch whole) with `Preempted`, and the same command continues from there."""
     if s.task not in readers.TASKS:
         raise EvalError(f"--task {s.task!r} is unknown; use one of {', '.join(readers.TASKS)}")
     if not s.gen_lengths or any(g <= 0 for g in s.gen_lengths):
@@ -198,7 +202,12 @@ def evaluate_model(s: EvalSettings, log=print) -> list[dict]:
         bar = tqdm(total=len(records), initial=len(done), desc=f"eval {s.task} @ {g}", disable=not s.progress,
                    dynamic_ncols=True)
         with open(path, "a", encoding="utf-8") as out:
+            if stop is not None:
+                stop.defer()
             for start in range(0, len(todo), s.batch_size):
+                if stop is not None and stop.set:
+                    raise Preempted(f"stopped by SIGTERM with {len(done)} of {len(records)} examples at gen length "
+                                    f"{g} written to {path}; run the same command again to continue")
                 index = todo[start:start + s.batch_size]
                 padded = index + [index[-1]] * (s.batch_size - len(index))  # one compiled shape
                 ids, mask = setup.encode_prompts(tokenizer, [texts[i] for i in padded], s.prompt_style, length)

@@ -178,3 +178,25 @@ def test_resume_needs_a_checkpoint_unless_asked_to_start(tmp_path, capsys):
     file_dir.write_text("not a folder")
     assert cli.main(_args(str(file_dir))) == 2
     assert "is a file, not a folder" in capsys.readouterr().err
+
+
+def test_sigterm_during_eval_stops_between_batches_and_the_rerun_completes(tmp_path):
+    from dlrl_jax import models
+    from dlrl_jax.models.tokenizer import write_char_tokenizer
+
+    model, out = str(tmp_path / "model"), str(tmp_path / "ev")
+    models.save_pretrained(models.init_model(models.preset("tiny"), seed=3), model)
+    write_char_tokenizer(model)
+    argv = ["eval", "--model", model, "--task", "sudoku", "--gen-lengths", "16", "--out", out, "--num-examples",
+            "96", "--prompt-style", "plain", "--block-length", "8", "--batch-size", "2", "--no-progress"]
+    rows = os.path.join(out, "eval_sudoku_16.jsonl")
+    proc = subprocess.Popen([sys.executable, "-m", "dlrl_jax.cli"] + argv, cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ, JAX_PLATFORMS="cpu"))
+    _wait(proc, lambda: os.path.exists(rows) and os.path.getsize(rows) > 0, "the first rows")
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 75 and "run the same command again to continue" in err, err
+    written = [json.loads(line)["index"] for line in open(rows)]
+    assert written == list(range(len(written))) and len(written) % 2 == 0 and len(written) < 96  # whole batches
+    assert cli.main(argv) == 0
+    assert [json.loads(line)["index"] for line in open(rows)] == list(range(96))

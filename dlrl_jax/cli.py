@@ -46,6 +46,8 @@ def _sample(args) -> int:
 
     if not 0 <= args.seed <= SEED_MAX:
         raise ConfigError(f"--seed must be in [0, {SEED_MAX}], got {args.seed}")
+    if not 0 <= args.temperature < float("inf"):  # (also refuses nan)
+        raise ConfigError(f"--temperature must be a finite number >= 0, got {args.temperature}")
     model = models.from_pretrained(args.model, dtype=args.dtype)
     graphdef, params = models.split(model)
     tokenizer = None

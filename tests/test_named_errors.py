@@ -4,6 +4,7 @@ non-zero exit status and no traceback, and loses nothing: non-UTF-8 data, a .jso
 out-of-range seeds, an output path that is a file, a full disk (a real one: a 1 MiB tmpfs in a private
 mount namespace), and exports that replace the previous folder whole or not at all."""
 
+import json
 import os
 import re
 import shutil
@@ -79,6 +80,19 @@ def test_a_10mb_csv_field_is_read_and_the_10mb_prompt_refused_by_row(tmp_path, m
     assert time.time() - start < 60  # measured, not encoded into a 10M x 10M attention matrix
 
 
+def test_a_10mb_sft_target_is_refused_by_row(tmp_path, capsys):
+    path = tmp_path / "data.jsonl"
+    rows = [{"question": "one", "answer": "1"}, {"question": "two", "answer": "y" * HUGE + " #### 2"},
+            {"question": "three", "answer": "3"}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    err = _fails_in_one_line(capsys, ["train", "--set", "task.name=gsm8k", "--set", "task.prompt_style=chat",
+                                      "--set", f"task.train_file={path}", "--set", f"task.eval_file={path}",
+                                      "--set", "sft.steps=1", "--set", f"run.out_dir={tmp_path / 'run'}",
+                                      "--set", "sampler.gen_length=64", "--set", "sampler.block_length=64"])
+    assert f"task.train_file {path} row 2: its SFT target has over " in err and "more than sampler.gen_length 64" \
+        in err, err
+
+
 def test_a_truncated_safetensors_file_is_named(tmp_path, model_dir, capsys):
     broken = str(tmp_path / "broken")
     shutil.copytree(model_dir, broken)
@@ -94,6 +108,11 @@ def test_a_truncated_safetensors_file_is_named(tmp_path, model_dir, capsys):
     (["sample", "--prompt-ids", "1", "--seed", "-1"], "--seed must be in [0, 2147483646], got -1"),
     (["sample", "--prompt-ids", "1", "--seed", str(2**64)], "--seed must be in [0, 2147483646]"),
     (["eval", "--task", "sudoku", "--seed", str(2**40), "--gen-lengths", "16"], "--seed must be in [0, 2147483646]"),
+    (["sample", "--prompt-ids", "1", "--temperature", "nan"], "--temperature must be a finite number >= 0, got nan"),
+    (["eval", "--task", "sudoku", "--temperature", "nan", "--gen-lengths", "16"],
+     "--temperature must be a finite number, got nan"),
+    (["eval", "--task", "sudoku", "--steps-per-token", "inf", "--gen-lengths", "16"],
+     "--steps-per-token must be a finite number, got inf"),
     (["train", "--set", "seed=-5"], "'seed' must be in [0, 2147483646], got -5"),
     (["train", "--set", "optim.b1=[0.9"], "--set optim.b1: the value '[0.9' is not a YAML scalar"),
     (["train", "--set", "sampler.steps=64"], "sampler.steps 64 exceeds sampler.gen_length 16"),

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 
 import jax
@@ -58,6 +59,12 @@ class EvalSettings:
 
 
 def sampler_settings(s: EvalSettings, gen_length: int, mask_id: int) -> rollout.SamplerSettings:
+    for flag, value in (("--temperature", s.temperature), ("--steps-per-token", s.steps_per_token),
+                        ("--threshold", s.threshold)):
+        if value is not None and not math.isfinite(value):
+            raise EvalError(f"{flag} must be a finite number, got {value}")
+    if s.steps_per_token <= 0:
+        raise EvalError(f"--steps-per-token must be > 0, got {s.steps_per_token}")
     steps = max(1, int(round(gen_length * s.steps_per_token)))
     settings = rollout.SamplerSettings(gen_length=gen_length, block_length=min(s.block_length, gen_length), steps=steps,
                                        temperature=s.temperature, remasking=s.remasking, mask_id=mask_id,

@@ -44,6 +44,9 @@ class Run:
         if positions <= cfg.sampler.gen_length:
             raise ConfigError(f"sampler.gen_length {cfg.sampler.gen_length} leaves no room for a prompt in the "
                               f"{positions} positions the model holds; lower it")
+        if cfg.task.max_prompt_length + cfg.sampler.gen_length > positions:
+            raise ConfigError(f"task.max_prompt_length {cfg.task.max_prompt_length} + sampler.gen_length "
+                              f"{cfg.sampler.gen_length} exceed the {positions} positions the model holds; lower them")
         self.prompt_length = setup.prompt_length(
             self.tokenizer, [self.task.prompt_text(r) for r in records], cfg.task.prompt_style,
             cfg.task.max_prompt_length, limit=positions - cfg.sampler.gen_length,
@@ -77,10 +80,16 @@ class Run:
             raise ConfigError(f"sft.steps={cfg.sft.steps} but {missing} of {len(targets)} training records have no "
                               f"worked solution to learn from (task {cfg.task.name}); set sft.steps=0 or use data "
                               "with solutions")
-        longest = max(len(self.tokenizer.encode(t)) for t in targets)
-        if longest > cfg.sampler.gen_length:
-            raise ConfigError(f"the longest SFT target has {longest} tokens, more than sampler.gen_length "
-                              f"{cfg.sampler.gen_length}; raise sampler.gen_length or set sft.steps=0")
+        G = cfg.sampler.gen_length
+        for record, target in zip(self.task.train, targets):
+            # a target far longer in characters than G tokens is measured on a prefix, never encoded whole
+            head = setup.PROBE_CHARS_PER_TOKEN * (G + 1)
+            cut = len(target) > head
+            n = len(self.tokenizer.encode(target[:head] if cut else target))
+            if n > G + cut:  # (+1 when cut: the cut may split one token in two)
+                raise ConfigError(f"{_where(cfg, record)}: its SFT target has {'over ' if cut else ''}{n - cut} "
+                                  f"tokens, more than sampler.gen_length {G}; raise sampler.gen_length, drop the "
+                                  "record or set sft.steps=0")
 
     def next_key(self):
         self.key, sub = jax.random.split(self.key)

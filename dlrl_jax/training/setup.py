@@ -80,7 +80,7 @@ DEFAULT_MAX_POSITIONS = 32768
 _PRESET_MAX_POSITIONS = {"llada-8b": 4096, "dream-7b": 131072}
 # A token of any tokenizer here spans at most this many characters in practice; a prompt is first
 # measured on this many characters per allowed token, so a 10 MB prompt is refused without encoding it.
-_PROBE_CHARS_PER_TOKEN = 8
+PROBE_CHARS_PER_TOKEN = 8
 
 
 def max_positions(model_path: str | None, preset: str | None = None) -> int:
@@ -109,8 +109,8 @@ def prompt_length(tokenizer: Tokenizer, texts: list[str], style: str, configured
 
     longest = 0
     for i, text in enumerate(texts):
-        if limit and len(text) > _PROBE_CHARS_PER_TOKEN * (limit + 1):
-            head = _PROBE_CHARS_PER_TOKEN * (limit + 1)
+        if limit and len(text) > PROBE_CHARS_PER_TOKEN * (limit + 1):
+            head = PROBE_CHARS_PER_TOKEN * (limit + 1)
             if len(encode(text[:head])) > limit + 1:  # (+1: the cut may split one token in two)
                 raise ConfigError(f"{where(i)}: the prompt ({len(text)} characters) has more than the {limit} "
                                   f"tokens the model can hold in its first {head} characters alone; {fix}")

@@ -39,6 +39,9 @@ class RunLock:
                                  f"{holder.get('host', '?')}, pid {holder.get('pid', '?')}, since "
                                  f"{holder.get('started', '?')}); wait for it to end, stop it, or choose "
                                  "another run.out_dir") from None
+        except OSError as e:  # a file system without flock (some Lustre/GPFS mounts): say so and go on
+            self.log(f"[dlrl-jax] cannot lock {self.path} ({e.strerror}); nothing stops a second run into this "
+                     "folder: make sure there is none")
         previous = _read(fd)
         if previous:  # a lock file whose holder died without removing it (kill -9, node failure)
             self.log(f"[dlrl-jax] taking over the stale lock of host {previous.get('host', '?')} pid "

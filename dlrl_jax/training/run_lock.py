@@ -55,8 +55,7 @@ class RunLock:
     def __exit__(self, *exc):
         if self._fd is not None:
             os.ftruncate(self._fd, 0)  # an empty lock file: released cleanly
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
+            os.close(self._fd)  # (closing releases the flock)
             self._fd = None
 
 

@@ -13,7 +13,7 @@ import sys
 def _train(args, algorithm: str | None = None) -> int:
     from dlrl_jax.training.preemption import StopFlag
 
-    with StopFlag() as stop:  # first: a SIGTERM while JAX loads is a preemption too
+    with StopFlag(args.command) as stop:  # first: a SIGTERM while JAX loads is a preemption too
         from dlrl_jax import config
         from dlrl_jax.training.plot import plot_run
         from dlrl_jax.training.train import train
@@ -114,7 +114,7 @@ def _eval(args) -> int:
                             remasking=args.remasking, threshold=args.threshold, cache=args.cache,
                             batch_size=args.batch_size,
                             tokenizer=args.tokenizer, dtype=args.dtype, seed=args.seed, progress=not args.no_progress)
-    with StopFlag() as stop:
+    with StopFlag(args.command) as stop:
         summary = evaluate_model(settings, stop=stop)
     print(format_table(args.task, summary))
     print(f"[dlrl-jax] per-example results in {settings.out_dir}")

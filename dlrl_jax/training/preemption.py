@@ -6,6 +6,7 @@ Light on purpose (no JAX import): the CLI installs the handler before anything h
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 
@@ -23,9 +24,14 @@ class StopFlag:
     raises Preempted at once; after `defer()` it only sets `set`, which the phases check between
     steps (an SFT step, an evaluation batch, an RL iteration), then save and raise Preempted."""
 
-    def __init__(self):
+    def __init__(self, command: str | None = None):
+        """`command` (the CLI's, e.g. "train"): at start-up the process then ends at once with one line
+        and PREEMPTED_EXIT (os._exit: an exception raised from a signal handler may land in a callback
+        that swallows it with a traceback, such as XLA's garbage-collection hook). Without it (a library
+        caller) the handler raises Preempted."""
         self.set = False
         self.immediate = True
+        self.command = command
         self._previous = None
 
     def __enter__(self):
@@ -37,8 +43,11 @@ class StopFlag:
         self.set = True
         if self.immediate:
             self.immediate = False  # once: the unwinding itself must not be interrupted again
-            raise Preempted("stopped by SIGTERM during start-up, before anything was saved; run the same "
-                            "command again")
+            message = "stopped by SIGTERM during start-up, before anything was saved; run the same command again"
+            if self.command is not None:
+                os.write(2, f"dlrl-jax {self.command}: preempted: {message}\n".encode())
+                os._exit(PREEMPTED_EXIT)
+            raise Preempted(message)
 
     def defer(self) -> None:
         """From now on (the phases that can save, and the run's orderly end) a SIGTERM only sets the flag."""

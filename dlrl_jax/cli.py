@@ -55,17 +55,17 @@ def _sample(args) -> int:
         tokenizer = Tokenizer.from_pretrained(args.tokenizer or args.model, model.cfg)
     except TokenizerError as e:
         if args.prompt is not None:
-            raise SystemExit(f"dlrl-jax sample: --prompt needs a tokenizer ({e}); use --prompt-ids instead")
+            raise ConfigError(f"--prompt needs a tokenizer ({e}); use --prompt-ids instead")
     mask_id = model.cfg.mask_token_id if model.cfg.mask_token_id is not None else tokenizer and tokenizer.mask_id
     if mask_id is None:
-        raise SystemExit("dlrl-jax sample: the model config has no mask_token_id; add it to config.json")
+        raise ConfigError("the model config has no mask_token_id; add it to config.json")
     if args.prompt is not None:
         ids, mask = tokenizer.encode_batch([args.prompt], chat=not args.no_chat)
     else:
         try:
             row = [int(t) for t in args.prompt_ids.split()]
         except ValueError:
-            raise SystemExit(f"dlrl-jax sample: --prompt-ids must be integers separated by spaces, got "
+            raise ConfigError(f"--prompt-ids must be integers separated by spaces, got "
                              f"{args.prompt_ids!r}")
         ids, mask = np.asarray([row], np.int32), np.ones((1, len(row)), bool)
     settings = rollout.SamplerSettings(gen_length=args.gen_length, block_length=args.block_length or args.gen_length,
@@ -74,7 +74,7 @@ def _sample(args) -> int:
     try:
         settings.validate()
     except rollout.SamplerSettingsError as e:
-        raise SystemExit(f"dlrl-jax sample: {e}")
+        raise ConfigError(str(e)) from None
     traj = rollout.generate(graphdef, params, jnp.asarray(ids), jnp.asarray(mask), jax.random.key(args.seed),
                             settings)
     completion = np.asarray(traj.completion).tolist()
@@ -90,9 +90,10 @@ def _export(args) -> int:
     import os
 
     from dlrl_jax import models
+    from dlrl_jax.config import ConfigError
 
     if not (args.model or args.run_dir):
-        raise SystemExit("dlrl-jax export: give a run folder or --model DIR")
+        raise ConfigError("give a run folder or --model DIR")
     model = models.from_pretrained(args.model or os.path.join(args.run_dir, "model"), dtype=args.dtype)
     models.save_pretrained(model, args.out)
     print(f"[dlrl-jax] wrote {args.out}")
@@ -100,13 +101,14 @@ def _export(args) -> int:
 
 
 def _eval(args) -> int:
+    from dlrl_jax.config import ConfigError
     from dlrl_jax.training.evaluation import EvalSettings, evaluate_model, format_table
     from dlrl_jax.training.preemption import StopFlag
 
     try:
         lengths = tuple(int(x) for x in args.gen_lengths.split(","))
     except ValueError:
-        raise SystemExit(f"dlrl-jax eval: --gen-lengths must be integers separated by commas, got {args.gen_lengths!r}")
+        raise ConfigError(f"--gen-lengths must be integers separated by commas, got {args.gen_lengths!r}")
     settings = EvalSettings(model=args.model, task=args.task, out_dir=args.out or os.path.join(args.model, "eval"),
                             gen_lengths=lengths, data=args.data, num_examples=args.num_examples,
                             prompt_style=args.prompt_style, block_length=args.block_length,
@@ -218,6 +220,9 @@ def _disk_error(error: BaseException) -> OSError | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # transformers warns, on every tokenizer load, that `llada` is not one of its model types: noise
+    # around the one line an error gets (TRANSFORMERS_VERBOSITY=warning brings it back)
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     args = build_parser().parse_args(argv)
     args.output = getattr(args, "out", None) or getattr(args, "run_dir", None)
     try:

@@ -32,11 +32,23 @@ def model_dir(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _quiet_transformers():
+    """As `dlrl-jax` itself runs (TRANSFORMERS_VERBOSITY=error unless set): a session's earlier tests may
+    have configured transformers' logger before cli.main sets that default."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    yield
+    hf_logging.set_verbosity(level)
+
+
 def _fails_in_one_line(capsys, argv, status=2):
     code = cli.main(argv)
     err = capsys.readouterr().err
     assert code == status, err
-    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.count("\n") == 1 and err.startswith(f"dlrl-jax {argv[0]}: error: ") and "Traceback" not in err, err
     return err
 
 
@@ -113,6 +125,8 @@ def test_a_truncated_safetensors_file_is_named(tmp_path, model_dir, capsys):
      "--temperature must be a finite number, got nan"),
     (["eval", "--task", "sudoku", "--steps-per-token", "inf", "--gen-lengths", "16"],
      "--steps-per-token must be a finite number, got inf"),
+    (["sample", "--prompt-ids", "1", "--gen-length", "16", "--steps", "32"], "steps 32 exceeds gen_length 16"),
+    (["eval", "--task", "sudoku", "--gen-lengths", "16,x"], "--gen-lengths must be integers separated by commas"),
     (["train", "--set", "seed=-5"], "'seed' must be in [0, 2147483646], got -5"),
     (["train", "--set", "optim.b1=[0.9"], "--set optim.b1: the value '[0.9' is not a YAML scalar"),
     (["train", "--set", "sampler.steps=64"], "sampler.steps 64 exceeds sampler.gen_length 16"),

@@ -181,12 +181,12 @@ def evaluate_model(s: EvalSettings, log=print, stop: StopFlag | None = None) -> 
         raise EvalError(f"--gen-lengths must be positive integers, got {s.gen_lengths}")
     if not 0 <= s.seed <= SEED_MAX:
         raise EvalError(f"--seed must be in [0, {SEED_MAX}], got {s.seed}")
+    records = load_records(s)  # (bad data fails before a big model loads)
+    task: Task = make_task(s.task, s.prompt_style, [], records)
     model = models.from_pretrained(s.model, dtype=s.dtype)
     tokenizer = Tokenizer.from_pretrained(s.tokenizer or s.model, model.cfg)
     mask_id = model.cfg.mask_token_id if model.cfg.mask_token_id is not None else tokenizer.mask_id
     settings_by_length = {g: sampler_settings(s, g, int(mask_id)) for g in s.gen_lengths}  # all checked first
-    records = load_records(s)
-    task: Task = make_task(s.task, s.prompt_style, [], records)
     _check_meta(s)
     graphdef, params = models.split(model)
     texts = [task.prompt_text(r) for r in records]

@@ -3,25 +3,33 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
+import re
 import sys
 
 
 def _train(args, algorithm: str | None = None) -> int:
-    from dlrl_jax import config
-    from dlrl_jax.training.plot import plot_run
-    from dlrl_jax.training.train import train
+    from dlrl_jax.training.preemption import StopFlag
 
-    overrides = list(args.set or [])
-    if getattr(args, "resume", False):
-        overrides.append("run.resume=true")
-    if algorithm:
-        overrides.append(f"algorithm.name={algorithm}")
-    cfg = config.load(args.config, overrides)
-    from dlrl_jax.parallel import distributed
-    distributed.initialize()  # joins a multi-host job (coordinator from DLRL_*, SLURM or a TPU pod); else nothing
-    train(cfg, log=print if distributed.is_lead_process() else (lambda *_: None))
+    with StopFlag(args.command) as stop:  # first: a SIGTERM while JAX loads is a preemption too
+        from dlrl_jax import config
+        from dlrl_jax.training.plot import plot_run
+        from dlrl_jax.training.train import train
+
+        overrides = list(args.set or [])
+        if args.resume:
+            overrides.append("run.resume=true")
+        if args.resume_or_start:
+            overrides.append("run.resume=auto")
+        if algorithm:
+            overrides.append(f"algorithm.name={algorithm}")
+        cfg = config.load(args.config, overrides)
+        args.output = cfg.run.out_dir
+        from dlrl_jax.parallel import distributed
+        distributed.initialize()  # joins a multi-host job (coordinator from DLRL_*, SLURM or a TPU pod); else nothing
+        train(cfg, log=print if distributed.is_lead_process() else (lambda *_: None), stop=stop)
     if distributed.is_lead_process():
         print(f"[dlrl-jax] curves: {plot_run(cfg.run.out_dir)}")
     return 0
@@ -33,8 +41,13 @@ def _sample(args) -> int:
     import numpy as np
 
     from dlrl_jax import models, rollout
+    from dlrl_jax.config import SEED_MAX, ConfigError
     from dlrl_jax.models.tokenizer import Tokenizer, TokenizerError
 
+    if not 0 <= args.seed <= SEED_MAX:
+        raise ConfigError(f"--seed must be in [0, {SEED_MAX}], got {args.seed}")
+    if not 0 <= args.temperature < float("inf"):  # (also refuses nan)
+        raise ConfigError(f"--temperature must be a finite number >= 0, got {args.temperature}")
     model = models.from_pretrained(args.model, dtype=args.dtype)
     if args.adapter:
         from dlrl_jax.checkpoints.peft import load_adapter
@@ -45,17 +58,17 @@ def _sample(args) -> int:
         tokenizer = Tokenizer.from_pretrained(args.tokenizer or args.model, model.cfg)
     except TokenizerError as e:
         if args.prompt is not None:
-            raise SystemExit(f"dlrl-jax sample: --prompt needs a tokenizer ({e}); use --prompt-ids instead")
+            raise ConfigError(f"--prompt needs a tokenizer ({e}); use --prompt-ids instead")
     mask_id = model.cfg.mask_token_id if model.cfg.mask_token_id is not None else tokenizer and tokenizer.mask_id
     if mask_id is None:
-        raise SystemExit("dlrl-jax sample: the model config has no mask_token_id; add it to config.json")
+        raise ConfigError("the model config has no mask_token_id; add it to config.json")
     if args.prompt is not None:
         ids, mask = tokenizer.encode_batch([args.prompt], chat=not args.no_chat)
     else:
         try:
             row = [int(t) for t in args.prompt_ids.split()]
         except ValueError:
-            raise SystemExit(f"dlrl-jax sample: --prompt-ids must be integers separated by spaces, got "
+            raise ConfigError(f"--prompt-ids must be integers separated by spaces, got "
                              f"{args.prompt_ids!r}")
         ids, mask = np.asarray([row], np.int32), np.ones((1, len(row)), bool)
     schedule = rollout.resolve_schedule(args.schedule, model.cfg.family, args.block_length)
@@ -67,7 +80,7 @@ def _sample(args) -> int:
     try:
         settings.validate()
     except rollout.SamplerSettingsError as e:
-        raise SystemExit(f"dlrl-jax sample: {e}")
+        raise ConfigError(str(e)) from None
     traj = rollout.generate(graphdef, params, jnp.asarray(ids), jnp.asarray(mask), jax.random.key(args.seed),
                             settings)
     completion = np.asarray(traj.completion).tolist()
@@ -83,16 +96,17 @@ def _export(args) -> int:
     import os
 
     from dlrl_jax import models
+    from dlrl_jax.config import ConfigError
 
     if not (args.model or args.run_dir):
-        raise SystemExit("dlrl-jax export: give a run folder or --model DIR")
+        raise ConfigError("give a run folder or --model DIR")
     source = args.model or os.path.join(args.run_dir, "model")
     if args.adapter_only:  # the LoRA adapter alone, as a PEFT folder (checked against the model's config)
         from dlrl_jax.checkpoints import peft
         adapter = args.adapter or os.path.join(source, "adapter")
         if not os.path.isdir(adapter):
-            raise SystemExit(f"dlrl-jax export: {adapter} does not exist; a run writes it only when it trains LoRA "
-                             "(model.lora_rank > 0 or model.adapter); export the merged model instead")
+            raise ConfigError(f"{adapter} does not exist; a run writes it only when it trains LoRA "
+                              "(model.lora_rank > 0 or model.adapter); export the merged model instead")
         from dlrl_jax.checkpoints import read_config
         cfg = read_config(source)
         settings, factors = peft.read_adapter(adapter, cfg)
@@ -109,12 +123,14 @@ def _export(args) -> int:
 
 
 def _eval(args) -> int:
+    from dlrl_jax.config import ConfigError
     from dlrl_jax.training.evaluation import EvalSettings, evaluate_model, format_table
+    from dlrl_jax.training.preemption import StopFlag
 
     try:
         lengths = tuple(int(x) for x in args.gen_lengths.split(","))
     except ValueError:
-        raise SystemExit(f"dlrl-jax eval: --gen-lengths must be integers separated by commas, got {args.gen_lengths!r}")
+        raise ConfigError(f"--gen-lengths must be integers separated by commas, got {args.gen_lengths!r}")
     default_out = os.path.join(args.adapter or args.model, "eval")
     settings = EvalSettings(model=args.model, task=args.task, out_dir=args.out or default_out, adapter=args.adapter,
                             gen_lengths=lengths, data=args.data, num_examples=args.num_examples,
@@ -125,7 +141,8 @@ def _eval(args) -> int:
                             schedule=args.schedule, top_p=args.top_p, top_k=args.top_k, alg_temp=args.alg_temp,
                             noise_dtype=args.noise_dtype, batch_size=args.batch_size,
                             tokenizer=args.tokenizer, dtype=args.dtype, seed=args.seed, progress=not args.no_progress)
-    summary = evaluate_model(settings)
+    with StopFlag(args.command) as stop:
+        summary = evaluate_model(settings, stop=stop)
     print(format_table(args.task, summary))
     print(f"[dlrl-jax] per-example results in {settings.out_dir}")
     return 0
@@ -169,9 +186,11 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text)
         p.add_argument("--config", help="YAML config file (default: the embedded tiny Sudoku demo)")
         p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field, repeatable")
-        if name == "train":
-            p.add_argument("--resume", action="store_true",
-                           help="continue from the newest checkpoint in RUN_DIR/checkpoints (same config)")
+        resume = p.add_mutually_exclusive_group()
+        resume.add_argument("--resume", action="store_true",
+                            help="continue from the newest checkpoint in RUN_DIR (same settings); none there: an error")
+        resume.add_argument("--resume-or-start", action="store_true",
+                            help="continue from the newest checkpoint if there is one, else start (run.resume=auto)")
     p = sub.add_parser("sample", help="sample completions with LLaDA's block sampler or Dream's own")
     p.add_argument("--model", required=True, help="Hugging Face model folder")
     p.add_argument("--adapter", help="a PEFT LoRA adapter folder to put onto the model")
@@ -233,22 +252,67 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    from dlrl_jax.config import ConfigError
-    from dlrl_jax.data.readers import DataError
-    from dlrl_jax.models import CheckpointError, ConfigError as ModelConfigError
-    from dlrl_jax.models.tokenizer import TokenizerError
-    from dlrl_jax.training.evaluation import EvalError
+# Exit statuses (README "Exit statuses"): 0 done, 1 a bug (traceback), these, and 75 preempted (resumable).
+EXIT_BAD_INPUT = 2
+EXIT_IO = 74  # EX_IOERR (sysexits.h): out of space, an unwritable path
 
+
+def _disk_error(error: BaseException) -> OSError | None:
+    """The OSError (out of space, quota, read-only or unwritable path) behind `error`, if any; also
+    a full disk that a library reports in its own exception type (Orbax/tensorstore: a ValueError)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES,
+                                                          errno.EPERM, errno.ENOTDIR, errno.EISDIR):
+            return error
+        text = str(error)
+        for code in (errno.ENOSPC, errno.EDQUOT):
+            if os.strerror(code) in text:
+                path = re.search(r'(?:Failed writing|local file):? "([^"]+)"', text)
+                return OSError(code, os.strerror(code), path.group(1) if path else None)
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    # transformers warns, on every tokenizer load, that `llada` is not one of its model types: noise
+    # around the one line an error gets (TRANSFORMERS_VERBOSITY=warning brings it back)
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     args = build_parser().parse_args(argv)
-    handlers = {"train": _train, "sft": lambda a: _train(a, "sft"), "sample": _sample, "export": _export,
-                "eval": _eval, "plot": _plot}
+    args.output = getattr(args, "out", None) or getattr(args, "run_dir", None)
     try:
+        from dlrl_jax.config import ConfigError
+        from dlrl_jax.data.readers import DataError
+        from dlrl_jax.models import CheckpointError, ConfigError as ModelConfigError
+        from dlrl_jax.models.tokenizer import TokenizerError
+        from dlrl_jax.training.evaluation import EvalError
+        from dlrl_jax.training.preemption import PREEMPTED_EXIT, Preempted
+        from dlrl_jax.training.run_lock import RunLockedError
+
+        handlers = {"train": _train, "sft": lambda a: _train(a, "sft"), "sample": _sample, "export": _export,
+                    "eval": _eval, "plot": _plot}
         return handlers[args.command](args)
-    except (ConfigError, CheckpointError, ModelConfigError, DataError, EvalError, TokenizerError,
+    except Preempted as e:
+        print(f"dlrl-jax {args.command}: preempted: {e}", file=sys.stderr)
+        return PREEMPTED_EXIT
+    except (ConfigError, CheckpointError, ModelConfigError, DataError, EvalError, TokenizerError, RunLockedError,
             FileNotFoundError) as e:
         print(f"dlrl-jax {args.command}: error: {e}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
+    except Exception as e:  # noqa: BLE001 (only disk errors are turned into one line; the rest re-raised)
+        disk = _disk_error(e)
+        if disk is None:
+            raise
+        where = disk.filename or args.output or "the output folder"
+        what = "out of disk space" if disk.errno in (errno.ENOSPC, errno.EDQUOT) else "cannot write there"
+        print(f"dlrl-jax {args.command}: error: {what} at {where} ({disk.strerror}); free space or choose "
+              f"another output folder (what was saved before is intact)", file=sys.stderr)
+        if argv is None:  # the command itself: skip the teardown, where failed background writers would
+            sys.stdout.flush()  # print their own tracebacks
+            sys.stderr.flush()
+            os._exit(EXIT_IO)
+        return EXIT_IO
 
 
 if __name__ == "__main__":

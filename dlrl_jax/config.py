@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import math
 import os
 import types
 import typing
@@ -134,7 +135,8 @@ class RunSection:
     save_every: int = 0           # RL iterations between Orbax checkpoints (0: after SFT and at the end only)
     keep_checkpoints: int = 3     # the newest N checkpoints are kept
     keep_best_checkpoints: int = 0  # and the N with the best held-out reward (a checkpoint at every evaluation)
-    resume: bool = False          # continue from the newest checkpoint in out_dir/checkpoints
+    resume: bool | str = False    # true: continue from the newest checkpoint (none there: an error); "auto": continue
+    #                               if there is one, else start fresh (what the launchers use)
     keep_best: bool = False       # export the best held-out model so far (by eval reward) to out_dir/best_model
     out_dir: str = "runs/default"
     tensorboard: bool = True
@@ -194,6 +196,13 @@ _NON_NEGATIVE = {"task.min_blanks", "task.max_prompt_length", "sampler.temperatu
                  "run.save_every", "run.keep_best_checkpoints"}
 
 
+SEED_MAX = 2**31 - 2  # the RL data stream uses seed + 1, and grain takes 32-bit seeds
+# Fields whose value must lie in an interval (every float must also be finite): (low, high, low closed, high closed).
+_RANGES = {"optim.learning_rate": (0.0, math.inf, False, False), "sft.learning_rate": (0.0, math.inf, False, False),
+           "optim.b1": (0.0, 1.0, True, False), "optim.b2": (0.0, 1.0, True, False),
+           "algorithm.p_mask_prompt": (0.0, 1.0, True, True), "seed": (0, SEED_MAX, True, True)}
+
+
 def _from_dict(cls, raw: Any, where: str):
     if not isinstance(raw, dict):
         raise ConfigError(f"{where or 'config'}: expected a mapping of fields, got {type(raw).__name__}")
@@ -221,9 +230,12 @@ def _coerce(hint, value, path):
         raise ConfigError(f"config field '{path}' cannot be null")
     base = next((a for a in args if a is not type(None)), hint) if isinstance(hint, types.UnionType) or args \
         else hint
+    if base is bool and str in args and value == "auto":  # run.resume: true | false | auto
+        return value
     if base is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"config field '{path}' must be true or false, got {value!r}")
+            raise ConfigError(f"config field '{path}' must be true{', false or auto' if str in args else ' or false'}, "
+                              f"got {value!r}")
         return value
     if base is int:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -237,7 +249,10 @@ def _coerce(hint, value, path):
                 pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"config field '{path}' must be a number, got {value!r}")
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # an integer beyond float range
+            raise ConfigError(f"config field '{path}' must be a finite number, got {value!r}") from None
     if base is str:
         if not isinstance(value, str):
             raise ConfigError(f"config field '{path}' must be a string, got {value!r}")
@@ -250,6 +265,15 @@ def _check(cfg: Config) -> Config:
     for path, choices in _CHOICES.items():
         if flat[path] not in choices:
             raise ConfigError(f"config field '{path}' is {flat[path]!r}; choose one of {list(choices)}")
+    for path, value in flat.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"config field '{path}' must be a finite number, got {value}")
+    for path, (low, high, low_closed, high_closed) in _RANGES.items():
+        value = flat[path]
+        if not ((value >= low if low_closed else value > low) and (value <= high if high_closed else value < high)):
+            interval = (f"{'[' if low_closed else '('}{low}, {'inf' if high == math.inf else high}"
+                        f"{']' if high_closed else ')'}")
+            raise ConfigError(f"config field '{path}' must be in {interval}, got {value}")
     for path in _POSITIVE:
         if flat[path] <= 0:
             raise ConfigError(f"config field '{path}' must be > 0, got {flat[path]}")
@@ -265,6 +289,9 @@ def _check(cfg: Config) -> Config:
     if s.steps % blocks:
         raise ConfigError(f"sampler.steps {s.steps} is not a multiple of the {blocks} blocks "
                           f"(gen_length / block_length); use a multiple of {blocks}")
+    if s.steps > s.gen_length:
+        raise ConfigError(f"sampler.steps {s.steps} exceeds sampler.gen_length {s.gen_length}: every step must "
+                          f"commit at least one token; use at most {s.gen_length} steps")
     a = cfg.algorithm
     if s.cache != "none" and a.name in ("egspo", "egspo_sa"):
         raise ConfigError(f"sampler.cache {s.cache!r} cannot serve {a.name}: its update uses the rollout's per-step "
@@ -348,6 +375,10 @@ def _check(cfg: Config) -> Config:
     if m.adapter is not None and not os.path.isdir(m.adapter):
         raise ConfigError(f"model.adapter {m.adapter!r} is not a folder; point it at a PEFT adapter folder "
                           "(adapter_config.json + adapter_model.safetensors)")
+    if cfg.run.resume not in (True, False, "auto"):
+        raise ConfigError(f"config field 'run.resume' is {cfg.run.resume!r}; choose true, false or auto")
+    if os.path.exists(cfg.run.out_dir) and not os.path.isdir(cfg.run.out_dir):
+        raise ConfigError(f"run.out_dir {cfg.run.out_dir!r} is a file, not a folder; choose a folder path")
     for path in ("task.train_file", "task.eval_file", "model.tokenizer"):
         value = flat[path]
         if value is not None and not value.startswith("hf:") and not os.path.exists(value):
@@ -414,7 +445,12 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"--set {dotted}: '{part}' is not a section")
-        node[parts[-1]] = yaml.safe_load(text) if text.strip() else None
+        try:
+            node[parts[-1]] = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError as e:
+            problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+            raise ConfigError(f"--set {dotted}: the value {text!r} is not a YAML scalar ({problem}); quote it "
+                              f"or write it as YAML (e.g. 0.5, true, text)") from None
     return raw
 
 

@@ -14,7 +14,7 @@ set -euo pipefail
 REPO="${REPO:-~/dlrl_jax}"
 GIT_URL="${GIT_URL:-$(git config --get remote.origin.url 2>/dev/null || echo 'https://example.invalid/dlrl_jax.git')}"
 quote() { local out; printf -v out '%q ' "$@"; printf '%s' "${out% }"; }  # shell-quoted, space-joined
-train="cd $REPO && dlrl-jax train --config $(quote "$CONFIG") --resume${*:+ $(quote "$@")}"
+train="cd $REPO && dlrl-jax train --config $(quote "$CONFIG") --resume-or-start${*:+ $(quote "$@")}"
 setup="git clone $GIT_URL $REPO 2>/dev/null || git -C $REPO pull; cd $REPO && pip install -e . 'jax[tpu]'"
 run() {
   if [[ "${DRY_RUN:-0}" == 1 ]]; then echo "$(quote "$@")"; else "$@"; fi

@@ -41,6 +41,27 @@ from dlrl_jax.config import ConfigError
     (["algorithm.k=3"], r"algorithm.columns_per_update 2 does not divide algorithm.k 3"),
     (["algorithm.name=espo", "algorithm.elbo_strata=5"], r"algorithm.elbo_strata 5 does not divide the 64 rows"),
     (["algorithm.token_mean=token"], r"'algorithm.token_mean' is 'token'; choose one of"),
+    # the values that once trained to an all-NaN model with exit 0 (issue 18)
+    (["optim.learning_rate=nan"], r"'optim.learning_rate' must be a finite number, got nan"),
+    (["optim.learning_rate=.inf"], r"'optim.learning_rate' must be a finite number, got inf"),
+    (["optim.learning_rate=1e400"], r"'optim.learning_rate' must be a finite number, got inf"),
+    (["sft.learning_rate=-.inf"], r"'sft.learning_rate' must be a finite number"),
+    (["optim.learning_rate=0"], r"'optim.learning_rate' must be in \(0.0, inf\), got 0.0"),
+    (["sampler.temperature=nan"], r"'sampler.temperature' must be a finite number, got nan"),
+    (["sampler.eval_temperature=-0.5"], r"'sampler.eval_temperature' must be >= 0"),
+    (["optim.b1=5"], r"'optim.b1' must be in \[0.0, 1.0\), got 5.0"),
+    (["optim.b2=1"], r"'optim.b2' must be in \[0.0, 1.0\), got 1.0"),
+    (["algorithm.beta=nan"], r"'algorithm.beta' must be a finite number"),
+    (["algorithm.p_mask_prompt=1.5"], r"'algorithm.p_mask_prompt' must be in \[0.0, 1.0\], got 1.5"),
+    (["seed=-1"], r"'seed' must be in \[0, 2147483646\], got -1"),
+    (["seed=2147483647"], r"'seed' must be in \[0, 2147483646\], got 2147483647"),
+    (["seed=99999999999999999999999"], r"'seed' must be in \[0, 2147483646\]"),
+    (["sampler.steps=32"], r"sampler.steps 32 exceeds sampler.gen_length 16: .*use at most 16 steps"),
+    (["sampler.gen_length=64", "sampler.block_length=32", "sampler.steps=128"],
+     r"sampler.steps 128 exceeds sampler.gen_length 64"),
+    (["model.lora_alpha=[1"], r"--set model.lora_alpha: the value '\[1' is not a YAML scalar"),
+    (["run.resume=maybe"], r"'run.resume' must be true, false or auto, got 'maybe'"),
+    (["run.out_dir=" + __file__], r"run.out_dir '.*test_config.py' is a file, not a folder"),
 ])
 def test_broken_config_names_the_field(overrides, message):
     with pytest.raises(ConfigError, match=message):
@@ -175,3 +196,10 @@ def test_generated_files_are_the_generator_output_and_pending_fields_are_shown_n
     text = (tmp_path / "llada8b_gsm8k_diffu_grpo.yaml").read_text()
     assert "  quantize_base: nf4" in text and "\nalgorithm:\n" in text  # a field that exists is written
     assert "  token_mean: batch" in text.split("Differences from")[1]  # a field that exists is written
+
+
+def test_extreme_but_valid_values_are_accepted():
+    cfg = config.load(None, ["seed=2147483646", "optim.b1=0", "algorithm.p_mask_prompt=1", "run.resume=auto",
+                             "sampler.steps=16", "sampler.temperature=0"])
+    assert (cfg.seed, cfg.optim.b1, cfg.algorithm.p_mask_prompt, cfg.run.resume) == (2**31 - 2, 0.0, 1.0, "auto")
+    assert config.load(None, ["run.resume=true"]).run.resume is True

@@ -8,6 +8,8 @@ filled in silently.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 from typing import Callable
@@ -16,9 +18,10 @@ import jax
 import ml_dtypes
 import numpy as np
 from flax import nnx
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 
+from dlrl_jax.checkpoints.atomic import replace_folder
 from dlrl_jax.models.config import ConfigError, ModelConfig, from_hf_dict, to_hf_dict
 from dlrl_jax.models.transformer import Transformer, layer_param_names
 
@@ -29,6 +32,21 @@ SINGLE_FILE = "model.safetensors"
 
 class CheckpointError(ValueError):
     """A checkpoint folder is unusable; the message names every offending file or key."""
+
+
+@contextlib.contextmanager
+def _open_safetensors(fn: str):
+    """safe_open, with a truncated or corrupt file named in one line instead of a Rust error."""
+    try:
+        f = safe_open(fn, "np")
+    except SafetensorError as e:
+        raise CheckpointError(f"{fn} is truncated or corrupt ({e}); download or export it again") from None
+    with f:
+        try:
+            yield f
+        except SafetensorError as e:
+            raise CheckpointError(f"{fn}: a tensor cannot be read ({e}); the file is corrupt, download or export "
+                                  "it again") from None
 
 
 # Per family: (embed, final norm, head, per-layer prefix format, {our layer param: HF suffix}).
@@ -168,7 +186,7 @@ def _tensor_files(path: str) -> dict[str, str]:
     single = os.path.join(path, SINGLE_FILE)
     if not os.path.isfile(single):
         raise CheckpointError(f"{path} has neither {SINGLE_FILE} nor {INDEX_FILE}")
-    with safe_open(single, "np") as f:
+    with _open_safetensors(single) as f:
         return {key: single for key in f.keys()}
 
 
@@ -236,7 +254,7 @@ def from_pretrained(path: str, dtype=None, compute_dtype=None,
         if key in expected:
             name, layer = expected[key]
             want = our_shapes[name][1:] if layer is not None else our_shapes[name]
-            with safe_open(fn, "np") as f:
+            with _open_safetensors(fn) as f:
                 shapes[key] = (f.get_slice(key).get_shape(), _hf_shape(name, want))
     _check_keys(expected, files, path, shapes)
     np_dtype = _NP_DTYPES[dtype]
@@ -253,7 +271,7 @@ def from_pretrained(path: str, dtype=None, compute_dtype=None,
     for key, fn in files.items():
         by_file.setdefault(fn, []).append(key)
     for fn, keys in by_file.items():
-        with safe_open(fn, "np") as f:
+        with _open_safetensors(fn) as f:
             for key in keys:
                 name, layer = expected[key]
                 tensor = _to_ours(name, f.get_tensor(key), cfg)
@@ -294,7 +312,7 @@ def _sliced_array(keypath, abstract_leaf, sharding, expected, files, cfg, np_dty
         blocks = []
         for layer in layer_range:
             fn, key = sources[layer]
-            with safe_open(fn, "np") as f:
+            with _open_safetensors(fn) as f:
                 block = _read_ours_slice(f, key, name, inner, cfg).astype(np_dtype)
             if not np.all(np.isfinite(block.astype(np.float32))):
                 raise CheckpointError(f"{fn}: tensor {key} holds NaN or infinite values")
@@ -311,7 +329,6 @@ def save_pretrained(model: Transformer, path: str, max_shard_bytes: int = 5 * 2*
         from dlrl_jax.models.lora import merge_lora
         model = merge_lora(model)
     cfg = model.cfg
-    os.makedirs(path, exist_ok=True)
     embed, norm, head, layer_fmt, layer_map = _layout(cfg)
     tensors: dict[str, np.ndarray] = {embed: np.asarray(model.embed[...]),
                                       norm: np.asarray(model.final_norm[...])}
@@ -323,9 +340,6 @@ def save_pretrained(model: Transformer, path: str, max_shard_bytes: int = 5 * 2*
             tensors[layer_fmt.format(i=i) + layer_map[name]] = _to_hf(name, stacked[i])
     config = to_hf_dict(cfg)
     config["torch_dtype"] = cfg.param_dtype
-    with open(os.path.join(path, "config.json"), "w") as f:
-        json.dump(config, f, indent=2)
-
     shards, current, size = [], {}, 0
     for key, tensor in tensors.items():
         if current and size + tensor.nbytes > max_shard_bytes:
@@ -334,17 +348,26 @@ def save_pretrained(model: Transformer, path: str, max_shard_bytes: int = 5 * 2*
         current[key] = tensor
         size += tensor.nbytes
     shards.append(current)
-    for stale in (SINGLE_FILE, INDEX_FILE):
-        if os.path.exists(os.path.join(path, stale)):
-            os.remove(os.path.join(path, stale))
-    if len(shards) == 1:
-        save_file(shards[0], os.path.join(path, SINGLE_FILE), metadata={"format": "pt"})
-        return
-    weight_map = {}
-    for i, shard in enumerate(shards):
-        fn = f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors"
-        save_file(shard, os.path.join(path, fn), metadata={"format": "pt"})
-        weight_map.update({key: fn for key in shard})
-    with open(os.path.join(path, INDEX_FILE), "w") as f:
-        json.dump({"metadata": {"total_size": sum(t.nbytes for t in tensors.values())},
-                   "weight_map": weight_map}, f, indent=2)
+    with replace_folder(path) as tmp:  # a kill or a full disk mid-write leaves the previous folder whole
+        with open(os.path.join(tmp, "config.json"), "w") as f:
+            json.dump(config, f, indent=2)
+        if len(shards) == 1:
+            _save_file(shards[0], os.path.join(tmp, SINGLE_FILE), os.path.join(path, SINGLE_FILE))
+            return
+        weight_map = {}
+        for i, shard in enumerate(shards):
+            fn = f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors"
+            _save_file(shard, os.path.join(tmp, fn), os.path.join(path, fn))
+            weight_map.update({key: fn for key in shard})
+        with open(os.path.join(tmp, INDEX_FILE), "w") as f:
+            json.dump({"metadata": {"total_size": sum(t.nbytes for t in tensors.values())},
+                       "weight_map": weight_map}, f, indent=2)
+
+
+def _save_file(tensors: dict, fn: str, final: str) -> None:
+    """safetensors' save_file; its IO errors (a full disk) become OSError naming the target file."""
+    try:
+        save_file(tensors, fn, metadata={"format": "pt"})
+    except SafetensorError as e:
+        code = errno.ENOSPC if "StorageFull" in str(e) or "No space left" in str(e) else errno.EIO
+        raise OSError(code, f"{os.strerror(code)} ({e})", final) from None

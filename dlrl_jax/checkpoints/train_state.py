@@ -14,8 +14,11 @@ one mesh restores onto another: each array is read straight into the target shar
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import shutil
+import time
 
 import jax
 import orbax.checkpoint as ocp
@@ -26,10 +29,15 @@ METRIC = "eval_reward"
 
 class _QuietUnrankedSaves(logging.Filter):
     """Orbax warns on every save without metrics once best-N retention is on; saves between
-    evaluations are meant to be unranked (kept only while among the newest)."""
+    evaluations are meant to be unranked (kept only while among the newest). Its background threads
+    also log every failed write of a full disk with a traceback; the run reports that in one line."""
 
     def filter(self, record):
-        return "did not provide metrics" not in record.getMessage()
+        message = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            message += str(record.exc_info[1])
+        # a full disk: the run stops on it with one line of its own (dlrl_jax.cli)
+        return "did not provide metrics" not in message and "No space left on device" not in message
 
 
 logging.getLogger("absl").addFilter(_QuietUnrankedSaves())
@@ -54,7 +62,15 @@ class TrainStateCheckpointer:
 
     def save(self, step: int, state, meta: dict | None = None, eval_reward: float | None = None) -> None:
         """Starts saving `state` (a pytree of arrays) and `meta` (JSON) as `step`, ranked by `eval_reward`
-        when given; returns once the arrays are copied, so the caller may donate or overwrite them."""
+        when given; returns once the arrays are copied, so the caller may donate or overwrite them.
+
+        A disk without room for the arrays is refused here (OSError ENOSPC naming the folder), before
+        Orbax's background writers start and fail one by one."""
+        need = sum(leaf.nbytes for leaf in jax.tree.leaves(state))
+        free = shutil.disk_usage(self.directory).free
+        if free < need / 2:  # (Orbax may compress: only a clear misfit is refused here)
+            raise OSError(errno.ENOSPC, f"No space left on device: a checkpoint of {need / 2**20:.1f} MiB of arrays "
+                                        f"cannot fit in the {free / 2**20:.1f} MiB free", self.directory)
         self.manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
                                                         meta=ocp.args.JsonSave(meta or {})),
                           metrics=None if eval_reward is None else {METRIC: float(eval_reward)})
@@ -70,6 +86,20 @@ class TrainStateCheckpointer:
         restored = self.manager.restore(step, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(abstract_like(target)), meta=ocp.args.JsonRestore()))
         return restored["state"], dict(restored["meta"] or {})
+
+    def read_meta(self, step: int) -> dict:
+        """The JSON metadata of `step` alone (no arrays are read)."""
+        restored = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+        return dict(restored["meta"] or {})
+
+    def set_aside(self, step: int) -> str:
+        """Moves an unreadable `step` out of the way (into DIRECTORY.unreadable/, kept for inspection, not
+        deleted), so that the run falls back to the previous one and may write this step again."""
+        aside = os.path.join(self.directory + ".unreadable", f"{step}-{int(time.time())}")
+        os.makedirs(os.path.dirname(aside), exist_ok=True)
+        os.rename(os.path.join(self.directory, str(step)), aside)
+        self.manager.reload()
+        return aside
 
     def wait(self) -> None:
         self.manager.wait_until_finished()

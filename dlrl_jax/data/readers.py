@@ -26,6 +26,7 @@ file ("question", "test_cases": assert statements). `hf:Jiayi-Pan/Countdown-Task
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import re
@@ -54,29 +55,49 @@ def _read_file(path: str) -> list[dict]:
     ext = os.path.splitext(path)[1].lower()
     if ext == ".jsonl":
         rows = []
-        with open(path, encoding="utf-8") as f:
-            for line_no, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise DataError(f"{path} line {line_no}: not valid JSON ({e.msg}); each line must be one "
-                                    "JSON object") from None
+        for line_no, line in enumerate(_utf8_text(path).split("\n"), 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path} line {line_no}: not valid JSON ({e.msg}); each line must be one "
+                                "JSON object") from None
         return rows
     if ext == ".json":
-        with open(path, encoding="utf-8") as f:
-            rows = json.load(f)
+        try:
+            rows = json.loads(_utf8_text(path))
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path} line {e.lineno} column {e.colno}: not valid JSON ({e.msg}); fix the file "
+                            "there") from None
         if not isinstance(rows, list):
             raise DataError(f"{path}: a .json data file must hold a list of records; use .jsonl for one per line")
         return rows
     if ext == ".csv":
-        with open(path, encoding="utf-8", newline="") as f:
-            return list(csv.DictReader(f))
+        # csv's default field limit (128 KiB) would stop a long field with no row named; read it whole
+        # and let the prompt-length check name the row if it is too long for the model
+        csv.field_size_limit(2**31 - 1)
+        reader = csv.DictReader(io.StringIO(_utf8_text(path), newline=""))
+        try:
+            return list(reader)
+        except csv.Error as e:
+            raise DataError(f"{path} line {reader.line_num}: not valid CSV ({e}); fix the file there") from None
     if ext == ".parquet":
         import pyarrow.parquet as pq
         return pq.read_table(path).to_pylist()
     raise DataError(f"{path}: unsupported extension {ext!r}; use .jsonl, .json, .csv or .parquet")
+
+
+def _utf8_text(path: str) -> str:
+    """The file's text; bytes that are not UTF-8 are an error naming the line and byte offset."""
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise DataError(f"{path} line {line} (byte {e.start}): not UTF-8 text ({e.reason}); re-save the file as "
+                        "UTF-8 (e.g. iconv -f latin1 -t utf-8)") from None
 
 
 def _read_hub(source: str) -> list[dict]:

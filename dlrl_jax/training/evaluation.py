@@ -5,13 +5,17 @@ training uses.
 Each generation length writes `eval_<task>_<length>.jsonl`, one line per example (index, prompt,
 completion, extracted answer, reward, correct), appended and flushed batch by batch; a rerun with the
 same settings skips the examples already written, so an interrupted evaluation resumes where it
-stopped. `eval_meta.json` records the settings and a rerun with different ones is refused.
+stopped. `eval_meta.json` records the decoding settings and a fingerprint of the model (sha256 of its
+weights, config and tokenizer files); a rerun with a different model or different settings is refused
+by name, never mixed into the same results.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+import math
 import os
 
 import jax
@@ -20,11 +24,12 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from dlrl_jax import models, rewards, rollout
-from dlrl_jax.config import ConfigError
+from dlrl_jax.config import SEED_MAX, ConfigError
 from dlrl_jax.data import readers
 from dlrl_jax.models.tokenizer import Tokenizer
 from dlrl_jax.rewards.decoding import completion_texts
 from dlrl_jax.training import setup
+from dlrl_jax.training.preemption import Preempted, StopFlag
 from dlrl_jax.training.tasks import Task, make_task
 
 
@@ -64,6 +69,12 @@ class EvalSettings:
 
 
 def sampler_settings(s: EvalSettings, gen_length: int, mask_id: int, family: str = "llada") -> rollout.SamplerSettings:
+    for flag, value in (("--temperature", s.temperature), ("--steps-per-token", s.steps_per_token),
+                        ("--threshold", s.threshold)):
+        if value is not None and not math.isfinite(value):
+            raise EvalError(f"{flag} must be a finite number, got {value}")
+    if s.steps_per_token <= 0:
+        raise EvalError(f"--steps-per-token must be > 0, got {s.steps_per_token}")
     steps = max(1, int(round(gen_length * s.steps_per_token)))
     if s.schedule not in ("auto", "blocks", "dream"):
         raise EvalError(f"--schedule {s.schedule!r} is unknown; use auto, blocks or dream")
@@ -92,25 +103,60 @@ def load_records(s: EvalSettings) -> list[dict]:
     return records[:s.num_examples] if s.num_examples else records
 
 
+# The files whose bytes decide what a model folder computes: weights, architecture, tokenizer.
+_FINGERPRINTED = ("config.json", "model.safetensors.index.json", "tokenizer.json", "tokenizer_config.json",
+                  "special_tokens_map.json", "added_tokens.json", "vocab.json", "merges.txt")
+
+
+def model_fingerprint(*folders: str) -> str:
+    """sha256 over the bytes of the weights (every *.safetensors), config.json and tokenizer files of
+    `folders` (the model's, then a separate tokenizer folder's), in a fixed order. Reads every byte
+    once (about a second per GB): sound where sizes and times are not (a retrained model of the same
+    shape has the same sizes)."""
+    digest = hashlib.sha256()
+    for folder in dict.fromkeys(os.path.abspath(f) for f in folders if f):
+        names = sorted(n for n in os.listdir(folder) if n.endswith(".safetensors") or n in _FINGERPRINTED)
+        for name in names:
+            digest.update(f"{len(name)}:{name}".encode())
+            with open(os.path.join(folder, name), "rb") as f:
+                for block in iter(lambda: f.read(1 << 24), b""):
+                    digest.update(block)
+    return digest.hexdigest()
+
+
 def _meta(s: EvalSettings) -> dict:
     meta = dataclasses.asdict(s)
-    for volatile in ("out_dir", "progress", "batch_size", "gen_lengths"):
-        meta.pop(volatile)
-    meta["model"] = os.path.abspath(s.model)
+    for volatile in ("out_dir", "progress", "batch_size", "gen_lengths", "model"):
+        meta.pop(volatile)  # (the model is identified by its fingerprint, wherever it lies)
+    meta["model_sha256"] = model_fingerprint(s.model, s.tokenizer)
     meta["adapter"] = s.adapter and os.path.abspath(s.adapter)
     return meta
 
 
 def _check_meta(s: EvalSettings) -> None:
+    """Results in `s.out_dir` belong to one model and one set of decoding settings: a rerun with the
+    same ones resumes, any other is refused by name (nothing is overwritten)."""
+    if os.path.exists(s.out_dir) and not os.path.isdir(s.out_dir):
+        raise EvalError(f"--out {s.out_dir} is a file, not a folder; choose a folder path")
     path = os.path.join(s.out_dir, "eval_meta.json")
     meta = _meta(s)
     if os.path.exists(path):
-        with open(path) as f:
-            old = json.load(f)
+        try:
+            with open(path) as f:
+                old = json.load(f)
+        except (OSError, ValueError) as e:
+            raise EvalError(f"{path} is unreadable ({e}); delete {s.out_dir} to start over, or use another "
+                            "--out") from None
         old.setdefault("cache", "none")  # folders written before the cache option existed
         old.setdefault("adapter", None)  # ... and before the adapter option
         for key, value in dict(schedule="auto", top_p=None, top_k=None, alg_temp=None, noise_dtype="float32").items():
             old.setdefault(key, value)  # ... and before Dream's sampler options
+        old.pop("model", None)  # (folders written before the fingerprint: the path only)
+        if old.get("model_sha256") != meta["model_sha256"]:
+            raise EvalError(f"{s.out_dir} holds results of a different model (weights/config/tokenizer sha256 "
+                            f"{str(old.get('model_sha256'))[:12]} there, {meta['model_sha256'][:12]} now: the model "
+                            "changed since, or it was written before fingerprints); refusing to mix them: use "
+                            f"another --out, or delete {s.out_dir} to start afresh")
         changed = sorted(k for k in set(old) | set(meta) if old.get(k) != meta.get(k))
         if changed:
             raise EvalError(f"{s.out_dir} holds an evaluation with different settings ({', '.join(changed)}); "
@@ -142,12 +188,22 @@ def _done_rows(path: str) -> dict[int, dict]:
     return rows
 
 
-def evaluate_model(s: EvalSettings, log=print) -> list[dict]:
-    """Runs (or resumes) the evaluation; returns one summary row per generation length."""
+def evaluate_model(s: EvalSettings, log=print, stop: StopFlag | None = None) -> list[dict]:
+    """Runs (or resumes) the evaluation; returns one summary row per generation length.
+
+    `stop`: the CLI's SIGTERM flag; once decoding starts a SIGTERM stops it between batches (every
+    written batch whole) with `Preempted`, and the same command continues from there."""
     if s.task not in readers.TASKS:
         raise EvalError(f"--task {s.task!r} is unknown; use one of {', '.join(readers.TASKS)}")
     if not s.gen_lengths or any(g <= 0 for g in s.gen_lengths):
         raise EvalError(f"--gen-lengths must be positive integers, got {s.gen_lengths}")
+    if not 0 <= s.seed <= SEED_MAX:
+        raise EvalError(f"--seed must be in [0, {SEED_MAX}], got {s.seed}")
+    records = load_records(s)  # (bad data fails before a big model loads)
+    try:
+        task: Task = make_task(s.task, s.prompt_style, [], records, s.reward_set, s.prompt_recipe)
+    except ConfigError as e:
+        raise EvalError(f"{e} (eval flags: --prompt-style, --reward-set, --prompt-recipe)") from None
     model = models.from_pretrained(s.model, dtype=s.dtype)
     if s.adapter:
         from dlrl_jax.checkpoints.peft import load_adapter
@@ -156,15 +212,19 @@ def evaluate_model(s: EvalSettings, log=print) -> list[dict]:
     mask_id = model.cfg.mask_token_id if model.cfg.mask_token_id is not None else tokenizer.mask_id
     settings_by_length = {g: sampler_settings(s, g, int(mask_id), model.cfg.family)
                           for g in s.gen_lengths}  # all checked first
-    records = load_records(s)
-    try:
-        task: Task = make_task(s.task, s.prompt_style, [], records, s.reward_set, s.prompt_recipe)
-    except ConfigError as e:
-        raise EvalError(f"{e} (eval flags: --prompt-style, --reward-set, --prompt-recipe)") from None
     _check_meta(s)
     graphdef, params = models.split(model)
     texts = [task.prompt_text(r) for r in records]
-    length = setup.prompt_length(tokenizer, texts, s.prompt_style, 0, system=task.system)
+    positions = setup.max_positions(s.model)
+    if positions <= max(s.gen_lengths):
+        raise EvalError(f"--gen-lengths {max(s.gen_lengths)} leaves no room for a prompt in the {positions} "
+                        "positions the model holds; lower it")
+    source = s.data or f"the {s.task} generator"
+    length = setup.prompt_length(tokenizer, texts, s.prompt_style, 0, limit=positions - max(s.gen_lengths),
+                                 where=lambda i: f"{source} row {i + 1}",
+                                 fix=f"shorten or drop that record (the model holds {positions} positions, "
+                                     f"--gen-lengths up to {max(s.gen_lengths)} of them for the completion)",
+                                 system=task.system)
     summary = []
     for g, settings in settings_by_length.items():
         path = os.path.join(s.out_dir, f"eval_{s.task}_{g}.jsonl")
@@ -175,7 +235,12 @@ def evaluate_model(s: EvalSettings, log=print) -> list[dict]:
         bar = tqdm(total=len(records), initial=len(done), desc=f"eval {s.task} @ {g}", disable=not s.progress,
                    dynamic_ncols=True)
         with open(path, "a", encoding="utf-8") as out:
+            if stop is not None:
+                stop.defer()
             for start in range(0, len(todo), s.batch_size):
+                if stop is not None and stop.set:
+                    raise Preempted(f"stopped by SIGTERM with {len(done)} of {len(records)} examples at gen length "
+                                    f"{g} written to {path}; run the same command again to continue")
                 index = todo[start:start + s.batch_size]
                 padded = index + [index[-1]] * (s.batch_size - len(index))  # one compiled shape
                 ids, mask = setup.encode_prompts(tokenizer, [texts[i] for i in padded], s.prompt_style, length,

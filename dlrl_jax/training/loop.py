@@ -42,10 +42,20 @@ class Run:
         self.params = parallel.place_params(params, self.mesh)
         self.param_dtypes = precision.storage_dtypes(self.params)  # frozen copies and exports use these
         self.task: Task = build_task(cfg)
-        texts = [self.task.prompt_text(r) for r in self.task.train + self.task.eval]
-        self.prompt_length = setup.prompt_length(self.tokenizer, texts, cfg.task.prompt_style,
-                                                 cfg.task.max_prompt_length, truncate=cfg.task.truncate_prompts,
-                                                 system=self.task.system)
+        records = self.task.train + self.task.eval
+        positions = setup.max_positions(cfg.model.path, cfg.model.preset)
+        if positions <= cfg.sampler.gen_length:
+            raise ConfigError(f"sampler.gen_length {cfg.sampler.gen_length} leaves no room for a prompt in the "
+                              f"{positions} positions the model holds; lower it")
+        if cfg.task.max_prompt_length + cfg.sampler.gen_length > positions:
+            raise ConfigError(f"task.max_prompt_length {cfg.task.max_prompt_length} + sampler.gen_length "
+                              f"{cfg.sampler.gen_length} exceed the {positions} positions the model holds; lower them")
+        self.prompt_length = setup.prompt_length(
+            self.tokenizer, [self.task.prompt_text(r) for r in records], cfg.task.prompt_style,
+            cfg.task.max_prompt_length, limit=positions - cfg.sampler.gen_length,
+            where=lambda i: _where(cfg, records[i]), truncate=cfg.task.truncate_prompts, system=self.task.system,
+            fix=f"shorten or drop that record (the model holds {positions} positions, sampler.gen_length "
+                f"{cfg.sampler.gen_length} of them for the completion)")
         self.out_dir = cfg.run.out_dir
         os.makedirs(self.out_dir, exist_ok=True)
         self.lead = is_lead_process()  # process 0 writes files and shows progress
@@ -73,10 +83,16 @@ class Run:
             raise ConfigError(f"sft.steps={cfg.sft.steps} but {missing} of {len(targets)} training records have no "
                               f"worked solution to learn from (task {cfg.task.name}); set sft.steps=0 or use data "
                               "with solutions")
-        longest = max(len(self.tokenizer.encode(t)) for t in targets)
-        if longest > cfg.sampler.gen_length:
-            raise ConfigError(f"the longest SFT target has {longest} tokens, more than sampler.gen_length "
-                              f"{cfg.sampler.gen_length}; raise sampler.gen_length or set sft.steps=0")
+        G = cfg.sampler.gen_length
+        for record, target in zip(self.task.train, targets):
+            # a target far longer in characters than G tokens is measured on a prefix, never encoded whole
+            head = setup.PROBE_CHARS_PER_TOKEN * (G + 1)
+            cut = len(target) > head
+            n = len(self.tokenizer.encode(target[:head] if cut else target))
+            if n > G + cut:  # (+1 when cut: the cut may split one token in two)
+                raise ConfigError(f"{_where(cfg, record)}: its SFT target has {'over ' if cut else ''}{n - cut} "
+                                  f"tokens, more than sampler.gen_length {G}; raise sampler.gen_length, drop the "
+                                  "record or set sft.steps=0")
 
     def next_key(self):
         self.key, sub = jax.random.split(self.key)
@@ -127,15 +143,29 @@ class Run:
         return completion_texts(self.tokenizer, to_host(completion_ids), self.cfg.task.decode)
 
 
-def evaluate(run: Run, params, records: list[dict], batch_size: int, step: int = 0) -> dict:
+def _where(cfg: Config, record: dict) -> str:
+    """The file and row a record came from (looked up again only to name a bad record)."""
+    from dlrl_jax.data import readers
+
+    for field in ("task.train_file", "task.eval_file"):
+        path = getattr(cfg.task, field.split(".")[1])
+        if path:
+            rows = readers.read_records(path, cfg.task.name)
+            if record in rows:
+                return f"{field} {path} row {rows.index(record) + 1}"
+    return f"a generated {cfg.task.name} record"
+
+
+def evaluate(run: Run, params, records: list[dict], batch_size: int, step: int = 0, stop=lambda: None) -> dict:
     """Mean held-out reward and solved fraction (reward >= 1) with the evaluation sampler.
 
     Its keys come from their own stream (seed, step), so evaluating more or less often never changes
-    the training run."""
+    the training run. `stop()` runs between batches (a preempted run raises there)."""
     settings = run.sampler(run.cfg.sampler.eval_temperature)
     eval_key = jax.random.fold_in(jax.random.key(run.cfg.seed ^ 0xE7A1), step)
     scores = []
     for start in range(0, len(records), batch_size):
+        stop()
         chunk = records[start:start + batch_size]
         padded = chunk + [chunk[-1]] * (batch_size - len(chunk))  # one compiled shape for every batch
         ids, mask = run.encode(padded)
@@ -146,38 +176,75 @@ def evaluate(run: Run, params, records: list[dict], batch_size: int, step: int =
     return {"reward": float(scores.mean()), "solved": float((scores >= 1.0 - 1e-6).mean())}
 
 
-def run_sft(run: Run, params, steps: int, progress: bool):
-    """Masked-diffusion SFT on the task's target completions (the warm start)."""
-    cfg = run.cfg
-    tx = make_optimizer(OptimizerSettings(learning_rate=cfg.sft.learning_rate, warmup_steps=cfg.sft.warmup_steps,
-                                          weight_decay=0.0, grad_clip=1.0))
-    partition = run.partition(params)
-    params = precision.master_params(params, partition)
-    opt_state = parallel.onto_mesh(init_opt_state(tx, params, partition), run.mesh)
-    B = cfg.sft.batch_size
+class SFTLoop:
+    """Masked-diffusion SFT on the task's target completions (the warm start), one `step()` at a time,
+    with `state_tree()` / `meta()` / `load()` for a checkpoint taken when the run is preempted."""
 
-    def loss_fn(p, item):
-        if run.lora_dropout:
-            item = dict(item, dropout_key=jax.random.key_data(jax.random.fold_in(item["key"], DROPOUT_STREAM)))
-        return sft_loss(run.graphdef, p, item, item["key"], mask_id=run.mask_id, total_rows=B)
+    def __init__(self, run: Run, params, steps: int, progress: bool):
+        cfg = run.cfg
+        tx = make_optimizer(OptimizerSettings(learning_rate=cfg.sft.learning_rate, warmup_steps=cfg.sft.warmup_steps,
+                                              weight_decay=0.0, grad_clip=1.0))
+        partition = run.partition(params)
+        self.run, self.params, self.steps = run, precision.master_params(params, partition), steps
+        self.opt_state = parallel.onto_mesh(init_opt_state(tx, self.params, partition), run.mesh)
+        self.B = cfg.sft.batch_size
 
-    update = make_update(loss_fn, tx, partition)
-    batches = run.batches(B, seed=cfg.seed)
-    bar = tqdm(range(steps), desc="sft", disable=not (progress and run.lead), dynamic_ncols=True)
-    for step in bar:
-        chunk = next(batches)
+        def loss_fn(p, item):
+            if run.lora_dropout:
+                item = dict(item, dropout_key=jax.random.key_data(jax.random.fold_in(item["key"], DROPOUT_STREAM)))
+            return sft_loss(run.graphdef, p, item, item["key"], mask_id=run.mask_id, total_rows=self.B)
+
+        self.update = make_update(loss_fn, tx, partition)
+        self.batches = run.batches(self.B, seed=cfg.seed)
+        self.step_index = 0
+        self.bar = tqdm(total=steps, desc="sft", disable=not (progress and run.lead), dynamic_ncols=True)
+
+    def state_tree(self) -> dict:
+        key = to_global(jax.random.key_data(self.run.key), parallel.replicated(self.run.mesh))
+        return {"params": self.params, "opt_state": self.opt_state, "key": key}
+
+    def meta(self) -> dict:
+        return {"sft_step": self.step_index, "data": self.batches.state()}
+
+    def load(self, tree: dict, meta: dict) -> None:
+        self.params, self.opt_state = tree["params"], tree["opt_state"]
+        self.run.key = jax.random.wrap_key_data(tree["key"])
+        self.step_index = int(meta["sft_step"])
+        self.batches.restore(meta["data"])
+        self.bar.update(self.step_index)
+
+    @property
+    def done(self) -> bool:
+        return self.step_index >= self.steps
+
+    def step(self) -> None:
+        run, cfg, step = self.run, self.run.cfg, self.step_index
+        chunk = next(self.batches)
         ids, mask = run.encode(chunk)
         targets = setup.encode_targets(run.tokenizer, [run.task.target_text(r) for r in chunk],
                                        cfg.sampler.gen_length)
         rows = run.place({"completion_ids": targets[None], "completion_mask": np.ones(targets[None].shape, bool)},
                          batch_dim=1)
         item = dict(rows, prompt_ids=ids[None], prompt_mask=mask[None], key=run.next_key()[None])
-        params, opt_state, m = update(params, opt_state, item)
-        if step % 10 == 0 or step == steps - 1:
+        self.params, self.opt_state, m = self.update(self.params, self.opt_state, item)
+        if step % 10 == 0 or step == self.steps - 1:
             loss = float(to_host(m["loss"]))
-            bar.set_postfix(loss=f"{loss:.3f}")
+            self.bar.set_postfix(loss=f"{loss:.3f}")
             run.writer.write("sft", step, {"loss": loss, "grad_norm": to_host(m["grad_norm"])})
-    return params
+        self.step_index += 1
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def run_sft(run: Run, params, steps: int, progress: bool):
+    """Masked-diffusion SFT on the task's target completions (the warm start), uninterrupted."""
+    sft = SFTLoop(run, params, steps, progress)
+    while not sft.done:
+        sft.step()
+    sft.close()
+    return sft.params
 
 
 @jax.jit

@@ -81,3 +81,25 @@ def truncate_metrics(run_dir: str, iteration: int) -> None:
             kept.append(line)
     with open(path, "w") as f:
         f.writelines(kept)
+
+
+def truncate_sft_metrics(run_dir: str, step: int, evaluations: int) -> None:
+    """Keeps what a run wrote before its SFT checkpoint at `step`: SFT rows of earlier steps and its
+    first `evaluations` evaluation rows (the initial one); drops the rest."""
+    path = os.path.join(run_dir, "metrics.jsonl")
+    if not os.path.exists(path):
+        return
+    kept = []
+    with open(path) as f:
+        for line in f:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:  # a line torn by the kill
+                continue
+            if record["phase"] == "sft" and record["step"] < step:
+                kept.append(line)
+            elif record["phase"] == "eval" and evaluations > 0:
+                evaluations -= 1
+                kept.append(line)
+    with open(path, "w") as f:
+        f.writelines(kept)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 
@@ -97,14 +98,57 @@ def encode_targets(tokenizer: Tokenizer, texts: list[str], gen_length: int):
     return ids
 
 
-def prompt_length(tokenizer: Tokenizer, texts: list[str], style: str, configured: int,
-                  truncate: str = "refuse", system: str | None = None) -> int:
-    """The prompt width: `configured`, or the longest prompt of `texts` when it is 0. With truncate
-    "refuse" a prompt longer than `configured` is an error; with "left" it will be cut to its last
-    `configured` tokens (see `encode_prompts`)."""
+# Models whose config.json states no position limit (RoPE has none) get this one: attention memory grows
+# with the square of the sequence, and a prompt this long is a data error far more often than a wish.
+DEFAULT_MAX_POSITIONS = 32768
+_PRESET_MAX_POSITIONS = {"llada-8b": 4096, "dream-7b": 131072}
+# A token of any tokenizer here spans at most this many characters in practice; a prompt is first
+# measured on this many characters per allowed token, so a 10 MB prompt is refused without encoding it.
+PROBE_CHARS_PER_TOKEN = 8
+
+
+def max_positions(model_path: str | None, preset: str | None = None) -> int:
+    """The sequence length (prompt + completion) the model can hold: config.json's
+    max_sequence_length (LLaDA) or max_position_embeddings (Dream, Llama, Qwen2), else a sane bound."""
+    if model_path:
+        try:
+            with open(os.path.join(model_path, "config.json")) as f:
+                raw = json.load(f)
+        except (OSError, ValueError):
+            raw = {}  # read and reported by the model loader
+        for key in ("max_sequence_length", "max_position_embeddings"):
+            if isinstance(raw.get(key), int) and raw[key] > 0:
+                return raw[key]
+        return DEFAULT_MAX_POSITIONS
+    return _PRESET_MAX_POSITIONS.get(preset, DEFAULT_MAX_POSITIONS)
+
+
+def prompt_length(tokenizer: Tokenizer, texts: list[str], style: str, configured: int, *, limit: int = 0,
+                  where=lambda i: f"prompt {i}", fix: str = "shorten or drop that record", truncate: str = "refuse",
+                  system: str | None = None) -> int:
+    """The prompt length P in tokens: `configured`, or the longest prompt. With truncate "refuse" a
+    prompt longer than `configured` is an error; with "left" it will be cut to its last `configured`
+    tokens (see `encode_prompts`). A prompt longer than `limit` tokens (what the model can hold beside
+    the completion) is refused by `where(i)` (its file and row) before anything is allocated; a very
+    long text is measured on a prefix first, never encoded whole."""
     if truncate == "left" and configured:
         return configured
-    longest = max(len(tokenizer.encode(tokenizer.chat_prompt(t, system) if style == "chat" else t)) for t in texts)
+
+    def encode(text):
+        return tokenizer.encode(tokenizer.chat_prompt(text, system) if style == "chat" else text)
+
+    longest = 0
+    for i, text in enumerate(texts):
+        if limit and len(text) > PROBE_CHARS_PER_TOKEN * (limit + 1):
+            head = PROBE_CHARS_PER_TOKEN * (limit + 1)
+            if len(encode(text[:head])) > limit + 1:  # (+1: the cut may split one token in two)
+                raise ConfigError(f"{where(i)}: the prompt ({len(text)} characters) has more than the {limit} "
+                                  f"tokens the model can hold in its first {head} characters alone; {fix}")
+        n = len(encode(text))
+        if limit and n > limit:
+            raise ConfigError(f"{where(i)}: the prompt has {n} tokens, more than the {limit} tokens the model "
+                              f"can hold; {fix}")
+        longest = max(longest, n)
     if configured and longest > configured:
         raise ConfigError(f"a prompt has {longest} tokens, more than task.max_prompt_length {configured}; "
                           "raise it, or set task.truncate_prompts=left to keep each prompt's last tokens "

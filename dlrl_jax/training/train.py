@@ -1,59 +1,53 @@
 """`dlrl-jax train`: SFT warm start (optional), held-out evaluation, RL, evaluation, checkpoints.
 
 Orbax checkpoints are written after SFT (iteration 0), every `run.save_every` RL iterations, at the
-end, after every evaluation when `run.keep_best_checkpoints` asks to keep the best ones by held-out
-reward (besides the newest `run.keep_checkpoints`), and when the process gets SIGTERM (preemption: it finishes the current iteration, saves and
-exits cleanly). With `run.resume` (`dlrl-jax train --resume`) a run continues from its newest
-checkpoint: parameters, optimizer state, reference, RNG key and data-iterator position come back, the
-metrics written after that checkpoint are dropped, and the continuation is bit-identical to a run
-that was never interrupted (on the same machine and devices).
+end, and after every evaluation when `run.keep_best_checkpoints` asks to keep the best ones by held-out
+reward (besides the newest `run.keep_checkpoints`). With `run.resume` (`dlrl-jax train --resume`) a
+run continues from its newest readable checkpoint (an unreadable one is reported in one line, moved to
+checkpoints.unreadable/ and the previous one used): parameters, optimizer state, reference, RNG key
+and data-iterator position come back, the metrics written after that checkpoint are dropped, and the
+continuation is bit-identical to a run that was never interrupted (on the same machine and devices).
+Only the settings that change the result are compared, before anything is written.
+
+SIGTERM (preemption) at any phase saves what it can and raises `Preempted` (the CLI exits with 75):
+during SFT, an SFT checkpoint after the current step (checkpoints_sft/; resumed SFT continues
+bit-identically); during the evaluation before RL, the same SFT checkpoint (the evaluation is redone);
+during RL, a checkpoint after the current iteration; during an evaluation at iteration n, the
+checkpoint at n, and the resumed run makes that evaluation first; during start-up or the initial
+evaluation there is nothing to save and the run starts again. A `kill -9` loses the work since the
+newest checkpoint (for SFT, all of it: SFT checkpoints are written only on SIGTERM).
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import os
-import signal
-import threading
+import shutil
 import time
 
 import jax
 from flax import nnx
 
 from dlrl_jax.checkpoints import save_pretrained
+from dlrl_jax.checkpoints.atomic import replace_folder
 from dlrl_jax.checkpoints.peft import save_adapter
 from dlrl_jax.checkpoints.train_state import TrainStateCheckpointer
 from dlrl_jax.config import Config, ConfigError, to_dict
 from dlrl_jax.models.lora import has_lora, merge_lora, trainable_mask
 from dlrl_jax.parallel.distributed import is_lead_process, to_host
 from dlrl_jax.training import loop, precision
-from dlrl_jax.training.metrics import truncate_metrics
+from dlrl_jax.training.metrics import truncate_metrics, truncate_sft_metrics
+from dlrl_jax.training.preemption import Preempted, StopFlag
+from dlrl_jax.training.run_lock import RunLock
 
-# Fields a resumed run may change: how long it runs, how it reports and on which mesh (the checkpoint
-# restores onto any), not what it computes.
-_RESUMABLE_CHANGES = ("run.iterations", "run.resume", "run.progress", "run.eval_every", "run.save_every",
+SFT_CHECKPOINTS = "checkpoints_sft"  # written only when SIGTERM stops the SFT warm start
+# Fields a resumed run may change: how long it runs, how it reports, where the folder is (a moved run
+# resumes) and on which mesh (the checkpoint restores onto any), not what it computes.
+_RESUMABLE_CHANGES = ("run.iterations", "run.resume", "run.out_dir", "run.progress", "run.eval_every", "run.save_every",
                       "run.keep_checkpoints", "run.keep_best_checkpoints", "run.tensorboard", "run.wandb_project", "run.keep_best", "mesh.data",
                       "mesh.fsdp", "mesh.tensor")
-
-
-class _StopFlag:
-    """Set by SIGTERM; checked between iterations."""
-
-    def __init__(self):
-        self.set = False
-        self._previous = None
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGTERM, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        self.set = True
-
-    def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:
@@ -75,48 +69,138 @@ def _check_same_run(saved: dict, cfg: Config, directory: str) -> None:
                           "the original settings, or choose a new run.out_dir")
 
 
-def train(cfg: Config, log=print) -> dict:
-    """Runs (or resumes) the configured job and returns its summary (also RUN_DIR/summary.json)."""
+class _Interrupted(Exception):
+    """SIGTERM arrived during a held-out evaluation: the evaluation stops between batches."""
+
+
+@dataclasses.dataclass
+class _ResumePoint:
+    kind: str                         # "rl" (an RL checkpoint) or "sft" (an SFT checkpoint of a preempted warm start)
+    checkpointer: TrainStateCheckpointer
+    step: int
+    meta: dict
+
+
+def train(cfg: Config, log=print, stop: StopFlag | None = None) -> dict:
+    """Runs (or resumes) the configured job and returns its summary (also RUN_DIR/summary.json).
+
+    Holds RUN_DIR/run.lock while it runs (a second run into the same folder fails by name). On SIGTERM
+    it saves what it can and raises `Preempted` (the CLI exits with PREEMPTED_EXIT): a resumed run
+    continues from there. `stop`: a StopFlag installed earlier (the CLI installs one before JAX loads)."""
     start = time.time()
-    ckpt_dir = os.path.join(cfg.run.out_dir, "checkpoints")
-    checkpointer = None
-    latest = None
+    with contextlib.ExitStack() as stack:
+        if stop is None:
+            stop = stack.enter_context(StopFlag())
+        if is_lead_process():
+            stack.enter_context(RunLock(cfg.run.out_dir, log))
+        return _start(cfg, log, stop, start, stack)
+
+
+def _start(cfg: Config, log, stop: StopFlag, start: float, stack: contextlib.ExitStack) -> dict:
+    """Finds what to resume from and checks it against the settings before anything is written."""
+    out = cfg.run.out_dir
+    rl_ckpt = sft_ckpt = None
     if cfg.algorithm.name != "sft":
-        checkpointer = TrainStateCheckpointer(ckpt_dir, max_to_keep=cfg.run.keep_checkpoints,
-                                              keep_best=cfg.run.keep_best_checkpoints)
-        latest = checkpointer.latest_step()
-        if latest is not None and not cfg.run.resume:
-            raise ConfigError(f"run.out_dir {cfg.run.out_dir} already holds checkpoints (newest: iteration {latest}); "
-                              "set run.resume=true (dlrl-jax train --resume) to continue it, or choose a new "
-                              "run.out_dir")
-    metrics_path = os.path.join(cfg.run.out_dir, "metrics.jsonl")
-    if latest is None and os.path.exists(metrics_path) and is_lead_process():
-        os.remove(metrics_path)  # a fresh start: metrics of an earlier, checkpoint-less run in this folder go
-    run = None
+        rl_ckpt = TrainStateCheckpointer(os.path.join(out, "checkpoints"), max_to_keep=cfg.run.keep_checkpoints,
+                                         keep_best=cfg.run.keep_best_checkpoints)
+        stack.callback(rl_ckpt.close)
+    if os.path.isdir(os.path.join(out, SFT_CHECKPOINTS)):
+        sft_ckpt = TrainStateCheckpointer(os.path.join(out, SFT_CHECKPOINTS), max_to_keep=1)
+        stack.callback(sft_ckpt.close)
+    existing = [(c, c.latest_step()) for c in (rl_ckpt, sft_ckpt) if c is not None and c.latest_step() is not None]
+    if existing and not cfg.run.resume:
+        raise ConfigError(f"run.out_dir {out} already holds checkpoints (newest: {existing[0][0].directory} step "
+                          f"{existing[0][1]}); set run.resume=true (dlrl-jax train --resume) to continue it, or "
+                          "choose a new run.out_dir")
+    resume = None
+    if cfg.run.resume:
+        for kind, checkpointer in (("rl", rl_ckpt), ("sft", sft_ckpt)):
+            found = checkpointer and _newest_readable(checkpointer, log)
+            if found:
+                resume = _ResumePoint(kind, checkpointer, *found)
+                _check_same_run(resume.meta["config"], cfg, checkpointer.directory)
+                break
+    if resume is None and cfg.run.resume is True:
+        raise ConfigError(f"run.resume: {out} holds no checkpoint to resume from; start it without --resume, or "
+                          "with --resume-or-start (run.resume=auto), which starts fresh when there is none")
+    metrics_path = os.path.join(out, "metrics.jsonl")
+    if is_lead_process():
+        if resume is None and os.path.exists(metrics_path):
+            os.remove(metrics_path)  # a fresh start: metrics of an earlier, checkpoint-less run in this folder go
+        elif resume is not None:
+            _truncate(resume)
+    if resume is not None:
+        log(f"[dlrl-jax] resuming from {resume.checkpointer.directory} step {resume.step}")
+    run = loop.Run(cfg)  # (writes config.json: only after the settings check above)
+    stack.callback(run.writer.close)
+    stop.defer()  # from here on every phase can save: SIGTERM sets the flag the phases check
+    with jax.set_mesh(run.mesh):  # the model then keeps activations split by rows (constrain_rows)
+        return _train(cfg, run, rl_ckpt, resume, start, log, stop)
+
+
+def _newest_readable(checkpointer: TrainStateCheckpointer, log) -> tuple[int, dict] | None:
+    """(step, meta) of the newest checkpoint whose metadata reads; unreadable ones are reported in one
+    line each and set aside."""
+    for step in sorted(checkpointer.all_steps(), reverse=True):
+        try:
+            return step, checkpointer.read_meta(step)
+        except Exception as e:  # noqa: BLE001 (whatever Orbax raises on a damaged step)
+            _set_aside(checkpointer, step, e, log)
+    return None
+
+
+def _set_aside(checkpointer: TrainStateCheckpointer, step: int, error: Exception, log) -> None:
     try:
-        if latest is not None and is_lead_process():
-            truncate_metrics(cfg.run.out_dir, latest)
-        run = loop.Run(cfg)
-        with jax.set_mesh(run.mesh):  # the model then keeps activations split by rows (constrain_rows)
-            summary = _train(cfg, run, checkpointer, latest, start, log)
-    finally:
-        if checkpointer is not None:
-            checkpointer.close()
-        if run is not None:
-            run.writer.close()
-    return summary
+        where = f"moved to {checkpointer.set_aside(step)}"
+    except FileNotFoundError:  # another process of the job moved it first
+        checkpointer.manager.reload()
+        where = "moved aside"
+    reason = (str(error).strip().splitlines() or [""])[0][:200]
+    log(f"[dlrl-jax] checkpoint step {step} in {checkpointer.directory} is unreadable ({type(error).__name__}: "
+        f"{reason}); {where}; using the previous one")
 
 
-def _train(cfg: Config, run: loop.Run, checkpointer, latest, start, log) -> dict:
+def _restore(resume: _ResumePoint, target, cfg: Config, log):
+    """(tree, meta) of the resume point; an unreadable one is set aside and the previous one used."""
+    while True:
+        try:
+            return resume.checkpointer.restore(resume.step, target)
+        except Exception as e:  # noqa: BLE001
+            _set_aside(resume.checkpointer, resume.step, e, log)
+        found = _newest_readable(resume.checkpointer, log)
+        if found is None:
+            raise ConfigError(f"run.resume: no readable checkpoint is left in {resume.checkpointer.directory} "
+                              f"(the unreadable ones are in {resume.checkpointer.directory}.unreadable); start "
+                              "afresh in a new run.out_dir")
+        resume.step, resume.meta = found
+        _check_same_run(resume.meta["config"], cfg, resume.checkpointer.directory)
+        if is_lead_process():
+            _truncate(resume)
+
+
+def _truncate(resume: _ResumePoint) -> None:
+    """Drops the metrics written after the resume point, so that the resumed run reads as one."""
+    run_dir = os.path.dirname(resume.checkpointer.directory)
+    if resume.kind == "rl":
+        truncate_metrics(run_dir, resume.step)
+    else:
+        truncate_sft_metrics(run_dir, resume.step, evaluations=int("initial" in resume.meta.get("summary", {})))
+
+
+def _train(cfg: Config, run: loop.Run, rl_ckpt, resume: _ResumePoint | None, start, log, stop: StopFlag) -> dict:
     eval_batch = cfg.algorithm.prompts_per_batch * cfg.algorithm.group_size
     params = run.params
     summary: dict = {"seed": cfg.seed, "algorithm": cfg.algorithm.name, "eval_examples": len(run.task.eval)}
     log(f"[dlrl-jax] task {cfg.task.name}: {len(run.task.train)} train / {len(run.task.eval)} held-out records; "
         f"model {cfg.model.path or cfg.model.preset}; run dir {run.out_dir}")
 
+    def check_stop():
+        if stop.set:
+            raise _Interrupted()
+
     def evaluate(phase, step, p, candidate=True):
         t = time.perf_counter()
-        result = loop.evaluate(run, p, run.task.eval, eval_batch, step)
+        result = loop.evaluate(run, p, run.task.eval, eval_batch, step, stop=check_stop)
         run.writer.write("eval", step, dict(result, seconds=time.perf_counter() - t))
         log(f"[dlrl-jax] eval {phase}: reward {result['reward']:.3f}, solved {result['solved']:.1%}")
         if candidate and cfg.run.keep_best and result["reward"] > summary.get("best", {}).get("reward", -1.0):
@@ -125,61 +209,128 @@ def _train(cfg: Config, run: loop.Run, checkpointer, latest, start, log) -> dict
             log(f"[dlrl-jax] best held-out reward so far: exported to {run.out_dir}/best_model")
         return result
 
-    if cfg.algorithm.name == "sft":
-        if cfg.sft.steps:
-            summary["initial"] = evaluate("initial", 0, params, candidate=False)
-            params = loop.run_sft(run, params, cfg.sft.steps, cfg.run.progress)
-        summary["before"] = evaluate("after SFT", 0, params)
-        return _finish(cfg, run, params, summary, start, log)
-
-    if latest is None:
-        if cfg.sft.steps:
-            summary["initial"] = evaluate("initial", 0, params, candidate=False)
-            params = loop.run_sft(run, params, cfg.sft.steps, cfg.run.progress)
-        summary["before"] = evaluate("before RL", 0, params)
+    if resume is None or resume.kind == "sft":
+        sft = _warm_start(cfg, run, params, resume, summary, evaluate, log, stop) if cfg.sft.steps else None
+        params = sft.params if sft else params
+        phase = "before RL" if cfg.algorithm.name != "sft" else "after SFT"
+        try:
+            summary["before"] = evaluate(phase, 0, params)
+        except _Interrupted:
+            raise _preempted_in_sft(cfg, run, sft, summary, f"during the evaluation {phase}") from None
+        if cfg.algorithm.name == "sft":
+            result = _finish(cfg, run, params, summary, start, log)
+            _drop_sft_checkpoints(run)
+            return result
         # the update donates params; the reference stays (a copy, or the base itself with LoRA)
         rl = loop.RLLoop(run, params, run.reference(params), cfg.run.progress)
-        _save(checkpointer, rl, summary, cfg, summary["before"])
+        _save(rl_ckpt, rl, summary, cfg, summary["before"])
+        rl_ckpt.wait()
+        _drop_sft_checkpoints(run)  # the RL checkpoint at iteration 0 supersedes them
+        pending_eval = False
     else:
         rl = loop.RLLoop(run, params, run.reference(params), cfg.run.progress)
-        tree, meta = checkpointer.restore(latest, rl.state_tree())
-        _check_same_run(meta["config"], cfg, checkpointer.directory)
+        tree, meta = _restore(resume, rl.state_tree(), cfg, log)
         rl.load(tree, meta)
         summary.update(meta["summary"])
         if rl.iteration < cfg.run.iterations:
             summary.pop("after", None)  # resumed with more iterations: the old final evaluation is not final
-        log(f"[dlrl-jax] resumed from the checkpoint at iteration {latest}")
+        pending_eval = bool(meta.get("pending_eval"))  # preempted during the evaluation at this iteration
+        log(f"[dlrl-jax] resumed from the checkpoint at iteration {rl.iteration}")
 
-    with _StopFlag() as stop:
-        while rl.iteration < cfg.run.iterations:
-            rl.step()
-            it = rl.iteration
-            evaluated = None
-            if cfg.run.eval_every and it % cfg.run.eval_every == 0 and it < cfg.run.iterations:
+    def preempted(during: str):
+        _save(rl_ckpt, rl, summary, cfg, pending_eval=during.startswith("during the evaluation at"))
+        rl.close()
+        rl_ckpt.wait()
+        return Preempted(f"stopped by SIGTERM {during}; checkpoint at iteration {rl.iteration} saved in "
+                         f"{rl_ckpt.directory}, continue with --resume")
+
+    while True:
+        evaluated = None
+        it = rl.iteration
+        if pending_eval:
+            pending_eval = False
+            try:
                 evaluated = evaluate(f"at iteration {it}", it, rl.params)
-            periodic = cfg.run.save_every and it % cfg.run.save_every == 0 and it < cfg.run.iterations
-            if stop.set or periodic or (cfg.run.keep_best_checkpoints and evaluated is not None):
-                _save(checkpointer, rl, summary, cfg, evaluated)
-            if stop.set:
-                rl.close()
-                checkpointer.wait()
-                log(f"[dlrl-jax] stopped by SIGTERM after iteration {it}; checkpoint saved, continue with --resume")
-                summary["stopped_at"] = it
-                return summary
+            except _Interrupted:
+                raise preempted(f"during the evaluation at iteration {it}") from None
+        if stop.set:
+            raise preempted(f"after iteration {it}")
+        if it >= cfg.run.iterations:
+            break
+        rl.step()
+        it = rl.iteration
+        if cfg.run.eval_every and it % cfg.run.eval_every == 0 and it < cfg.run.iterations:
+            try:
+                evaluated = evaluate(f"at iteration {it}", it, rl.params)
+            except _Interrupted:
+                raise preempted(f"during the evaluation at iteration {it}") from None
+        periodic = cfg.run.save_every and it % cfg.run.save_every == 0 and it < cfg.run.iterations
+        if periodic or (cfg.run.keep_best_checkpoints and evaluated is not None):
+            _save(rl_ckpt, rl, summary, cfg, evaluated)
     rl.close()
     if "after" not in summary:  # (a run resumed from its final checkpoint has it already)
-        summary["after"] = evaluate("after RL", cfg.run.iterations, rl.params)
-    _save(checkpointer, rl, summary, cfg, summary["after"])
+        try:
+            summary["after"] = evaluate("after RL", cfg.run.iterations, rl.params)
+        except _Interrupted:
+            raise preempted("during the final evaluation") from None
+    _save(rl_ckpt, rl, summary, cfg, summary["after"])
     return _finish(cfg, run, rl.params, summary, start, log)
 
 
+def _warm_start(cfg: Config, run: loop.Run, params, resume, summary: dict, evaluate, log, stop) -> loop.SFTLoop:
+    """The initial evaluation and the SFT steps, resumed from an SFT checkpoint when there is one. A
+    SIGTERM between SFT steps saves an SFT checkpoint (params, optimizer, key, data position)."""
+    sft = loop.SFTLoop(run, params, cfg.sft.steps, cfg.run.progress)
+    if resume is not None:
+        tree, meta = _restore(resume, sft.state_tree(), cfg, log)
+        sft.load(tree, meta)
+        summary.update(meta["summary"])
+        log(f"[dlrl-jax] resumed SFT at step {sft.step_index} of {cfg.sft.steps}")
+    else:
+        try:
+            summary["initial"] = evaluate("initial", 0, params, candidate=False)
+        except _Interrupted:
+            raise Preempted("stopped by SIGTERM during the initial evaluation, before anything was saved; start "
+                            "the run again (without --resume, or with --resume-or-start)") from None
+    while not sft.done:
+        if stop.set:
+            raise _preempted_in_sft(cfg, run, sft, summary, f"at SFT step {sft.step_index}")
+        sft.step()
+    sft.close()
+    return sft
+
+
+def _preempted_in_sft(cfg: Config, run: loop.Run, sft: loop.SFTLoop | None, summary: dict, during: str) -> Preempted:
+    """Saves an SFT checkpoint (when there was SFT) and says what a resumed run redoes."""
+    if sft is None:
+        return Preempted(f"stopped by SIGTERM {during}, before anything was saved; start the run again "
+                         "(without --resume, or with --resume-or-start)")
+    checkpointer = TrainStateCheckpointer(os.path.join(run.out_dir, SFT_CHECKPOINTS), max_to_keep=1)
+    try:
+        if sft.step_index not in checkpointer.all_steps():
+            checkpointer.save(sft.step_index, sft.state_tree(),
+                              dict(sft.meta(), summary=summary, config=to_dict(cfg)))
+    finally:
+        sft.close()
+        checkpointer.close()
+    return Preempted(f"stopped by SIGTERM {during}; SFT checkpoint at step {sft.step_index} of {cfg.sft.steps} "
+                     f"saved in {checkpointer.directory}, continue with --resume")
+
+
+def _drop_sft_checkpoints(run: loop.Run) -> None:
+    if run.lead:
+        shutil.rmtree(os.path.join(run.out_dir, SFT_CHECKPOINTS), ignore_errors=True)
+
+
 def _save(checkpointer: TrainStateCheckpointer, rl: loop.RLLoop, summary: dict, cfg: Config,
-          evaluation: dict | None = None) -> None:
-    """A checkpoint of the current iteration, ranked by the held-out reward of an evaluation made at it."""
+          evaluation: dict | None = None, pending_eval: bool = False) -> None:
+    """A checkpoint of the current iteration, ranked by the held-out reward of an evaluation made at it.
+    `pending_eval`: the evaluation due at this iteration was interrupted; a resumed run makes it first."""
     if rl.iteration in checkpointer.all_steps():
         return
     t = time.perf_counter()
-    checkpointer.save(rl.iteration, rl.state_tree(), dict(rl.meta(), summary=summary, config=to_dict(cfg)),
+    meta = dict(rl.meta(), summary=summary, config=to_dict(cfg), pending_eval=pending_eval)
+    checkpointer.save(rl.iteration, rl.state_tree(), meta,
                       eval_reward=None if evaluation is None else evaluation["reward"])
     rl.run.writer.write("checkpoint", rl.iteration, {"seconds": time.perf_counter() - t})  # the blocking part
 
@@ -200,13 +351,14 @@ def _export(run: loop.Run, params, folder: str) -> None:
     params = precision.cast_to(params, run.param_dtypes)  # float32 master weights leave in the model dtype
     graphdef, merged = nnx.split(merge_lora(nnx.merge(run.graphdef, params)))
     merged = jax.tree.map(to_host, merged)
+    adapter = jax.tree.map(lambda x, m: to_host(x) if m else x, params, trainable_mask(params)) \
+        if has_lora(params) else None
     if run.lead:
-        save_pretrained(nnx.merge(graphdef, merged), folder)
-        run.tokenizer.hf.save_pretrained(folder)
-    if has_lora(params):  # the adapter alone as well, in PEFT's format: FOLDER/adapter
-        adapter = jax.tree.map(lambda x, m: to_host(x) if m else x, params, trainable_mask(params))
-        if run.lead:
-            save_adapter(nnx.merge(run.graphdef, adapter), os.path.join(folder, "adapter"))
+        with replace_folder(folder) as tmp:  # whole or not at all: a kill mid-export keeps the previous one
+            save_pretrained(nnx.merge(graphdef, merged), tmp)
+            run.tokenizer.hf.save_pretrained(tmp)
+            if adapter is not None:  # the adapter alone as well, in PEFT's format: FOLDER/adapter
+                save_adapter(nnx.merge(run.graphdef, adapter), os.path.join(tmp, "adapter"))
 
 
 def format_summary(summary: dict) -> str:

@@ -1,6 +1,6 @@
 """Exact resume: a run killed with SIGKILL after its checkpoint at iteration k and resumed gives, for
 iterations k+1..N, metrics and final parameters bit-identical to a run that was never interrupted; a
-half-written (uncommitted) checkpoint is ignored; SIGTERM saves and exits cleanly; a resumed run
+half-written (uncommitted) checkpoint is ignored; SIGTERM saves and exits with 75 (preempted); a resumed run
 with changed settings is refused by name."""
 
 import json
@@ -73,18 +73,33 @@ def test_kill9_and_resume_is_bit_identical(tmp_path):
     assert summary["after"] == json.load(open(os.path.join(full, "summary.json")))["after"]
 
 
-def test_sigterm_saves_and_exits_cleanly_and_resume_rules(tmp_path, capsys):
+def test_sigterm_saves_and_exits_75_and_resume_rules(tmp_path, capsys):
     out = str(tmp_path / "run")
     proc = _launch(out, 200)
     _wait_for_checkpoint(proc, out, 1)
     proc.send_signal(signal.SIGTERM)
     log, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 0, log
-    stopped = int(log.split("stopped by SIGTERM after iteration ")[1].split(";")[0])
+    assert proc.returncode == 75, log  # preempted, resumable
+    stopped = int(log.split("checkpoint at iteration ")[1].split(" ")[0])
     assert stopped >= 1 and os.path.isdir(os.path.join(out, "checkpoints", str(stopped)))
     assert [r["step"] for r in read_metrics(out) if r["phase"] == "rl"] == list(range(stopped))
     # the same folder without --resume is refused; with a changed algorithm setting too
     assert cli.main(_args(out, 200)) == 2
     assert "already holds checkpoints" in capsys.readouterr().err
+    config_before = open(os.path.join(out, "config.json")).read()
     assert cli.main(_args(out, 200, "--resume", "--set", "algorithm.k=2")) == 2
     assert "algorithm.k: 4 -> 2" in capsys.readouterr().err
+    assert open(os.path.join(out, "config.json")).read() == config_before  # a refused resume writes nothing
+    # moved elsewhere, with its newest checkpoint damaged: it resumes there from the previous one
+    moved = str(tmp_path / "moved")
+    os.rename(out, moved)
+    for folder, _, files in os.walk(os.path.join(moved, "checkpoints", str(stopped), "state")):
+        for name in files:
+            os.truncate(os.path.join(folder, name), os.path.getsize(os.path.join(folder, name)) // 2)
+    assert cli.main(_args(moved, stopped, "--resume")) == 0
+    log = capsys.readouterr().out
+    [line] = [x for x in log.splitlines() if "unreadable" in x]
+    assert f"checkpoint step {stopped} in {moved}" in line and "using the previous one" in line
+    assert f"resumed from the checkpoint at iteration {stopped - 1}" in log
+    assert [r["step"] for r in read_metrics(moved) if r["phase"] == "rl"] == list(range(stopped))
+    assert os.listdir(os.path.join(moved, "checkpoints.unreadable"))[0].startswith(f"{stopped}-")

@@ -40,8 +40,8 @@ def test_refuse_is_the_default_and_names_the_fields(tok):
         setup.encode_prompts(tok, ["abcdef"], "plain", 4)
     with pytest.raises(ConfigError, match=r"6 tokens, more than task.max_prompt_length 4.*task.truncate_prompts=left"):
         setup.prompt_length(tok, ["abcdef", "xy"], "plain", 4)
-    assert setup.prompt_length(tok, ["abcdef", "xy"], "plain", 4, "left") == 4
-    assert setup.prompt_length(tok, ["abcdef", "xy"], "plain", 0, "left") == 6  # 0: the longest prompt
+    assert setup.prompt_length(tok, ["abcdef", "xy"], "plain", 4, truncate="left") == 4
+    assert setup.prompt_length(tok, ["abcdef", "xy"], "plain", 0, truncate="left") == 6  # 0: the longest prompt
     assert config.load(None).task.truncate_prompts == "refuse"
     with pytest.raises(ConfigError, match=r"'task.truncate_prompts' is 'right'; choose one of \['refuse', 'left'\]"):
         config.load(None, ["task.truncate_prompts=right"])

@@ -63,29 +63,31 @@ def read_metrics(run_dir: str) -> list[dict]:
 
 def truncate_metrics(run_dir: str, iteration: int) -> None:
     """Drops what a run wrote after its checkpoint at `iteration` (RL rows of later iterations, later
-    evaluations), so a resumed run's metrics read as if it had never stopped."""
-    path = os.path.join(run_dir, "metrics.jsonl")
-    if not os.path.exists(path):
-        return
-    kept = []
-    with open(path) as f:
-        for line in f:
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:  # a line torn by the kill
-                continue
-            if record["phase"] == "rl" and record["step"] >= iteration:
-                continue
-            if record["phase"] in ("eval", "checkpoint") and record["step"] > iteration:
-                continue
-            kept.append(line)
-    with open(path, "w") as f:
-        f.writelines(kept)
+    evaluations and checkpoints), so a resumed run's metrics read as if it had never stopped."""
+    def keep(record):
+        if record["phase"] == "rl":
+            return record["step"] < iteration
+        return not (record["phase"] in ("eval", "checkpoint") and record["step"] > iteration)
+    _rewrite(run_dir, keep)
 
 
 def truncate_sft_metrics(run_dir: str, step: int, evaluations: int) -> None:
     """Keeps what a run wrote before its SFT checkpoint at `step`: SFT rows of earlier steps and its
     first `evaluations` evaluation rows (the initial one); drops the rest."""
+    left = [evaluations]
+
+    def keep(record):
+        if record["phase"] == "sft":
+            return record["step"] < step
+        if record["phase"] == "eval" and left[0] > 0:
+            left[0] -= 1
+            return True
+        return False
+    _rewrite(run_dir, keep)
+
+
+def _rewrite(run_dir: str, keep) -> None:
+    """metrics.jsonl with only the records `keep(record)` accepts (a line torn by a kill goes too)."""
     path = os.path.join(run_dir, "metrics.jsonl")
     if not os.path.exists(path):
         return
@@ -94,12 +96,9 @@ def truncate_sft_metrics(run_dir: str, step: int, evaluations: int) -> None:
         for line in f:
             try:
                 record = json.loads(line)
-            except json.JSONDecodeError:  # a line torn by the kill
+            except json.JSONDecodeError:
                 continue
-            if record["phase"] == "sft" and record["step"] < step:
-                kept.append(line)
-            elif record["phase"] == "eval" and evaluations > 0:
-                evaluations -= 1
+            if keep(record):
                 kept.append(line)
     with open(path, "w") as f:
         f.writelines(kept)

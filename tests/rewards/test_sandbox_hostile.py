@@ -36,7 +36,9 @@ ALL_FORMS = ["assert add(1, 2) == 3", "assert abs(add(0.5, 0.25) - 0.75) < 1e-9"
              "    assert candidate('a', 'b') == 'ab'\ncheck(add)",
              "assert not add(2, -2)", "assert math.isclose(add(1.5, 1.5), 3.0)"]  # relies on the solution's import
 TWO_FORMS = [ALL_FORMS[0], ALL_FORMS[5]]
-LIMITS = Limits(wall_seconds=3.0, cpu_seconds=2, memory_bytes=256 * 2**20)
+# wall limit well above the 2 CPU-seconds a hostile process may burn: CPU-hungry neighbours must not decide
+# an honest test on a 2-core machine
+LIMITS = Limits(wall_seconds=8.0, cpu_seconds=2, memory_bytes=256 * 2**20)
 
 # Tries to make a test pass without computing a + b.
 FORGERS = {
@@ -483,5 +485,8 @@ def test_code_reward_of_honest_completions_is_unchanged_by_hostile_neighbours():
                            "MARK": MARK}) for code in hostile]
     completions = [answer(c) for pair in zip(hostile, [HONEST] * len(hostile)) for c in pair]
     example = {"tests": TWO_FORMS}
-    scores = rewards.score("code", completions, [example] * len(completions), reward_set="dlrl", limits=LIMITS)
+    # The wall limit must exceed what the CPU-hungry neighbours may burn (processes x cpu_seconds on the
+    # machine's cores), or their CPU alone can push an honest test past it on a small machine.
+    roomy = dataclasses.replace(LIMITS, wall_seconds=20.0)
+    scores = rewards.score("code", completions, [example] * len(completions), reward_set="dlrl", limits=roomy)
     assert scores.tolist() == [0.5, 1.5] * len(hostile)

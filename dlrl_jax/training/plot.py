@@ -1,4 +1,5 @@
-"""`dlrl-jax plot RUN_DIR`: reward, KL, per-step entropy and the selected-step histogram, one PNG."""
+"""`dlrl-jax plot RUN_DIR`: reward, held-out solved rate, KL, per-step entropy, the selected-step histogram
+and seconds per iteration, one PNG."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import numpy as np  # noqa: E402
 
 from dlrl_jax.training.metrics import read_metrics  # noqa: E402
 
-PANELS = ("reward", "kl", "entropy by step", "selected steps", "seconds per iteration")
+PANELS = ("reward", "held-out solved", "kl", "entropy by step", "selected steps", "seconds per iteration")
 PHASES = ("rollout", "reward", "reference", "update")
 
 
@@ -27,41 +28,38 @@ def plot_run(run_dir: str, out: str | None = None) -> str:
     # curve starts at the later one.
     starts = [i for i, r in enumerate(evals) if r["step"] == 0]
     evals = evals[starts[-1]:] if starts else evals
-    fig, axes = plt.subplots(1, 5, figsize=(22, 3.8))
-    ax = axes[0]
+    fig, axes = plt.subplots(1, len(PANELS), figsize=(4.3 * len(PANELS), 3.8))
+    ax = dict(zip(PANELS, axes))
+    for name, axis in ax.items():
+        axis.set_title(name)
+        axis.set_xlabel("denoising step" if name in ("entropy by step", "selected steps") else "RL iteration")
     if rl:
         steps = [r["step"] for r in rl]
-        ax.plot(steps, [r["reward_mean"] for r in rl], alpha=0.4, label="rollout reward")
-        ax.plot(steps, _smooth([r["reward_mean"] for r in rl]), label="rollout reward (smoothed)")
+        ax["reward"].plot(steps, [r["reward_mean"] for r in rl], alpha=0.4, label="rollout reward")
+        ax["reward"].plot(steps, _smooth([r["reward_mean"] for r in rl]), label="rollout reward (smoothed)")
     if evals:
-        ax.plot([r["step"] for r in evals], [r["reward"] for r in evals], "o-", label="held-out reward")
-    ax.set_title(PANELS[0])
-    ax.set_xlabel("RL iteration")
-    ax.legend(fontsize=7)
-    axes[1].plot([r["step"] for r in rl], [r["kl"] for r in rl])
-    axes[1].set_title(PANELS[1])
-    axes[1].set_xlabel("RL iteration")
+        ax["reward"].plot([r["step"] for r in evals], [r["reward"] for r in evals], "o-", label="held-out reward")
+    ax["reward"].legend(fontsize=7)
+    solved = [r for r in evals if "solved" in r]
+    if solved:  # the share of held-out prompts answered fully right, greedy decoding
+        ax["held-out solved"].plot([r["step"] for r in solved], [100 * r["solved"] for r in solved], "o-", color="C2")
+    ax["held-out solved"].set_ylabel("% solved")
+    ax["kl"].plot([r["step"] for r in rl], [r["kl"] for r in rl])
     if rl:
         profile = np.array([r["entropy_profile"] for r in rl])
         for frac in (0.0, 0.5, 1.0):
             i = min(int(frac * (len(rl) - 1)), len(rl) - 1)
-            axes[2].plot(profile[i], label=f"iteration {rl[i]['step']}")
-        axes[2].legend(fontsize=7)
+            ax["entropy by step"].plot(profile[i], label=f"iteration {rl[i]['step']}")
+        ax["entropy by step"].legend(fontsize=7)
         hists = [r["selected_histogram"] for r in rl if "selected_histogram" in r]  # EGSPO only
         if hists:
             hist = np.sum(hists, axis=0)
-            axes[3].bar(np.arange(len(hist)), hist)
-    axes[2].set_title(PANELS[2])
-    axes[2].set_xlabel("denoising step")
-    axes[3].set_title(PANELS[3])
-    axes[3].set_xlabel("denoising step")
+            ax["selected steps"].bar(np.arange(len(hist)), hist)
     timed = [r for r in rl if "time_rollout" in r]
     if timed:  # stacked phases; the first iteration includes compilation
-        axes[4].stackplot([r["step"] for r in timed], *[[r[f"time_{p}"] for r in timed] for p in PHASES],
-                          labels=PHASES)
-        axes[4].legend(fontsize=7)
-    axes[4].set_title(PANELS[4])
-    axes[4].set_xlabel("RL iteration")
+        ax["seconds per iteration"].stackplot([r["step"] for r in timed],
+                                              *[[r[f"time_{p}"] for r in timed] for p in PHASES], labels=PHASES)
+        ax["seconds per iteration"].legend(fontsize=7)
     fig.tight_layout()
     out = out or os.path.join(run_dir, "curves.png")
     fig.savefig(out, dpi=90, metadata={"Description": "panels: " + ", ".join(PANELS)})

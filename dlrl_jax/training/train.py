@@ -366,5 +366,10 @@ def format_summary(summary: dict) -> str:
             (("initial", "initial (random init)"), ("before", "before RL"), ("after", "after RL")) if key in summary]
     lines = [f"{'held-out (' + str(summary['eval_examples']) + ')':<24} {'reward':>8} {'solved':>8}"]
     lines += [f"{name:<24} {r['reward']:>8.3f} {r['solved']:>8.1%}" for name, r in rows]
+    if "before" in summary and "after" in summary:
+        before, after = summary["before"]["solved"], summary["after"]["solved"]
+        ratio = f"x{after / before:.2f}" if before > 0 else "from none"
+        lines.append(f"{'RL change':<24} {summary['after']['reward'] - summary['before']['reward']:>+8.3f} "
+                     f"{100 * (after - before):>+7.1f} points solved ({ratio})")
     lines.append(f"seed {summary['seed']}, {summary['algorithm']}, {summary['seconds']} s")
     return "\n".join(lines)

@@ -55,12 +55,12 @@ def test_run_folder_is_complete(run_dir):
     assert kept == sorted({2, best_step}), (kept, evals)
 
 
-def test_plot_is_a_png_with_the_five_panels(run_dir, tmp_path):
+def test_plot_is_a_png_with_the_six_panels(run_dir, tmp_path):
     out = str(tmp_path / "c.png")
     assert cli.main(["plot", run_dir, "--out", out]) == 0
     image = Image.open(out)
     assert image.format == "PNG" and image.size[0] > 3 * image.size[1]
-    assert image.info["Description"] == "panels: reward, kl, entropy by step, selected steps, seconds per iteration"
+    assert image.info["Description"] == "panels: reward, held-out solved, kl, entropy by step, selected steps, seconds per iteration"
 
 
 def test_export_and_sample_from_the_trained_model(run_dir, tmp_path, capsys):

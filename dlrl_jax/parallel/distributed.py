@@ -8,6 +8,9 @@ import os
 import jax
 import numpy as np
 
+from dlrl_jax.parallel.mesh import batch_sharding
+from dlrl_jax.parallel.transfer import is_lead_process, to_global, to_host  # noqa: F401  (their old home)
+
 
 def initialize(coordinator: str | None = None, num_processes: int | None = None, process_id: int | None = None,
                local_device_count: int | None = None) -> None:
@@ -41,35 +44,5 @@ def _env_int(name):
 
 def global_batch(local_rows, mesh, batch_dim: int = 0):
     """A global array from this host's rows (hosts hold disjoint, equal slices of the batch)."""
-    from dlrl_jax.parallel.mesh import batch_sharding
-
     local_rows = np.asarray(local_rows)
     return jax.make_array_from_process_local_data(batch_sharding(mesh, local_rows.ndim, batch_dim), local_rows)
-
-
-def is_lead_process() -> bool:
-    """Process 0 writes logs, metrics and checkpoint metadata."""
-    return jax.process_index() == 0
-
-
-def to_host(x) -> np.ndarray:
-    """The whole value of `x` as a numpy array on this host, gathering it from the other processes
-    when it is spread over devices this process cannot address."""
-    if isinstance(x, jax.Array) and not x.is_fully_addressable:
-        from jax.experimental import multihost_utils
-        return np.asarray(multihost_utils.process_allgather(x, tiled=True))
-    return np.asarray(x)
-
-
-def to_global(value, sharding):
-    """`value` laid out with `sharding`. A host value (numpy, or an array on one device) must be the
-    same on every process; each process then fills the shards its devices hold. An array that is
-    already global is resharded."""
-    if isinstance(value, jax.Array) and jax.dtypes.issubdtype(value.dtype, jax.dtypes.prng_key):
-        return jax.random.wrap_key_data(to_global(jax.random.key_data(value), sharding))
-    if isinstance(value, jax.Array) and not value.is_fully_addressable:
-        return jax.device_put(value, sharding)
-    if jax.process_count() == 1:
-        return jax.device_put(value, sharding)
-    host = np.asarray(value)
-    return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])

@@ -11,6 +11,8 @@ import jax
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
+from dlrl_jax.parallel.transfer import to_global
+
 AXES = ("data", "fsdp", "tensor")
 
 # logical name -> mesh axis (None: replicated). FSDP shards the embedding dimension of every weight;
@@ -81,8 +83,6 @@ def shard_batch(tree, mesh, batch_dim: int = 0):
 def shard_rows(tree, mesh, batch_dim: int = 0):
     """Like `shard_batch`, but a leaf whose `batch_dim` is missing or does not divide over the batch
     axes (keys, per-item scalars) is replicated instead."""
-    from dlrl_jax.parallel.distributed import to_global
-
     parts = mesh.shape["data"] * mesh.shape["fsdp"]
 
     def place(x):
@@ -103,8 +103,6 @@ def onto_mesh(tree, mesh):
     """Leaves already laid out on this mesh stay; any other (e.g. a counter on one device) is
     replicated over it, so jitted steps and checkpoint restores see one consistent device set, and a
     jitted step's outputs (mesh shardings) match its inputs, which is what keeps it from retracing."""
-    from dlrl_jax.parallel.distributed import to_global
-
     def place(x):
         if isinstance(x, jax.Array) and isinstance(x.sharding, NamedSharding) and x.sharding.mesh == mesh:
             return x
@@ -134,8 +132,6 @@ def like_params_shardings(tree, params_shardings, mesh):
 def place_params(params, mesh, rules=None):
     """`params` (an NNX param State of host arrays, the same on every process) laid out on the mesh by
     their logical axes."""
-    from dlrl_jax.parallel.distributed import to_global
-
     leaves, treedef = jax.tree.flatten(params)
     shardings = jax.tree.leaves(param_shardings(params, mesh, rules))
     return jax.tree.unflatten(treedef, [to_global(x, s) for x, s in zip(leaves, shardings)])

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from dlrl_jax import models
-from dlrl_jax.rollout.sampler import _logits, _model_batch, _step, _top_k_commit, transfer_schedule
+from dlrl_jax.rollout.steps import completion_logits, denoise_step, model_batch, top_k_commit, transfer_schedule
 from dlrl_jax.rollout.settings import SamplerSettings
 from dlrl_jax.rollout.trajectory import Trajectory
 
@@ -43,16 +43,16 @@ def generate_cached(graphdef, params, prompt_ids, prompt_mask, key, settings: Sa
     shift = int(nnx.merge(graphdef, params).cfg.shift_logits)
     attention = jnp.concatenate([prompt_mask.astype(bool), jnp.ones((B, G), bool)], axis=1)
     x = jnp.concatenate([prompt_ids.astype(jnp.int32), jnp.full((B, G), settings.mask_id, jnp.int32)], axis=1)
-    _, model_attention = _model_batch(settings, prompt_ids, x, attention)
+    _, model_attention = model_batch(settings, prompt_ids, x, attention)
     schedule = jnp.asarray(transfer_schedule(settings))
 
     def block_logits_full(x, b):
         """Full forward: the logits of block b and the KV cache of the whole canvas."""
-        ids, _ = _model_batch(settings, prompt_ids, x, attention)
+        ids, _ = model_batch(settings, prompt_ids, x, attention)
         h, cache = models.hidden_and_cache(graphdef, params, ids, model_attention)
         # the state predicting token j is that of position j - shift (position 0 keeps its own)
         rows = jnp.maximum(P + b * bl + jnp.arange(bl) - shift, 0)
-        return _logits(graphdef, params, settings, jnp.take(h, rows, axis=1)), cache
+        return completion_logits(graphdef, params, settings, jnp.take(h, rows, axis=1)), cache
 
     def window(b):
         """(first position, length) of block b's window; static lengths, the start may be traced."""
@@ -62,17 +62,17 @@ def generate_cached(graphdef, params, prompt_ids, prompt_mask, key, settings: Sa
         return start, L - start
 
     def block_logits_cached(x, b, cache):
-        ids, _ = _model_batch(settings, prompt_ids, x, attention)
+        ids, _ = model_batch(settings, prompt_ids, x, attention)
         start, width = window(b)
         h = models.hidden_window(graphdef, params, jax.lax.dynamic_slice_in_dim(ids, start, width, axis=1),
                                  model_attention, cache, start)
         rows = jnp.maximum(P + b * bl + jnp.arange(bl) - shift, 0) - start
-        return _logits(graphdef, params, settings, jnp.take(h, rows, axis=1))
+        return completion_logits(graphdef, params, settings, jnp.take(h, rows, axis=1))
 
     if settings.threshold is None:
         def run_block(x, unmask, b):
             def step(x, unmask, s, logits):
-                x, commit, rec = _step(settings, logits, x, P, key, s, b * bl, _top_k_commit(schedule[s], b * bl, bl))
+                x, commit, rec = denoise_step(settings, logits, x, P, key, s, b * bl, top_k_commit(schedule[s], b * bl, bl))
                 return x, jnp.where(commit, s, unmask), rec
 
             logits, cache = block_logits_full(x, b)
@@ -110,7 +110,7 @@ def generate_cached(graphdef, params, prompt_ids, prompt_mask, key, settings: Sa
 
     def threshold_step(state, b, logits):
         s, x, unmask, rec = state
-        x_new, commit, step_rec = _step(settings, logits, x, P, key, s, b * bl, eligible)
+        x_new, commit, step_rec = denoise_step(settings, logits, x, P, key, s, b * bl, eligible)
         live = s < T  # a block begun after the step budget ran out commits nothing
         x = jnp.where(live, x_new, x)
         unmask = jnp.where(commit & live, s, unmask)

@@ -2,7 +2,7 @@
 
 No blocks. timesteps = linspace(1, eps, T + 1); at step i (t = timesteps[i], s = timesteps[i + 1]):
 - ranked orders (maskgit_plus, topk_margin, entropy, and low_confidence): every masked position gets a
-  candidate and a confidence (sampler._candidates, Dream's sample_tokens), and the
+  candidate and a confidence (steps.candidates, Dream's sample_tokens), and the
   int(n_masked * (1 - s / t)) most confident masked positions take their candidates -- all of them at
   the last step. Every row has the same number of masks at every step, so this count is a static
   schedule (`transfer_counts`), computed on the host in float32 as torch does. With alg_temp > 0 the
@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dlrl_jax.rollout.sampler import _step, _top_k_commit, _window_logits
+from dlrl_jax.rollout.steps import denoise_step, top_k_commit, window_logits
 from dlrl_jax.rollout.settings import SamplerSettings
 from dlrl_jax.rollout.trajectory import Trajectory
 
@@ -70,7 +70,7 @@ def _origin_commit(p_transfer):
 
 def _sampled_top_k_commit(k, alg_temp, key, gen_length):
     """k masked positions drawn without replacement from softmax(confidence / alg_temp)."""
-    ranked = _top_k_commit(k, 0, gen_length)
+    ranked = top_k_commit(k, 0, gen_length)
 
     def eligible(masked, positions, confidence):
         gumbel = jax.random.gumbel(key, confidence.shape, jnp.float32)
@@ -92,15 +92,15 @@ def generate_dream(graphdef, params, prompt_ids, prompt_mask, key, settings: Sam
 
     def body(carry, s):
         x, unmask = carry
-        logits = _window_logits(graphdef, params, settings, prompt_ids, x, attention, 0, G)
+        logits = window_logits(graphdef, params, settings, prompt_ids, x, attention, 0, G)
         if origin:
             eligible = _origin_commit(p_transfer[s])
         elif settings.alg_temp:
             eligible = _sampled_top_k_commit(counts[s], settings.alg_temp,
                                              jax.random.fold_in(jax.random.fold_in(key, s), 1), G)
         else:
-            eligible = _top_k_commit(counts[s], 0, G)
-        x, commit, rec = _step(settings, logits, x, P, key, s, 0, eligible)
+            eligible = top_k_commit(counts[s], 0, G)
+        x, commit, rec = denoise_step(settings, logits, x, P, key, s, 0, eligible)
         return (x, jnp.where(commit, s, unmask)), rec
 
     (x, unmask), rec = jax.lax.scan(body, (x, jnp.full((B, G), T, jnp.int32)), jnp.arange(T))

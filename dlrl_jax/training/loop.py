@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from dlrl_jax import models, parallel, rollout
 from dlrl_jax.config import Config, ConfigError, to_dict
 from dlrl_jax.data.pipeline import BatchStream
-from dlrl_jax.parallel.distributed import is_lead_process, to_global, to_host
+from dlrl_jax.parallel.transfer import is_lead_process, to_global, to_host
 from dlrl_jax.objectives.sft import sft_loss
 from dlrl_jax.rewards.decoding import completion_texts
 from dlrl_jax.training import precision, setup

@@ -36,7 +36,7 @@ from dlrl_jax.checkpoints.peft import save_adapter
 from dlrl_jax.checkpoints.train_state import TrainStateCheckpointer
 from dlrl_jax.config import Config, ConfigError, to_dict
 from dlrl_jax.models.lora import has_lora, merge_lora, trainable_mask
-from dlrl_jax.parallel.distributed import is_lead_process, to_host
+from dlrl_jax.parallel.transfer import is_lead_process, to_host
 from dlrl_jax.training import loop, precision
 from dlrl_jax.training.metrics import truncate_metrics, truncate_sft_metrics
 from dlrl_jax.training.preemption import Preempted, StopFlag

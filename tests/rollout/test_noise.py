@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 
 from dlrl_jax import rollout
-from dlrl_jax.rollout.sampler import _candidates
+from dlrl_jax.rollout.steps import candidates
 
 F32, BF16 = np.float32, ml_dtypes.bfloat16
 
@@ -38,7 +38,7 @@ def _draw(logits, temperature, noise_dtype, n, seed):
     settings = rollout.SamplerSettings(gen_length=1, block_length=1, steps=1, mask_id=V, temperature=temperature,
                                        noise_dtype=noise_dtype)
     padded = jnp.asarray(np.concatenate([np.broadcast_to(logits, (n, 1, V)), np.full((n, 1, 1), -1e9, F32)], -1))
-    x0, _ = jax.jit(lambda l, k: _candidates(settings.validate(), l, k, k))(padded, jax.random.key(seed))
+    x0, _ = jax.jit(lambda l, k: candidates(settings.validate(), l, k, k))(padded, jax.random.key(seed))
     return np.asarray(x0)[:, 0]
 
 

@@ -38,7 +38,8 @@ def plot_run(run_dir: str, out: str | None = None) -> str:
     ax.set_title(PANELS[0])
     ax.set_xlabel("RL iteration")
     ax.legend(fontsize=7)
-    axes[1].plot([r["step"] for r in rl], [r["kl"] for r in rl])
+    with_kl = [r for r in rl if "kl" in r]  # wd1 has no reference term
+    axes[1].plot([r["step"] for r in with_kl], [r["kl"] for r in with_kl])
     axes[1].set_title(PANELS[1])
     axes[1].set_xlabel("RL iteration")
     if rl:

@@ -16,6 +16,7 @@ from dlrl_jax.objectives.diffu_grpo import group_mean_advantages
 from dlrl_jax.training.metrics import read_metrics
 
 MASK, EOS, V = 13, 12, 14
+forward = jax.jit(models.forward, static_argnums=0)
 
 
 def _np_softmax(x):
@@ -79,11 +80,12 @@ def test_loss_through_a_tiny_model_matches_numpy():
     batch = {"prompt_ids": prompt, "prompt_mask": prompt_mask, "completion_ids": completion,
              "completion_mask": completion_mask, "weight": weight, "key": jax.random.key(0)}
     settings = wd1.WD1Settings(mask_id=MASK, p_mask_prompt=0.0)
-    loss, sums = wd1.wd1_loss(graphdef, params, batch, settings, num_groups=2)
+    loss_fn = jax.jit(lambda p: wd1.wd1_loss(graphdef, p, batch, settings, 2))
+    loss, sums = loss_fn(params)
 
     ids = np.concatenate([prompt, np.full((B, G), MASK, np.int32)], axis=1)
     attention = np.concatenate([prompt_mask, np.ones((B, G), bool)], axis=1)
-    logits = np.asarray(models.forward(graphdef, params, ids, attention), np.float64)[:, P:]
+    logits = np.asarray(forward(graphdef, params, ids, attention), np.float64)[:, P:]
     token_lp = np.take_along_axis(_np_log_softmax(logits), completion[..., None], axis=-1)[..., 0]
     want = -(weight * (token_lp * completion_mask).sum(axis=1)).sum() / 2
     np.testing.assert_allclose(float(loss), want, rtol=1e-5)
@@ -91,24 +93,25 @@ def test_loss_through_a_tiny_model_matches_numpy():
     assert float(sums["count"]) == completion_mask.sum()
 
     # one gradient step raises the likelihood of each group's better sample and lowers the worse one's
-    grads = jax.grad(lambda p: wd1.wd1_loss(graphdef, p, batch, settings, 2)[0])(params)
+    grads = jax.jit(jax.grad(lambda p: loss_fn(p)[0]))(params)
     stepped = jax.tree.map(lambda p, g: p - 0.05 * g, params, grads)
-    logits2 = np.asarray(models.forward(graphdef, stepped, ids, attention), np.float64)[:, P:]
+    logits2 = np.asarray(forward(graphdef, stepped, ids, attention), np.float64)[:, P:]
     lp2 = np.take_along_axis(_np_log_softmax(logits2), completion[..., None], axis=-1)[..., 0]
     change = ((lp2 - token_lp) * completion_mask).sum(axis=1)
     assert change[0] > 0 > change[1] and change[2] > 0 > change[3], change
 
 
+@pytest.mark.slow  # about 20 s on an idle 2-core machine; tests/training/test_golden_iteration.py runs wd1's loop
 def test_wd1_trains_through_the_cli(tmp_path):
-    """`dlrl-jax train` with wd1: LoRA with dropout, 2 micro-batches, mu 2; metrics finite, weights moved."""
+    """`dlrl-jax train` with wd1 on LoRA r4 with dropout: metrics finite, the adapters moved. The settings
+    are those of wd1's case in tests/training/test_golden_iteration.py, so the two share compiled programs."""
     out = str(tmp_path / "wd1")
-    code = cli.main(["train", "--set", f"run.out_dir={out}", "--set", "algorithm.name=wd1",
-                     "--set", "model.lora_rank=4", "--set", "model.lora_dropout=0.1",
-                     "--set", "sft.steps=0", "--set", "run.iterations=2", "--set", "algorithm.mu=2",
-                     "--set", "algorithm.micro_batches=2", "--set", "task.train_size=32", "--set", "task.eval_size=8",
-                     "--set", "algorithm.prompts_per_batch=2", "--set", "algorithm.group_size=4",
-                     "--set", "run.progress=false", "--set", "run.tensorboard=false"])
-    assert code == 0
+    settings = ["algorithm.name=wd1", "seed=0", "model.preset=tiny", "model.lora_rank=4", "model.lora_dropout=0.1",
+                "sft.steps=0", "task.train_size=32", "task.eval_size=8", "algorithm.prompts_per_batch=2",
+                "algorithm.group_size=4", "sampler.gen_length=16", "sampler.steps=16", "sampler.block_length=16",
+                "algorithm.mu=1", "algorithm.micro_batches=1", f"run.out_dir={out}", "run.progress=false",
+                "run.tensorboard=false", "run.iterations=2"]
+    assert cli.main(["train", *[a for x in settings for a in ("--set", x)]]) == 0
     rl = [r for r in read_metrics(out) if r["phase"] == "rl"]
     assert len(rl) == 2
     for r in rl:

@@ -79,7 +79,7 @@ class SamplerSection:
 
 @dataclasses.dataclass(frozen=True)
 class AlgorithmSection:
-    name: str = "egspo_sa"        # egspo | egspo_sa | espo | diffu_grpo | sft
+    name: str = "egspo_sa"        # egspo | egspo_sa | espo | diffu_grpo | wd1 | sft
     prompts_per_batch: int = 8
     group_size: int = 8
     k: int = 4                    # selected steps per completion
@@ -107,6 +107,8 @@ class AlgorithmSection:
     #                               official trainers compute it in train mode)
     ref_sync_every: int = 0       # > 0: every N optimizer steps ref <- ref_sync_mix * policy + (1 - mix) * ref
     ref_sync_mix: float = 0.6     # (TRL's sync_ref_model / ref_model_mixup_alpha; full fine-tuning only)
+    wd1_negative_term: bool = True  # wd1: also push down the negative-weighted samples (wll_d1_neg, the paper's);
+    #                               false: positive weights only (wd1's wll_d1_pos_only ablation)
     # espo and diffu_grpo clip symmetrically at eps_low (ESPO 0.2, d1 0.5)
 
 
@@ -179,7 +181,7 @@ _CHOICES = {
     "sampler.cache": ("none", "prefix", "dual"),
     "sampler.schedule": ("auto", "blocks", "dream"),
     "sampler.noise_dtype": ("float32", "bfloat16", "float64"),
-    "algorithm.name": ("egspo", "egspo_sa", "espo", "diffu_grpo", "sft"),
+    "algorithm.name": ("egspo", "egspo_sa", "espo", "diffu_grpo", "sft", "wd1"),
     "algorithm.selection": ("top_k_entropy", "random", "uniform", "adaptive"),
     "algorithm.aggregation": ("sum", "mean"),
     "algorithm.token_mean": ("row", "batch"),

@@ -13,3 +13,11 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="dlrl_jax_test_cache_")
     os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
     os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
+
+# Implicit rank promotion (adding [B] to [B, G] and the like) is an error in tests, as in nanodo: every
+# broadcast in the library is written out. The environment variable reaches `dlrl-jax` subprocesses.
+os.environ["JAX_NUMPY_RANK_PROMOTION"] = "raise"
+
+import jax  # noqa: E402  (after the environment above, which JAX reads on import)
+
+jax.config.update("jax_numpy_rank_promotion", "raise")

@@ -100,10 +100,11 @@ def test_shipped_configs_are_valid_and_the_demo_config_is_the_default():
 
 
 PAPER_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "paper")
-PAPER_OF = {"egspo_sa": "egspo", "egspo": "egspo", "espo": "espo", "diffu_grpo": "d1"}
+PAPER_OF = {"egspo_sa": "egspo", "egspo": "egspo", "espo": "espo", "diffu_grpo": "d1", "wd1": "wd1"}
 # Prompts per optimizer step (EGSPO: per rollout), worked by hand from the official scripts:
-# ESPO 8 x 3 x 4 / 6 (math 8 x 2 x 16 / 16, code 8 x 1 x 20 / 10), d1 8 x 6 x 2 / 6, EGSPO 8 x 6 / 8.
-PROMPTS = {"espo": 16, "d1": 16, "egspo": 6}
+# ESPO 8 x 3 x 4 / 6 (math 8 x 2 x 16 / 16, code 8 x 1 x 20 / 10), d1 8 x 6 x 2 / 6, EGSPO 8 x 6 / 8,
+# wd1 4 x 6 x 2 / 6.
+PROMPTS = {"espo": 16, "d1": 16, "egspo": 6, "wd1": 8}
 # Module names PEFT matches the official target list against (the models' own layer names).
 MODULES = {"llada8b": {"q_proj", "k_proj", "v_proj", "attn_out", "ff_proj", "up_proj", "ff_out"},
            "dream7b": {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}}
@@ -157,7 +158,7 @@ def _expected(model, task, algorithm, official):
 def test_paper_configs_follow_the_table_of_official_values():
     official = _load("official")
     names = sorted(f for f in os.listdir(PAPER_DIR) if f.endswith(".yaml"))
-    assert len(names) == 2 * 5 * 4
+    assert len(names) == 2 * 5 * 5
     for name in names:
         cfg = config.load(os.path.join(PAPER_DIR, name), ["model.path=null"])  # the checkpoints are not here
         flat = config._flatten(cfg)
@@ -169,6 +170,8 @@ def test_paper_configs_follow_the_table_of_official_values():
         rows = cfg.algorithm.prompts_per_batch * cfg.algorithm.group_size
         if algorithm == "diffu_grpo":  # 6 rows per device per micro-step on the official 8 devices
             assert rows // cfg.algorithm.micro_batches == 6 * 8, name
+        if algorithm == "wd1":  # 6 rows per device per micro-step on wd1's 4 devices, its own loss
+            assert rows // cfg.algorithm.micro_batches == 6 * 4 and cfg.algorithm.wd1_negative_term, name
         if task == "math":  # the official MATH training data, whose rows carry the answer in the solution
             assert cfg.task.train_file == "hf:ankner/math-500:train", name
             assert official.value(PAPER_OF[algorithm], task, "dataset").startswith("ankner/math-500 train")

@@ -30,7 +30,7 @@ PENDING: set[str] = set()
 
 MODELS = {"llada8b": "models/LLaDA-8B-Instruct", "dream7b": "models/Dream-v0-Instruct-7B"}
 TASKS = ("gsm8k", "math", "countdown", "sudoku", "code")
-ALGORITHMS = {"egspo_sa": "egspo", "egspo": "egspo", "espo": "espo", "diffu_grpo": "d1"}
+ALGORITHMS = {"egspo_sa": "egspo", "egspo": "egspo", "espo": "espo", "diffu_grpo": "d1", "wd1": "wd1"}
 ITERATIONS = 1000  # a budget of your choosing: the official runs are num_train_epochs over the data
 ALL_ROWS = 1_000_000_000  # task.train_size: every row of the file
 # PEFT matches the official target names (q_proj, ... gate_proj) by module name: LLaDA calls its output,
@@ -107,12 +107,16 @@ def fields(model: str, task: str, algorithm: str) -> dict:
             if not lora:  # TRL's SyncRefModelCallback; with PEFT it is a no-op (no separate reference)
                 f.update({"algorithm.ref_sync_every": v("ref_model_sync_steps"),
                           "algorithm.ref_sync_mix": v("ref_model_mixup_alpha")})
-        else:
+        else:  # d1 and wd1 (whose trainer is d1's with another loss)
             f.update({"sampler.temperature": v("temperature"), "sampler.remasking": v("remasking"),
-                      "algorithm.p_mask_prompt": v("p_mask_prompt"), "algorithm.token_mean": v("token_mean")})
-            if task == "code":  # d1 has no code task or prompt: EGSPO's code data and prompt
+                      "algorithm.p_mask_prompt": v("p_mask_prompt")})
+            if paper == "d1":
+                f["algorithm.token_mean"] = v("token_mean")
+            else:
+                f["algorithm.wd1_negative_term"] = v("trainer_type") == "wll_d1_neg"
+            if task == "code":  # d1 and wd1 have no code task or prompt: EGSPO's code data and prompt
                 f.update({"task.prompt_recipe": "egspo"})
-    if lora and paper != "egspo":  # TRL's training_step runs model.train() before the old-policy pass
+    if lora and paper in ("espo", "d1"):  # TRL's training_step runs model.train() before the old-policy pass
         f["algorithm.old_logprob_dropout"] = True  # (EGSPO's old log-probs are the rollout's own)
     # TRL: warmup steps = ceil(warmup_ratio x max_steps); max_steps here: ITERATIONS rollouts
     f["optim.warmup_steps"] = math.ceil(v("warmup_ratio") * ITERATIONS * steps_per_rollout)
@@ -155,6 +159,11 @@ _BATCH = {
            "processes x 6 x gradient_accumulation 2 = 96 completions = 16 prompts x 6 per optimizer step, one "
            "rollout reused for mu = num_iterations optimizer steps. On N devices keep the global batch and set "
            "algorithm.micro_batches = 96 / (6 N) (2 for N = 8, written here; 16 on one device)."),
+    "wd1": ("wd1 (wd1/train.yaml, run/wll_NP_<task>.sh): per_device_train_batch_size 6 counts COMPLETIONS; 4 "
+            "processes x 6 x gradient_accumulation 2 = 48 completions = 8 prompts x 6 per optimizer step, one "
+            "rollout reused for mu = num_iterations optimizer steps (no old-policy or reference pass: wd1's loss "
+            "is ratio-free). On N devices keep the global batch and set algorithm.micro_batches = 48 / (6 N) (2 "
+            "for N = 4, written here; 8 on one device)."),
 }
 
 

@@ -8,10 +8,12 @@ flag overrides the YAML file it is passed with; a config-class default applies w
 A paper's `tasks` entries override its `common` ones for that task.
 
 Repositories (read 2026-11-24): EGSPO vishnutez/egspo-dllm-rl @a7d618b, ESPO ML-GSAI/ESPO @b5f2dac,
-d1 dllm-reasoning/d1 @837888f, TRL huggingface/trl (v0.16.0 for the sampler and the reference sync).
+d1 dllm-reasoning/d1 @837888f, wd1 xiaohangt/wd1 @0898985, TRL huggingface/trl (v0.16.0 for the sampler and
+the reference sync).
 """
 
-REPOS = {"egspo": "vishnutez/egspo-dllm-rl", "espo": "ML-GSAI/ESPO", "d1": "dllm-reasoning/d1"}
+REPOS = {"egspo": "vishnutez/egspo-dllm-rl", "espo": "ML-GSAI/ESPO", "d1": "dllm-reasoning/d1",
+         "wd1": "xiaohangt/wd1"}
 
 _EG_SH = "egspo/train.sh"
 _EG_YAML = "egspo/slurm_scripts/train.yaml"
@@ -22,12 +24,20 @@ _ES_TRAINER = "espo/espo_trainer.py"
 _D1_YAML = "diffu-grpo/slurm_scripts/train.yaml"
 _D1_CFG = "diffu-grpo/diffu_grpo_config.py (default)"
 _D1_TRAIN = "diffu-grpo/diffu_grpo_train.py"
+_WD_YAML = "wd1/train.yaml"
+_WD_CFG = "wd1/trainers/diffu_grpo_config.py (default)"
+_WD_TRAIN = "wd1/run_train.py"
+_WD_TRAINER = "wd1/trainers/rev_grpo_trainer.py"
 _PEFT_NOTE = ("; PEFT matches these names, so on LLaDA (attn_out, ff_proj, ff_out) only q, k, v and up get "
               "adapters, on Dream (Qwen2 names) all seven")
 
 
 def _es(task: str) -> str:
     return f"recipes/run_{task}_llada.sh"
+
+
+def _wd(task: str) -> str:
+    return f"run/wll_NP_{task}.sh"
 
 
 OFFICIAL = {
@@ -247,6 +257,70 @@ OFFICIAL = {
                                                                        "get_code_questions")},
         },
     },
+    "wd1": {
+        "common": {
+            "num_processes": (4, "run/wll_NP_*.sh accelerate launch --num_processes 4 (wd1/accelerate.yaml "
+                                 "num_processes: 4)"),
+            "per_device_train_batch_size": (6, _WD_YAML),
+            "gradient_accumulation_steps": (2, _WD_YAML),
+            "num_generations": (6, _WD_YAML),
+            "generation_batch_size": (6, _WD_YAML),
+            "trainer_type": ("wll_d1_neg", "run/wll_NP_*.sh --trainer_type wll_d1_neg (RevDiffuGRPOTrainer, "
+                                           "wd1/run_train.py; wll_d1_pos_only is run/wll_P_*.sh)"),
+            "diffusion_steps": (128, _WD_YAML),
+            "block_length": (32, _WD_YAML),
+            "max_completion_length": (256, _WD_YAML),
+            "remasking": ("low_confidence", _WD_YAML),
+            "temperature": (0.9, _WD_CFG + " (train.yaml and the scripts do not set it)"),
+            "gumbel_noise_dtype": ("bfloat16", _WD_TRAINER + " generate: add_gumbel_noise(..., dtype=model.dtype)"),
+            "max_prompt_length": (200, _WD_YAML + " (left truncation: " + _WD_TRAINER +
+                                  " prompt_ids[:, -max_prompt_length:])"),
+            "learning_rate": (3e-6, _WD_YAML),
+            "lr_scheduler_type": ("constant_with_warmup", _WD_YAML),
+            "warmup_ratio": (0.0001, _WD_YAML),
+            "weight_decay": (0.1, _WD_YAML),
+            "adam_beta1": (0.9, _WD_YAML),
+            "adam_beta2": (0.99, _WD_YAML),
+            "max_grad_norm": (0.2, _WD_YAML),
+            "beta": (0.04, _WD_YAML + "; never read by " + _WD_TRAINER + " compute_loss (no KL term)"),
+            "epsilon": (0.5, _WD_YAML + "; never read by " + _WD_TRAINER + " compute_loss (no ratio)"),
+            "p_mask_prompt": (0.15, _WD_YAML),
+            "use_peft": (True, _WD_YAML),
+            "lora_r": (128, _WD_YAML),
+            "lora_alpha": (64, _WD_YAML),
+            "lora_dropout": (0.05, _WD_YAML),
+            "lora_target_modules": (("q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj", "gate_proj"),
+                                    _WD_TRAIN + " LoraConfig(target_modules=...)" + _PEFT_NOTE),
+            "load_in_4bit": ("nf4", _WD_TRAIN + " BitsAndBytesConfig(load_in_4bit, nf4, double quant, bf16 compute)"),
+            "torch_dtype": ("bfloat16", _WD_YAML),
+            "sync_ref_model": (True, _WD_YAML + " (a no-op with PEFT, see EGSPO)"),
+            "ref_model_sync_steps": (64, _WD_YAML),
+            "num_train_epochs": (10, _WD_YAML),
+            "seed": (42, _WD_YAML),
+            "model": ("GSAI-ML/LLaDA-8B-Instruct", "run/wll_NP_*.sh MODEL_NAME (overrides train.yaml's model_path)"),
+            "reward_set": ("d1", "wd1/reward_func.py (d1's functions, equal up to formatting)"),
+            "prompt_recipe": ("d1", "wd1/data_utils.py (d1's prompts, equal up to formatting)"),
+            "decode": ("official", _WD_TRAINER + " batch_decode(..., skip_special_tokens=True)"),
+            "attention_mask_in_rollout": (False, _WD_TRAINER + " (generate() takes no mask)"),
+        },
+        "tasks": {
+            "gsm8k": {"num_iterations": (12, _wd("gsm8k") + " NUM_ITER=12"),
+                      "dataset": ("openai/gsm8k main train", "wd1/data_utils.py get_gsm8k_questions")},
+            "math": {"num_iterations": (12, _wd("math") + " NUM_ITER=12"),
+                     "dataset": ("ankner/math-500 train (answer = solution)", "wd1/data_utils.py get_math_questions")},
+            "countdown": {"num_iterations": (12, _wd("countdown") + " NUM_ITER=12"),
+                          "dataset": ("Jiayi-Pan/Countdown-Tasks-3to4 train, len(nums) == 3, shuffle(seed), all but "
+                                      "the last 500", "wd1/data_utils.py; " + _WD_TRAIN)},
+            "sudoku": {"num_iterations": (8, _wd("sudoku") + " NUM_ITER=8"),
+                       "dataset": ("dataset/4x4_sudoku_unique_puzzles.csv, shuffle(seed), all but the last 500",
+                                   "wd1/data_utils.py; " + _WD_TRAIN)},
+            # wd1 has no code task (see NOT_IN_OFFICIAL_CODE): the nearest official values
+            "code": {"num_iterations": (12, "not in wd1: " + _wd("gsm8k") + " NUM_ITER=12, wd1's value for gsm8k "
+                                            "and math"),
+                     "dataset": ("KodCode/KodCode-Light-RL-10K train", "not in wd1: egspo/data_utils.py "
+                                                                       "get_code_questions")},
+        },
+    },
 }
 
 # What no official script gives (the generated configs fill it as documented in generate.py).
@@ -256,6 +330,8 @@ NOT_IN_OFFICIAL_CODE = {
                          "epsilon 4e-4): the LLaDA task recipes are applied to Dream with Dream's own sampler",
     ("d1", "dream7b"): "d1 has no Dream-7B run: its LLaDA recipe is applied to Dream",
     ("d1", "code"): "d1 has no code task: its recipe is applied to EGSPO's code data (KodCode) and reward",
+    ("wd1", "dream7b"): "wd1 has no Dream-7B run: its LLaDA recipe is applied to Dream",
+    ("wd1", "code"): "wd1 has no code task: its recipe is applied to EGSPO's code data (KodCode) and reward",
     ("all", "sudoku_train_data"): "dataset/4x4_sudoku_unique_puzzles.csv could not be read here (its blob is not "
                                   "in the public mirror): the generator stands in with d1's test-set blank count (8)",
     ("all", "run_length"): "official runs are num_train_epochs over the data; run.iterations is a budget",

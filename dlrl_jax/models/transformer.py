@@ -219,12 +219,12 @@ def shift_states(cfg: ModelConfig, h_BxLxD):
 def _rms_norm(x, scale, eps):
     x32 = x.astype(jnp.float32)
     normed = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + eps)
-    return (normed.astype(x.dtype) * scale.astype(x.dtype)).astype(x.dtype)
+    return (normed.astype(x.dtype) * scale.astype(x.dtype)[(None,) * (x.ndim - 1)]).astype(x.dtype)
 
 
 def _rope_tables(positions_BxL, head_dim, theta):
     inv_freq = 1.0 / (theta ** (jnp.arange(0, head_dim, 2, dtype=jnp.float32) / head_dim))
-    angles = positions_BxL.astype(jnp.float32)[..., None] * inv_freq
+    angles = positions_BxL.astype(jnp.float32)[..., None] * inv_freq[None, None, :]
     angles = jnp.concatenate([angles, angles], axis=-1)
     return jnp.cos(angles), jnp.sin(angles)
 
@@ -284,7 +284,7 @@ def _block(cfg, x_BxLxD, p, mask_BxL, cos, sin, kv_cache=None, start=0, dropout_
     k = _proj(cfg, p, "wk", "bld,dkh->blkh", h, dropout_key)
     v = _proj(cfg, p, "wv", "bld,dkh->blkh", h, dropout_key)
     if cfg.qkv_bias:
-        q, k, v = q + p["bq"].astype(dt), k + p["bk"].astype(dt), v + p["bv"].astype(dt)
+        q, k, v = (x + p[name].astype(dt)[None, None] for x, name in ((q, "bq"), (k, "bk"), (v, "bv")))
     q, k = _apply_rope(q, cos, sin), _apply_rope(k, cos, sin)
     keys, values = k, v
     if kv_cache is not None:

@@ -19,6 +19,7 @@ from dlrl_jax.objectives import diffu_grpo, espo, stepwise
 from dlrl_jax.objectives.selection import adaptive_k, select_steps
 from dlrl_jax.parallel.distributed import to_global, to_host
 from dlrl_jax.parallel.mesh import replicated
+from dlrl_jax.training.wd1 import WD1
 
 
 DROPOUT_STREAM = 0xD0  # fold_in index of the LoRA dropout keys, apart from every mask-draw key
@@ -206,4 +207,4 @@ class DiffuGRPO(_SequenceLevel):
         return {"old_logprob": old, "ref_logprob": self._logp(g, ref_params, ref_item) if self.a.beta > 0 else old}
 
 
-ALGORITHMS = {"egspo": EGSPO, "egspo_sa": EGSPO, "espo": ESPO, "diffu_grpo": DiffuGRPO}
+ALGORITHMS = {"egspo": EGSPO, "egspo_sa": EGSPO, "espo": ESPO, "diffu_grpo": DiffuGRPO, "wd1": WD1}

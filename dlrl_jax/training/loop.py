@@ -336,14 +336,15 @@ class RLLoop:
         m = clock.stop("update", {k: to_host(v) for k, v in m.items()})
         count = max(float(m["count"]), 1.0)
         metrics = dict(extra, reward_mean=reward.mean(), reward_std=reward.std(), loss=m["loss"],
-                       grad_norm=m["grad_norm"], skipped=m["skipped"], ratio=float(m["ratio"]) / count,
-                       clip_fraction=float(m["clip_fraction"]) / count, kl=float(m["kl"]) / count,
+                       grad_norm=m["grad_norm"], skipped=m["skipped"],  # the loss's other sums per count
+                       **{k: float(v) / count for k, v in m.items() if k not in ("loss", "grad_norm", "skipped",
+                                                                                 "count")},
                        tokens_per_s=self.B * cfg.sampler.gen_length / clock.total(),
                        entropy_profile=to_host(traj.step_entropy).mean(axis=0), **clock.seconds())
         run.writer.write("rl", self.iteration, metrics)
         self.iteration += 1
         self.bar.update(1)
-        self.bar.set_postfix(reward=f"{reward.mean():.3f}", kl=f"{metrics['kl']:.4f}",
+        self.bar.set_postfix(reward=f"{reward.mean():.3f}", kl=f"{metrics.get('kl', 0.0):.4f}",
                              s=" ".join(f"{k[5:]} {v:.2f}" for k, v in clock.seconds().items()
                                         if k != "time_iteration"))
         return metrics

@@ -44,7 +44,8 @@ def plot_run(run_dir: str, out: str | None = None) -> str:
     if solved:  # the share of held-out prompts answered fully right, greedy decoding
         ax["held-out solved"].plot([r["step"] for r in solved], [100 * r["solved"] for r in solved], "o-", color="C2")
     ax["held-out solved"].set_ylabel("% solved")
-    ax["kl"].plot([r["step"] for r in rl], [r["kl"] for r in rl])
+    with_kl = [r for r in rl if "kl" in r]  # wd1 has no reference term
+    ax["kl"].plot([r["step"] for r in with_kl], [r["kl"] for r in with_kl])
     if rl:
         profile = np.array([r["entropy_profile"] for r in rl])
         for frac in (0.0, 0.5, 1.0):

@@ -35,7 +35,7 @@ def test_memory_analysis_counts_the_arguments_it_is_given():
     tx = make_optimizer(OptimizerSettings(learning_rate=0.1))
 
     def loss_fn(p, item):
-        return jnp.sum(jnp.tanh(item["x"] @ p["w"]) * p["attn_norm"]), {}
+        return jnp.sum(jnp.tanh(item["x"] @ p["w"]) * p["attn_norm"][None, :]), {}
 
     update = make_update(loss_fn, tx)
     opt_state = tx.init(params)

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from dlrl_jax import models, rewards, rollout
+from dlrl_jax import checkpoints, models, rewards, rollout
 from dlrl_jax.config import SEED_MAX, ConfigError
 from dlrl_jax.data import readers
 from dlrl_jax.models.tokenizer import Tokenizer
@@ -204,7 +204,7 @@ def evaluate_model(s: EvalSettings, log=print, stop: StopFlag | None = None) -> 
         task: Task = make_task(s.task, s.prompt_style, [], records, s.reward_set, s.prompt_recipe)
     except ConfigError as e:
         raise EvalError(f"{e} (eval flags: --prompt-style, --reward-set, --prompt-recipe)") from None
-    model = models.from_pretrained(s.model, dtype=s.dtype)
+    model = checkpoints.from_pretrained(s.model, dtype=s.dtype)
     if s.adapter:
         from dlrl_jax.checkpoints.peft import load_adapter
         model = load_adapter(model, s.adapter)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from dlrl_jax import cli, config, models, rollout
+from dlrl_jax import checkpoints, cli, config, models, rollout
 from dlrl_jax.models.tokenizer import write_char_tokenizer
 from dlrl_jax.training.evaluation import EvalSettings, sampler_settings
 from tests.rollout.dream_reference import diffusion_generate
@@ -89,7 +89,7 @@ def tiny_dream_dir(tmp_path_factory):
     """The embedded demo's tiny shape in Dream's layout (Qwen2 names, q/k/v biases, shifted logits)."""
     cfg = models.preset("tiny", family="dream", qkv_bias=True, n_layers=2)
     path = str(tmp_path_factory.mktemp("tiny_dream"))
-    models.save_pretrained(models.init_model(cfg, seed=0), path)
+    checkpoints.save_pretrained(models.init_model(cfg, seed=0), path)
     write_char_tokenizer(path)
     return path
 

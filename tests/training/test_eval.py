@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from dlrl_jax import cli, models
+from dlrl_jax import checkpoints, cli, models
 from dlrl_jax.data import readers
 from dlrl_jax.models.tokenizer import write_char_tokenizer
 from dlrl_jax.training.evaluation import EvalError, EvalSettings, evaluate_model
@@ -18,7 +18,7 @@ from dlrl_jax.training.evaluation import EvalError, EvalSettings, evaluate_model
 def model_dir(tmp_path_factory):
     path = str(tmp_path_factory.mktemp("model"))
     model = models.init_model(models.preset("tiny"), seed=3)
-    models.save_pretrained(model, path)
+    checkpoints.save_pretrained(model, path)
     write_char_tokenizer(path)
     return path
 

@@ -182,11 +182,11 @@ def test_resume_needs_a_checkpoint_unless_asked_to_start(tmp_path, capsys):
 
 
 def test_sigterm_during_eval_stops_between_batches_and_the_rerun_completes(tmp_path):
-    from dlrl_jax import models
+    from dlrl_jax import checkpoints, models
     from dlrl_jax.models.tokenizer import write_char_tokenizer
 
     model, out = str(tmp_path / "model"), str(tmp_path / "ev")
-    models.save_pretrained(models.init_model(models.preset("tiny"), seed=3), model)
+    checkpoints.save_pretrained(models.init_model(models.preset("tiny"), seed=3), model)
     write_char_tokenizer(model)
     argv = ["eval", "--model", model, "--task", "sudoku", "--gen-lengths", "16", "--out", out, "--num-examples",
             "96", "--prompt-style", "plain", "--block-length", "8", "--batch-size", "2", "--no-progress"]

@@ -11,12 +11,12 @@ import sys
 
 
 def _train(args, algorithm: str | None = None) -> int:
-    from dlrl_jax.training.preemption import StopFlag
+    from dlrl_jax.app.preemption import StopFlag
 
     with StopFlag(args.command) as stop:  # first: a SIGTERM while JAX loads is a preemption too
         from dlrl_jax import config
-        from dlrl_jax.training.plot import plot_run
-        from dlrl_jax.training.train import train
+        from dlrl_jax.app.plot import plot_run
+        from dlrl_jax.app.train import train
 
         overrides = list(args.set or [])
         if args.resume:
@@ -124,8 +124,8 @@ def _export(args) -> int:
 
 def _eval(args) -> int:
     from dlrl_jax.config import ConfigError
-    from dlrl_jax.training.evaluation import EvalSettings, evaluate_model, format_table
-    from dlrl_jax.training.preemption import StopFlag
+    from dlrl_jax.app.evaluation import EvalSettings, evaluate_model, format_table
+    from dlrl_jax.app.preemption import StopFlag
 
     try:
         lengths = tuple(int(x) for x in args.gen_lengths.split(","))
@@ -149,7 +149,7 @@ def _eval(args) -> int:
 
 
 def _plot(args) -> int:
-    from dlrl_jax.training.plot import plot_run
+    from dlrl_jax.app.plot import plot_run
 
     print(plot_run(args.run_dir, args.out))
     return 0
@@ -287,9 +287,9 @@ def main(argv: list[str] | None = None) -> int:
         from dlrl_jax.checkpoints import CheckpointError
         from dlrl_jax.models import ConfigError as ModelConfigError
         from dlrl_jax.models.tokenizer import TokenizerError
-        from dlrl_jax.training.evaluation import EvalError
-        from dlrl_jax.training.preemption import PREEMPTED_EXIT, Preempted
-        from dlrl_jax.training.run_lock import RunLockedError
+        from dlrl_jax.app.evaluation import EvalError
+        from dlrl_jax.app.preemption import PREEMPTED_EXIT, Preempted
+        from dlrl_jax.app.run_lock import RunLockedError
 
         handlers = {"train": _train, "sft": lambda a: _train(a, "sft"), "sample": _sample, "export": _export,
                     "eval": _eval, "plot": _plot}

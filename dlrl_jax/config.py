@@ -168,7 +168,7 @@ _CHOICES = {
     "model.dtype": ("float32", "bfloat16"),
     "model.compute_dtype": (None, "float32", "bfloat16"),
     "model.remat": ("none", "full", "dots"),
-    "task.name": ("sudoku", "countdown", "gsm8k", "math", "code"),
+    "task.name": None,  # the registered tasks (dlrl_jax.tasks.names())
     "task.prompt_style": ("plain", "chat"),
     "task.truncate_prompts": ("refuse", "left"),
     "task.reward_set": ("dlrl", "d1", "espo"),
@@ -262,7 +262,10 @@ def _coerce(hint, value, path):
 
 def _check(cfg: Config) -> Config:
     flat = _flatten(cfg)
+    from dlrl_jax.tasks import names as task_names  # every registered task (dlrl_jax/tasks/__init__.py)
+
     for path, choices in _CHOICES.items():
+        choices = task_names() if choices is None else choices
         if flat[path] not in choices:
             raise ConfigError(f"config field '{path}' is {flat[path]!r}; choose one of {list(choices)}")
     for path, value in flat.items():

@@ -15,7 +15,7 @@ import time
 import numpy as np
 import pytest
 
-from dlrl_jax import checkpoints, cli, models
+from dlrl_jax import checkpoints, cli, models, tasks
 from dlrl_jax.checkpoints.atomic import replace_folder
 from dlrl_jax.data import readers
 from dlrl_jax.models.tokenizer import write_char_tokenizer
@@ -59,7 +59,7 @@ def test_non_utf8_data_names_the_file_and_line(tmp_path, model_dir, capsys):
     byte = data.index(b"\xe9")  # a Latin-1 e-acute, counted by hand: 36 bytes of line 1, then 16
     assert byte == 52
     with pytest.raises(readers.DataError, match=r"data.jsonl line 2 \(byte 52\): not UTF-8 text .*re-save"):
-        readers.read_records(str(path), "gsm8k")
+        tasks.read_records(str(path), "gsm8k")
     err = _fails_in_one_line(capsys, ["eval", "--model", model_dir, "--task", "gsm8k", "--data", str(path),
                                       "--gen-lengths", "16", "--no-progress"])
     assert "data.jsonl line 2" in err
@@ -69,14 +69,14 @@ def test_json_syntax_error_names_line_and_column(tmp_path):
     path = tmp_path / "data.json"
     path.write_text('[\n  {"question": "a", "answer": "1"},\n  {"question": "b" "answer": "2"}\n]\n')
     with pytest.raises(readers.DataError, match=r"data.json line 3 column 20: not valid JSON \(Expecting ','"):
-        readers.read_records(str(path), "gsm8k")
+        tasks.read_records(str(path), "gsm8k")
 
 
 def test_a_10mb_csv_field_is_read_and_the_10mb_prompt_refused_by_row(tmp_path, model_dir, capsys):
     path = tmp_path / "data.csv"
     with open(path, "w") as f:  # row 2 holds a 10 MB question
         f.write("question,answer\nshort one,1\n" + "x" * HUGE + ",2\nanother,3\n")
-    records = readers.read_records(str(path), "gsm8k")
+    records = tasks.read_records(str(path), "gsm8k")
     assert [len(r["question"]) for r in records] == [9, HUGE, 7]
     start = time.time()
     err = _fails_in_one_line(capsys, ["eval", "--model", model_dir, "--task", "gsm8k", "--data", str(path),

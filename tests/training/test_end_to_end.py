@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from dlrl_jax import checkpoints, cli, models
-from dlrl_jax.training.metrics import read_metrics
+from dlrl_jax.app.metrics import read_metrics
 
 
 @pytest.fixture(scope="module")

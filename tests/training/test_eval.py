@@ -11,7 +11,7 @@ import pytest
 from dlrl_jax import checkpoints, cli, models
 from dlrl_jax.data import readers
 from dlrl_jax.models.tokenizer import write_char_tokenizer
-from dlrl_jax.training.evaluation import EvalError, EvalSettings, evaluate_model
+from dlrl_jax.app.evaluation import EvalError, EvalSettings, evaluate_model
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def test_eval_writes_rows_whose_rewards_rederive_and_a_table(model_dir, tmp_path
 
 
 def _records(model_dir):
-    from dlrl_jax.training.evaluation import load_records
+    from dlrl_jax.app.evaluation import load_records
     return load_records(EvalSettings(model=model_dir, task="sudoku", out_dir="", num_examples=10))
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from dlrl_jax import checkpoints, models
 from dlrl_jax.models.tokenizer import write_char_tokenizer
-from dlrl_jax.training.evaluation import EvalError, EvalSettings, evaluate_model
+from dlrl_jax.app.evaluation import EvalError, EvalSettings, evaluate_model
 
 
 def _save(path, seed):

@@ -53,7 +53,7 @@ class TaskSection:
     train_file: str | None = None  # JSONL/Parquet; None: the procedural generator (sudoku, countdown)
     eval_file: str | None = None
     reward_set: str = "dlrl"      # whose reward functions score completions: dlrl (this project's) | d1 | espo
-    prompt_recipe: str = "dlrl"   # whose prompt text (chat style): dlrl | d1 | egspo | espo (dlrl_jax/data/recipe_prompts.py)
+    prompt_recipe: str = "dlrl"   # whose prompt text (chat style): dlrl | d1 | egspo | espo (dlrl_jax/tasks/recipe_prompts.py)
     decode: str = "cut_eos"       # completion text for rewards: cut_eos (up to the first EOS) | official
     #                               (the papers' batch_decode: special tokens skipped, text after an EOS kept)
     code_sandbox: str = "namespaces"  # code task: bubblewrap namespaces; "rlimits": the weaker opt-in mode

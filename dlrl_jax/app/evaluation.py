@@ -28,12 +28,12 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from dlrl_jax import checkpoints, models, rollout, tasks
+from dlrl_jax.app.preemption import Preempted, StopFlag
 from dlrl_jax.config import SEED_MAX, ConfigError
 from dlrl_jax.data import readers
 from dlrl_jax.models.tokenizer import Tokenizer
 from dlrl_jax.rewards.decoding import completion_texts
 from dlrl_jax.training import loop, setup
-from dlrl_jax.app.preemption import Preempted, StopFlag
 
 
 def completions_in_batches(indices: list[int], batch_size: int, encode, generate, decode, key_for,

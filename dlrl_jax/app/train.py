@@ -30,6 +30,10 @@ import time
 import jax
 from flax import nnx
 
+from dlrl_jax.app.evaluation import held_out
+from dlrl_jax.app.metrics import open_run_metrics, truncate_metrics, truncate_sft_metrics
+from dlrl_jax.app.preemption import Preempted, StopFlag
+from dlrl_jax.app.run_lock import RunLock
 from dlrl_jax.checkpoints import save_pretrained
 from dlrl_jax.checkpoints.atomic import replace_folder
 from dlrl_jax.checkpoints.peft import save_adapter
@@ -38,10 +42,6 @@ from dlrl_jax.config import Config, ConfigError, to_dict
 from dlrl_jax.models.lora import has_lora, merge_lora, trainable_mask
 from dlrl_jax.parallel.transfer import is_lead_process, to_host
 from dlrl_jax.training import loop, precision
-from dlrl_jax.app.evaluation import held_out
-from dlrl_jax.app.metrics import open_run_metrics, truncate_metrics, truncate_sft_metrics
-from dlrl_jax.app.preemption import Preempted, StopFlag
-from dlrl_jax.app.run_lock import RunLock
 
 SFT_CHECKPOINTS = "checkpoints_sft"  # written only when SIGTERM stops the SFT warm start
 # Fields a resumed run may change: how long it runs, how it reports, where the folder is (a moved run

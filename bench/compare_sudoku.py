@@ -11,7 +11,7 @@ import json
 import os
 
 from dlrl_jax import config
-from dlrl_jax.training.train import train
+from dlrl_jax.app.train import train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = {"egspo_sa": "tiny_sudoku_egspo_sa.yaml", "egspo": "tiny_sudoku_egspo_sa.yaml",

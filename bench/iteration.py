@@ -30,14 +30,14 @@ def one_run(args) -> dict:
     """Runs in a child process: builds the checkpoint and the run, returns per-iteration metrics."""
     import time
 
-    from dlrl_jax import config, models
+    from dlrl_jax import checkpoints, config, models
     from dlrl_jax.training import loop
 
     folder = os.path.join(args.work, "model")
     if not os.path.isdir(folder):
         cfg = models.preset("tiny", d_model=args.d_model, n_layers=args.layers, n_heads=args.heads,
                             n_kv_heads=args.heads, mlp_hidden=args.ff, vocab_size=128)
-        models.save_pretrained(models.init_model(cfg, seed=0), folder)
+        checkpoints.save_pretrained(models.init_model(cfg, seed=0), folder)
         from dlrl_jax.models.tokenizer import write_char_tokenizer
         write_char_tokenizer(folder)
     espo = args.algorithm == "espo"

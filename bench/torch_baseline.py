@@ -4,7 +4,7 @@ The reference is transformers' LlamaForCausalLM run bidirectionally (a 4-D all-z
 inside the LLaDA sampling loop of ../shared/ALGORITHMS.md §1 written plainly in PyTorch: per block,
 per step, a full forward pass, argmax at temperature 0, low-confidence commits of the scheduled
 number of tokens inside the active block. The same random Llama weights are saved as a Hugging Face
-folder and loaded by `dlrl_jax.models.from_pretrained`; at temperature 0 both must produce the same
+folder and loaded by `dlrl_jax.checkpoints.from_pretrained`; at temperature 0 both must produce the same
 tokens (checked), then each is timed (best of `--repeats`, after a warm-up / compile).
 With `--caches prefix,dual` the JAX rollout also runs with Fast-dLLM's approximate KV cache; those
 rows report the share of tokens equal to the exact PyTorch loop's and the speed-up over it.
@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from dlrl_jax import models, rollout
+from dlrl_jax import checkpoints, models, rollout
 
 
 def schedule(masked: int, steps: int) -> list[int]:
@@ -90,7 +90,7 @@ def main():
     mask_id = args.vocab - 1
     folder = tempfile.mkdtemp(prefix="dlrl_bench_")
     tmodel.save_pretrained(folder)
-    jmodel = models.from_pretrained(folder)
+    jmodel = checkpoints.from_pretrained(folder)
     graphdef, params = models.split(jmodel)
     prompt = np.random.default_rng(0).integers(3, mask_id, (args.batch, args.prompt))
     ids, pmask = jnp.asarray(prompt, jnp.int32), jnp.ones(prompt.shape, bool)

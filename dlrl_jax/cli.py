@@ -11,12 +11,12 @@ import sys
 
 
 def _train(args, algorithm: str | None = None) -> int:
-    from dlrl_jax.training.preemption import StopFlag
+    from dlrl_jax.app.preemption import StopFlag
 
     with StopFlag(args.command) as stop:  # first: a SIGTERM while JAX loads is a preemption too
         from dlrl_jax import config
-        from dlrl_jax.training.plot import plot_run
-        from dlrl_jax.training.train import train
+        from dlrl_jax.app.plot import plot_run
+        from dlrl_jax.app.train import train
 
         overrides = list(args.set or [])
         if args.resume:
@@ -40,7 +40,7 @@ def _sample(args) -> int:
     import jax.numpy as jnp
     import numpy as np
 
-    from dlrl_jax import models, rollout
+    from dlrl_jax import checkpoints, models, rollout
     from dlrl_jax.config import SEED_MAX, ConfigError
     from dlrl_jax.models.tokenizer import Tokenizer, TokenizerError
 
@@ -48,7 +48,7 @@ def _sample(args) -> int:
         raise ConfigError(f"--seed must be in [0, {SEED_MAX}], got {args.seed}")
     if not 0 <= args.temperature < float("inf"):  # (also refuses nan)
         raise ConfigError(f"--temperature must be a finite number >= 0, got {args.temperature}")
-    model = models.from_pretrained(args.model, dtype=args.dtype)
+    model = checkpoints.from_pretrained(args.model, dtype=args.dtype)
     if args.adapter:
         from dlrl_jax.checkpoints.peft import load_adapter
         model = load_adapter(model, args.adapter)
@@ -95,7 +95,7 @@ def _sample(args) -> int:
 def _export(args) -> int:
     import os
 
-    from dlrl_jax import models
+    from dlrl_jax import checkpoints
     from dlrl_jax.config import ConfigError
 
     if not (args.model or args.run_dir):
@@ -113,19 +113,19 @@ def _export(args) -> int:
         peft.write_adapter(args.out, cfg, settings, factors, dtype=args.dtype, base_model=os.path.abspath(source))
         print(f"[dlrl-jax] wrote the PEFT adapter {args.out}")
         return 0
-    model = models.from_pretrained(source, dtype=args.dtype)
+    model = checkpoints.from_pretrained(source, dtype=args.dtype)
     if args.adapter:  # a PEFT adapter merged into the base
         from dlrl_jax.checkpoints.peft import load_adapter
         model = load_adapter(model, args.adapter)
-    models.save_pretrained(model, args.out)
+    checkpoints.save_pretrained(model, args.out)
     print(f"[dlrl-jax] wrote {args.out}")
     return 0
 
 
 def _eval(args) -> int:
     from dlrl_jax.config import ConfigError
-    from dlrl_jax.training.evaluation import EvalSettings, evaluate_model, format_table
-    from dlrl_jax.training.preemption import StopFlag
+    from dlrl_jax.app.evaluation import EvalSettings, evaluate_model, format_table
+    from dlrl_jax.app.preemption import StopFlag
 
     try:
         lengths = tuple(int(x) for x in args.gen_lengths.split(","))
@@ -149,7 +149,7 @@ def _eval(args) -> int:
 
 
 def _plot(args) -> int:
-    from dlrl_jax.training.plot import plot_run
+    from dlrl_jax.app.plot import plot_run
 
     print(plot_run(args.run_dir, args.out))
     return 0
@@ -284,11 +284,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from dlrl_jax.config import ConfigError
         from dlrl_jax.data.readers import DataError
-        from dlrl_jax.models import CheckpointError, ConfigError as ModelConfigError
+        from dlrl_jax.checkpoints import CheckpointError
+        from dlrl_jax.models import ConfigError as ModelConfigError
         from dlrl_jax.models.tokenizer import TokenizerError
-        from dlrl_jax.training.evaluation import EvalError
-        from dlrl_jax.training.preemption import PREEMPTED_EXIT, Preempted
-        from dlrl_jax.training.run_lock import RunLockedError
+        from dlrl_jax.app.evaluation import EvalError
+        from dlrl_jax.app.preemption import PREEMPTED_EXIT, Preempted
+        from dlrl_jax.app.run_lock import RunLockedError
 
         handlers = {"train": _train, "sft": lambda a: _train(a, "sft"), "sample": _sample, "export": _export,
                     "eval": _eval, "plot": _plot}

@@ -53,7 +53,7 @@ class TaskSection:
     train_file: str | None = None  # JSONL/Parquet; None: the procedural generator (sudoku, countdown)
     eval_file: str | None = None
     reward_set: str = "dlrl"      # whose reward functions score completions: dlrl (this project's) | d1 | espo
-    prompt_recipe: str = "dlrl"   # whose prompt text (chat style): dlrl | d1 | egspo | espo (dlrl_jax/data/recipe_prompts.py)
+    prompt_recipe: str = "dlrl"   # whose prompt text (chat style): dlrl | d1 | egspo | espo (dlrl_jax/tasks/recipe_prompts.py)
     decode: str = "cut_eos"       # completion text for rewards: cut_eos (up to the first EOS) | official
     #                               (the papers' batch_decode: special tokens skipped, text after an EOS kept)
     code_sandbox: str = "namespaces"  # code task: bubblewrap namespaces; "rlimits": the weaker opt-in mode
@@ -170,7 +170,7 @@ _CHOICES = {
     "model.dtype": ("float32", "bfloat16"),
     "model.compute_dtype": (None, "float32", "bfloat16"),
     "model.remat": ("none", "full", "dots"),
-    "task.name": ("sudoku", "countdown", "gsm8k", "math", "code"),
+    "task.name": None,  # the registered tasks (dlrl_jax.tasks.names())
     "task.prompt_style": ("plain", "chat"),
     "task.truncate_prompts": ("refuse", "left"),
     "task.reward_set": ("dlrl", "d1", "espo"),
@@ -264,7 +264,10 @@ def _coerce(hint, value, path):
 
 def _check(cfg: Config) -> Config:
     flat = _flatten(cfg)
+    from dlrl_jax.tasks import names as task_names  # every registered task (dlrl_jax/tasks/__init__.py)
+
     for path, choices in _CHOICES.items():
+        choices = task_names() if choices is None else choices
         if flat[path] not in choices:
             raise ConfigError(f"config field '{path}' is {flat[path]!r}; choose one of {list(choices)}")
     for path, value in flat.items():

@@ -15,7 +15,7 @@ import time
 import numpy as np
 import pytest
 
-from dlrl_jax import cli, models
+from dlrl_jax import checkpoints, cli, models, tasks
 from dlrl_jax.checkpoints.atomic import replace_folder
 from dlrl_jax.data import readers
 from dlrl_jax.models.tokenizer import write_char_tokenizer
@@ -27,7 +27,7 @@ HUGE = 10_000_000  # characters: a 10 MB field / prompt
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     path = str(tmp_path_factory.mktemp("model") / "model")
-    models.save_pretrained(models.init_model(models.preset("tiny"), seed=3), path)
+    checkpoints.save_pretrained(models.init_model(models.preset("tiny"), seed=3), path)
     write_char_tokenizer(path)
     return path
 
@@ -59,7 +59,7 @@ def test_non_utf8_data_names_the_file_and_line(tmp_path, model_dir, capsys):
     byte = data.index(b"\xe9")  # a Latin-1 e-acute, counted by hand: 36 bytes of line 1, then 16
     assert byte == 52
     with pytest.raises(readers.DataError, match=r"data.jsonl line 2 \(byte 52\): not UTF-8 text .*re-save"):
-        readers.read_records(str(path), "gsm8k")
+        tasks.read_records(str(path), "gsm8k")
     err = _fails_in_one_line(capsys, ["eval", "--model", model_dir, "--task", "gsm8k", "--data", str(path),
                                       "--gen-lengths", "16", "--no-progress"])
     assert "data.jsonl line 2" in err
@@ -69,14 +69,14 @@ def test_json_syntax_error_names_line_and_column(tmp_path):
     path = tmp_path / "data.json"
     path.write_text('[\n  {"question": "a", "answer": "1"},\n  {"question": "b" "answer": "2"}\n]\n')
     with pytest.raises(readers.DataError, match=r"data.json line 3 column 20: not valid JSON \(Expecting ','"):
-        readers.read_records(str(path), "gsm8k")
+        tasks.read_records(str(path), "gsm8k")
 
 
 def test_a_10mb_csv_field_is_read_and_the_10mb_prompt_refused_by_row(tmp_path, model_dir, capsys):
     path = tmp_path / "data.csv"
     with open(path, "w") as f:  # row 2 holds a 10 MB question
         f.write("question,answer\nshort one,1\n" + "x" * HUGE + ",2\nanother,3\n")
-    records = readers.read_records(str(path), "gsm8k")
+    records = tasks.read_records(str(path), "gsm8k")
     assert [len(r["question"]) for r in records] == [9, HUGE, 7]
     start = time.time()
     err = _fails_in_one_line(capsys, ["eval", "--model", model_dir, "--task", "gsm8k", "--data", str(path),
@@ -110,8 +110,8 @@ def test_a_truncated_safetensors_file_is_named(tmp_path, model_dir, capsys):
     shutil.copytree(model_dir, broken)
     weights = os.path.join(broken, "model.safetensors")
     os.truncate(weights, os.path.getsize(weights) // 2)
-    with pytest.raises(models.CheckpointError, match=r"model.safetensors is truncated or corrupt .*export it again"):
-        models.from_pretrained(broken)
+    with pytest.raises(checkpoints.CheckpointError, match=r"model.safetensors is truncated or corrupt .*export it again"):
+        checkpoints.from_pretrained(broken)
     err = _fails_in_one_line(capsys, ["sample", "--model", broken, "--prompt-ids", "1 2"])
     assert weights in err
 
@@ -149,7 +149,7 @@ def test_output_paths_that_are_files_are_named(tmp_path, model_dir, capsys):
 
 def test_an_export_replaces_the_folder_whole_or_not_at_all(tmp_path, model_dir):
     target = str(tmp_path / "export")
-    models.save_pretrained(models.init_model(models.preset("tiny"), seed=1), target)
+    checkpoints.save_pretrained(models.init_model(models.preset("tiny"), seed=1), target)
     os.makedirs(os.path.join(target, "eval"))
     open(os.path.join(target, "eval", "results.jsonl"), "w").write("{}\n")
     open(os.path.join(target, "model-00001-of-00002.safetensors"), "w").write("stale shard")
@@ -161,10 +161,10 @@ def test_an_export_replaces_the_folder_whole_or_not_at_all(tmp_path, model_dir):
     assert open(os.path.join(target, "model.safetensors"), "rb").read() == before
     assert sorted(os.listdir(tmp_path)) == ["export"]  # no temporary folder left
     new = models.init_model(models.preset("tiny"), seed=2)
-    models.save_pretrained(new, target)
+    checkpoints.save_pretrained(new, target)
     # the new weights, the folder's other content kept, the old export's stale shard gone
     assert sorted(os.listdir(target)) == ["config.json", "eval", "model.safetensors"]
-    np.testing.assert_array_equal(np.asarray(models.from_pretrained(target).embed[...]), np.asarray(new.embed[...]))
+    np.testing.assert_array_equal(np.asarray(checkpoints.from_pretrained(target).embed[...]), np.asarray(new.embed[...]))
     assert sorted(os.listdir(tmp_path)) == ["export"]
 
 
@@ -172,8 +172,8 @@ def test_kill9_during_exports_leaves_a_loadable_folder(tmp_path, model_dir):
     """A process exports the same model again and again into one folder; SIGKILL at a random moment
     (most of its time is spent writing) leaves the folder whole: it loads, with the model's weights."""
     target = str(tmp_path / "export")
-    code = ("import sys\nfrom dlrl_jax import models\nm = models.from_pretrained(sys.argv[1])\n"
-            "while True:\n    models.save_pretrained(m, sys.argv[2])\n")
+    code = ("import sys\nfrom dlrl_jax import checkpoints\nm = checkpoints.from_pretrained(sys.argv[1])\n"
+            "while True:\n    checkpoints.save_pretrained(m, sys.argv[2])\n")
     proc = subprocess.Popen([sys.executable, "-c", code, model_dir, target], cwd=ROOT,
                             env=dict(os.environ, JAX_PLATFORMS="cpu"))
     deadline = time.time() + 120
@@ -183,10 +183,10 @@ def test_kill9_during_exports_leaves_a_loadable_folder(tmp_path, model_dir):
     time.sleep(np.random.default_rng().uniform(0.2, 0.6))
     proc.kill()
     proc.wait()
-    expected = models.from_pretrained(model_dir)
-    loaded = models.from_pretrained(target)
+    expected = checkpoints.from_pretrained(model_dir)
+    loaded = checkpoints.from_pretrained(target)
     np.testing.assert_array_equal(np.asarray(loaded.embed[...]), np.asarray(expected.embed[...]))
-    models.save_pretrained(expected, target)  # the next export clears what the killed one left behind
+    checkpoints.save_pretrained(expected, target)  # the next export clears what the killed one left behind
     assert sorted(os.listdir(tmp_path)) == ["export"]
 
 

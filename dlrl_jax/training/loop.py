@@ -1,5 +1,6 @@
 """The training loop: SFT warm start, then RL iterations of
-prompts -> rollout -> rewards -> advantages -> update(s) -> metrics, with held-out evaluation."""
+prompts -> rollout -> rewards -> advantages -> update(s) -> metrics. Held-out evaluation, checkpoints
+and the metrics sinks are the application's (`dlrl_jax.app`)."""
 
 from __future__ import annotations
 
@@ -14,23 +15,26 @@ from tqdm.auto import tqdm
 
 from dlrl_jax import models, parallel, rollout
 from dlrl_jax.config import Config, ConfigError, to_dict
+from dlrl_jax.tasks import Task, build_task, read_records
 from dlrl_jax.data.pipeline import BatchStream
 from dlrl_jax.parallel.transfer import is_lead_process, to_global, to_host
 from dlrl_jax.objectives.sft import sft_loss
 from dlrl_jax.rewards.decoding import completion_texts
 from dlrl_jax.training import precision, setup
 from dlrl_jax.training.algorithms import ALGORITHMS, DROPOUT_STREAM
-from dlrl_jax.training.metrics import MetricsWriter
 from dlrl_jax.training.optimizer import OptimizerSettings, make_optimizer
-from dlrl_jax.training.tasks import Task, build_task
 from dlrl_jax.models.lora import adapter_off, has_lora, trainable_mask
 from dlrl_jax.training.update import ParamPartition, init_opt_state, make_update, memory_analysis
 
 
 class Run:
-    """Everything one training run holds: config, model split, tokenizer, task, writer, keys."""
+    """Everything one training run holds: config, model split, tokenizer, task, writer, keys.
 
-    def __init__(self, cfg: Config):
+    `open_metrics(cfg, lead)`: opens the sink the loops write their metrics to (`write(phase, step,
+    values)`, `close()`), called once the run's folder exists; the application opens a
+    `dlrl_jax.app.metrics.MetricsWriter`. None: the metrics go nowhere."""
+
+    def __init__(self, cfg: Config, open_metrics=None):
         self.cfg = cfg
         self.mesh = setup.build_mesh(cfg)  # first: a mesh that does not fit fails before any weights load
         model, self.tokenizer = setup.build_model_and_tokenizer(cfg, self.mesh)
@@ -62,14 +66,7 @@ class Run:
         if self.lead:
             with open(os.path.join(self.out_dir, "config.json"), "w") as f:
                 json.dump(to_dict(cfg), f, indent=2)
-        if cfg.run.wandb_project and self.lead:
-            try:
-                import wandb  # noqa: F401
-            except ImportError:
-                raise ConfigError("run.wandb_project is set but wandb is not installed; pip install "
-                                  "'dlrl_jax[wandb]' (or unset run.wandb_project)") from None
-        self.writer = MetricsWriter(self.out_dir, tensorboard=cfg.run.tensorboard, enabled=self.lead,
-                                    wandb_project=cfg.run.wandb_project, config=to_dict(cfg))
+        self.writer = open_metrics(cfg, self.lead) if open_metrics is not None else _NoMetrics()
         self.key = jax.random.key(cfg.seed)
         if cfg.sft.steps:
             self._check_sft_targets()
@@ -143,37 +140,25 @@ class Run:
         return completion_texts(self.tokenizer, to_host(completion_ids), self.cfg.task.decode)
 
 
+class _NoMetrics:
+    """The metrics sink of a run given none: writes nothing."""
+
+    def write(self, phase: str, step: int, values: dict) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def _where(cfg: Config, record: dict) -> str:
     """The file and row a record came from (looked up again only to name a bad record)."""
-    from dlrl_jax.data import readers
-
     for field in ("task.train_file", "task.eval_file"):
         path = getattr(cfg.task, field.split(".")[1])
         if path:
-            rows = readers.read_records(path, cfg.task.name)
+            rows = read_records(path, cfg.task.name)
             if record in rows:
                 return f"{field} {path} row {rows.index(record) + 1}"
     return f"a generated {cfg.task.name} record"
-
-
-def evaluate(run: Run, params, records: list[dict], batch_size: int, step: int = 0, stop=lambda: None) -> dict:
-    """Mean held-out reward and solved fraction (reward >= 1) with the evaluation sampler.
-
-    Its keys come from their own stream (seed, step), so evaluating more or less often never changes
-    the training run. `stop()` runs between batches (a preempted run raises there)."""
-    settings = run.sampler(run.cfg.sampler.eval_temperature)
-    eval_key = jax.random.fold_in(jax.random.key(run.cfg.seed ^ 0xE7A1), step)
-    scores = []
-    for start in range(0, len(records), batch_size):
-        stop()
-        chunk = records[start:start + batch_size]
-        padded = chunk + [chunk[-1]] * (batch_size - len(chunk))  # one compiled shape for every batch
-        ids, mask = run.encode(padded)
-        traj = rollout.generate(run.graphdef, params, ids, mask, jax.random.fold_in(eval_key, start), settings)
-        texts = run.decode(traj.completion)[:len(chunk)]
-        scores.append(run.task.score(texts, chunk))
-    scores = np.concatenate(scores)
-    return {"reward": float(scores.mean()), "solved": float((scores >= 1.0 - 1e-6).mean())}
 
 
 class SFTLoop:

@@ -8,7 +8,7 @@ import tempfile
 
 import numpy as np
 
-from dlrl_jax import models
+from dlrl_jax import checkpoints, models
 from dlrl_jax.checkpoints import peft
 from dlrl_jax.config import Config, ConfigError
 from dlrl_jax.models.lora import LoRASettings, add_lora
@@ -22,7 +22,7 @@ def build_model_and_tokenizer(cfg: Config, mesh=None):
     adapter (model.adapter) goes onto the base as the trainable LoRA factors."""
     m = cfg.model
     if m.path:
-        model = models.from_pretrained(m.path, dtype=m.dtype, compute_dtype=m.compute_dtype, remat=m.remat, mesh=mesh)
+        model = checkpoints.from_pretrained(m.path, dtype=m.dtype, compute_dtype=m.compute_dtype, remat=m.remat, mesh=mesh)
         tok_dir = m.tokenizer or m.path
     else:
         mcfg = models.preset(m.preset, param_dtype=m.dtype, dtype=m.compute_dtype or m.dtype, remat=m.remat)

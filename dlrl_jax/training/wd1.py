@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dlrl_jax.objectives import diffu_grpo, wd1
-from dlrl_jax.parallel.distributed import to_global
+from dlrl_jax.parallel.transfer import to_global
 from dlrl_jax.parallel.mesh import replicated
 
 

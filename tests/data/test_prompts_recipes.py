@@ -10,8 +10,9 @@ import pytest
 
 from dlrl_jax import config
 from dlrl_jax.config import ConfigError
-from dlrl_jax.data import prompts, readers, recipe_prompts
-from dlrl_jax.training.tasks import build_task
+from dlrl_jax.data import readers
+from dlrl_jax.tasks import prompts, recipe_prompts
+from dlrl_jax.tasks import build_task
 
 GSM8K = {"question": "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. "
                      "How many clips did Natalia sell altogether in April and May?", "answer": "72"}

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from dlrl_jax import rewards
+from dlrl_jax import tasks
 from dlrl_jax.data import readers
 from dlrl_jax.rewards.countdown import evaluate as safe_evaluate
 
@@ -39,22 +39,22 @@ def _write(tmp_path, ext, rows):
 
 @pytest.mark.parametrize("ext", ["jsonl", "json", "csv", "parquet"])
 def test_every_format_reads_the_same_records(tmp_path, ext):
-    assert readers.read_records(_write(tmp_path, ext, SUDOKU), "sudoku") == EXPECTED
+    assert tasks.read_records(_write(tmp_path, ext, SUDOKU), "sudoku") == EXPECTED
 
 
 def test_source_layouts_map_to_the_task_schema(tmp_path):
-    gsm = readers.read_records(_write(tmp_path, "jsonl", [{"question": "q?", "answer": "2 * 3 = 6\n#### 1,236"}]), "gsm8k")
+    gsm = tasks.read_records(_write(tmp_path, "jsonl", [{"question": "q?", "answer": "2 * 3 = 6\n#### 1,236"}]), "gsm8k")
     assert gsm == [{"question": "q?", "answer": "1236", "solution": "2 * 3 = 6"}]
-    math = readers.read_records(_write(tmp_path, "json", [{"problem": "p", "answer": "\\frac{1}{2}", "solution": "s"}]),
+    math = tasks.read_records(_write(tmp_path, "json", [{"problem": "p", "answer": "\\frac{1}{2}", "solution": "s"}]),
                                 "math")
     assert math == [{"question": "p", "answer": "\\frac{1}{2}", "solution": "s"}]
-    cd = readers.read_records(_write(tmp_path, "parquet", [{"nums": [3, 5, 7], "target": 22}]), "countdown")
+    cd = tasks.read_records(_write(tmp_path, "parquet", [{"nums": [3, 5, 7], "target": 22}]), "countdown")
     assert cd == [{"numbers": [3, 5, 7], "target": 22}]
-    he = readers.read_records(_write(tmp_path, "jsonl", [{"prompt": "def f(x):\n", "entry_point": "f",
+    he = tasks.read_records(_write(tmp_path, "jsonl", [{"prompt": "def f(x):\n", "entry_point": "f",
                                                           "test": "def check(c):\n    assert c(1) == 2\n",
                                                           "canonical_solution": "    return x + 1\n"}]), "code")[0]
     assert he["tests"] == ["def check(c):\n    assert c(1) == 2\n\ncheck(f)\n"] and he["tests_in_prompt"] is False
-    mbpp = readers.read_records(_write(tmp_path, "jsonl", [{"text": "t", "code": "c", "test_list": ["assert 1"],
+    mbpp = tasks.read_records(_write(tmp_path, "jsonl", [{"text": "t", "code": "c", "test_list": ["assert 1"],
                                                             "test_setup_code": "import math"}]), "code")[0]
     assert mbpp["tests"] == ["import math\nassert 1"] and mbpp["question"] == "t" and mbpp["solution"] == "c"
 
@@ -63,24 +63,24 @@ def test_errors_name_the_file_and_row(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"question": "a", "answer": "1"}\n{"question": oops}\n')
     with pytest.raises(readers.DataError, match=r"bad.jsonl line 2: not valid JSON"):
-        readers.read_records(str(bad), "gsm8k")
+        tasks.read_records(str(bad), "gsm8k")
     missing = _write(tmp_path, "jsonl", [{"question": "a", "answer": "1"}, {"question": "b"}])
     with pytest.raises(readers.DataError, match=r"data.jsonl row 2: missing 'answer'"):
-        readers.read_records(missing, "gsm8k")
+        tasks.read_records(missing, "gsm8k")
     short = _write(tmp_path, "json", [{"puzzle": "123", "solution": "1234341221434321"}])
     with pytest.raises(readers.DataError, match=r"row 1: a 4x4 sudoku needs 16-digit"):
-        readers.read_records(short, "sudoku")
+        tasks.read_records(short, "sudoku")
     with pytest.raises(readers.DataError, match=r"unsupported extension '.txt'"):
         (tmp_path / "x.txt").write_text("x")
-        readers.read_records(str(tmp_path / "x.txt"), "gsm8k")
+        tasks.read_records(str(tmp_path / "x.txt"), "gsm8k")
     with pytest.raises(readers.DataError, match="no such file"):
-        readers.read_records(str(tmp_path / "absent.jsonl"), "gsm8k")
+        tasks.read_records(str(tmp_path / "absent.jsonl"), "gsm8k")
     empty = tmp_path / "empty.jsonl"
     empty.write_text("\n")
     with pytest.raises(readers.DataError, match="no records"):
-        readers.read_records(str(empty), "gsm8k")
+        tasks.read_records(str(empty), "gsm8k")
     with pytest.raises(readers.DataError, match="unknown task 'chess'"):
-        readers.read_records(str(empty), "chess")
+        tasks.read_records(str(empty), "chess")
 
 
 def test_hub_names_without_datasets_say_what_to_install():
@@ -91,7 +91,7 @@ def test_hub_names_without_datasets_say_what_to_install():
     except ImportError:
         pass
     with pytest.raises(readers.DataError, match=r"pip install 'dlrl_jax\[hub\]'"):
-        readers.read_records("hf:openai/gsm8k:main:test", "gsm8k")
+        tasks.read_records("hf:openai/gsm8k:main:test", "gsm8k")
 
 
 _CALC = re.compile(r"<<([^=>]+)=([^>]+)>>")
@@ -99,7 +99,7 @@ _CALC = re.compile(r"<<([^=>]+)=([^>]+)>>")
 
 def test_shipped_gsm8k_file_is_arithmetically_consistent():
     raw = [json.loads(line) for line in open(readers.packaged_file("gsm8k_mini.jsonl"))]
-    records = readers.read_records(readers.packaged_file("gsm8k_mini.jsonl"), "gsm8k")
+    records = tasks.read_records(readers.packaged_file("gsm8k_mini.jsonl"), "gsm8k")
     assert len(records) >= 24
     for row, rec in zip(raw, records):
         steps = _CALC.findall(row["answer"])
@@ -108,13 +108,13 @@ def test_shipped_gsm8k_file_is_arithmetically_consistent():
             assert safe_evaluate(expression)[0] == Fraction(value), (expression, value)
         assert Fraction(steps[-1][1]) == Fraction(rec["answer"])  # the final answer is the last result
         # and the reward gives full correctness for it
-        assert rewards.score("gsm8k", [f"<answer>{rec['answer']}</answer>"], [rec], correctness_only=True)[0] == 1.0
+        assert tasks.score("gsm8k", [f"<answer>{rec['answer']}</answer>"], [rec], correctness_only=True)[0] == 1.0
 
 
 def test_shipped_mbpp_solutions_pass_their_own_tests_in_the_sandbox():
-    records = readers.read_records(readers.packaged_file("mbpp_mini.jsonl"), "code")
+    records = tasks.read_records(readers.packaged_file("mbpp_mini.jsonl"), "code")
     assert len(records) >= 20
     completions = [f"<answer>\n```python\n{r['solution']}\n```\n</answer>" for r in records]
-    assert rewards.score("code", completions, records, correctness_only=True).tolist() == [1.0] * len(records)
+    assert tasks.score("code", completions, records, correctness_only=True).tolist() == [1.0] * len(records)
     wrong = [f"<answer>\n```python\n{r['solution']}\n```\n</answer>" for r in records[1:] + records[:1]]
-    assert rewards.score("code", wrong, records, correctness_only=True).sum() == 0.0
+    assert tasks.score("code", wrong, records, correctness_only=True).sum() == 0.0

@@ -10,7 +10,7 @@ import pytest
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
-from dlrl_jax import models
+from dlrl_jax import checkpoints, models
 from dlrl_jax.checkpoints import CheckpointError
 
 CFGS = {
@@ -30,8 +30,8 @@ def _leaves(model):
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_round_trip_is_bit_exact(tmp_path, name, dtype):
     model = models.init_model(CFGS[name].replace(param_dtype=dtype, dtype=dtype), seed=1)
-    models.save_pretrained(model, str(tmp_path))
-    loaded = models.from_pretrained(str(tmp_path), dtype=dtype)
+    checkpoints.save_pretrained(model, str(tmp_path))
+    loaded = checkpoints.from_pretrained(str(tmp_path), dtype=dtype)
     assert loaded.cfg == model.cfg
     for a, b in zip(_leaves(model), _leaves(loaded), strict=True):
         assert a.dtype == b.dtype and a.shape == b.shape
@@ -40,16 +40,16 @@ def test_round_trip_is_bit_exact(tmp_path, name, dtype):
 
 def test_sharded_files_with_index_round_trip(tmp_path):
     model = models.init_model(CFGS["llada"], seed=2)
-    models.save_pretrained(model, str(tmp_path), max_shard_bytes=20_000)
+    checkpoints.save_pretrained(model, str(tmp_path), max_shard_bytes=20_000)
     index = json.load(open(tmp_path / "model.safetensors.index.json"))
     assert len(set(index["weight_map"].values())) > 2
-    loaded = models.from_pretrained(str(tmp_path))
+    loaded = checkpoints.from_pretrained(str(tmp_path))
     for a, b in zip(_leaves(model), _leaves(loaded), strict=True):
         assert np.array_equal(a, b)
 
 
 def test_saved_layout_uses_llada_key_names(tmp_path):
-    models.save_pretrained(models.init_model(CFGS["llada"]), str(tmp_path))
+    checkpoints.save_pretrained(models.init_model(CFGS["llada"]), str(tmp_path))
     with safe_open(str(tmp_path / "model.safetensors"), "np") as f:
         keys = set(f.keys())
         assert f.get_slice("model.transformer.blocks.1.ff_proj.weight").get_shape() == [48, 32]
@@ -68,26 +68,26 @@ def _rewrite(path, edit):
 
 @pytest.fixture
 def saved(tmp_path):
-    models.save_pretrained(models.init_model(CFGS["llada"]), str(tmp_path))
+    checkpoints.save_pretrained(models.init_model(CFGS["llada"]), str(tmp_path))
     return str(tmp_path)
 
 
 def test_missing_key_is_named(saved):
     _rewrite(saved, lambda t: t.pop("model.transformer.blocks.1.up_proj.weight"))
     with pytest.raises(CheckpointError, match=r"missing keys \['model.transformer.blocks.1.up_proj.weight'\]"):
-        models.from_pretrained(saved)
+        checkpoints.from_pretrained(saved)
 
 
 def test_unexpected_key_is_named(saved):
     _rewrite(saved, lambda t: t.update({"model.transformer.extra.weight": np.zeros(3, np.float32)}))
     with pytest.raises(CheckpointError, match=r"unexpected keys \['model.transformer.extra.weight'\]"):
-        models.from_pretrained(saved)
+        checkpoints.from_pretrained(saved)
 
 
 def test_wrong_shape_is_named(saved):
     _rewrite(saved, lambda t: t.update({"model.transformer.ln_f.weight": np.ones(31, np.float32)}))
     with pytest.raises(CheckpointError, match=r"model.transformer.ln_f.weight: found \(31,\), expected \(32,\)"):
-        models.from_pretrained(saved)
+        checkpoints.from_pretrained(saved)
 
 
 def test_nan_weights_are_refused(saved):
@@ -95,14 +95,14 @@ def test_nan_weights_are_refused(saved):
         t["model.transformer.blocks.0.q_proj.weight"][0, 0] = np.nan
     _rewrite(saved, poison)
     with pytest.raises(CheckpointError, match="q_proj.weight holds NaN"):
-        models.from_pretrained(saved)
+        checkpoints.from_pretrained(saved)
 
 
 def test_corrupt_config_is_named(saved):
     with open(os.path.join(saved, "config.json"), "w") as f:
         f.write("{not json")
     with pytest.raises(CheckpointError, match="config.json is not valid JSON"):
-        models.from_pretrained(saved)
+        checkpoints.from_pretrained(saved)
 
 
 def test_unknown_model_type_and_missing_field(saved):
@@ -110,31 +110,31 @@ def test_unknown_model_type_and_missing_field(saved):
     raw = json.load(open(cfg_path))
     json.dump(dict(raw, model_type="gpt2"), open(cfg_path, "w"))
     with pytest.raises(CheckpointError, match="model_type 'gpt2' is not supported"):
-        models.from_pretrained(saved)
+        checkpoints.from_pretrained(saved)
     json.dump({k: v for k, v in raw.items() if k != "d_model"}, open(cfg_path, "w"))
     with pytest.raises(CheckpointError, match="field 'd_model' is missing"):
-        models.from_pretrained(saved)
+        checkpoints.from_pretrained(saved)
 
 
 def test_missing_files_are_named(tmp_path, saved):
     with pytest.raises(CheckpointError, match="does not exist"):
-        models.from_pretrained(str(tmp_path / "nowhere"))
+        checkpoints.from_pretrained(str(tmp_path / "nowhere"))
     os.remove(os.path.join(saved, "model.safetensors"))
     with pytest.raises(CheckpointError, match="has neither model.safetensors nor"):
-        models.from_pretrained(saved)
+        checkpoints.from_pretrained(saved)
 
 
 def test_missing_shard_is_named(tmp_path):
-    models.save_pretrained(models.init_model(CFGS["llada"]), str(tmp_path), max_shard_bytes=20_000)
+    checkpoints.save_pretrained(models.init_model(CFGS["llada"]), str(tmp_path), max_shard_bytes=20_000)
     os.remove(sorted(tmp_path.glob("model-*.safetensors"))[1])
     with pytest.raises(CheckpointError, match="lists shard files that are missing"):
-        models.from_pretrained(str(tmp_path))
+        checkpoints.from_pretrained(str(tmp_path))
 
 
 def test_bfloat16_checkpoint_loads_as_float32(tmp_path):
     model = models.init_model(CFGS["llada"].replace(param_dtype="bfloat16", dtype="bfloat16"))
-    models.save_pretrained(model, str(tmp_path))
-    loaded = models.from_pretrained(str(tmp_path), dtype="float32")
+    checkpoints.save_pretrained(model, str(tmp_path))
+    loaded = checkpoints.from_pretrained(str(tmp_path), dtype="float32")
     want = np.asarray(model.embed[...]).astype(np.float32)
     assert np.array_equal(np.asarray(loaded.embed[...]), want)
     assert np.asarray(model.embed[...]).dtype == ml_dtypes.bfloat16
@@ -147,8 +147,8 @@ def test_dtype_may_be_a_jax_or_numpy_dtype(saved):
              (np.dtype("float16"), np.float16, "float16"), (np.dtype(ml_dtypes.bfloat16), ml_dtypes.bfloat16, "bfloat16"),
              ("bfloat16", ml_dtypes.bfloat16, "bfloat16")]
     for dtype, want, name in cases:
-        model = models.from_pretrained(saved, dtype=dtype, compute_dtype=jnp.float32)
+        model = checkpoints.from_pretrained(saved, dtype=dtype, compute_dtype=jnp.float32)
         assert np.asarray(model.embed[...]).dtype == want and model.cfg.param_dtype == name
         assert model.cfg.dtype == "float32"
     with pytest.raises(CheckpointError, match=r"dtype <class 'numpy.int32'> is not supported; use one of"):
-        models.from_pretrained(saved, dtype=np.int32)
+        checkpoints.from_pretrained(saved, dtype=np.int32)

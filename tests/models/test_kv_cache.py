@@ -9,7 +9,7 @@ import pytest
 import torch
 from transformers import DynamicCache
 
-from dlrl_jax import models
+from dlrl_jax import checkpoints, models
 from tests.models import hf_oracle
 
 
@@ -18,7 +18,7 @@ def pair(request, tmp_path_factory):
     family = request.param
     torch_model = hf_oracle.torch_model(family, seed=5)
     path = hf_oracle.write_checkpoint(torch_model, family, str(tmp_path_factory.mktemp(family)))
-    graphdef, params = models.split(models.from_pretrained(path))
+    graphdef, params = models.split(checkpoints.from_pretrained(path))
     return torch_model, graphdef, params
 
 

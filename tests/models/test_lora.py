@@ -12,7 +12,7 @@ from flax import nnx
 import torch
 from transformers import LlamaForCausalLM
 
-from dlrl_jax import models
+from dlrl_jax import checkpoints, models
 from dlrl_jax.models.lora import LoRASettings, adapter_off, add_lora, merge_lora, trainable_mask
 from dlrl_jax.models.transformer import lora_dropout_mask
 from dlrl_jax.training.update import ParamPartition, init_opt_state, make_update
@@ -25,7 +25,7 @@ IDS = np.random.default_rng(5).integers(0, 97, (2, 11))
 def base(tmp_path_factory):
     torch_model = hf_oracle.torch_model("llama", seed=4)
     path = hf_oracle.write_checkpoint(torch_model, "llama", str(tmp_path_factory.mktemp("llama")))
-    return models.from_pretrained(path)
+    return checkpoints.from_pretrained(path)
 
 
 def _randomised(model, scale=0.05):
@@ -55,7 +55,7 @@ def test_merged_export_loads_in_pytorch_with_matching_logits(base, tmp_path, tar
     jax_logits = np.asarray(models.forward(graphdef, params, jnp.asarray(IDS, jnp.int32)))  # low-rank path
     merged = merge_lora(nnx.merge(graphdef, params))
     assert merged.cfg.lora_rank == 0
-    models.save_pretrained(nnx.merge(graphdef, params), str(tmp_path / "merged"))  # merges on the way out
+    checkpoints.save_pretrained(nnx.merge(graphdef, params), str(tmp_path / "merged"))  # merges on the way out
     torch_model = LlamaForCausalLM.from_pretrained(str(tmp_path / "merged")).float().eval()
     np.testing.assert_allclose(hf_oracle.torch_logits(torch_model, IDS, "llama"), jax_logits, atol=1e-4, rtol=0)
 

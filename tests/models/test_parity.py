@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dlrl_jax import models
+from dlrl_jax import checkpoints
 from tests.models import hf_oracle
 
 
@@ -14,7 +14,7 @@ def pair(request, tmp_path_factory):
     family = request.param
     torch_model = hf_oracle.torch_model(family, seed=3)
     path = hf_oracle.write_checkpoint(torch_model, family, str(tmp_path_factory.mktemp(family)))
-    return family, torch_model, models.from_pretrained(path)
+    return family, torch_model, checkpoints.from_pretrained(path)
 
 
 @pytest.mark.parametrize("batch,length", [(1, 5), (3, 17), (2, 33)])

@@ -23,7 +23,7 @@ from peft import LoraConfig, PeftModel, get_peft_model, set_peft_model_state_dic
 from safetensors.numpy import load_file, save_file
 from torch import nn
 
-from dlrl_jax import models
+from dlrl_jax import checkpoints, models
 from dlrl_jax.checkpoints import peft as peft_io
 from dlrl_jax.models.lora import LoRASettings, add_lora, merge_lora, trainable_mask
 from tests.models import hf_oracle
@@ -67,7 +67,7 @@ def test_a_peft_adapter_loads_here_with_peft_logits(tmp_path, family, rslora):
         r=4, lora_alpha=8, target_modules=OFFICIAL, lora_dropout=0.05, use_rslora=rslora)))
     peft_model.save_pretrained(str(tmp_path / "adapter"))
     want = hf_oracle.torch_logits(peft_model, IDS, family)
-    ours = peft_io.load_adapter(models.from_pretrained(base), str(tmp_path / "adapter"))
+    ours = peft_io.load_adapter(checkpoints.from_pretrained(base), str(tmp_path / "adapter"))
     assert (ours.cfg.lora_rank, ours.cfg.lora_dropout) == (4, 0.05)
     assert set(ours.cfg.lora_targets) == {"q", "k", "v", "o", "gate", "up", "down"}
     assert ours.cfg.lora_scale == pytest.approx(8 / 2 if rslora else 8 / 4)
@@ -93,7 +93,7 @@ def test_a_peft_adapter_in_llada_layout_loads_here(tmp_path):
     json.dump(config, open(folder / "adapter_config.json", "w"))
     assert any(k.startswith("base_model.model.model.transformer.blocks.1.up_proj.lora_B") for k in
                load_file(str(folder / "adapter_model.safetensors")))
-    ours = peft_io.load_adapter(models.from_pretrained(base), str(folder))
+    ours = peft_io.load_adapter(checkpoints.from_pretrained(base), str(folder))
     assert ours.cfg.lora_targets == ("q", "k", "v", "up")
     np.testing.assert_allclose(_logits(ours), want, atol=1e-4, rtol=0)
 
@@ -102,7 +102,7 @@ def test_a_peft_adapter_in_llada_layout_loads_here(tmp_path):
 def test_an_adapter_saved_here_loads_in_peft_with_our_logits(tmp_path, family):
     torch_model = hf_oracle.torch_model(family, seed=2)
     base = hf_oracle.write_checkpoint(torch_model, family, str(tmp_path / "base"))
-    graphdef, params = _randomise_ours(add_lora(models.from_pretrained(base),
+    graphdef, params = _randomise_ours(add_lora(checkpoints.from_pretrained(base),
                                                 LoRASettings(rank=3, alpha=5.0, targets=("q", "v", "o", "down"))))
     ours = _logits(graphdef, params)
     peft_io.save_adapter(nnx.merge(graphdef, params), str(tmp_path / "adapter"), base_model=base)
@@ -221,13 +221,13 @@ def test_an_adapter_saved_here_for_llada_merges_in_peft_to_our_merged_weights(tm
     peft loads the file onto the LLaDA-named tree and merges to the weights our merged export holds."""
     cfg = _tiny_llada_cfg()
     model = models.init_model(cfg, seed=1)
-    models.save_pretrained(model, str(tmp_path / "base"))
+    checkpoints.save_pretrained(model, str(tmp_path / "base"))
     graphdef, params = _randomise_ours(add_lora(model, LoRASettings(rank=2, alpha=3.0)))
     adapted = nnx.merge(graphdef, params)
     peft_io.save_adapter(adapted, str(tmp_path / "adapter"))
     config = LoraConfig.from_pretrained(str(tmp_path / "adapter"))
     assert isinstance(config.target_modules, str)
-    models.save_pretrained(merge_lora(adapted), str(tmp_path / "merged"))
+    checkpoints.save_pretrained(merge_lora(adapted), str(tmp_path / "merged"))
 
     tree = _real_tree("LLaDA-8B-Instruct", _llada_shape)
     base = {k: torch.from_numpy(v.astype(np.float32))
@@ -250,7 +250,7 @@ def test_an_adapter_saved_here_for_llada_merges_in_peft_to_our_merged_weights(tm
 
 def test_bad_adapter_folders_are_named(tmp_path):
     torch_model = hf_oracle.torch_model("llama", seed=4)
-    base = models.from_pretrained(hf_oracle.write_checkpoint(torch_model, "llama", str(tmp_path / "base")))
+    base = checkpoints.from_pretrained(hf_oracle.write_checkpoint(torch_model, "llama", str(tmp_path / "base")))
     with pytest.raises(peft_io.AdapterError, match="does not exist"):
         peft_io.load_adapter(base, str(tmp_path / "none"))
     peft_model = get_peft_model(torch_model, LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj"]))

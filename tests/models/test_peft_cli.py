@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from dlrl_jax import cli, config, models
+from dlrl_jax import checkpoints, cli, config, models
 from dlrl_jax.checkpoints import peft
 from dlrl_jax.models.lora import LoRASettings, add_lora, trainable_mask
 from dlrl_jax.models.tokenizer import write_char_tokenizer
@@ -24,7 +24,7 @@ def folders(tmp_path_factory):
     root = tmp_path_factory.mktemp("peft_cli")
     base = str(root / "base")
     model = models.init_model(models.preset("tiny"), seed=3)
-    models.save_pretrained(model, base)
+    checkpoints.save_pretrained(model, base)
     write_char_tokenizer(base)
     adapted = add_lora(model, LoRASettings(rank=4, alpha=8.0, targets=("q", "v", "o", "down"), dropout=0.05))
     graphdef, params = models.split(adapted)
@@ -62,7 +62,7 @@ def test_export_adapter_only_and_sample_with_adapter(folders, tmp_path, capsys):
     out = str(tmp_path / "copy")
     assert cli.main(["export", "--model", base, "--adapter", adapter, "--adapter-only", "--out", out,
                      "--dtype", "bfloat16"]) == 0
-    cfg = models.from_pretrained(base).cfg
+    cfg = checkpoints.from_pretrained(base).cfg
     (s1, f1), (s2, f2) = peft.read_adapter(adapter, cfg), peft.read_adapter(out, cfg)
     assert s1 == s2 and s2.targets == ("q", "v", "o", "down")
     for name in f1:  # bfloat16 keeps 8 bits of mantissa

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from dlrl_jax import cli, config, models
+from dlrl_jax import checkpoints, cli, config, models
 from dlrl_jax.checkpoints.train_state import TrainStateCheckpointer
 from dlrl_jax.models import quantize
 from dlrl_jax.models.lora import LoRASettings, adapter_off, add_lora, merge_lora, trainable_mask
@@ -229,7 +229,7 @@ def test_qlora_train_cli_keeps_the_base_bit_for_bit_and_trains_the_adapters(tmp_
             assert np.array_equal(a, b), f"frozen {name} changed"
     for name in ("embed", "lm_head", "final_norm"):
         assert np.array_equal(np.asarray(trained[name]), np.asarray(start[name]))
-    exported = models.from_pretrained(os.path.join(out, "model"))  # merged and dequantized
+    exported = checkpoints.from_pretrained(os.path.join(out, "model"))  # merged and dequantized
     assert exported.cfg.lora_rank == 0 and exported.layers.wq[...].dtype == jnp.float32
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from dlrl_jax import models
 from dlrl_jax.checkpoints import read_config
-from dlrl_jax.data.prompts import prompt_text
+from dlrl_jax.tasks.prompts import prompt_text
 from dlrl_jax.models.tokenizer import Tokenizer, TokenizerError
 
 REAL = "/work/shared/real_models"

@@ -13,7 +13,7 @@ import pytest
 from dlrl_jax import cli, models
 from dlrl_jax.objectives import wd1
 from dlrl_jax.objectives.diffu_grpo import group_mean_advantages
-from dlrl_jax.training.metrics import read_metrics
+from dlrl_jax.app.metrics import read_metrics
 
 MASK, EOS, V = 13, 12, 14
 forward = jax.jit(models.forward, static_argnums=0)

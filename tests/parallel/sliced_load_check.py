@@ -12,7 +12,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 from flax import nnx  # noqa: E402
 
-from dlrl_jax import models, parallel  # noqa: E402
+from dlrl_jax import checkpoints, models, parallel  # noqa: E402
 from dlrl_jax.models.config import ModelConfig  # noqa: E402
 
 from dlrl_jax.checkpoints import hf  # noqa: E402
@@ -38,12 +38,12 @@ for family, bias in (("llada", False), ("dream", True)):
     keys = jax.random.split(jax.random.key(2), len(leaves))
     params = jax.tree.unflatten(treedef, [x + 0.1 * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys)])
     path = tempfile.mkdtemp()
-    models.save_pretrained(nnx.merge(graphdef, params), path)
-    plain = [np.asarray(x) for x in jax.tree.leaves(models.split(models.from_pretrained(path))[1])]
+    checkpoints.save_pretrained(nnx.merge(graphdef, params), path)
+    plain = [np.asarray(x) for x in jax.tree.leaves(models.split(checkpoints.from_pretrained(path))[1])]
     for shape in ((2, 2, 2), (1, 8, 1), (1, 2, 4)):
         mesh = parallel.make_mesh(*shape)
         reads.clear()
-        loaded = jax.tree.leaves(models.split(models.from_pretrained(path, mesh=mesh))[1])
+        loaded = jax.tree.leaves(models.split(checkpoints.from_pretrained(path, mesh=mesh))[1])
         facts[f"{family} {shape}"] = {
             "equal": all(np.array_equal(a, np.asarray(b)) for a, b in zip(plain, loaded)),
             "sharded": sum(not x.sharding.is_fully_replicated for x in loaded),

@@ -2,7 +2,7 @@
 
 import pytest
 
-from dlrl_jax import rewards
+from dlrl_jax import tasks
 
 EX = {"tests": ["assert add(1, 2) == 3", "assert add(-1, 1) == 0", "assert add(2, 2) == 4"], "entry_point": "add"}
 GOOD = "def add(a, b):\n    return a + b\n"
@@ -31,12 +31,12 @@ CASES = [
 
 @pytest.mark.parametrize("completion,expected", CASES)
 def test_code_reward_table(completion, expected):
-    assert rewards.score("code", [completion], [EX], reward_set="dlrl")[0] == pytest.approx(expected, abs=1e-6)
+    assert tasks.score("code", [completion], [EX], reward_set="dlrl")[0] == pytest.approx(expected, abs=1e-6)
 
 
 def test_batch_correctness_only_and_bad_examples():
-    out = rewards.score("code", [f"```python\n{GOOD}```", f"```python\n{HALF}```"], [EX, EX], correctness_only=True,
+    out = tasks.score("code", [f"```python\n{GOOD}```", f"```python\n{HALF}```"], [EX, EX], correctness_only=True,
                         reward_set="dlrl")
     assert out.tolist() == [1.0, 0.0]
     with pytest.raises(ValueError, match=r"examples\[0\]\['tests'\] must be a non-empty list"):
-        rewards.score("code", [""], [{"tests": []}], reward_set="dlrl")
+        tasks.score("code", [""], [{"tests": []}], reward_set="dlrl")

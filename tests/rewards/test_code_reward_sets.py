@@ -4,7 +4,7 @@ from the official functions. Each table is scored in one batch (its tests run in
 
 import pytest
 
-from dlrl_jax import rewards
+from dlrl_jax import tasks
 
 EX = {"tests": ["assert add(1, 2) == 3", "assert add(-1, 1) == 0", "assert add(2, 2) == 4"]}
 GOOD = "def add(a, b):\n    return a + b\n"
@@ -56,12 +56,12 @@ ESPO = [
 
 @pytest.mark.parametrize("reward_set,table", [("d1", D1), ("espo", ESPO)], ids=["d1", "espo"])
 def test_code_tables(reward_set, table):
-    got = rewards.score("code", [c for c, _, _ in table], [e for _, e, _ in table], reward_set=reward_set)
+    got = tasks.score("code", [c for c, _, _ in table], [e for _, e, _ in table], reward_set=reward_set)
     for (completion, _, expected), value in zip(table, got):
         assert value == pytest.approx(expected, abs=1e-6), completion
 
 
 def test_code_accuracy_needs_every_test():
     texts = [f"```python\n{GOOD}```", f"```python\n{HALF}```", f"<answer>\n```python\n{GOOD}```\n</answer>"]
-    assert rewards.accuracy("code", texts, [EX] * 3, reward_set="espo").tolist() == [1.0, 0.0, 0.0]
-    assert rewards.accuracy("code", texts, [EX] * 3, reward_set="d1").tolist() == [1.0, 0.0, 1.0]
+    assert tasks.accuracy("code", texts, [EX] * 3, reward_set="espo").tolist() == [1.0, 0.0, 0.0]
+    assert tasks.accuracy("code", texts, [EX] * 3, reward_set="d1").tolist() == [1.0, 0.0, 1.0]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from dlrl_jax import rewards
+from dlrl_jax import tasks
 
 EX = {"numbers": [3, 5, 7], "target": 22}   # 3 * 5 + 7
 EX4 = {"numbers": [2, 4, 6, 8], "target": 1}  # (8 - 6) / (4 - 2)
@@ -34,11 +34,11 @@ CASES = [
 
 @pytest.mark.parametrize("completion,example,expected", CASES)
 def test_countdown_reward_table(completion, example, expected):
-    assert rewards.score("countdown", [completion], [example], reward_set="dlrl")[0] == pytest.approx(expected)
+    assert tasks.score("countdown", [completion], [example], reward_set="dlrl")[0] == pytest.approx(expected)
 
 
 def test_bad_examples_are_named():
     with pytest.raises(ValueError, match=r"examples\[0\]\['numbers'\] must be a non-empty list of integers"):
-        rewards.score("countdown", [""], [{"numbers": "3 5", "target": 1}], reward_set="dlrl")
+        tasks.score("countdown", [""], [{"numbers": "3 5", "target": 1}], reward_set="dlrl")
     with pytest.raises(ValueError, match=r"examples\[0\]\['target'\] must be a number"):
-        rewards.score("countdown", [""], [{"numbers": [1], "target": None}], reward_set="dlrl")
+        tasks.score("countdown", [""], [{"numbers": [1], "target": None}], reward_set="dlrl")

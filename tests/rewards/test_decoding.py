@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from dlrl_jax import config, rewards
+from dlrl_jax import config, tasks
 from dlrl_jax.config import ConfigError
 from dlrl_jax.models.tokenizer import Tokenizer, write_char_tokenizer
 from dlrl_jax.rewards.decoding import completion_texts
@@ -34,7 +34,7 @@ def test_char_tokenizer_modes(char_tokenizer):
     # what it changes for d1's GSM8K reward: 3.5 as cut; with the tail, strict fails and the xml count
     # loses .001 per character after the closing tags: 2 + .5 + (.5 - .004 - .004)
     texts = completion_texts(t, ids[:1], "official") + completion_texts(t, ids[:1], "cut_eos")
-    np.testing.assert_allclose(rewards.score("gsm8k", texts, [{"answer": "72"}] * 2, reward_set="d1"),
+    np.testing.assert_allclose(tasks.score("gsm8k", texts, [{"answer": "72"}] * 2, reward_set="d1"),
                                [2.992, 3.5], atol=1e-6)
 
 

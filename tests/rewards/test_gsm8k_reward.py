@@ -2,7 +2,7 @@
 
 import pytest
 
-from dlrl_jax import rewards
+from dlrl_jax import tasks
 from dlrl_jax.rewards.gsm8k import gsm8k_reward
 
 EX = {"answer": "72"}
@@ -40,6 +40,6 @@ def test_commas_and_correctness_only():
     assert gsm8k_reward("<answer>1,000</answer>", {"answer": "1000"}, correctness_only=True) == 1.0
     assert gsm8k_reward(PERFECT, {"answer": 72}, correctness_only=True) == 1.0
     assert gsm8k_reward("<answer>73</answer>", EX, correctness_only=True) == 0.0
-    assert rewards.score("gsm8k", [PERFECT], [EX], reward_set="dlrl")[0] == pytest.approx(4.0)
+    assert tasks.score("gsm8k", [PERFECT], [EX], reward_set="dlrl")[0] == pytest.approx(4.0)
     with pytest.raises(ValueError, match=r"examples\[0\]\['answer'\] must be the reference answer"):
-        rewards.score("gsm8k", [""], [{}], reward_set="dlrl")
+        tasks.score("gsm8k", [""], [{}], reward_set="dlrl")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from dlrl_jax import rewards
+from dlrl_jax import tasks
 from dlrl_jax.rewards.math_answer import last_boxed
 
 HALF = {"answer": "\\frac{1}{2}"}
@@ -29,7 +29,7 @@ CASES = [
 
 @pytest.mark.parametrize("completion,example,expected", CASES)
 def test_math_reward_table(completion, example, expected):
-    assert rewards.score("math", [completion], [example], reward_set="dlrl")[0] == pytest.approx(expected)
+    assert tasks.score("math", [completion], [example], reward_set="dlrl")[0] == pytest.approx(expected)
 
 
 def test_last_boxed_handles_nesting_and_correctness_only():

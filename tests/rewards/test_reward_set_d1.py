@@ -6,7 +6,7 @@ rules (set "dlrl") next to the official one."""
 import numpy as np
 import pytest
 
-from dlrl_jax import rewards
+from dlrl_jax import tasks
 
 # ---------------------------------------------------------------- GSM8K: 5 terms summed, max 4.0
 G = {"answer": "72"}
@@ -39,7 +39,7 @@ GSM8K = [
 @pytest.mark.parametrize("completion,expected", GSM8K)
 def test_gsm8k_d1(completion, expected):
     example = {"answer": "1000"} if "1,000" in completion else G
-    assert rewards.score("gsm8k", [completion], [example], reward_set="d1")[0] == pytest.approx(expected, abs=1e-6)
+    assert tasks.score("gsm8k", [completion], [example], reward_set="d1")[0] == pytest.approx(expected, abs=1e-6)
 
 
 # ---------------------------------------------------------------- Countdown: 1.0 / 0.1 / 0
@@ -72,7 +72,7 @@ COUNTDOWN = [
 
 @pytest.mark.parametrize("completion,example,expected", COUNTDOWN)
 def test_countdown_d1(completion, example, expected):
-    assert rewards.score("countdown", [completion], [example], reward_set="d1")[0] == pytest.approx(expected)
+    assert tasks.score("countdown", [completion], [example], reward_set="d1")[0] == pytest.approx(expected)
 
 
 # ---------------------------------------------------------------- Sudoku: fraction of blanks
@@ -95,7 +95,7 @@ SUDOKU = [
 
 @pytest.mark.parametrize("completion,example,expected", SUDOKU)
 def test_sudoku_d1(completion, example, expected):
-    assert rewards.score("sudoku", [completion], [example], reward_set="d1")[0] == pytest.approx(expected)
+    assert tasks.score("sudoku", [completion], [example], reward_set="d1")[0] == pytest.approx(expected)
 
 
 # ---------------------------------------------------------------- MATH: 2 x equivalent + .5 x format
@@ -128,19 +128,19 @@ MATH = [
 
 @pytest.mark.parametrize("completion,example,expected", MATH)
 def test_math_d1(completion, example, expected):
-    assert rewards.score("math", [completion], [example], reward_set="d1")[0] == pytest.approx(expected)
+    assert tasks.score("math", [completion], [example], reward_set="d1")[0] == pytest.approx(expected)
 
 
 # ---------------------------------------------------------------- accuracy and today's differences
 def test_accuracy_is_the_correctness_term():
-    acc = rewards.accuracy("gsm8k", [ONE_LINE, "<answer>7</answer>"], [G, G], reward_set="d1")
+    acc = tasks.accuracy("gsm8k", [ONE_LINE, "<answer>7</answer>"], [G, G], reward_set="d1")
     assert acc.tolist() == [1.0, 0.0]
-    acc = rewards.accuracy("math", ["\\boxed{0.5}", "<answer>1/2</answer>"], [H, H], reward_set="d1")
+    acc = tasks.accuracy("math", ["\\boxed{0.5}", "<answer>1/2</answer>"], [H, H], reward_set="d1")
     assert acc.tolist() == [1.0, 0.0]
-    acc = rewards.accuracy("countdown", ["<answer>3*5+7</answer>", "<answer>3*5+7=22</answer>"], [C, C],
+    acc = tasks.accuracy("countdown", ["<answer>3*5+7</answer>", "<answer>3*5+7=22</answer>"], [C, C],
                            reward_set="d1")
     assert acc.tolist() == [1.0, 0.0]
-    assert rewards.score("sudoku", ["<answer>1</answer>"], [S], reward_set="d1", correctness_only=True)[0] == 0.5
+    assert tasks.score("sudoku", ["<answer>1</answer>"], [S], reward_set="d1", correctness_only=True)[0] == 0.5
 
 
 # (task, completion, example, value under "dlrl" (this project's earlier default), value under "d1")
@@ -167,13 +167,13 @@ DEVIATIONS = [
 
 @pytest.mark.parametrize("task,completion,example,old,new", DEVIATIONS)
 def test_deviations_from_the_earlier_rules(task, completion, example, old, new):
-    both = [rewards.score(task, [completion], [example], reward_set=s)[0] for s in ("dlrl", "d1")]
+    both = [tasks.score(task, [completion], [example], reward_set=s)[0] for s in ("dlrl", "d1")]
     np.testing.assert_allclose(both, [old, new], atol=1e-6)
 
 
 def test_unknown_set_is_named():
     with pytest.raises(ValueError, match="unknown reward set 'd2'; use one of dlrl, d1, espo"):
-        rewards.score("gsm8k", ["x"], [G], reward_set="d2")
+        tasks.score("gsm8k", ["x"], [G], reward_set="d2")
 
 
 # ---------------------------------------------------------------- d1's string normalisation, step by step

@@ -4,7 +4,7 @@ Countdown and Sudoku as d1's."""
 
 import pytest
 
-from dlrl_jax import rewards
+from dlrl_jax import tasks
 
 G = {"answer": "72"}
 GSM8K = [
@@ -28,12 +28,12 @@ GSM8K = [
 
 @pytest.mark.parametrize("completion,expected", GSM8K)
 def test_gsm8k_espo(completion, expected):
-    assert rewards.score("gsm8k", [completion], [G], reward_set="espo")[0] == expected
+    assert tasks.score("gsm8k", [completion], [G], reward_set="espo")[0] == expected
 
 
 def test_gsm8k_espo_signs_and_commas():
-    assert rewards.score("gsm8k", ["The answer is -3."], [{"answer": "-3"}], reward_set="espo")[0] == 1.0
-    assert rewards.score("gsm8k", ["The answer is 1,000."], [{"answer": "1,000"}], reward_set="espo")[0] == 1.0
+    assert tasks.score("gsm8k", ["The answer is -3."], [{"answer": "-3"}], reward_set="espo")[0] == 1.0
+    assert tasks.score("gsm8k", ["The answer is 1,000."], [{"answer": "1,000"}], reward_set="espo")[0] == 1.0
 
 
 # the reference is what ESPO's data stores: MATH's solution (its last box), else the record's answer
@@ -52,20 +52,20 @@ MATH = [
 
 @pytest.mark.parametrize("completion,expected", MATH)
 def test_math_espo(completion, expected):
-    assert rewards.score("math", [completion], [H], reward_set="espo")[0] == expected
+    assert tasks.score("math", [completion], [H], reward_set="espo")[0] == expected
     bare = {"answer": "\\frac{1}{2}"}
-    assert rewards.score("math", [completion], [bare], reward_set="espo")[0] == expected
+    assert tasks.score("math", [completion], [bare], reward_set="espo")[0] == expected
 
 
 def test_countdown_and_sudoku_are_d1s():
     c = {"numbers": [3, 5, 7], "target": 22}
     texts = ["<answer>3 * 5 + 7</answer>", "<answer>3 * 5 + 7 = 22</answer>", "3 * 5 + 7"]
-    assert rewards.score("countdown", texts, [c] * 3, reward_set="espo").tolist() == pytest.approx([1.0, 0.1, 0.0])
+    assert tasks.score("countdown", texts, [c] * 3, reward_set="espo").tolist() == pytest.approx([1.0, 0.1, 0.0])
     s = {"puzzle": "0234341221434301", "solution": "1234341221434321"}
     texts = [f"<answer>{s['solution']}</answer>", s["solution"], "<answer>1</answer>"]
-    assert rewards.score("sudoku", texts, [s] * 3, reward_set="espo").tolist() == [1.0, 0.0, 0.5]
+    assert tasks.score("sudoku", texts, [s] * 3, reward_set="espo").tolist() == [1.0, 0.0, 0.5]
 
 
 def test_accuracy_espo():
-    assert rewards.accuracy("gsm8k", ["The answer is 72.", "72 or 7"], [G, G], reward_set="espo").tolist() == [1, 0]
-    assert rewards.accuracy("math", ["\\boxed{0.5}", "\\boxed{2}"], [H, H], reward_set="espo").tolist() == [1, 0]
+    assert tasks.accuracy("gsm8k", ["The answer is 72.", "72 or 7"], [G, G], reward_set="espo").tolist() == [1, 0]
+    assert tasks.accuracy("math", ["\\boxed{0.5}", "\\boxed{2}"], [H, H], reward_set="espo").tolist() == [1, 0]

@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from dlrl_jax import rewards
+from dlrl_jax import rewards, tasks
 from dlrl_jax.data import readers
 from dlrl_jax.rewards.sandbox import (Limits, SandboxUnavailable, check_available, isolation, judge_tests_many,
                                       run_python, run_tests, run_tests_many)
@@ -151,7 +151,7 @@ def test_verdicts_agree_with_plain_python_on_honest_code():
 
 
 def test_shipped_mbpp_solutions_pass_all_their_tests_and_shuffled_ones_none():
-    records = readers.read_records(readers.packaged_file("mbpp_mini.jsonl"), "code")
+    records = tasks.read_records(readers.packaged_file("mbpp_mini.jsonl"), "code")
     assert len(records) == 20 and all(r["solution"] for r in records)
     shuffled = [(records[(i + 1) % len(records)]["solution"], r["tests"]) for i, r in enumerate(records)]
     results = run_tests_many([(r["solution"], r["tests"]) for r in records] + shuffled, ROOMY)
@@ -259,14 +259,14 @@ def test_missing_or_broken_bubblewrap_refuses_with_one_line(monkeypatch):
             check_available("namespaces")
         unknown = r"'jail' is unknown; use one of namespaces, rlimits \(task.code_sandbox\)"
         with pytest.raises(ValueError, match=unknown):
-            rewards.score("code", ["```python\nx = 1\n```"], [{"tests": ["assert x == 1"]}], sandbox="jail")
+            tasks.score("code", ["```python\nx = 1\n```"], [{"tests": ["assert x == 1"]}], sandbox="jail")
     finally:
         isolation.setup.cache_clear()
 
 
 def test_task_code_sandbox_reaches_the_code_reward(monkeypatch):
     from dlrl_jax import config
-    from dlrl_jax.training.tasks import build_task
+    from dlrl_jax.tasks import build_task
     mbpp = readers.packaged_file("mbpp_mini.jsonl")
     default = build_task(config.from_dict({"task": {"name": "code", "prompt_style": "chat", "train_file": mbpp,
                                                     "eval_size": 2}}))
@@ -316,7 +316,7 @@ def test_training_and_eval_refuse_at_start_up_in_one_line_without_the_sandbox(mo
     """build_task (train) and make_task (eval) raise ConfigError, which the CLI prints as one line."""
     from dlrl_jax import config
     from dlrl_jax.config import ConfigError
-    from dlrl_jax.training.tasks import build_task, make_task
+    from dlrl_jax.tasks import build_task, make_task
     cfg = config.from_dict({"task": {"name": "code", "prompt_style": "chat", "eval_size": 2,
                                      "train_file": readers.packaged_file("mbpp_mini.jsonl")}})
     isolation.setup.cache_clear()

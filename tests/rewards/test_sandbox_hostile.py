@@ -474,7 +474,7 @@ def test_plainly_wrong_and_honest_reference_points():
 def test_code_reward_of_honest_completions_is_unchanged_by_hostile_neighbours():
     """Through the code reward itself: honest completions keep 1.0 + 0.5 format, hostile ones get the
     format score only."""
-    from dlrl_jax import rewards
+    from dlrl_jax import tasks
 
     def answer(code):
         return f"<answer>\n```python\n{code}```\n</answer>"
@@ -488,5 +488,5 @@ def test_code_reward_of_honest_completions_is_unchanged_by_hostile_neighbours():
     # The wall limit must exceed what the CPU-hungry neighbours may burn (processes x cpu_seconds on the
     # machine's cores), or their CPU alone can push an honest test past it on a small machine.
     roomy = dataclasses.replace(LIMITS, wall_seconds=20.0)
-    scores = rewards.score("code", completions, [example] * len(completions), reward_set="dlrl", limits=roomy)
+    scores = tasks.score("code", completions, [example] * len(completions), reward_set="dlrl", limits=roomy)
     assert scores.tolist() == [0.5, 1.5] * len(hostile)

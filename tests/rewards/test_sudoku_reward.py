@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from dlrl_jax import rewards
+from dlrl_jax import tasks
 
 EX = {"puzzle": "0234341221434301", "solution": "1234341221434321"}  # blanks at cells 0 and 14
 SOL = EX["solution"]
@@ -31,15 +31,15 @@ CASES = [
 
 @pytest.mark.parametrize("completion,expected", CASES)
 def test_sudoku_reward_table(completion, expected):
-    assert rewards.score("sudoku", [completion], [EX], reward_set="dlrl")[0] == pytest.approx(expected)
+    assert tasks.score("sudoku", [completion], [EX], reward_set="dlrl")[0] == pytest.approx(expected)
 
 
 def test_batch_and_errors():
-    out = rewards.score("sudoku", [c for c, _ in CASES], [EX] * len(CASES), reward_set="dlrl")
+    out = tasks.score("sudoku", [c for c, _ in CASES], [EX] * len(CASES), reward_set="dlrl")
     assert out.dtype == np.float32 and out.shape == (len(CASES),)
     with pytest.raises(ValueError, match=r"examples\[1\]\['puzzle'\] must be a string of 16 digits"):
-        rewards.score("sudoku", ["", ""], [EX, {"puzzle": "12", "solution": SOL}], reward_set="dlrl")
+        tasks.score("sudoku", ["", ""], [EX, {"puzzle": "12", "solution": SOL}], reward_set="dlrl")
     with pytest.raises(ValueError, match="no reward for task 'chess'"):
-        rewards.score("chess", [""], [EX], reward_set="dlrl")
+        tasks.score("chess", [""], [EX], reward_set="dlrl")
     with pytest.raises(ValueError, match="2 completions but 1 examples"):
-        rewards.score("sudoku", ["", ""], [EX], reward_set="dlrl")
+        tasks.score("sudoku", ["", ""], [EX], reward_set="dlrl")

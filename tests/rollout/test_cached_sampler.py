@@ -8,7 +8,7 @@ import pytest
 import torch
 from transformers import DynamicCache
 
-from dlrl_jax import models, rollout
+from dlrl_jax import checkpoints, models, rollout
 from tests.models import hf_oracle
 
 MASK = 96
@@ -22,7 +22,7 @@ def pair(tmp_path_factory):
             if p.ndim >= 2:
                 p.mul_(4.0)
     path = hf_oracle.write_checkpoint(torch_model, "llada", str(tmp_path_factory.mktemp("llada")), mask_token_id=MASK)
-    return torch_model, models.split(models.from_pretrained(path))
+    return torch_model, models.split(checkpoints.from_pretrained(path))
 
 
 def _commit(x, logits, lo, k):

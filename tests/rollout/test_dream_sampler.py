@@ -8,7 +8,7 @@ import pytest
 import torch
 from scipy import stats
 
-from dlrl_jax import models, rollout
+from dlrl_jax import checkpoints, models, rollout
 from dlrl_jax.rollout import dream
 from tests.models import hf_oracle
 from tests.rollout import dream_reference
@@ -24,7 +24,7 @@ def pair(tmp_path_factory):
             if p.ndim >= 2:
                 p.mul_(4.0)
     path = hf_oracle.write_checkpoint(torch_model, "dream", str(tmp_path_factory.mktemp("dream")), mask_token_id=MASK)
-    return torch_model, models.split(models.from_pretrained(path)), path
+    return torch_model, models.split(checkpoints.from_pretrained(path)), path
 
 
 def _prompts(B=2, P=5, pad=True):

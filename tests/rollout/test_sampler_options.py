@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from dlrl_jax import cli, config, models, rollout
+from dlrl_jax import checkpoints, cli, config, models, rollout
 from dlrl_jax.models.tokenizer import write_char_tokenizer
-from dlrl_jax.training.evaluation import EvalSettings, sampler_settings
+from dlrl_jax.app.evaluation import EvalSettings, sampler_settings
 from tests.rollout.dream_reference import diffusion_generate
 from tests.rollout.test_dream_sampler import MASK, pair  # noqa: F401 (the tiny Dream checkpoint fixture)
 
@@ -89,7 +89,7 @@ def tiny_dream_dir(tmp_path_factory):
     """The embedded demo's tiny shape in Dream's layout (Qwen2 names, q/k/v biases, shifted logits)."""
     cfg = models.preset("tiny", family="dream", qkv_bias=True, n_layers=2)
     path = str(tmp_path_factory.mktemp("tiny_dream"))
-    models.save_pretrained(models.init_model(cfg, seed=0), path)
+    checkpoints.save_pretrained(models.init_model(cfg, seed=0), path)
     write_char_tokenizer(path)
     return path
 
@@ -100,7 +100,7 @@ def test_train_dream_with_dreams_sampler(tiny_dream_dir, tmp_path, algorithm):
     """EGSPO-SA (step log-probs, entropies, greedy completions) and ESPO train a Dream-layout model whose
     rollouts run Dream's sampler (schedule auto, no block_length: 16 tokens in 8 steps is [1, 2, ...])."""
     from dlrl_jax.training.loop import Run
-    from dlrl_jax.training.metrics import read_metrics
+    from dlrl_jax.app.metrics import read_metrics
 
     sets = [f"model.path={tiny_dream_dir}", f"algorithm.name={algorithm}", f"run.out_dir={tmp_path}",
             "sft.steps=0", "run.iterations=1", "task.train_size=16", "task.eval_size=4",

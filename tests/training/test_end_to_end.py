@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dlrl_jax import cli, models
-from dlrl_jax.training.metrics import read_metrics
+from dlrl_jax import checkpoints, cli, models
+from dlrl_jax.app.metrics import read_metrics
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +66,8 @@ def test_plot_is_a_png_with_the_six_panels(run_dir, tmp_path):
 def test_export_and_sample_from_the_trained_model(run_dir, tmp_path, capsys):
     exported = str(tmp_path / "exported")
     assert cli.main(["export", run_dir, "--out", exported]) == 0
-    trained = models.from_pretrained(os.path.join(run_dir, "model"))
-    again = models.from_pretrained(exported)
+    trained = checkpoints.from_pretrained(os.path.join(run_dir, "model"))
+    again = checkpoints.from_pretrained(exported)
     np.testing.assert_array_equal(np.asarray(trained.embed[...]), np.asarray(again.embed[...]))
     capsys.readouterr()
     assert cli.main(["sample", "--model", os.path.join(run_dir, "model"), "--prompt-ids", "7 8 9 10",
@@ -119,7 +119,7 @@ def test_sft_command_trains_and_saves_the_model(tmp_path):
     assert len(losses) == 2 and all(np.isfinite(losses))
     summary = json.load(open(os.path.join(out, "summary.json")))
     assert "after" not in summary and summary["algorithm"] == "sft"
-    saved = models.from_pretrained(os.path.join(out, "model")).cfg
+    saved = checkpoints.from_pretrained(os.path.join(out, "model")).cfg
     assert saved.family == "llada" and saved.lora_rank == 0  # the adapter is merged into the export
     # ... and written alone in PEFT's format: the random-init base (seed 0) plus it is the merged export
     from dlrl_jax.checkpoints.peft import load_adapter
@@ -127,7 +127,7 @@ def test_sft_command_trains_and_saves_the_model(tmp_path):
     assert cli.main(["export", out, "--out", str(tmp_path / "adapter"), "--adapter-only"]) == 0
     adapted = load_adapter(models.init_model(models.preset("tiny"), seed=0), str(tmp_path / "adapter"))
     assert (adapted.cfg.lora_rank, adapted.cfg.lora_dropout, len(adapted.cfg.lora_targets)) == (4, 0.1, 7)
-    merged, exported = merge_lora(adapted), models.from_pretrained(os.path.join(out, "model"))
+    merged, exported = merge_lora(adapted), checkpoints.from_pretrained(os.path.join(out, "model"))
     np.testing.assert_allclose(np.asarray(merged.layers.w_down[...]), np.asarray(exported.layers.w_down[...]),
                                atol=1e-6, rtol=0)
 

@@ -8,17 +8,17 @@ import os
 import numpy as np
 import pytest
 
-from dlrl_jax import cli, models
+from dlrl_jax import checkpoints, cli, models
 from dlrl_jax.data import readers
 from dlrl_jax.models.tokenizer import write_char_tokenizer
-from dlrl_jax.training.evaluation import EvalError, EvalSettings, evaluate_model
+from dlrl_jax.app.evaluation import EvalError, EvalSettings, evaluate_model
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     path = str(tmp_path_factory.mktemp("model"))
     model = models.init_model(models.preset("tiny"), seed=3)
-    models.save_pretrained(model, path)
+    checkpoints.save_pretrained(model, path)
     write_char_tokenizer(path)
     return path
 
@@ -56,7 +56,7 @@ def test_eval_writes_rows_whose_rewards_rederive_and_a_table(model_dir, tmp_path
 
 
 def _records(model_dir):
-    from dlrl_jax.training.evaluation import load_records
+    from dlrl_jax.app.evaluation import load_records
     return load_records(EvalSettings(model=model_dir, task="sudoku", out_dir="", num_examples=10))
 
 

@@ -8,13 +8,13 @@ import shutil
 
 import pytest
 
-from dlrl_jax import models
+from dlrl_jax import checkpoints, models
 from dlrl_jax.models.tokenizer import write_char_tokenizer
-from dlrl_jax.training.evaluation import EvalError, EvalSettings, evaluate_model
+from dlrl_jax.app.evaluation import EvalError, EvalSettings, evaluate_model
 
 
 def _save(path, seed):
-    models.save_pretrained(models.init_model(models.preset("tiny"), seed=seed), path)
+    checkpoints.save_pretrained(models.init_model(models.preset("tiny"), seed=seed), path)
     write_char_tokenizer(path)
 
 

@@ -5,7 +5,7 @@ import glob
 import os
 import time
 
-from dlrl_jax.training.metrics import MetricsWriter, read_metrics
+from dlrl_jax.app.metrics import MetricsWriter, read_metrics
 
 
 def test_jsonl_tensorboard_and_wandb_offline(tmp_path, monkeypatch):

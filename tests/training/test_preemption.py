@@ -16,8 +16,8 @@ import pytest
 from safetensors.numpy import load_file
 
 from dlrl_jax import cli
-from dlrl_jax.training.metrics import read_metrics
-from dlrl_jax.training.run_lock import RunLock, RunLockedError
+from dlrl_jax.app.metrics import read_metrics
+from dlrl_jax.app.run_lock import RunLock, RunLockedError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SETTINGS = ["sft.steps=40", "sft.batch_size=8", "task.train_size=64", "task.eval_size=8",
@@ -145,7 +145,7 @@ def test_sigterm_during_the_final_evaluation(tmp_path):
 
 def test_one_run_per_folder_and_a_dead_holder_is_taken_over(tmp_path, capsys):
     out = str(tmp_path / "run")
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from dlrl_jax.training.run_lock import "
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from dlrl_jax.app.run_lock import "
                                "RunLock\nwith RunLock(sys.argv[1]):\n print('held', flush=True); time.sleep(600)", out],
                               cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
@@ -182,11 +182,11 @@ def test_resume_needs_a_checkpoint_unless_asked_to_start(tmp_path, capsys):
 
 
 def test_sigterm_during_eval_stops_between_batches_and_the_rerun_completes(tmp_path):
-    from dlrl_jax import models
+    from dlrl_jax import checkpoints, models
     from dlrl_jax.models.tokenizer import write_char_tokenizer
 
     model, out = str(tmp_path / "model"), str(tmp_path / "ev")
-    models.save_pretrained(models.init_model(models.preset("tiny"), seed=3), model)
+    checkpoints.save_pretrained(models.init_model(models.preset("tiny"), seed=3), model)
     write_char_tokenizer(model)
     argv = ["eval", "--model", model, "--task", "sudoku", "--gen-lengths", "16", "--out", out, "--num-examples",
             "96", "--prompt-style", "plain", "--block-length", "8", "--batch-size", "2", "--no-progress"]

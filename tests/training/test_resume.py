@@ -14,7 +14,7 @@ import numpy as np
 from safetensors.numpy import load_file
 
 from dlrl_jax import cli
-from dlrl_jax.training.metrics import read_metrics
+from dlrl_jax.app.metrics import read_metrics
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SETTINGS = ["sft.steps=2", "sft.batch_size=8", "task.train_size=64", "task.eval_size=8",

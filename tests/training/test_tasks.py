@@ -7,7 +7,7 @@ import pytest
 from dlrl_jax import cli, config
 from dlrl_jax.config import ConfigError
 from dlrl_jax.data import readers
-from dlrl_jax.training.tasks import build_task
+from dlrl_jax.tasks import build_task
 
 
 def _cfg(*overrides):

@@ -30,6 +30,10 @@ import time
 import jax
 from flax import nnx
 
+from dlrl_jax.app.evaluation import held_out
+from dlrl_jax.app.metrics import open_run_metrics, truncate_metrics, truncate_sft_metrics
+from dlrl_jax.app.preemption import Preempted, StopFlag
+from dlrl_jax.app.run_lock import RunLock
 from dlrl_jax.checkpoints import save_pretrained
 from dlrl_jax.checkpoints.atomic import replace_folder
 from dlrl_jax.checkpoints.peft import save_adapter
@@ -38,9 +42,6 @@ from dlrl_jax.config import Config, ConfigError, to_dict
 from dlrl_jax.models.lora import has_lora, merge_lora, trainable_mask
 from dlrl_jax.parallel.transfer import is_lead_process, to_host
 from dlrl_jax.training import loop, precision
-from dlrl_jax.training.metrics import truncate_metrics, truncate_sft_metrics
-from dlrl_jax.training.preemption import Preempted, StopFlag
-from dlrl_jax.training.run_lock import RunLock
 
 SFT_CHECKPOINTS = "checkpoints_sft"  # written only when SIGTERM stops the SFT warm start
 # Fields a resumed run may change: how long it runs, how it reports, where the folder is (a moved run
@@ -131,7 +132,7 @@ def _start(cfg: Config, log, stop: StopFlag, start: float, stack: contextlib.Exi
             _truncate(resume)
     if resume is not None:
         log(f"[dlrl-jax] resuming from {resume.checkpointer.directory} step {resume.step}")
-    run = loop.Run(cfg)  # (writes config.json: only after the settings check above)
+    run = loop.Run(cfg, open_metrics=open_run_metrics)  # (writes config.json: only after the settings check above)
     stack.callback(run.writer.close)
     stop.defer()  # from here on every phase can save: SIGTERM sets the flag the phases check
     with jax.set_mesh(run.mesh):  # the model then keeps activations split by rows (constrain_rows)
@@ -200,7 +201,7 @@ def _train(cfg: Config, run: loop.Run, rl_ckpt, resume: _ResumePoint | None, sta
 
     def evaluate(phase, step, p, candidate=True):
         t = time.perf_counter()
-        result = loop.evaluate(run, p, run.task.eval, eval_batch, step, stop=check_stop)
+        result = held_out(run, p, run.task.eval, eval_batch, step, stop=check_stop)
         run.writer.write("eval", step, dict(result, seconds=time.perf_counter() - t))
         log(f"[dlrl-jax] eval {phase}: reward {result['reward']:.3f}, solved {result['solved']:.1%}")
         if candidate and cfg.run.keep_best and result["reward"] > summary.get("best", {}).get("reward", -1.0):

@@ -1,8 +1,9 @@
-"""A task as the training loop sees it: records, prompt text, SFT target text and the reward.
+"""A task as a run sees it (`Task`): its records, prompt text, SFT target text and reward, built from
+the config (`build_task`) or from records in hand (`make_task`).
 
-Records come from the procedural generators (sudoku, countdown: no download) or from
-`task.train_file` / `task.eval_file` (JSONL, JSON, CSV, Parquet or `hf:NAME[:CONFIG]:SPLIT`), read into
-the task's schema by `dlrl_jax.data.readers`.
+Records come from the task's generator (sudoku, countdown: no download) or from `task.train_file` /
+`task.eval_file` (JSONL, JSON, CSV, Parquet or `hf:NAME[:CONFIG]:SPLIT`), read by
+`dlrl_jax.data.readers` into the task's schema (`TaskSpec.normalize`).
 
 `plain` prompts (tiny models) give the bare puzzle and take the whole completion as the answer;
 `chat` prompts are the papers' chat-templated <reasoning>/<answer> format, in the wording of
@@ -16,9 +17,10 @@ from typing import Callable
 
 import numpy as np
 
-from dlrl_jax import data, rewards
 from dlrl_jax.config import Config, ConfigError
-from dlrl_jax.data import prompts, readers
+from dlrl_jax.data import readers
+from dlrl_jax.tasks import prompts, scoring
+from dlrl_jax.tasks.spec import UnknownTask, get, names
 
 
 @dataclasses.dataclass
@@ -39,43 +41,46 @@ class Task:
 
     def score(self, completions: list[str], records: list[dict]) -> np.ndarray:
         """Rewards [N] float32 under the task's reward set."""
-        options = {"sandbox": self.code_sandbox} if self.name == "code" else {}
-        return rewards.score(self.name, self._as_answers(completions), records, reward_set=self.reward_set,
+        options = {"sandbox": self.code_sandbox} if get(self.name).uses_sandbox else {}
+        return scoring.score(self.name, self._as_answers(completions), records, reward_set=self.reward_set,
                              **options)
 
     def correct(self, completions: list[str], records: list[dict]) -> np.ndarray:
         """Per-example accuracy as the papers report it: the fraction of blank cells filled correctly
         for Sudoku, and 1/0 correctness for the others (the reward set's correctness term)."""
-        options = {"sandbox": self.code_sandbox} if self.name == "code" else {}
-        return rewards.accuracy(self.name, self._as_answers(completions), records, reward_set=self.reward_set,
+        options = {"sandbox": self.code_sandbox} if get(self.name).uses_sandbox else {}
+        return scoring.accuracy(self.name, self._as_answers(completions), records, reward_set=self.reward_set,
                                 **options)
 
 
 def target_text(task: str, record: dict, style: str) -> str | None:
     """The SFT target for `record`, or None when the record carries no worked solution."""
-    answer = {"sudoku": record.get("solution"), "countdown": record.get("solution"),
-              "gsm8k": record.get("answer"), "math": record.get("answer") and f"\\boxed{{{record.get('answer')}}}",
-              "code": record.get("solution") and f"```python\n{record.get('solution')}\n```"}[task]
+    spec = get(task)
+    answer = spec.sft_answer(record)
     if answer is None:
         return None
     if style == "plain":
         return answer
-    reasoning = record.get("solution") if task in ("gsm8k", "math") and record.get("solution") else ""
-    return f"<reasoning>\n{reasoning}\n</reasoning>\n<answer>\n{answer}\n</answer>\n"
+    return f"<reasoning>\n{spec.sft_reasoning(record)}\n</reasoning>\n<answer>\n{answer}\n</answer>\n"
 
 
 def make_task(name: str, style: str, train: list[dict], evaluation: list[dict], reward_set: str = "dlrl",
               prompt_recipe: str = "dlrl", code_sandbox: str = "namespaces") -> Task:
-    if style == "plain" and name not in ("sudoku", "countdown"):
-        raise ConfigError(f"task.prompt_style 'plain' exists for sudoku and countdown; use 'chat' for {name}")
-    if reward_set not in rewards.REWARD_SETS:
-        raise ConfigError(f"task.reward_set {reward_set!r} is unknown; use one of {', '.join(rewards.REWARD_SETS)}")
+    try:
+        spec = get(name)
+    except UnknownTask as e:
+        raise ConfigError(str(e)) from None
+    if style == "plain" and spec.plain_prompt is None:
+        plain = " and ".join(n for n in names() if get(n).plain_prompt is not None)
+        raise ConfigError(f"task.prompt_style 'plain' exists for {plain}; use 'chat' for {name}")
+    if reward_set not in scoring.REWARD_SETS:
+        raise ConfigError(f"task.reward_set {reward_set!r} is unknown; use one of {', '.join(scoring.REWARD_SETS)}")
     if prompt_recipe not in prompts.PROMPT_RECIPES:
         raise ConfigError(f"task.prompt_recipe {prompt_recipe!r} is unknown; use one of "
                           f"{', '.join(prompts.PROMPT_RECIPES)}")
     if prompt_recipe != "dlrl" and style != "chat":
         raise ConfigError(f"task.prompt_recipe {prompt_recipe!r} is a chat prompt; set task.prompt_style=chat")
-    if name == "code":  # refuse at start-up, in one line, where the sandbox cannot run here
+    if spec.uses_sandbox:  # refuse at start-up, in one line, where the sandbox cannot run here
         from dlrl_jax.rewards.sandbox import SandboxUnavailable, check_available
         try:
             check_available(code_sandbox)
@@ -99,10 +104,10 @@ def build_task(cfg: Config) -> Task:
         else:  # hold out the first eval_size distinct prompts of a shuffled copy
             shuffled = [train[i] for i in np.random.default_rng(cfg.seed).permutation(len(train))]
             evaluation, train = _split_unique(shuffled, t.eval_size, t.name)
-    elif t.name in ("sudoku", "countdown"):
+    elif get(t.name).generate_training is not None:
         if t.eval_file:
             raise ConfigError("task.eval_file without task.train_file: set both, or neither to use the generator")
-        records = _generate(t.name, cfg.seed, t.train_size + t.eval_size, t.min_blanks, t.max_blanks)
+        records = get(t.name).generate_training(cfg.seed, t.train_size + t.eval_size, t)
         evaluation, train = _split_unique(records, t.eval_size, t.name)
     else:
         raise ConfigError(f"task {t.name!r} has no generator: set task.train_file to a JSONL/Parquet file or "
@@ -117,33 +122,33 @@ def build_task(cfg: Config) -> Task:
 
 def _read(path: str, task: str, field: str) -> list[dict]:
     try:
-        return readers.read_records(path, task)
+        return read_records(path, task)
     except readers.DataError as e:
         raise ConfigError(f"{field}: {e}") from None
 
 
-def _generate(task: str, seed: int, n: int, min_blanks: int, max_blanks: int) -> list[dict]:
-    rng = np.random.default_rng(seed)
-    if task == "countdown":
-        return data.generate_countdown(int(rng.integers(2**31)), n, num_numbers=3)
-    blanks = rng.integers(min_blanks, max_blanks + 1, n)
+def read_records(source: str, task: str) -> list[dict]:
+    """Every record of `source` (a file or `hf:` name) in `task`'s schema, in file order; a row that fits
+    none of the task's layouts is a DataError naming the file and row."""
+    if task not in names():
+        raise readers.DataError(f"unknown task {task!r}; known: {', '.join(names())}")
+    normalize = get(task).normalize
     out = []
-    for b in np.unique(blanks):
-        out += data.generate_sudoku(int(rng.integers(2**31)), int((blanks == b).sum()), int(b))
-    return [out[i] for i in rng.permutation(len(out))]
-
-
-def _key(task: str, record: dict) -> str:
-    return record["puzzle"] if task == "sudoku" else repr(sorted((k, str(v)) for k, v in record.items()
-                                                                if k != "solution"))
+    for i, row in enumerate(readers.read_rows(source)):
+        where = f"{source} row {i + 1}"
+        if not isinstance(row, dict):
+            raise readers.DataError(f"{where}: a record must be an object with named fields, got {type(row).__name__}")
+        out.append(normalize(row, where))
+    return out
 
 
 def _split_unique(records: list[dict], eval_size: int, task: str):
     """(held-out, train): held-out prompts never appear in the training split."""
+    key = get(task).record_key
     evaluation, seen = [], set()
     for r in records[:eval_size]:
-        if _key(task, r) not in seen:
-            seen.add(_key(task, r))
+        if key(r) not in seen:
+            seen.add(key(r))
             evaluation.append(r)
-    train = [r for r in records[eval_size:] if _key(task, r) not in seen]
+    train = [r for r in records[eval_size:] if key(r) not in seen]
     return evaluation, train

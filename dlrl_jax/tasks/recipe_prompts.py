@@ -9,10 +9,13 @@ as the official f-string prints it: "[2, 3, 4]"), `{target}`, `{puzzle}` (the 16
 and `{test_hint}` (ESPO code). Literal braces are doubled: "\\\\boxed{{}}" renders "\\boxed{}".
 
 Recipes: "d1" (dllm-reasoning/d1), "egspo" (vishnutez/egspo-dllm-rl: d1's text, plus code), "espo"
-(ML-GSAI/ESPO). The project's own prompts ("dlrl") are in `dlrl_jax.data.prompts`.
+(ML-GSAI/ESPO). The project's own prompts ("dlrl") are in `dlrl_jax.tasks.prompts`; each task's
+`TaskSpec.recipe_fields` fills the templates.
 """
 
 from __future__ import annotations
+
+from dlrl_jax.tasks.spec import get
 
 # d1 diffu-grpo/data_utils.py SYSTEM_PROMPT (= EGSPO egspo/data_utils.py SYSTEM_PROMPT = ESPO
 # espo/data_utils.py REASONING_SYSTEM_PROMPT).
@@ -134,18 +137,6 @@ _CONSTANTS = {"SYSTEM_PROMPT": SYSTEM_PROMPT, "SUDOKU_SYSTEM_PROMPT": SUDOKU_SYS
               "ESPO_SUDOKU_SYSTEM_PROMPT": ESPO_SUDOKU_SYSTEM_PROMPT}
 
 
-def _fields(task: str, record: dict) -> dict:
-    if task == "countdown":
-        return {"numbers": str(list(record["numbers"])), "target": record["target"]}
-    if task == "sudoku":
-        return {"puzzle": record["puzzle"]}
-    fields = {"question": record["question"]}
-    if task == "code":
-        tests, question = record.get("tests") or [], record["question"]
-        fields["test_hint"] = "\nTest cases: " + tests[0] if tests and "\n```\n" not in question else ""
-    return fields
-
-
 def check_recipe(recipe: str, task: str) -> None:
     if recipe not in RECIPES:
         raise ValueError(f"unknown prompt recipe {recipe!r}; known: dlrl, {', '.join(RECIPES)}")
@@ -159,7 +150,7 @@ def messages(recipe: str, task: str, record: dict) -> tuple[str | None, str]:
     """(system message or None, user message) for `record` under `recipe`."""
     check_recipe(recipe, task)
     _, system, user = RECIPES[recipe][task]
-    return system, user.format(**_CONSTANTS, **_fields(task, record))
+    return system, user.format(**_CONSTANTS, **get(task).recipe_fields(record))
 
 
 def source(recipe: str, task: str) -> str:

@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from dlrl_jax.training.metrics import read_metrics  # noqa: E402
+from dlrl_jax.app.metrics import read_metrics  # noqa: E402
 
 PANELS = ("reward", "held-out solved", "kl", "entropy by step", "selected steps", "seconds per iteration")
 PHASES = ("rollout", "reward", "reference", "update")

@@ -1,4 +1,8 @@
-"""`dlrl-jax eval`: a saved model on a task at one or more generation lengths, with the papers'
+"""The evaluator: `completions_in_batches` decodes records batch by batch with one compiled shape,
+and both training's held-out evaluations (`held_out`) and `dlrl-jax eval` (`evaluate_model`) score
+what it yields.
+
+`dlrl-jax eval`: a saved model on a task at one or more generation lengths, with the papers'
 evaluation decoding (temperature 0, block 32, steps = gen_length / 2) through the same rollout engine
 training uses.
 
@@ -23,14 +27,49 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from dlrl_jax import models, rewards, rollout
+from dlrl_jax import checkpoints, models, rollout, tasks
+from dlrl_jax.app.preemption import Preempted, StopFlag
 from dlrl_jax.config import SEED_MAX, ConfigError
 from dlrl_jax.data import readers
 from dlrl_jax.models.tokenizer import Tokenizer
 from dlrl_jax.rewards.decoding import completion_texts
-from dlrl_jax.training import setup
-from dlrl_jax.training.preemption import Preempted, StopFlag
-from dlrl_jax.training.tasks import Task, make_task
+from dlrl_jax.training import loop, setup
+
+
+def completions_in_batches(indices: list[int], batch_size: int, encode, generate, decode, key_for,
+                           before_batch=lambda: None):
+    """Yields (indices of the batch, their completion texts) for `indices` in batches of `batch_size`.
+
+    The last batch is padded with its last index repeated, so every batch has one compiled shape.
+    `encode(indices) -> (prompt ids [batch_size, P], mask)`, `generate(ids, mask, key) -> Trajectory`,
+    `decode(completion ids [batch_size, G]) -> texts`; `key_for(first index of the batch)` keys the
+    batch (a function of the records, not of how many came before: a resumed evaluation draws the
+    same keys). `before_batch()` runs before each batch (a SIGTERM check)."""
+    for start in range(0, len(indices), batch_size):
+        before_batch()
+        index = list(indices[start:start + batch_size])
+        padded = index + [index[-1]] * (batch_size - len(index))
+        ids, mask = encode(padded)
+        traj = generate(ids, mask, key_for(index[0]))
+        yield index, decode(traj.completion)[:len(index)]
+
+
+def held_out(run: loop.Run, params, records: list[dict], batch_size: int, step: int = 0, stop=lambda: None) -> dict:
+    """Training's held-out evaluation: mean reward and solved fraction (reward >= 1) of `records` with
+    the evaluation sampler.
+
+    Its keys come from their own stream (seed, step), so evaluating more or less often never changes
+    the training run. `stop()` runs between batches (a preempted run raises there)."""
+    settings = run.sampler(run.cfg.sampler.eval_temperature)
+    eval_key = jax.random.fold_in(jax.random.key(run.cfg.seed ^ 0xE7A1), step)
+    scores = []
+    for index, texts in completions_in_batches(
+            list(range(len(records))), batch_size, encode=lambda rows: run.encode([records[i] for i in rows]),
+            generate=lambda ids, mask, key: rollout.generate(run.graphdef, params, ids, mask, key, settings),
+            decode=run.decode, key_for=lambda first: jax.random.fold_in(eval_key, first), before_batch=stop):
+        scores.append(run.task.score(texts, [records[i] for i in index]))
+    scores = np.concatenate(scores)
+    return {"reward": float(scores.mean()), "solved": float((scores >= 1.0 - 1e-6).mean())}
 
 
 class EvalError(ValueError):
@@ -91,12 +130,9 @@ def sampler_settings(s: EvalSettings, gen_length: int, mask_id: int, family: str
 
 def load_records(s: EvalSettings) -> list[dict]:
     if s.data:
-        records = readers.read_records(s.data, s.task)
-    elif s.task in ("sudoku", "countdown"):
-        from dlrl_jax import data
-        n = s.num_examples or 256
-        records = (data.generate_sudoku(s.seed, n, 8) if s.task == "sudoku"
-                   else data.generate_countdown(s.seed, n, num_numbers=3))
+        records = tasks.read_records(s.data, s.task)
+    elif tasks.get(s.task).generate is not None:
+        records = tasks.get(s.task).generate(s.seed, s.num_examples or 256)
     else:
         raise EvalError(f"task {s.task!r} has no generator; pass --data FILE (JSONL/Parquet/CSV or "
                         f"hf:NAME[:CONFIG]:SPLIT), e.g. {readers.packaged_file('gsm8k_mini.jsonl')}")
@@ -193,18 +229,18 @@ def evaluate_model(s: EvalSettings, log=print, stop: StopFlag | None = None) -> 
 
     `stop`: the CLI's SIGTERM flag; once decoding starts a SIGTERM stops it between batches (every
     written batch whole) with `Preempted`, and the same command continues from there."""
-    if s.task not in readers.TASKS:
-        raise EvalError(f"--task {s.task!r} is unknown; use one of {', '.join(readers.TASKS)}")
+    if s.task not in tasks.names():
+        raise EvalError(f"--task {s.task!r} is unknown; use one of {', '.join(tasks.names())}")
     if not s.gen_lengths or any(g <= 0 for g in s.gen_lengths):
         raise EvalError(f"--gen-lengths must be positive integers, got {s.gen_lengths}")
     if not 0 <= s.seed <= SEED_MAX:
         raise EvalError(f"--seed must be in [0, {SEED_MAX}], got {s.seed}")
     records = load_records(s)  # (bad data fails before a big model loads)
     try:
-        task: Task = make_task(s.task, s.prompt_style, [], records, s.reward_set, s.prompt_recipe)
+        task: tasks.Task = tasks.make_task(s.task, s.prompt_style, [], records, s.reward_set, s.prompt_recipe)
     except ConfigError as e:
         raise EvalError(f"{e} (eval flags: --prompt-style, --reward-set, --prompt-recipe)") from None
-    model = models.from_pretrained(s.model, dtype=s.dtype)
+    model = checkpoints.from_pretrained(s.model, dtype=s.dtype)
     if s.adapter:
         from dlrl_jax.checkpoints.peft import load_adapter
         model = load_adapter(model, s.adapter)
@@ -237,23 +273,30 @@ def evaluate_model(s: EvalSettings, log=print, stop: StopFlag | None = None) -> 
         with open(path, "a", encoding="utf-8") as out:
             if stop is not None:
                 stop.defer()
-            for start in range(0, len(todo), s.batch_size):
+
+            def check_stop():
                 if stop is not None and stop.set:
                     raise Preempted(f"stopped by SIGTERM with {len(done)} of {len(records)} examples at gen length "
                                     f"{g} written to {path}; run the same command again to continue")
-                index = todo[start:start + s.batch_size]
-                padded = index + [index[-1]] * (s.batch_size - len(index))  # one compiled shape
-                ids, mask = setup.encode_prompts(tokenizer, [texts[i] for i in padded], s.prompt_style, length,
+
+            def encode(rows):
+                ids, mask = setup.encode_prompts(tokenizer, [texts[i] for i in rows], s.prompt_style, length,
                                                  system=task.system)
-                key = jax.random.fold_in(jax.random.key(s.seed), index[0])  # per example: resume-invariant
-                traj = rollout.generate(graphdef, params, jnp.asarray(ids), jnp.asarray(mask), key, settings)
-                completions = completion_texts(tokenizer, np.asarray(traj.completion)[:len(index)], s.decode)
+                return jnp.asarray(ids), jnp.asarray(mask)
+
+            batches = completions_in_batches(
+                todo, s.batch_size, encode,
+                generate=lambda ids, mask, key: rollout.generate(graphdef, params, ids, mask, key, settings),
+                decode=lambda ids: completion_texts(tokenizer, np.asarray(ids), s.decode),
+                key_for=lambda first: jax.random.fold_in(jax.random.key(s.seed), first),  # per example: resume-invariant
+                before_batch=check_stop)
+            for index, completions in batches:
                 chunk = [records[i] for i in index]
                 reward = task.score(completions, chunk)
                 correct = task.correct(completions, chunk)
                 for i, c, r, ok in zip(index, completions, reward, correct):
                     row = {"index": i, "prompt": texts[i], "completion": c,
-                           "extracted": rewards.extracted_answer(s.task, c if s.prompt_style == "chat"
+                           "extracted": tasks.extracted_answer(s.task, c if s.prompt_style == "chat"
                                                                  else f"<answer>{c.strip()}</answer>", s.reward_set),
                            "reward": float(r), "correct": float(ok)}
                     done[i] = row

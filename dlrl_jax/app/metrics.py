@@ -9,6 +9,8 @@ import time
 
 import numpy as np
 
+from dlrl_jax.config import ConfigError, to_dict
+
 
 class MetricsWriter:
     """Appends one JSON object per call to RUN_DIR/metrics.jsonl; mirrors scalars to TensorBoard."""
@@ -54,6 +56,19 @@ class MetricsWriter:
         if self._wandb is not None:
             self._wandb.finish()
             self._wandb = None
+
+
+def open_run_metrics(cfg, lead: bool) -> MetricsWriter:
+    """The sink of a training run (`loop.Run`'s `open_metrics`): RUN_DIR/metrics.jsonl, TensorBoard
+    with `run.tensorboard`, W&B with `run.wandb_project`; only the lead process writes."""
+    if cfg.run.wandb_project and lead:
+        try:
+            import wandb  # noqa: F401
+        except ImportError:
+            raise ConfigError("run.wandb_project is set but wandb is not installed; pip install "
+                              "'dlrl_jax[wandb]' (or unset run.wandb_project)") from None
+    return MetricsWriter(cfg.run.out_dir, tensorboard=cfg.run.tensorboard, enabled=lead,
+                         wandb_project=cfg.run.wandb_project, config=to_dict(cfg))
 
 
 def read_metrics(run_dir: str) -> list[dict]:

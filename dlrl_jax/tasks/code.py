@@ -1,0 +1,112 @@
+"""Code: write a Python function that passes the record's tests, run in the sandbox.
+
+Record: {"question": str, "tests": [statements], "entry_point": str | None, "solution": str | None,
+"tests_in_prompt": bool} (KodCode rows also keep "test_file"). Read from MBPP ("text", "test_list",
+"code"), HumanEval ("prompt", "test", "entry_point"), KodCode ("question", "solution", "test": a pytest
+file), AceCode ("question", "test_cases") or any file with "question" and "tests". Rewards
+(`dlrl_jax.rewards.code`): the fraction of tests passing in `dlrl_jax.rewards.sandbox` plus format terms.
+"""
+
+from __future__ import annotations
+
+import re
+
+from dlrl_jax.data.readers import DataError, field, require
+from dlrl_jax.rewards import code as rewards
+from dlrl_jax.tasks.spec import RewardPair, TaskSpec
+
+
+def _kodcode(r: dict, where: str) -> dict:
+    """KodCode: "test" is a pytest file importing from `solution`. As EGSPO's coding_reward_func counts
+    them, every zero-argument function the file defines (regex `def (\\w+)\\(\\):`, helpers included)
+    is one test: the file, then a call to it. A file with at most one such function is split into one
+    test per `assert` line, as the official split_test_function does (which, unlike here, then loses the
+    solution's import: see FIDELITY.md). The file itself is kept as "test_file"."""
+    test_file = str(field(r, "test"))
+    names = re.findall(r"def (\w+)\(\):", test_file)
+    if len(names) > 1:
+        tests = [f"{test_file}\n{name}()\n" for name in names]
+    else:
+        imports = [ln for ln in test_file.splitlines() if ln.startswith(("from ", "import "))]
+        tests = ["\n".join(imports + [ln.strip()]) for ln in test_file.splitlines() if ln.strip().startswith("assert")]
+    if not tests:
+        raise DataError(f"{where}: the KodCode 'test' file has no test functions (def name():) and no asserts")
+    imported = re.search(r"from solution import (\w+)", test_file)
+    return {"question": str(require(field(r, "question"), where, "'question'")), "tests": tests,
+            "entry_point": imported.group(1) if imported else None, "solution": field(r, "solution"),
+            "tests_in_prompt": False, "test_file": test_file}
+
+
+def _acecode(r: dict, where: str) -> dict:
+    """AceCode (ESPO's recipes/acecode_hard.jsonl): "test_cases" are assert statements. ESPO shows the
+    first in the prompt unless the question already holds a fenced block (espo/data_utils.py)."""
+    tests = field(r, "test_cases")
+    if not isinstance(tests, list) or not tests or not all(isinstance(t, str) for t in tests):
+        raise DataError(f"{where}: 'test_cases' must be a non-empty list of assert statements, got {tests!r}")
+    question = str(require(field(r, "question"), where, "'question'"))
+    return {"question": question, "tests": list(tests), "entry_point": None, "solution": None,
+            "tests_in_prompt": "\n```\n" not in question}
+
+
+def normalize(r: dict, where: str) -> dict:
+    entry_point = field(r, "entry_point")
+    if field(r, "test_cases") is not None:
+        return _acecode(r, where)
+    if isinstance(field(r, "test"), str) and entry_point is None:  # HumanEval rows name their entry point
+        return _kodcode(r, where)
+    if field(r, "test_list") is not None:  # MBPP
+        tests = field(r, "test_list")
+        setup = field(r, "test_setup_code") or ""
+        tests = [(setup + "\n" + t).strip() for t in tests]
+        question, in_prompt = require(field(r, "text", "question", "prompt"), where, "'text'"), True
+    elif isinstance(field(r, "test"), str):  # HumanEval: a check(candidate) function
+        entry = require(entry_point, where, "'entry_point' (HumanEval tests call check(entry_point))")
+        tests = [field(r, "test") + f"\ncheck({entry})\n"]
+        question, in_prompt = require(field(r, "prompt", "question"), where, "'prompt'"), False
+    else:
+        tests = require(field(r, "tests"), where, "'tests' (or MBPP's 'test_list', HumanEval's 'test')")
+        question = require(field(r, "question", "prompt", "text"), where, "'question'")
+        in_prompt = bool(r.get("tests_in_prompt", True))
+    if not isinstance(tests, list) or not all(isinstance(t, str) for t in tests) or not tests:
+        raise DataError(f"{where}: tests must be a non-empty list of Python statements, got {tests!r}")
+    solution = field(r, "code", "canonical_solution", "solution")
+    return {"question": str(question), "tests": list(tests), "entry_point": entry_point,
+            "solution": solution, "tests_in_prompt": in_prompt}
+
+
+def question(r: dict) -> str:
+    text = r["question"]
+    if r.get("tests_in_prompt", True) and r.get("tests"):
+        text += "\nYour code must pass these tests:\n" + "\n".join(r["tests"][:3])
+    return text + "\nGive the complete Python solution in a ```python code block inside the answer."
+
+
+def recipe_fields(r: dict) -> dict:
+    """ESPO shows the first test unless the question already holds a fenced block (AceCode's rewritten
+    "Please complete the following problem" questions)."""
+    tests, text = r.get("tests") or [], r["question"]
+    return {"question": text, "test_hint": "\nTest cases: " + tests[0] if tests and "\n```\n" not in text else ""}
+
+
+def _batched(reward_set: str, correctness_only: bool):
+    """Every test of every completion runs in parallel in the sandbox (`sandbox`: its mode, `limits`:
+    its Limits, default `rewards.code.LIMITS`)."""
+    def score(completions, records, sandbox: str = "namespaces", limits=None):
+        return rewards.code_rewards(list(completions), list(records), reward_set, correctness_only=correctness_only,
+                                    sandbox=sandbox, limits=limits or rewards.LIMITS)
+    return score
+
+
+TASK = TaskSpec(
+    name="code",
+    normalize=normalize,
+    validate=rewards.validate_example,
+    question=question,
+    recipe_fields=recipe_fields,
+    sft_answer=lambda r: r.get("solution") and f"```python\n{r.get('solution')}\n```",
+    # "d1": EGSPO's code reward (d1 trains no code)
+    reward_sets={s: RewardPair(_batched(s, False), _batched(s, True)) for s in ("dlrl", "d1", "espo")},
+    extract_answer=lambda completion, reward_set: (rewards.extract_code(completion)[0] if reward_set == "dlrl"
+                                                   else rewards.first_python_block(completion)),
+    uses_sandbox=True,
+)

@@ -68,7 +68,7 @@ _MASK_STREAM = 0x5EED  # as training/algorithms.py _SequenceLevel: ESPO / diffu-
 
 @struct.dataclass
 class SeedData:
-    """One seed's host-made inputs (stack them with `stack_seed_data` for vmap).
+    """One seed's host-made inputs (stack them with `stack_seed_data` for vmap); NumPy arrays.
 
     train_prompt_ids [N, P] int32, train_prompt_mask [N, P] bool, train_target_ids [N, G] int32 (the SFT
     targets), train_puzzle / train_solution [N, 16] int32 (cells, 0 = blank); eval_prompt_ids [E, P],
@@ -156,12 +156,22 @@ def seed_data(cfg: Config, seed: int) -> SeedData:
 
 
 def stack_seed_data(per_seed: list[SeedData]) -> SeedData:
-    """The seeds' data stacked on a leading axis (for `jax.vmap(train)`); shapes must agree."""
+    """The seeds' data stacked on a leading axis (for `jax.vmap(train)`). A seed whose generator kept
+    fewer distinct training puzzles (duplicates of held-out ones are dropped) gets copies of its last
+    record appended, which its batch orders never index; every other shape must agree."""
+    n = max(d.train_prompt_ids.shape[0] for d in per_seed)
+
+    def pad(d: SeedData) -> SeedData:
+        fields = {f.name: getattr(d, f.name) for f in dataclasses.fields(d)}
+        return SeedData(**{k: np.concatenate([v, np.repeat(v[-1:], n - len(v), axis=0)]) if k.startswith("train_")
+                           else v for k, v in fields.items()})
+
+    per_seed = [pad(d) for d in per_seed]
     shapes = [jax.tree.map(np.shape, d) for d in per_seed]
     for i, s in enumerate(shapes[1:], 1):
         if s != shapes[0]:
             raise ValueError(f"seed data {i} has shapes {s}, seed data 0 {shapes[0]}: every seed needs the same "
-                             "record counts and prompt length")
+                             "held-out count, prompt length and batch orders")
     return jax.tree.map(lambda *xs: np.stack(xs), *per_seed)
 
 

@@ -18,6 +18,7 @@ import argparse
 import json
 import math
 import os
+import sys
 import time
 
 import jax
@@ -48,7 +49,14 @@ def run_algorithm(algorithm: str, seeds: list[int], iterations: int, sequential:
     the same function jitted without vmap), timed; compile time apart from run time."""
     cfg = load_config(algorithm, iterations, extra)
     t = time.perf_counter()
-    train = seeded.make_train(cfg)
+    start = time.perf_counter()
+
+    def progress(iteration, reward):
+        if int(iteration) % 10 == 9:
+            print(f"[{algorithm}] iteration {int(iteration) + 1}, {time.perf_counter() - start:.0f} s, rollout "
+                  f"reward {np.round(np.asarray(reward), 3).tolist()}", file=sys.stderr, flush=True)
+
+    train = seeded.make_train(cfg, progress=progress)
     per_seed = [seeded.seed_data(cfg, s) for s in seeds]
     host_s = time.perf_counter() - t
     data = seeded.stack_seed_data(per_seed)

@@ -8,10 +8,12 @@ train(rng)`), so that `jax.jit(jax.vmap(train))` runs N seeds at once.
 
 `train(seed, data) -> metrics` is pure: the seed is an int32 scalar (a tracer under vmap) and `data` a
 `SeedData` of arrays, so nothing in it touches the host. Inside: `lax.scan` over SFT steps; `lax.scan`
-over RL iterations (in segments of `run.eval_every` with an evaluation after each); per iteration the
-rollout (`rollout.generate`, itself a scan over denoising steps), the Sudoku reward in JAX from the
-token ids (`rewards.sudoku_tokens`), the algorithm's post-reward part and a `lax.scan` over its
-optimizer steps with the update of `training.update`; evaluation is a `lax.map` over held-out batches.
+over RL iterations, each the rollout (`rollout.generate`, itself a scan over denoising steps), the
+Sudoku reward in JAX from the token ids (`rewards.sudoku_tokens`), the algorithm's post-reward part
+and a `lax.scan` over its optimizer steps with the update of `training.update`; the parameters at
+each evaluation point (after SFT, every `run.eval_every` iterations, at the end) are kept and
+evaluated together at the end, a `lax.map` over them and over held-out batches (one compiled
+evaluation, and the same numbers as evaluating on the way, since evaluation has its own keys).
 
 What is the same as `dlrl-jax train` (training/loop.py, training/algorithms.py) for a seed: the records
 (`build_task` with that seed), the SFT and RL batch orders (the grain streams of seed and seed + 1,
@@ -332,8 +334,12 @@ class _SequenceLevel:
         return key, _stack(inner), {}
 
 
-def make_train(cfg: Config):
+def make_train(cfg: Config, progress=None):
     """`train(seed, data) -> metrics` for `cfg` (see the module docstring); pure, jit- and vmap-able.
+
+    progress: None, or a host function `progress(iteration, reward_mean)` called after every RL
+    iteration through `jax.debug.callback` (under vmap reward_mean holds every seed's); the only host
+    contact, for watching a long compiled run, and it changes no result.
 
     seed: int32 scalar. data: `seed_data(cfg, seed)` (or a stack of them under vmap). metrics:
       sft_loss [S]; rl: per-iteration dict of [I] arrays (reward_mean, reward_std, solved, loss, grad_norm,
@@ -417,6 +423,8 @@ def make_train(cfg: Config):
                            loss=last["loss"], grad_norm=last["grad_norm"], skipped=last["skipped"],
                            ratio=last["ratio"] / count, clip_fraction=last["clip_fraction"] / count,
                            kl=last["kl"] / count, entropy_profile=traj.step_entropy.mean(axis=0))
+            if progress is not None:
+                jax.debug.callback(progress, it, metrics["reward_mean"])
             return (params, opt_state, key), metrics
 
         # Parameter snapshots at every evaluation point, evaluated together at the end by one lax.map:

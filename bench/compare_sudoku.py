@@ -108,8 +108,8 @@ def report(rows: list[dict]) -> str:
     for r in rows:
         if r["kind"] == "vmap":
             runs[r["algorithm"]] = r  # the newest run of an algorithm wins
-    lines = ["| algorithm | seeds | RL iterations | cell reward before | cell reward after | solved before | "
-             "solved after | gain in reward | gain in solved |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [("| algorithm | seeds | RL iterations | cell reward before | cell reward after | solved before | "
+              "solved after | gain in reward | gain in solved |"), "|---|---|---|---|---|---|---|---|---|"]
     for name in [n for n in CONFIGS if n in runs]:
         r = runs[name]
         rb, ra = r["eval_before"]["reward"], r["eval_after"]["reward"]
@@ -120,8 +120,8 @@ def report(rows: list[dict]) -> str:
                "{:+.1f} ± {:.1f} pts"]
         lines.append(f"| {name} | {len(r['seeds'])} | {r['iterations']} | " +
                      " | ".join(f.format(*c) for f, c in zip(fmt, cells)) + " |")
-    lines += ["", "Paired by seed (same warm start), after RL: difference of means ± standard error, two-sided "
-              "paired t p-value (n - 1 degrees of freedom).", "",
+    lines += ["", ("Paired by seed (same warm start), after RL: difference of means ± standard error, two-sided "
+                   "paired t p-value (n - 1 degrees of freedom)."), "",
               "| claim | seeds | cell reward diff | p | solved diff | p | holds significantly (p < 0.05)? |",
               "|---|---|---|---|---|---|---|"]
     for better, worse in CLAIMS:
@@ -129,7 +129,10 @@ def report(rows: list[dict]) -> str:
             continue
         a, b = runs[better], runs[worse]
         common = [s for s in a["seeds"] if s in b["seeds"]]
-        pick = lambda r, field: [r["eval_after"][field][r["seeds"].index(s)] for s in common]  # noqa: E731
+
+        def pick(r, field, common=common):
+            return [r["eval_after"][field][r["seeds"].index(s)] for s in common]
+
         dr, ser, pr = _paired_t(pick(a, "reward"), pick(b, "reward"))
         ds, ses, ps = _paired_t(pick(a, "solved"), pick(b, "solved"))
         verdict = []
@@ -187,8 +190,7 @@ def main():
         for algorithm in args.algorithms:
             rows = run_algorithm(algorithm, seeds, args.iterations, args.sequential, args.set)
             with open(args.out, "a") as f:
-                for row in rows:
-                    f.write(json.dumps(row) + "\n")
+                f.writelines(json.dumps(row) + "\n" for row in rows)
     with open(args.out) as f:
         print(report([json.loads(line) for line in f if line.strip()]))
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -43,7 +42,7 @@ class TokenTable:
     eos_id: int
 
     @classmethod
-    def from_tokenizer(cls, tokenizer, vocab_size: int, gen_length: int) -> "TokenTable":
+    def from_tokenizer(cls, tokenizer, vocab_size: int, gen_length: int) -> TokenTable:
         if gen_length > MAX_GEN_LENGTH:
             raise ValueError(f"sampler.gen_length {gen_length}: the JAX Sudoku reward is exact for completions of "
                              f"at most {MAX_GEN_LENGTH} tokens; lower it or use the host reward (dlrl-jax train)")
@@ -70,7 +69,7 @@ class TokenTable:
 
 def answer_grid(completion_BxG, table: TokenTable):
     """The 16 digits [B, 16] int32 the host reward reads from each completion (0 where missing)."""
-    B, G = completion_BxG.shape
+    G = completion_BxG.shape[1]
     ids = completion_BxG.astype(jnp.int32)
     is_eos = ids == table.eos_id
     before_eos = jnp.cumsum(is_eos, axis=1) - is_eos == 0

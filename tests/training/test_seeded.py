@@ -29,7 +29,7 @@ def _completions(tokenizer, vocab, rng, solutions, n_rows):
     """Completions [n_rows, 16] that hit every path of the host decode and reward: digits (right and
     wrong), EOS early or late, mask / pad / special / unknown ids between digits, letters and
     punctuation, a written "</answer>" (cuts the answer), a written "<answer>" (does not)."""
-    ids = lambda text: tokenizer.encode(text)  # noqa: E731
+    ids = tokenizer.encode
     digit_ids = np.asarray(ids("0123456789"))
     specials = np.asarray([tokenizer.mask_id, tokenizer.pad_id, 3, 4, 5, 6, vocab - 1, 110])
     rows = np.empty((n_rows, 16), np.int64)
@@ -109,9 +109,9 @@ def test_vmapped_seeds_equal_separate_runs(algorithm):
     alone = jax.jit(train).lower(seed_array[0], per_seed[0]).compile(FAST_COMPILE)
     for i, seed in enumerate(seeds):
         single = alone(seed_array[i], per_seed[i])
-        jax.tree.map_with_path(lambda path, a, b: np.testing.assert_allclose(
-            np.asarray(a)[i], b, rtol=1e-5, atol=1e-6, err_msg=f"seed {seed}, metric {jax.tree_util.keystr(path)}"),
-            together, single)
+        for (path, a), b in zip(jax.tree.leaves_with_path(together), jax.tree.leaves(single), strict=True):
+            np.testing.assert_allclose(np.asarray(a)[i], b, rtol=1e-5, atol=1e-6,
+                                       err_msg=f"seed {seed}, metric {jax.tree_util.keystr(path)}")
     # the seeds really differ (a vmap that broadcast one seed would pass the loop above only by luck)
     assert len({round(float(x), 6) for x in together["sft_loss"][:, 0]}) == 3
     assert together["rl"]["reward_mean"].shape == (3, 3) and together["eval"]["reward"].shape == (3, 1)

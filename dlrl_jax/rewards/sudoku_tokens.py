@@ -83,7 +83,7 @@ def answer_grid(completion_BxG, table: TokenTable):
     n_tag = tag.shape[0]
     starts = jnp.arange(G)
     window = jnp.clip(starts[:, None] + jnp.arange(n_tag)[None, :], 0, G - 1)  # [G, 9]
-    is_tag = (text[:, window] == tag).all(axis=2) & (starts[None, :] + n_tag <= n_chars[:, None])
+    is_tag = (text[:, window] == tag[None, None, :]).all(axis=2) & (starts[None, :] + n_tag <= n_chars[:, None])
     text_end = jnp.where(is_tag.any(axis=1), jnp.argmax(is_tag, axis=1), n_chars)  # the answer's end
     digit = jnp.asarray(table.digit)[text]
     is_digit = (digit >= 0) & (starts[None, :] < text_end[:, None])

@@ -1,46 +1,198 @@
-"""Side by side on the embedded tiny 4x4 Sudoku task: EGSPO-SA, EGSPO, ESPO and diffu-GRPO from the
-same SFT warm start (same seed, same SFT steps) and the same number of RL iterations.
+"""EGSPO-SA, EGSPO, ESPO and diffu-GRPO on the embedded tiny 4x4 Sudoku task over many seeds, each
+algorithm's seeds in one compiled program (`jax.jit(jax.vmap(train))`, dlrl_jax/training/seeded.py).
 
-    python bench/compare_sudoku.py --seeds 0 1 --iterations 100
+Each seed: the demo's SFT warm start (the same for every algorithm, so runs pair by seed), then
+`--iterations` RL iterations, held-out greedy evaluation before and after. Results go to a JSON-lines
+file (one line per algorithm and timing), so algorithms can run in separate invocations; `--report`
+prints the table (mean +- standard error over seeds) and the paired comparisons.
+
+    python bench/compare_sudoku.py --seeds 8 --iterations 100 --out runs/compare/results.jsonl
+    python bench/compare_sudoku.py --sequential 1 --algorithms egspo_sa ...   # + one seed at a time, timed
+    python bench/compare_sudoku.py --report --out runs/compare/results.jsonl
+    python bench/compare_sudoku.py --cli --seeds 2                              # the old path: dlrl-jax train per run
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
 
 from dlrl_jax import config
-from dlrl_jax.app.train import train
+from dlrl_jax.training import seeded
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = {"egspo_sa": "tiny_sudoku_egspo_sa.yaml", "egspo": "tiny_sudoku_egspo_sa.yaml",
            "espo": "tiny_sudoku_espo.yaml", "diffu_grpo": "tiny_sudoku_diffu_grpo.yaml"}
+# the papers' claims, as (better, worse): EGSPO-SA >= EGSPO > diffu-GRPO; ESPO > diffu-GRPO
+CLAIMS = [("egspo_sa", "egspo"), ("egspo", "diffu_grpo"), ("egspo_sa", "diffu_grpo"), ("espo", "diffu_grpo")]
+
+
+def load_config(algorithm: str, iterations: int, extra=()):
+    return config.load(os.path.join(ROOT, "configs", CONFIGS[algorithm]), [
+        f"algorithm.name={algorithm}", f"run.iterations={iterations}", "run.eval_every=0", *extra])
+
+
+def _host(tree):
+    return jax.tree.map(lambda x: np.asarray(x).tolist(), tree)
+
+
+def run_algorithm(algorithm: str, seeds: list[int], iterations: int, sequential: int, extra=()) -> list[dict]:
+    """The vmapped run of `seeds` (and, with `sequential`, that many of them again one at a time with
+    the same function jitted without vmap), timed; compile time apart from run time."""
+    cfg = load_config(algorithm, iterations, extra)
+    t = time.perf_counter()
+    start = time.perf_counter()
+
+    def progress(iteration, reward):
+        if int(iteration) % 10 == 9:
+            print(f"[{algorithm}] iteration {int(iteration) + 1}, {time.perf_counter() - start:.0f} s, rollout "
+                  f"reward {np.round(np.asarray(reward), 3).tolist()}", file=sys.stderr, flush=True)
+
+    train = seeded.make_train(cfg, progress=progress)
+    per_seed = [seeded.seed_data(cfg, s) for s in seeds]
+    host_s = time.perf_counter() - t
+    data = seeded.stack_seed_data(per_seed)
+    seed_array = jnp.asarray(seeds, jnp.int32)
+    t = time.perf_counter()
+    compiled = jax.jit(jax.vmap(train)).lower(seed_array, data).compile()
+    compile_s = time.perf_counter() - t
+    t = time.perf_counter()
+    metrics = jax.block_until_ready(compiled(seed_array, data))
+    run_s = time.perf_counter() - t
+    out = [{"kind": "vmap", "algorithm": algorithm, "seeds": seeds, "iterations": iterations, "host_s": host_s,
+            "compile_s": compile_s, "run_s": run_s, "eval_before": _host(metrics["eval_before"]),
+            "eval_after": _host(metrics["eval_after"]),
+            "rl_reward_mean": _host(metrics["rl"]["reward_mean"]) if iterations else []}]
+    print(json.dumps({k: v for k, v in out[0].items() if k != "rl_reward_mean"}), flush=True)
+    if sequential:
+        t = time.perf_counter()
+        single = jax.jit(train).lower(seed_array[0], per_seed[0]).compile()
+        compile_one = time.perf_counter() - t
+        for i in range(min(sequential, len(seeds))):
+            t = time.perf_counter()
+            m = jax.block_until_ready(single(seed_array[i], per_seed[i]))
+            out.append({"kind": "sequential", "algorithm": algorithm, "seed": seeds[i], "iterations": iterations,
+                        "compile_s": compile_one, "run_s": time.perf_counter() - t,
+                        "eval_before": _host(m["eval_before"]), "eval_after": _host(m["eval_after"]),
+                        "vmapped_eval_after": {k: v[i] for k, v in out[0]["eval_after"].items()}})
+            print(json.dumps(out[-1]), flush=True)
+    return out
+
+
+def _mean_se(x):
+    x = np.asarray(x, np.float64)
+    return x.mean(), (x.std(ddof=1) / math.sqrt(len(x)) if len(x) > 1 else float("nan"))
+
+
+def _paired_t(a, b):
+    """(mean difference, its standard error, two-sided p) of a - b paired by seed (Student's t, n - 1 df)."""
+    from scipy import stats  # a dependency of jax
+
+    d = np.asarray(a, np.float64) - np.asarray(b, np.float64)
+    mean, se = _mean_se(d)
+    if len(d) < 2 or se == 0:
+        return mean, se, float("nan")
+    return mean, se, float(2 * stats.t.sf(abs(mean / se), len(d) - 1))
+
+
+def report(rows: list[dict]) -> str:
+    runs = {}
+    for r in rows:
+        if r["kind"] == "vmap":
+            runs[r["algorithm"]] = r  # the newest run of an algorithm wins
+    lines = [("| algorithm | seeds | RL iterations | cell reward before | cell reward after | solved before | "
+              "solved after | gain in reward | gain in solved |"), "|---|---|---|---|---|---|---|---|---|"]
+    for name in [n for n in CONFIGS if n in runs]:
+        r = runs[name]
+        rb, ra = r["eval_before"]["reward"], r["eval_after"]["reward"]
+        sb, sa = r["eval_before"]["solved"], r["eval_after"]["solved"]
+        cells = [_mean_se(rb), _mean_se(ra), _mean_se(np.multiply(sb, 100)), _mean_se(np.multiply(sa, 100)),
+                 _mean_se(np.subtract(ra, rb)), _mean_se(np.subtract(sa, sb) * 100)]
+        fmt = ["{:.3f} ± {:.3f}", "{:.3f} ± {:.3f}", "{:.1f}% ± {:.1f}", "{:.1f}% ± {:.1f}", "{:+.3f} ± {:.3f}",
+               "{:+.1f} ± {:.1f} pts"]
+        lines.append(f"| {name} | {len(r['seeds'])} | {r['iterations']} | " +
+                     " | ".join(f.format(*c) for f, c in zip(fmt, cells)) + " |")
+    lines += ["", ("Paired by seed (same warm start), after RL: difference of means ± standard error, two-sided "
+                   "paired t p-value (n - 1 degrees of freedom)."), "",
+              "| claim | seeds | cell reward diff | p | solved diff | p | holds significantly (p < 0.05)? |",
+              "|---|---|---|---|---|---|---|"]
+    for better, worse in CLAIMS:
+        if better not in runs or worse not in runs:
+            continue
+        a, b = runs[better], runs[worse]
+        common = [s for s in a["seeds"] if s in b["seeds"]]
+
+        def pick(r, field, common=common):
+            return [r["eval_after"][field][r["seeds"].index(s)] for s in common]
+
+        dr, ser, pr = _paired_t(pick(a, "reward"), pick(b, "reward"))
+        ds, ses, ps = _paired_t(pick(a, "solved"), pick(b, "solved"))
+        verdict = []
+        for d, p, what in ((dr, pr, "reward"), (ds, ps, "solved")):
+            verdict.append(f"{what}: " + ("yes" if p < 0.05 and d > 0 else
+                                          "reversed" if p < 0.05 and d < 0 else "not significant"))
+        lines.append(f"| {better} > {worse} | {len(common)} | {dr:+.3f} ± {ser:.3f} | {pr:.3f} | "
+                     f"{100 * ds:+.1f} ± {100 * ses:.1f} pts | {ps:.3f} | {'; '.join(verdict)} |")
+    lines += ["", "| algorithm | program | seeds | compile s | run s | seeds per hour (run) | seeds per hour (with compile) |",
+              "|---|---|---|---|---|---|---|"]
+    for name in [n for n in CONFIGS if n in runs]:
+        r = runs[name]
+        n = len(r["seeds"])
+        lines.append(f"| {name} | jit(vmap(train)), {n} seeds at once | {n} | {r['compile_s']:.0f} | {r['run_s']:.0f} | "
+                     f"{3600 * n / r['run_s']:.1f} | {3600 * n / (r['run_s'] + r['compile_s']):.1f} |")
+        seq = [s for s in rows if s["kind"] == "sequential" and s["algorithm"] == name]
+        if seq:
+            run_s = float(np.mean([s["run_s"] for s in seq]))
+            lines.append(f"| {name} | jit(train), one seed at a time | {len(seq)} | {seq[0]['compile_s']:.0f} | "
+                         f"{run_s:.0f} per seed | {3600 / run_s:.1f} | "
+                         f"{3600 * len(seq) / (len(seq) * run_s + seq[0]['compile_s']):.1f} |")
+    return "\n".join(lines)
+
+
+def run_cli(seeds: list[int], iterations: int, algorithms: list[str], out_dir: str) -> None:
+    """The old path: one `dlrl-jax train` (host rewards, checkpoints, metrics files) per run."""
+    from dlrl_jax.app.train import train
+
+    for algorithm in algorithms:
+        for seed in seeds:
+            cfg = load_config(algorithm, iterations, [f"seed={seed}", f"run.out_dir={out_dir}/{algorithm}_seed{seed}",
+                                                      "run.progress=false", "run.tensorboard=false"])
+            s = train(cfg, log=lambda *_: None)
+            print(json.dumps({"algorithm": algorithm, "seed": seed, "before": s["before"], "after": s["after"],
+                              "seconds": s["seconds"]}), flush=True)
 
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--seeds", type=int, default=8, help="seeds 0 .. N-1")
     parser.add_argument("--iterations", type=int, default=100)
-    parser.add_argument("--algorithms", nargs="+", default=list(CONFIGS))
-    parser.add_argument("--out", default="runs/compare")
+    parser.add_argument("--algorithms", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--sequential", type=int, default=0,
+                        help="also run this many of the seeds one at a time (jit without vmap), for seeds per hour")
+    parser.add_argument("--set", action="append", default=[], help="extra config overrides (key=value)")
+    parser.add_argument("--out", default="runs/compare/results.jsonl")
+    parser.add_argument("--report", action="store_true", help="print the table from --out and exit")
+    parser.add_argument("--cli", action="store_true", help="the old path: dlrl-jax train once per (algorithm, seed)")
     args = parser.parse_args()
-    rows = []
-    for algorithm in args.algorithms:
-        for seed in args.seeds:
-            out = os.path.join(args.out, f"{algorithm}_seed{seed}")
-            cfg = config.load(os.path.join(ROOT, "configs", CONFIGS[algorithm]), [
-                f"algorithm.name={algorithm}", f"seed={seed}", f"run.iterations={args.iterations}",
-                f"run.out_dir={out}", "run.progress=false", "run.eval_every=0", "run.tensorboard=false"])
-            summary = train(cfg, log=lambda *_: None)
-            rows.append((algorithm, seed, summary))
-            print(json.dumps({"algorithm": algorithm, "seed": seed, "before": summary["before"],
-                              "after": summary["after"], "seconds": summary["seconds"]}), flush=True)
-    print(f"| algorithm | seed | RL iterations | reward before | reward after | solved before | solved after | s |")
-    print("|---|---|---|---|---|---|---|---|")
-    for algorithm, seed, s in rows:
-        print(f"| {algorithm} | {seed} | {args.iterations} | {s['before']['reward']:.3f} | {s['after']['reward']:.3f} | "
-              f"{s['before']['solved']:.1%} | {s['after']['solved']:.1%} | {s['seconds']:.0f} |")
+    seeds = list(range(args.seeds))
+    if args.cli:
+        return run_cli(seeds, args.iterations, args.algorithms, os.path.dirname(args.out) or ".")
+    if not args.report:
+        os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
+        for algorithm in args.algorithms:
+            rows = run_algorithm(algorithm, seeds, args.iterations, args.sequential, args.set)
+            with open(args.out, "a") as f:
+                f.writelines(json.dumps(row) + "\n" for row in rows)
+    with open(args.out) as f:
+        print(report([json.loads(line) for line in f if line.strip()]))
 
 
 if __name__ == "__main__":

@@ -62,48 +62,30 @@ def _masked_logprob_sum(graphdef, params, prompt_ids, prompt_mask, completion_id
 
 def estimate_pure(graphdef, params, prompt_ids, prompt_mask, completion_ids, key, *, num_samples: int = 1,
                   coupled: bool = True, stratified: bool = True, mask_id: int, remat: bool = True,
-                  dropout_key=None, strata: int = 0, row_offset=0, batch_passes: bool = False):
+                  dropout_key=None, strata: int = 0, row_offset=0):
     """Per-sequence ELBO estimates [B] (pure; jit and grad friendly). Each pass is rematerialised
     under grad when `remat`, so memory holds one pass's activations at a time. A `dropout_key` turns
     on LoRA dropout, a fresh draw for every pass (fold_in(dropout_key, pass index)). With `strata` > 0
     the masks are ESPO's own stratified draw over groups of that many rows (`draw_masks_in_strata`;
-    these rows start at global row `row_offset`); else `stratified` spreads the counts over these rows.
-
-    `batch_passes` runs the (coupled) passes of every draw as one forward over num_samples * 2 * B
-    rows (a vmap over the passes: the same masks, dropout draws and sums, larger matmuls and fewer
-    kernel launches); with `remat` that one batched pass is recomputed in the backward, so memory then
-    holds the activations of all passes at once."""
+    these rows start at global row `row_offset`); else `stratified` spreads the counts over these rows."""
     B, G = completion_ids.shape
 
     def one_pass(p, masked, index):
         dk = None if dropout_key is None else jax.random.fold_in(dropout_key, index)
         return _masked_logprob_sum(graphdef, p, prompt_ids, prompt_mask, completion_ids, masked, mask_id, dk)
 
-    draws = []
+    if remat:
+        one_pass = jax.checkpoint(one_pass, static_argnums=2)
+    total = jnp.zeros((B,), jnp.float32)
     for m in range(num_samples):
         draw_key = jax.random.fold_in(key, m)
-        draws.append(draw_masks_in_strata(draw_key, row_offset, B, G, strata) if strata else
-                     draw_masks(draw_key, B, G, stratified=stratified))
-    if batch_passes:
-        masks = [mask for masked, _ in draws for mask in ((masked, ~masked) if coupled else (masked,))]
-        per_draw = 2 if coupled else 1
-        indices = jnp.array([2 * m + c for m in range(num_samples) for c in range(per_draw)], jnp.uint32)
-        passes = jax.vmap(one_pass, in_axes=(None, 0, 0))
-        if remat:
-            passes = jax.checkpoint(passes)
-        sums = passes(params, jnp.stack(masks), indices)  # [passes, B]
-        pass_sum = lambda m, c: sums[per_draw * m + c]  # noqa: E731
-    else:
-        if remat:
-            one_pass = jax.checkpoint(one_pass, static_argnums=2)
-        pass_sum = lambda m, c: one_pass(params, draws[m][0] if c == 0 else ~draws[m][0], 2 * m + c)  # noqa: E731
-    total = jnp.zeros((B,), jnp.float32)
-    for m, (masked, l_B) in enumerate(draws):
+        masked, l_B = draw_masks_in_strata(draw_key, row_offset, B, G, strata) if strata else \
+            draw_masks(draw_key, B, G, stratified=stratified)
         weight = jnp.where(l_B > 0, (G + 1) / jnp.maximum(l_B, 1), 0.0)
-        sample = weight * pass_sum(m, 0)
+        sample = weight * one_pass(params, masked, 2 * m)
         if coupled:
             weight_c = jnp.where(l_B < G, (G + 1) / jnp.maximum(G - l_B, 1), 0.0)
-            sample = 0.5 * (sample + weight_c * pass_sum(m, 1))
+            sample = 0.5 * (sample + weight_c * one_pass(params, ~masked, 2 * m + 1))
         total = total + sample
     return total / num_samples
 

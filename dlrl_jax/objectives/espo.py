@@ -24,7 +24,6 @@ class ESPOSettings:
     beta: float = 1e-3
     remat: bool = True  # recompute each ELBO pass in the backward: one pass's activations in memory
     strata: int = 0     # rows per stratified mask-count group (ESPO's per-device batch); 0: the micro-batch
-    batch_passes: bool = False  # every ELBO pass in one forward over passes x rows (elbo.estimate_pure)
 
 
 def leave_one_out_advantages(reward_B, group_size: int) -> np.ndarray:
@@ -41,8 +40,7 @@ def elbos(graphdef, params, batch, key, settings: ESPOSettings):
     return estimate_pure(graphdef, params, batch["prompt_ids"], batch["prompt_mask"], batch["completion_ids"], key,
                          num_samples=settings.num_samples, coupled=settings.coupled, stratified=True,
                          mask_id=settings.mask_id, remat=settings.remat, dropout_key=models.batch_dropout_key(batch),
-                         strata=settings.strata, row_offset=batch.get("row_offset", 0),
-                         batch_passes=settings.batch_passes)
+                         strata=settings.strata, row_offset=batch.get("row_offset", 0))
 
 
 def espo_loss(graphdef, params, batch, settings: ESPOSettings, total_rows: int):

@@ -13,13 +13,13 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import nnx
 
 from dlrl_jax import models
 from dlrl_jax.objectives import diffu_grpo, espo, stepwise
 from dlrl_jax.objectives.selection import adaptive_k, select_steps
 from dlrl_jax.parallel.distributed import to_global, to_host
 from dlrl_jax.parallel.mesh import replicated
-
 
 DROPOUT_STREAM = 0xD0  # fold_in index of the LoRA dropout keys, apart from every mask-draw key
 
@@ -170,12 +170,33 @@ class _SequenceLevel:
         return [jax.tree.map(lambda x, i=i: x[i], items) for i in range(a.mu)], {}
 
 
+ELBO_REMAT_BYTES = 2**30  # algorithm.elbo_remat auto: recompute the ELBO passes above this much activation memory
+
+
+def elbo_activation_bytes(run, rows: int, samples: int) -> int:
+    """A rough upper estimate of what the backward of one micro-batch's ESPO loss keeps without ELBO
+    rematerialisation: 2 * samples coupled passes over rows x (prompt + completion) positions, per
+    layer the block's activations and the float32 attention weights (only the layer inputs when the
+    model itself rematerialises its layers, model.remat)."""
+    cfg = nnx.merge(run.graphdef, run.params).cfg
+    positions = run.prompt_length + run.cfg.sampler.gen_length
+    width = jnp.dtype(cfg.jnp_dtype).itemsize
+    if cfg.remat != "none":
+        per_position = 2 * cfg.d_model * width
+    else:
+        per_position = ((10 * cfg.d_model + 4 * cfg.mlp_hidden + 2 * cfg.lora_rank * len(cfg.lora_targets)) * width
+                        + 2 * cfg.n_heads * positions * 4)
+    return 2 * samples * rows * positions * cfg.n_layers * per_position
+
+
 class ESPO(_SequenceLevel):
     def __init__(self, run, rows):
         super().__init__(run, rows)
         a = self.a
+        remat = a.elbo_remat if a.elbo_remat != "auto" else \
+            elbo_activation_bytes(run, rows // a.micro_batches, a.elbo_samples) > ELBO_REMAT_BYTES
         self.settings = espo.ESPOSettings(mask_id=run.mask_id, num_samples=a.elbo_samples, coupled=True,
-                                          eps=a.eps_low, beta=a.beta, remat=a.elbo_remat, strata=a.elbo_strata)
+                                          eps=a.eps_low, beta=a.beta, remat=remat, strata=a.elbo_strata)
         self.shared_draw = a.elbo_strata > 0
         self.loss = functools.partial(self._loss, run.graphdef, self.settings, rows)
 

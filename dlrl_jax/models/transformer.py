@@ -258,7 +258,7 @@ def _proj(cfg, p, name, equation, x, dropout_key=None):
         shape = _LAYER_PARAMS[name][0](cfg, D, H, K, Hd, F)
 
         def quantized_matmul(x, codes, scale):
-            return jnp.einsum(equation, x, quantize.dequantize(cfg.quantize_base, codes, scale, shape, dt))
+            return _einsum(equation, x, quantize.dequantize(cfg.quantize_base, codes, scale, shape, dt))
 
         if cfg.remat == "none":  # (with remat the layer's rematerialisation does this already)
             # the backward keeps the codes (slices of the stacked inputs) and dequantizes again,
@@ -266,7 +266,7 @@ def _proj(cfg, p, name, equation, x, dropout_key=None):
             quantized_matmul = jax.checkpoint(quantized_matmul, policy=jax.checkpoint_policies.nothing_saveable)
         y = quantized_matmul(x, p[name], p[name + quantize.SCALE_SUFFIX])
     else:
-        y = jnp.einsum(equation, x, p[name].astype(dt))
+        y = _einsum(equation, x, p[name].astype(dt))
     if f"lora_a_{name}" in p:
         if dropout_key is not None:
             keep = lora_dropout_mask(cfg, dropout_key, name, x.shape)
@@ -280,7 +280,27 @@ def _proj(cfg, p, name, equation, x, dropout_key=None):
 
 def _lora_product(x, a, b, n_in):
     """(x A) B over x's last `n_in` axes: the adapter's low-rank path, never forming A B."""
-    return jnp.tensordot(jnp.tensordot(x, a, axes=n_in), b, axes=1)
+    return _tensordot(_tensordot(x, a, n_in), b, 1)
+
+
+def _bf16_on_cpu(x) -> bool:
+    """XLA's CPU backend runs a bfloat16 x bfloat16 -> bfloat16 dot as converts to float32 around a
+    float32 dot, but asked for a float32 result it uses its native bfloat16 kernel (avx512_bf16):
+    the same arithmetic (float32 accumulation, one rounding to bfloat16 at the end), about twice as
+    fast as float32 (bench/RESULTS.md, issue 19). GPUs and TPUs keep the plain bfloat16 dot."""
+    return x.dtype == jnp.bfloat16 and jax.default_backend() == "cpu"
+
+
+def _einsum(equation, x, w):
+    if _bf16_on_cpu(x):
+        return jnp.einsum(equation, x, w, preferred_element_type=jnp.float32).astype(x.dtype)
+    return jnp.einsum(equation, x, w)
+
+
+def _tensordot(x, w, axes):
+    if _bf16_on_cpu(x):
+        return jnp.tensordot(x, w, axes=axes, preferred_element_type=jnp.float32).astype(x.dtype)
+    return jnp.tensordot(x, w, axes=axes)
 
 
 def _delta_grad_is_cheaper(x, a, b, n_in) -> bool:

@@ -32,6 +32,28 @@ def _split_rows(tree, micro_batches):
     return jax.tree.map(lambda x: x.reshape(micro_batches, x.shape[0] // micro_batches, *x.shape[1:]), tree)
 
 
+def reference_model(run):
+    """(graphdef, params -> params) for the reference policy's forwards. With LoRA the reference is the
+    base model (Run.reference: every adapter factor zero), and x W + s (x 0) 0 is x W exactly, so the
+    reference forwards run on a graph without the adapters: the same numbers without the adapter's
+    matmuls. Without LoRA: the run's graph and the parameters as they are."""
+    cfg = nnx.merge(run.graphdef, run.params).cfg
+    if not cfg.lora_rank:
+        return run.graphdef, lambda ref_params: ref_params
+    base_cfg = cfg.replace(lora_rank=0, lora_alpha=0.0, lora_targets=(), lora_dropout=0.0)
+
+    graphdef, abstract = nnx.split(nnx.eval_shape(lambda: models.Transformer(base_cfg, rngs=nnx.Rngs(params=0))))
+
+    def strip(ref_params):
+        values = nnx.to_pure_dict(ref_params)
+        values["layers"] = {k: v for k, v in values["layers"].items() if not k.startswith("lora_")}
+        state = jax.tree.map(lambda x: x, abstract)  # a new container each time: filled below
+        nnx.replace_by_pure_dict(state, values)
+        return state
+
+    return graphdef, strip
+
+
 class EGSPO:
     def __init__(self, run, rows):
         cfg, a = run.cfg, run.cfg.algorithm
@@ -48,6 +70,7 @@ class EGSPO:
         self.loss = functools.partial(stepwise.stepwise_loss, run.graphdef, settings=settings, total_rows=rows)
         self._ref = jax.jit(functools.partial(stepwise.selected_step_logprobs, mask_id=run.mask_id,
                                               aggregation=a.aggregation), static_argnums=0)
+        self.ref_graphdef, self.base_params = reference_model(run)
 
     def prepare(self, traj, reward, records, params, ref_params, update_index):
         run, a, B = self.run, self.a, self.rows
@@ -68,7 +91,8 @@ class EGSPO:
         old = jnp.take_along_axis(traj.step_logprob, steps, axis=1)  # the rollout's sums
         if a.aggregation == "mean":  # the loss's log-prob is then a mean over the step's tokens: so is old
             old = old / jnp.maximum(jnp.take_along_axis(traj.step_count, steps, axis=1), 1)
-        ref = self._ref(run.graphdef, ref_params, traj.tokens, traj.prompt_mask, traj.unmask_step, steps) \
+        ref = self._ref(self.ref_graphdef, self.base_params(ref_params), traj.tokens, traj.prompt_mask,
+                        traj.unmask_step, steps) \
             if a.beta > 0 else old
         adv = run.place(adv)  # host values onto the mesh, like the trajectory's arrays
         items = stepwise.column_items(traj.tokens, traj.prompt_mask, traj.unmask_step, steps, valid, adv, old, ref,
@@ -120,6 +144,7 @@ class _SequenceLevel:
     def __init__(self, run, rows):
         self.run, self.a, self.rows = run, run.cfg.algorithm, rows
         self.base_key = jax.random.fold_in(jax.random.key(run.cfg.seed), 0x5EED)
+        self.ref_graphdef, self.base_params = reference_model(run)
         self._prepare = jax.jit(self._items, static_argnums=0)
 
     def _batch(self, traj):
@@ -208,12 +233,13 @@ class ESPO(_SequenceLevel):
         return espo.leave_one_out_advantages(reward, self.a.group_size)
 
     def reference_terms(self, graphdef, item, params, ref_params):
-        def elbo(p, batch):
-            return espo.elbos(graphdef, p, batch, jax.random.wrap_key_data(batch["key"]), self.settings)
+        def elbo(g, p, batch):
+            return espo.elbos(g, p, batch, jax.random.wrap_key_data(batch["key"]), self.settings)
 
-        old = elbo(params, item)
+        old = elbo(graphdef, params, item)
         ref_item = {k: v for k, v in item.items() if k != "dropout_key"}  # the base has no adapter to drop
-        return {"old_elbo": old, "ref_elbo": elbo(ref_params, ref_item) if self.a.beta > 0 else old}
+        return {"old_elbo": old, "ref_elbo": elbo(self.ref_graphdef, self.base_params(ref_params), ref_item)
+                if self.a.beta > 0 else old}
 
 
 class DiffuGRPO(_SequenceLevel):
@@ -237,14 +263,15 @@ class DiffuGRPO(_SequenceLevel):
         return diffu_grpo.group_mean_advantages(reward, self.a.group_size)
 
     def reference_terms(self, graphdef, item, params, ref_params):
-        def logp(p, batch):
-            return diffu_grpo.token_logprobs(graphdef, p, batch["prompt_ids"], batch["prompt_mask"],
+        def logp(g, p, batch):
+            return diffu_grpo.token_logprobs(g, p, batch["prompt_ids"], batch["prompt_mask"],
                                              batch["completion_ids"], jax.random.wrap_key_data(batch["key"]),
                                              self.settings, models.batch_dropout_key(batch))
 
-        old = logp(params, item)
+        old = logp(graphdef, params, item)
         ref_item = {k: v for k, v in item.items() if k != "dropout_key"}  # the base has no adapter to drop
-        return {"old_logprob": old, "ref_logprob": logp(ref_params, ref_item) if self.a.beta > 0 else old}
+        return {"old_logprob": old, "ref_logprob": logp(self.ref_graphdef, self.base_params(ref_params), ref_item)
+                if self.a.beta > 0 else old}
 
 
 ALGORITHMS = {"egspo": EGSPO, "egspo_sa": EGSPO, "espo": ESPO, "diffu_grpo": DiffuGRPO}

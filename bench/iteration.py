@@ -45,7 +45,8 @@ def one_run(args) -> dict:
                  "model.lora_targets=q,k,v,up", "sft.steps=0", "task.train_size=64", "task.eval_size=8",
                  f"task.max_prompt_length={args.prompt}", f"sampler.gen_length={args.gen}",
                  f"sampler.steps={args.steps}", f"sampler.block_length={args.gen if espo else args.block}",
-                 "algorithm.prompts_per_batch=1", "algorithm.group_size=8", f"algorithm.name={args.algorithm}",
+                 "algorithm.prompts_per_batch=1", f"algorithm.group_size={args.group_size}",
+                 f"algorithm.name={args.algorithm}",
                  "algorithm.k=4", "algorithm.lam=0.5", "algorithm.elbo_samples=2", f"algorithm.mu={2 if espo else 1}",
                  f"run.out_dir={os.path.join(args.work, 'run')}", "run.progress=false", "run.tensorboard=false"]
     cfg = config.load(None, overrides)
@@ -64,7 +65,7 @@ def measure(args, algorithm, dtype, prompt) -> dict:
     env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=cache, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
                JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0", JAX_PLATFORMS=os.environ.get("JAX_PLATFORMS", "cpu"))
     out = []
-    for iterations in (args.iterations, 1):  # cold cache, then warm
+    for iterations in (args.iterations, 1)[:2 if args.warm else 1]:  # cold cache, then warm
         work = tempfile.mkdtemp(prefix="dlrl_bench_")
         cmd = [sys.executable, __file__, "--child", "--algorithm", algorithm, "--dtype", dtype, "--prompt", str(prompt),
                "--iterations", str(iterations), "--work", work, *_shape_args(args)]
@@ -74,12 +75,14 @@ def measure(args, algorithm, dtype, prompt) -> dict:
         out.append(json.loads(done.stdout.strip().splitlines()[-1]))
     later = out[0]["iterations"][1:]
     return {"steady": {k: statistics.median(r[k] for r in later) for k in (*PHASES, "iteration")},
-            "cold": out[0]["iterations"][0]["iteration"], "warm": out[1]["iterations"][0]["iteration"]}
+            "cold": out[0]["iterations"][0]["iteration"],
+            "warm": out[1]["iterations"][0]["iteration"] if args.warm else float("nan")}
 
 
 def _shape_args(args):
     return ["--d-model", str(args.d_model), "--layers", str(args.layers), "--heads", str(args.heads), "--ff",
-            str(args.ff), "--gen", str(args.gen), "--block", str(args.block), "--steps", str(args.steps)]
+            str(args.ff), "--gen", str(args.gen), "--block", str(args.block), "--steps", str(args.steps),
+            "--group-size", str(args.group_size)]
 
 
 def main():
@@ -95,6 +98,8 @@ def main():
     p.add_argument("--gen", type=int, default=32)
     p.add_argument("--block", type=int, default=16)
     p.add_argument("--steps", type=int, default=16)
+    p.add_argument("--group-size", type=int, default=8, help="completions of the one prompt per iteration")
+    p.add_argument("--no-warm", dest="warm", action="store_false", help="skip the second (warm-cache) process")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--algorithm", help=argparse.SUPPRESS)
     p.add_argument("--dtype", help=argparse.SUPPRESS)
@@ -107,7 +112,7 @@ def main():
     import jax
 
     print(f"jax {jax.__version__}, {os.cpu_count()} CPUs; model d {args.d_model}, ff {args.ff}, {args.layers} layers; "
-          f"gen {args.gen}, {args.steps} steps; median of iterations 2..{args.iterations}")
+          f"1 prompt x {args.group_size}; gen {args.gen}, {args.steps} steps; median of iterations 2..{args.iterations}")
     print("| algorithm | dtype | prompt | " + " | ".join(PHASES) + " | iteration s | official s | "
           "speed-up | first iteration, cold cache s | warm cache s |")
     print("|---|---|---|" + "---|" * (len(PHASES) + 5))
@@ -116,8 +121,8 @@ def main():
             for dtype in args.dtypes.split(","):
                 r = measure(args, algorithm, dtype, prompt)
                 s = r["steady"]
-                official = OFFICIAL.get((prompt, algorithm)) if (args.d_model, args.layers, args.gen) == (64, 2, 32) \
-                    else None
+                official = OFFICIAL.get((prompt, algorithm)) \
+                    if (args.d_model, args.layers, args.gen, args.group_size) == (64, 2, 32, 8) else None
                 ratio = f"{official / s['iteration']:.2f}x" if official else "-"
                 print(f"| {algorithm} | {dtype} | {prompt} | " + " | ".join(f"{s[k]:.3f}" for k in PHASES) +
                       f" | {s['iteration']:.3f} | {official or '-'} | {ratio} | {r['cold']:.2f} | {r['warm']:.2f} |",

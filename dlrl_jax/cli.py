@@ -275,11 +275,34 @@ def _disk_error(error: BaseException) -> OSError | None:
     return None
 
 
+def enable_compilation_cache() -> str | None:
+    """JAX's persistent compilation cache, on by default for every `dlrl-jax` command, so that a second
+    run of the same shapes loads its compiled programs instead of compiling them again (issue 19).
+    An existing setting wins (JAX_COMPILATION_CACHE_DIR, or jax's config set by the caller);
+    DLRL_JAX_COMPILATION_CACHE names another folder, or turns it off with 0 / off / false. Every
+    program is cached, however quick its compilation (JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS and
+    JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES still decide if set). Returns the folder in use, or None."""
+    import jax
+
+    if jax.config.jax_compilation_cache_dir:
+        return jax.config.jax_compilation_cache_dir
+    choice = os.environ.get("DLRL_JAX_COMPILATION_CACHE", "")
+    if choice.lower() in ("0", "off", "false", "no"):
+        return None
+    folder = os.path.expanduser(choice) if choice else os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "dlrl_jax", "jax")
+    jax.config.update("jax_compilation_cache_dir", folder)
+    if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    return folder
+
+
 def main(argv: list[str] | None = None) -> int:
     # transformers warns, on every tokenizer load, that `llada` is not one of its model types: noise
     # around the one line an error gets (TRANSFORMERS_VERBOSITY=warning brings it back)
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     args = build_parser().parse_args(argv)
+    enable_compilation_cache()
     args.output = getattr(args, "out", None) or getattr(args, "run_dir", None)
     try:
         from dlrl_jax.config import ConfigError

@@ -93,7 +93,8 @@ class AlgorithmSection:
     micro_batches: int = 1
     aggregation: str = "sum"
     elbo_samples: int = 2         # espo: Monte-Carlo ELBO samples M (each two coupled passes)
-    elbo_remat: bool = True       # espo: recompute each ELBO pass in the backward (less memory, ~1/3 more work)
+    elbo_remat: bool | str = "auto"  # espo: recompute each ELBO pass in the backward (less memory, ~1/3 more
+    #                               work); auto: only when the passes' activations would pass 1 GiB
     p_mask_prompt: float = 0.15   # diffu_grpo: prompt-token mask probability
     # egspo/egspo_sa: selected-step columns per optimizer step, as the official trainer's gradient
     # accumulation joins its one-column micro-steps (k / columns optimizer steps per pass, mu passes per
@@ -232,7 +233,7 @@ def _coerce(hint, value, path):
         raise ConfigError(f"config field '{path}' cannot be null")
     base = next((a for a in args if a is not type(None)), hint) if isinstance(hint, types.UnionType) or args \
         else hint
-    if base is bool and str in args and value == "auto":  # run.resume: true | false | auto
+    if base is bool and str in args and value == "auto":  # run.resume, algorithm.elbo_remat: true | false | auto
         return value
     if base is bool:
         if not isinstance(value, bool):

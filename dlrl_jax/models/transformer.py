@@ -9,10 +9,12 @@ Shapes: B batch, L sequence, D d_model, H query heads, K kv heads, Hd head dim, 
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 from jax.sharding import PartitionSpec
 
@@ -256,7 +258,7 @@ def _proj(cfg, p, name, equation, x, dropout_key=None):
         shape = _LAYER_PARAMS[name][0](cfg, D, H, K, Hd, F)
 
         def quantized_matmul(x, codes, scale):
-            return jnp.einsum(equation, x, quantize.dequantize(cfg.quantize_base, codes, scale, shape, dt))
+            return _einsum(equation, x, quantize.dequantize(cfg.quantize_base, codes, scale, shape, dt))
 
         if cfg.remat == "none":  # (with remat the layer's rematerialisation does this already)
             # the backward keeps the codes (slices of the stacked inputs) and dequantizes again,
@@ -264,14 +266,130 @@ def _proj(cfg, p, name, equation, x, dropout_key=None):
             quantized_matmul = jax.checkpoint(quantized_matmul, policy=jax.checkpoint_policies.nothing_saveable)
         y = quantized_matmul(x, p[name], p[name + quantize.SCALE_SUFFIX])
     else:
-        y = jnp.einsum(equation, x, p[name].astype(dt))
+        y = _einsum(equation, x, p[name].astype(dt))
     if f"lora_a_{name}" in p:
         if dropout_key is not None:
             keep = lora_dropout_mask(cfg, dropout_key, name, x.shape)
             x = jnp.where(keep, x / (1.0 - cfg.lora_dropout), 0).astype(x.dtype)
-        t = jnp.tensordot(x, p[f"lora_a_{name}"].astype(dt), axes=_INPUT_AXES[name])
-        y = y + cfg.lora_scale * jnp.tensordot(t, p[f"lora_b_{name}"].astype(dt), axes=1)
+        a, b = p[f"lora_a_{name}"].astype(dt), p[f"lora_b_{name}"].astype(dt)
+        n_in = _INPUT_AXES[name]
+        product = _lora_product_delta_grad if _delta_grad_is_cheaper(x, a, b, n_in) else _lora_product
+        y = y + cfg.lora_scale * product(x, a, b, n_in)
     return y
+
+
+def _lora_product(x, a, b, n_in):
+    """(x A) B over x's last `n_in` axes: the adapter's low-rank path, never forming A B."""
+    return _tensordot(_tensordot(x, a, n_in), b, 1)
+
+
+def _bf16_on_cpu(x) -> bool:
+    """XLA's CPU backend runs a bfloat16 x bfloat16 -> bfloat16 dot as converts to float32 around a
+    float32 dot, but asked for a float32 result it uses its native bfloat16 kernel (avx512_bf16):
+    the same arithmetic (float32 accumulation, one rounding to bfloat16 at the end), about twice as
+    fast as float32 (bench/RESULTS.md, issue 19). GPUs and TPUs keep the plain bfloat16 dot."""
+    return x.dtype == jnp.bfloat16 and jax.default_backend() == "cpu"
+
+
+def _einsum(equation, x, w):
+    if _bf16_on_cpu(x):
+        return jnp.einsum(equation, x, w, preferred_element_type=jnp.float32).astype(x.dtype)
+    return jnp.einsum(equation, x, w)
+
+
+def _tensordot(x, w, axes):
+    if _bf16_on_cpu(x):
+        return jnp.tensordot(x, w, axes=axes, preferred_element_type=jnp.float32).astype(x.dtype)
+    return jnp.tensordot(x, w, axes=axes)
+
+
+def _delta_grad_is_cheaper(x, a, b, n_in) -> bool:
+    """Whether the backward through the product W = A B (2 N d_in d_out + 3 d_in d_out r multiply-adds)
+    costs less than through the rank-r path (2 N r (d_in + d_out)): only for ranks near the width,
+    e.g. r 128 on a d 64 test model; never at the papers' r 128 on d 3584-4096."""
+    tokens, r = math.prod(x.shape[:-n_in]), a.shape[-1]
+    d_in, d_out = math.prod(a.shape[:n_in]), math.prod(b.shape[1:])
+    return 2 * tokens * d_in * d_out + 3 * d_in * d_out * r < 2 * tokens * r * (d_in + d_out)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def _lora_product_delta_grad(x, a, b, n_in):
+    """`_lora_product` with the same forward; its backward goes through the d_in x d_out product A B."""
+    return _lora_product(x, a, b, n_in)
+
+
+def _lora_delta_fwd(x, a, b, n_in):
+    return _lora_product(x, a, b, n_in), (x, a, b)
+
+
+def _lora_delta_bwd(n_in, residuals, dy):
+    x, a, b = residuals
+    dt = x.dtype
+    in_shape, out_shape, r = a.shape[:n_in], b.shape[1:], a.shape[-1]
+    x_NxI = x.reshape(-1, math.prod(in_shape))
+    dy_NxO = dy.reshape(-1, math.prod(out_shape))
+    a_IxR, b_RxO = a.reshape(-1, r), b.reshape(r, -1)
+    delta_IxO = jnp.dot(a_IxR, b_RxO, preferred_element_type=jnp.float32).astype(dt)
+    d_delta_IxO = jnp.dot(x_NxI.T, dy_NxO, preferred_element_type=jnp.float32)
+    dx = jnp.dot(dy_NxO, delta_IxO.T, preferred_element_type=jnp.float32).astype(dt).reshape(x.shape)
+    da = jnp.dot(d_delta_IxO.astype(dt), b_RxO.T, preferred_element_type=jnp.float32).astype(a.dtype)
+    db = jnp.dot(a_IxR.T, d_delta_IxO.astype(dt), preferred_element_type=jnp.float32).astype(b.dtype)
+    return dx, da.reshape(a.shape), db.reshape(b.shape)
+
+
+_lora_product_delta_grad.defvjp(_lora_delta_fwd, _lora_delta_bwd)
+
+
+@jax.custom_vjp
+def attention(q_BxTxNxHd, k_BxSxKxHd, v_BxSxKxHd, mask_BxS):
+    """Bidirectional attention of every query over the unmasked keys: [B, T, N, Hd] in q's dtype.
+
+    Undifferentiated (rollouts, old/reference passes) this is `jax.nn.dot_product_attention` itself.
+    Under differentiation a hand-written forward and backward with the heads as a plain batch axis
+    replace it: XLA's CPU code for the autodiff of jax's grouped-head layout spends twice as long in
+    the backward (bench/RESULTS.md, issue 19). The values agree to float rounding."""
+    return jax.nn.dot_product_attention(q_BxTxNxHd, k_BxSxKxHd, v_BxSxKxHd, mask=mask_BxS[:, None, None, :])
+
+
+def _attention_probs(q_BxTxNxHd, k_BxSxNxHd, mask_BxS):
+    """Softmax weights [B, N, T, S] in float32, with jax.nn.dot_product_attention's scale and mask value."""
+    logits = jnp.einsum("btnh,bsnh->bnts", q_BxTxNxHd, k_BxSxNxHd, preferred_element_type=jnp.float32)
+    logits = logits * jnp.float32(1.0 / math.sqrt(q_BxTxNxHd.shape[-1]))
+    logits = jnp.where(mask_BxS[:, None, None, :], logits, jnp.float32(-0.7 * float(jnp.finfo(jnp.float32).max)))
+    return jax.nn.softmax(logits, axis=-1)
+
+
+def _attention_fwd(q, k, v, mask_BxS):
+    groups = q.shape[2] // k.shape[2]  # grouped-query heads share a key/value head: query head n uses n // groups
+    k_full, v_full = jnp.repeat(k, groups, axis=2), jnp.repeat(v, groups, axis=2)
+    probs = _attention_probs(q, k_full, mask_BxS)
+    out = jnp.einsum("bnts,bsnh->btnh", probs.astype(v.dtype), v_full)
+    return out, (q, k, v, mask_BxS, probs)
+
+
+def _attention_bwd(residuals, d_out):
+    q, k, v, mask_BxS, probs = residuals
+    B, S, K, Hd = k.shape
+    groups, dt = q.shape[2] // K, q.dtype
+
+    def dot(eq, a, b):  # operands in the compute dtype, float32 accumulation (as the autodiff of jax's)
+        return jnp.einsum(eq, a.astype(dt), b.astype(dt), preferred_element_type=jnp.float32)
+
+    dv = dot("bnts,btnh->bsnh", probs, d_out)
+    d_probs = dot("btnh,bsnh->bnts", d_out, jnp.repeat(v, groups, axis=2))
+    # the softmax's backward, as jax.nn.softmax's jvp transposes: p * (dp - sum_s p dp)
+    d_logits = probs * (d_probs - (probs * d_probs).sum(axis=-1, keepdims=True)) \
+        * jnp.float32(1.0 / math.sqrt(q.shape[-1]))
+    dq = dot("bnts,bsnh->btnh", d_logits, jnp.repeat(k, groups, axis=2))
+    dk = dot("bnts,btnh->bsnh", d_logits, q)
+
+    def per_kv_head(x):  # query heads of one group add up onto their shared key/value head
+        return x.reshape(B, S, K, groups, Hd).sum(axis=3).astype(dt)
+
+    return dq.astype(dt), per_kv_head(dk), per_kv_head(dv), np.zeros(mask_BxS.shape, jax.dtypes.float0)
+
+
+attention.defvjp(_attention_fwd, _attention_bwd)
 
 
 def _block(cfg, x_BxLxD, p, mask_BxL, cos, sin, kv_cache=None, start=0, dropout_key=None):
@@ -290,7 +408,7 @@ def _block(cfg, x_BxLxD, p, mask_BxL, cos, sin, kv_cache=None, start=0, dropout_
     if kv_cache is not None:
         keys = jax.lax.dynamic_update_slice_in_dim(kv_cache[0].astype(k.dtype), k, start, axis=1)
         values = jax.lax.dynamic_update_slice_in_dim(kv_cache[1].astype(v.dtype), v, start, axis=1)
-    attn = jax.nn.dot_product_attention(q, keys, values, mask=mask_BxL[:, None, None, :])
+    attn = attention(q, keys, values, mask_BxL)
     x_BxLxD = x_BxLxD + _proj(cfg, p, "wo", "blnh,nhd->bld", attn, dropout_key)
     h = _rms_norm(x_BxLxD, p["mlp_norm"], cfg.rms_norm_eps)
     gate = _proj(cfg, p, "w_gate", "bld,df->blf", h, dropout_key)

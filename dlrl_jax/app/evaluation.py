@@ -34,6 +34,7 @@ from dlrl_jax.data import readers
 from dlrl_jax.models.tokenizer import Tokenizer
 from dlrl_jax.rewards.decoding import completion_texts
 from dlrl_jax.training import loop, setup
+from dlrl_jax.training.key_streams import EVAL_STREAM
 
 
 def completions_in_batches(indices: list[int], batch_size: int, encode, generate, decode, key_for,
@@ -61,7 +62,7 @@ def held_out(run: loop.Run, params, records: list[dict], batch_size: int, step: 
     Its keys come from their own stream (seed, step), so evaluating more or less often never changes
     the training run. `stop()` runs between batches (a preempted run raises there)."""
     settings = run.sampler(run.cfg.sampler.eval_temperature)
-    eval_key = jax.random.fold_in(jax.random.key(run.cfg.seed ^ 0xE7A1), step)
+    eval_key = jax.random.fold_in(jax.random.key(run.cfg.seed ^ EVAL_STREAM), step)
     scores = []
     for index, texts in completions_in_batches(
             list(range(len(records))), batch_size, encode=lambda rows: run.encode([records[i] for i in rows]),

@@ -18,11 +18,10 @@ from flax import nnx
 from dlrl_jax import models
 from dlrl_jax.objectives import diffu_grpo, espo, stepwise
 from dlrl_jax.objectives.selection import adaptive_k, select_steps
-from dlrl_jax.parallel.distributed import to_global, to_host
 from dlrl_jax.parallel.mesh import replicated
+from dlrl_jax.parallel.transfer import to_global, to_host
+from dlrl_jax.training.key_streams import DROPOUT_STREAM, MASK_STREAM
 from dlrl_jax.training.wd1 import WD1
-
-DROPOUT_STREAM = 0xD0  # fold_in index of the LoRA dropout keys, apart from every mask-draw key
 
 
 def _stack(items_list):
@@ -144,7 +143,7 @@ class _SequenceLevel:
 
     def __init__(self, run, rows):
         self.run, self.a, self.rows = run, run.cfg.algorithm, rows
-        self.base_key = jax.random.fold_in(jax.random.key(run.cfg.seed), 0x5EED)
+        self.base_key = jax.random.fold_in(jax.random.key(run.cfg.seed), MASK_STREAM)
         self.ref_graphdef, self.base_params = reference_model(run)
         self._prepare = jax.jit(self._items, static_argnums=0)
 

@@ -15,16 +15,22 @@ from tqdm.auto import tqdm
 
 from dlrl_jax import models, parallel, rollout
 from dlrl_jax.config import Config, ConfigError, to_dict
-from dlrl_jax.tasks import Task, build_task, read_records
 from dlrl_jax.data.pipeline import BatchStream
-from dlrl_jax.parallel.transfer import is_lead_process, to_global, to_host
-from dlrl_jax.objectives.sft import sft_loss
-from dlrl_jax.rewards.decoding import completion_texts
-from dlrl_jax.training import precision, setup
-from dlrl_jax.training.algorithms import ALGORITHMS, DROPOUT_STREAM
-from dlrl_jax.training.optimizer import OptimizerSettings, make_optimizer
 from dlrl_jax.models.lora import adapter_off, has_lora, trainable_mask
-from dlrl_jax.training.update import ParamPartition, init_opt_state, make_update, memory_analysis
+from dlrl_jax.objectives.sft import sft_loss
+from dlrl_jax.parallel.transfer import is_lead_process, to_global, to_host
+from dlrl_jax.rewards.decoding import completion_texts
+from dlrl_jax.tasks import Task, build_task, read_records
+from dlrl_jax.training import precision, setup
+from dlrl_jax.training.algorithms import ALGORITHMS
+from dlrl_jax.training.key_streams import DROPOUT_STREAM
+from dlrl_jax.training.optimizer import OptimizerSettings, make_optimizer
+from dlrl_jax.training.update import (
+    ParamPartition,
+    init_opt_state,
+    make_update,
+    memory_analysis,
+)
 
 
 class Run:

@@ -60,12 +60,11 @@ from dlrl_jax.rewards.sudoku_tokens import TokenTable, cells, sudoku_cell_reward
 from dlrl_jax.tasks import build_task
 from dlrl_jax.training import setup
 from dlrl_jax.training.algorithms import official_column_order
+from dlrl_jax.training.key_streams import EVAL_STREAM, MASK_STREAM
 from dlrl_jax.training.optimizer import OptimizerSettings, make_optimizer
 from dlrl_jax.training.update import _update_fn
 
 ALGORITHM_NAMES = ("egspo", "egspo_sa", "espo", "diffu_grpo")
-_EVAL_STREAM = 0xE7A1  # as training/loop.py evaluate: the evaluation keys' own stream
-_MASK_STREAM = 0x5EED  # as training/algorithms.py _SequenceLevel: ESPO / diffu-GRPO mask draws
 
 
 @struct.dataclass
@@ -314,7 +313,7 @@ class _SequenceLevel:
             batch["completion_mask"] = diffu_grpo.completion_mask(traj.completion, self.eos_id)
         n = a.micro_batches
         batch = jax.tree.map(lambda x: x.reshape(n, x.shape[0] // n, *x.shape[1:]), batch)
-        base_key = jax.random.fold_in(jax.random.key(seed), _MASK_STREAM)
+        base_key = jax.random.fold_in(jax.random.key(seed), MASK_STREAM)
         old_name, ref_name = ("old_elbo", "ref_elbo") if self.espo else ("old_logprob", "ref_logprob")
         inner = []
         for i in range(a.mu):
@@ -387,7 +386,7 @@ def make_train(cfg: Config, progress=None):
         ref_params = params  # full fine-tune: the reference is the warm-started model, frozen
 
         def evaluate(params, step):
-            eval_key = jax.random.fold_in(jax.random.key(jnp.bitwise_xor(seed, _EVAL_STREAM)), step)
+            eval_key = jax.random.fold_in(jax.random.key(jnp.bitwise_xor(seed, EVAL_STREAM)), step)
 
             def one_batch(start):
                 rows = start + jnp.arange(eval_batch)

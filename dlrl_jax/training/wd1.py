@@ -17,8 +17,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from dlrl_jax.objectives import diffu_grpo, wd1
-from dlrl_jax.parallel.transfer import to_global
 from dlrl_jax.parallel.mesh import replicated
+from dlrl_jax.parallel.transfer import to_global
+from dlrl_jax.training.key_streams import DROPOUT_STREAM, MASK_STREAM
 
 
 class WD1:
@@ -30,7 +31,7 @@ class WD1:
         self.settings = wd1.WD1Settings(mask_id=run.mask_id, p_mask_prompt=a.p_mask_prompt,
                                         negative_term=a.wd1_negative_term)
         self.loss = functools.partial(self._loss, run.graphdef, self.settings, rows // a.group_size)
-        self.base_key = jax.random.fold_in(jax.random.key(run.cfg.seed), 0x5EED)  # diffu-GRPO's mask stream
+        self.base_key = jax.random.fold_in(jax.random.key(run.cfg.seed), MASK_STREAM)  # diffu-GRPO's mask stream
 
     @staticmethod
     def _loss(graphdef, settings, num_groups, params, item):
@@ -40,8 +41,6 @@ class WD1:
     def prepare(self, traj, reward, records, params, ref_params, update_index):
         """Items [micro_batches, rows / micro_batches, ...] for each of the mu inner updates, and the
         metrics of the weights (the largest positive weight, mean over groups)."""
-        # here, not at the top: training/algorithms.py imports this module to register it
-        from dlrl_jax.training.algorithms import DROPOUT_STREAM
 
         a, run, M = self.a, self.run, self.a.micro_batches
         advantage_B = diffu_grpo.group_mean_advantages(reward, a.group_size)

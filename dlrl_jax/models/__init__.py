@@ -14,5 +14,19 @@ from dlrl_jax.models.transformer import Transformer
 __all__ = [
     "ConfigError", "ModelConfig", "PRESETS", "Transformer", "abstract_model", "batch_dropout_key", "forward",
     "from_hf_dict", "hidden", "hidden_and_cache", "hidden_window", "init_model", "param_count", "preset", "split",
-    "to_hf_dict", "unembed",
+    "to_hf_dict", "unembed", "from_pretrained", "save_pretrained",
 ]
+
+
+# DESIGN.md's contract: `dlrl_jax.models.from_pretrained` / `save_pretrained`. The Hugging Face IO lives in
+# dlrl_jax.checkpoints, which builds on this package, so these import it on call, not at load time.
+def from_pretrained(path, dtype=None, **kwargs):
+    """The model of a Hugging Face folder (config.json + safetensors): `dlrl_jax.checkpoints.from_pretrained`."""
+    from dlrl_jax.checkpoints import from_pretrained as load
+    return load(path, dtype=dtype, **kwargs)
+
+
+def save_pretrained(model, path, **kwargs):
+    """Writes `model` as a Hugging Face folder: `dlrl_jax.checkpoints.save_pretrained`."""
+    from dlrl_jax.checkpoints import save_pretrained as save
+    return save(model, path, **kwargs)

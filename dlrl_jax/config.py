@@ -30,6 +30,8 @@ class ModelSection:
     compute_dtype: str | None = None
     tokenizer: str | None = None  # tokenizer folder; None: the model folder, or the embedded char tokenizer
     remat: str = "none"
+    prune_last_layer: bool | str = "auto"  # the final layer on the completion positions only (their logits are
+    #                               all any pass reads); auto: when the layer weights take <= 64 MiB
     lora_rank: int = 0            # > 0: train LoRA adapters only (the papers: 128); the reference is the base
     lora_alpha: float = 64.0
     lora_targets: str = "q,k,v,o,gate,up,down"  # or PEFT module names, matched as PEFT does per architecture

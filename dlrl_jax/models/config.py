@@ -57,6 +57,10 @@ class ModelConfig:
     param_dtype: str = "float32"
     dtype: str = "float32"
     remat: str = "none"
+    # the final layer on the positions whose states are asked for only (`hidden(..., last=n)`): true |
+    # false | auto (when the stacked layer weights take at most PRUNE_AUTO_BYTES: the split of the layer
+    # stack copies them once per forward, which costs more than it saves for large models)
+    prune_last_layer: bool | str = "auto"
     # LoRA adapters (0: none): W x + (alpha / rank) B A x on the target projections
     lora_rank: int = 0
     lora_alpha: float = 0.0
@@ -85,6 +89,9 @@ class ModelConfig:
                 raise ConfigError(f"model config field {name!r} must be one of {sorted(_DTYPES)}")
         if self.remat not in REMAT_POLICIES:
             raise ConfigError(f"model config field 'remat' must be one of {REMAT_POLICIES}, got {self.remat!r}")
+        if self.prune_last_layer not in (True, False, "auto"):
+            raise ConfigError(f"model config field 'prune_last_layer' must be true, false or auto, got "
+                              f"{self.prune_last_layer!r}")
         if self.lora_rank < 0 or (self.lora_rank and not self.lora_targets):
             raise ConfigError(f"lora_rank must be >= 0 with at least one target, got {self.lora_rank}, "
                               f"{self.lora_targets}")

@@ -118,6 +118,12 @@ def init_lora_factors(cfg: ModelConfig, rngs: nnx.Rngs) -> dict[str, nnx.Param]:
     return out
 
 
+# model.prune_last_layer auto: prune when the layer stack is at most this large. The split copies the
+# stack once per forward; beyond this size the copy's memory traffic outweighs the final layer's
+# saved work on accelerators (bench/RESULTS.md, issue 19).
+PRUNE_AUTO_BYTES = 64 * 2**20
+
+
 class Transformer(nnx.Module):
     """Bidirectional transformer; `model(input_ids, attention_mask)` -> float32 logits [B, L, V].
 
@@ -139,12 +145,31 @@ class Transformer(nnx.Module):
     def __call__(self, input_ids, attention_mask=None):
         return self.unembed(self.hidden(input_ids, attention_mask))
 
-    def hidden(self, input_ids_BxL, attention_mask_BxL=None, dropout_key=None):
+    def hidden(self, input_ids_BxL, attention_mask_BxL=None, dropout_key=None, last: int | None = None):
         """Final-norm hidden states [B, L, D] in the compute dtype, aligned so that `unembed` of
         position j predicts token j (for Dream, the state of position j-1; position 0 keeps its own).
-        With a `dropout_key` and cfg.lora_dropout > 0, LoRA dropout is applied (training forwards)."""
-        h_BxLxD, _ = self._layers(input_ids_BxL, attention_mask_BxL, dropout_key=dropout_key)
-        return shift_states(self.cfg, h_BxLxD)
+        With a `dropout_key` and cfg.lora_dropout > 0, LoRA dropout is applied (training forwards).
+
+        `last` = n: only the states of the last n positions, [B, n, D] (HF's logits_to_keep, one layer
+        further): the final layer then runs its queries, attention output and MLP on those positions
+        only (every position still gives its keys and values), the same numbers as slicing the full
+        states up to float rounding."""
+        L = input_ids_BxL.shape[1]
+        if last is None or last >= L or not self._prunes_last_layer():
+            h_BxLxD, _ = self._layers(input_ids_BxL, attention_mask_BxL, dropout_key=dropout_key)
+            h_BxLxD = shift_states(self.cfg, h_BxLxD)
+            return h_BxLxD if last is None else h_BxLxD[:, L - last:]
+        shift = 1 if self.cfg.shift_logits else 0  # Dream: the state of position j-1 predicts token j
+        h, _ = self._layers(input_ids_BxL, attention_mask_BxL, dropout_key=dropout_key, queries_from=L - last - shift)
+        return h[:, :last]
+
+    def _prunes_last_layer(self) -> bool:
+        setting = self.cfg.prune_last_layer
+        if setting != "auto":
+            return setting
+        stacked = sum(math.prod(getattr(self.layers, name).shape) * jnp.dtype(getattr(self.layers, name).dtype).itemsize
+                      for name in layer_param_names(self.cfg))
+        return stacked <= PRUNE_AUTO_BYTES
 
     def hidden_and_cache(self, input_ids_BxL, attention_mask_BxL=None):
         """(unshifted final-norm states [B, L, D], KV cache): the cache holds every layer's rotated
@@ -160,7 +185,8 @@ class Transformer(nnx.Module):
         equals the full forward at the window."""
         return self._layers(window_ids_BxW, attention_mask_BxL, cache=cache, start=start)[0]
 
-    def _layers(self, input_ids_BxW, attention_mask_BxL=None, keep_kv=False, cache=None, start=0, dropout_key=None):
+    def _layers(self, input_ids_BxW, attention_mask_BxL=None, keep_kv=False, cache=None, start=0, dropout_key=None,
+                queries_from: int | None = None):
         cfg = self.cfg
         W = input_ids_BxW.shape[1]
         if attention_mask_BxL is None:
@@ -188,8 +214,17 @@ class Transformer(nnx.Module):
         if cfg.remat != "none":
             policy = None if cfg.remat == "full" else jax.checkpoint_policies.checkpoint_dots_with_no_batch_dims
             block = jax.checkpoint(block, policy=policy, prevent_cse=False)
-        x_BxWxD, kv = jax.lax.scan(block, x_BxWxD, stacked)
-        return _rms_norm(x_BxWxD, self.final_norm[...], cfg.rms_norm_eps), kv
+        if queries_from is None:
+            x_BxWxD, kv = jax.lax.scan(block, x_BxWxD, stacked)
+            return _rms_norm(x_BxWxD, self.final_norm[...], cfg.rms_norm_eps), kv
+        # every layer but the last over all positions, then the last one's queries from queries_from on
+        head = jax.tree.map(lambda w: w[:-1], stacked)
+        final = jax.tree.map(lambda w: w[-1], stacked)
+        x_BxWxD, _ = jax.lax.scan(block, x_BxWxD, head)
+        layer_key = jax.random.fold_in(dropout_key, cfg.n_layers - 1) if dropout else None
+        x_BxTxD = _block(cfg, x_BxWxD, final, attention_mask_BxL, cos_BxWxHd, sin_BxWxHd, dropout_key=layer_key,
+                         queries_from=queries_from)[0]
+        return _rms_norm(constrain_rows(x_BxTxD), self.final_norm[...], cfg.rms_norm_eps), None
 
     def unembed(self, h_BxLxD):
         """Float32 logits [..., V] from (any gathered subset of) hidden states [..., D]."""
@@ -249,9 +284,10 @@ def lora_dropout_mask(cfg: ModelConfig, layer_key, name: str, shape):
     return jax.random.bernoulli(jax.random.fold_in(layer_key, _DROPOUT_STREAM[name]), 1.0 - cfg.lora_dropout, shape)
 
 
-def _proj(cfg, p, name, equation, x, dropout_key=None):
+def _proj(cfg, p, name, equation, x, dropout_key=None, queries_from=None):
     """x through projection `name`, plus its LoRA path (dropout(x) A) B * alpha / rank when adapted;
-    the low-rank path never forms the full-size update."""
+    the low-rank path never forms the full-size update. `queries_from` = f: x holds positions f.. of
+    the sequence only, and the dropout mask is the full sequence's from f on."""
     dt = cfg.jnp_dtype
     if name + quantize.SCALE_SUFFIX in p:  # a quantized base: dequantized for this matmul only
         D, H, K, Hd, F = cfg.d_model, cfg.n_heads, cfg.n_kv_heads, cfg.resolved_head_dim, cfg.mlp_hidden
@@ -269,7 +305,9 @@ def _proj(cfg, p, name, equation, x, dropout_key=None):
         y = _einsum(equation, x, p[name].astype(dt))
     if f"lora_a_{name}" in p:
         if dropout_key is not None:
-            keep = lora_dropout_mask(cfg, dropout_key, name, x.shape)
+            skipped = queries_from or 0
+            keep = lora_dropout_mask(cfg, dropout_key, name, (x.shape[0], skipped + x.shape[1], *x.shape[2:]))
+            keep = keep[:, skipped:]
             x = jnp.where(keep, x / (1.0 - cfg.lora_dropout), 0).astype(x.dtype)
         a, b = p[f"lora_a_{name}"].astype(dt), p[f"lora_b_{name}"].astype(dt)
         n_in = _INPUT_AXES[name]
@@ -392,25 +430,34 @@ def _attention_bwd(residuals, d_out):
 attention.defvjp(_attention_fwd, _attention_bwd)
 
 
-def _block(cfg, x_BxLxD, p, mask_BxL, cos, sin, kv_cache=None, start=0, dropout_key=None):
+def _block(cfg, x_BxLxD, p, mask_BxL, cos, sin, kv_cache=None, start=0, dropout_key=None, queries_from=None):
     """One transformer block over L query positions. Returns (new x, this block's rotated (k, v)).
     With kv_cache ([B, L_full, K, Hd] each), the queries sit at positions start.. of the full sequence
-    and attend to the cache with their own fresh keys/values written over it."""
+    and attend to the cache with their own fresh keys/values written over it. With `queries_from` = f
+    (static), only positions f.. are queried: the new x is [B, L - f, D] (keys and values from all L).
+    LoRA dropout draws its masks over all L positions and keeps the queried rows, so the numbers do not
+    depend on f."""
     dt = cfg.jnp_dtype
     h = _rms_norm(x_BxLxD, p["attn_norm"], cfg.rms_norm_eps)
-    q = _proj(cfg, p, "wq", "bld,dnh->blnh", h, dropout_key)
     k = _proj(cfg, p, "wk", "bld,dkh->blkh", h, dropout_key)
     v = _proj(cfg, p, "wv", "bld,dkh->blkh", h, dropout_key)
+    if queries_from is not None:
+        x_BxLxD, h, cos_q, sin_q = x_BxLxD[:, queries_from:], h[:, queries_from:], cos[:, queries_from:], \
+            sin[:, queries_from:]
+    else:
+        cos_q, sin_q = cos, sin
+    q = _proj(cfg, p, "wq", "bld,dnh->blnh", h, dropout_key, queries_from)
     if cfg.qkv_bias:
         q, k, v = (x + p[name].astype(dt)[None, None] for x, name in ((q, "bq"), (k, "bk"), (v, "bv")))
-    q, k = _apply_rope(q, cos, sin), _apply_rope(k, cos, sin)
+    q, k = _apply_rope(q, cos_q, sin_q), _apply_rope(k, cos, sin)
     keys, values = k, v
     if kv_cache is not None:
         keys = jax.lax.dynamic_update_slice_in_dim(kv_cache[0].astype(k.dtype), k, start, axis=1)
         values = jax.lax.dynamic_update_slice_in_dim(kv_cache[1].astype(v.dtype), v, start, axis=1)
     attn = attention(q, keys, values, mask_BxL)
-    x_BxLxD = x_BxLxD + _proj(cfg, p, "wo", "blnh,nhd->bld", attn, dropout_key)
+    x_BxLxD = x_BxLxD + _proj(cfg, p, "wo", "blnh,nhd->bld", attn, dropout_key, queries_from)
     h = _rms_norm(x_BxLxD, p["mlp_norm"], cfg.rms_norm_eps)
-    gate = _proj(cfg, p, "w_gate", "bld,df->blf", h, dropout_key)
-    up = _proj(cfg, p, "w_up", "bld,df->blf", h, dropout_key)
-    return x_BxLxD + _proj(cfg, p, "w_down", "blf,fd->bld", jax.nn.silu(gate) * up, dropout_key), (k, v)
+    gate = _proj(cfg, p, "w_gate", "bld,df->blf", h, dropout_key, queries_from)
+    up = _proj(cfg, p, "w_up", "bld,df->blf", h, dropout_key, queries_from)
+    down = _proj(cfg, p, "w_down", "blf,fd->bld", jax.nn.silu(gate) * up, dropout_key, queries_from)
+    return x_BxLxD + down, (k, v)

@@ -44,7 +44,7 @@ def token_logprobs(graphdef, params, prompt_ids, prompt_mask, completion_ids, ke
     ids = jnp.concatenate([jnp.where(drop, settings.mask_id, prompt_ids),
                            jnp.full((B, G), settings.mask_id, prompt_ids.dtype)], axis=1)
     attention = jnp.concatenate([prompt_mask.astype(bool), jnp.ones((B, G), bool)], axis=1)
-    h = models.hidden(graphdef, params, ids, attention, dropout_key)[:, P:]
+    h = models.hidden(graphdef, params, ids, attention, dropout_key, last=G)
     logp = jax.nn.log_softmax(models.unembed(graphdef, params, h), axis=-1)
     return jnp.take_along_axis(logp, completion_ids[..., None], axis=-1)[..., 0]
 

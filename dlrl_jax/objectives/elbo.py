@@ -51,10 +51,9 @@ def draw_masks_in_strata(key, row_offset, batch: int, gen_length: int, strata: i
 def _masked_logprob_sum(graphdef, params, prompt_ids, prompt_mask, completion_ids, masked_BxG, mask_id,
                         dropout_key=None):
     B, G = completion_ids.shape
-    P = prompt_ids.shape[1]
     ids = jnp.concatenate([prompt_ids, jnp.where(masked_BxG, mask_id, completion_ids)], axis=1)
     attention = jnp.concatenate([prompt_mask.astype(bool), jnp.ones((B, G), bool)], axis=1)
-    h = models.hidden(graphdef, params, ids, attention, dropout_key)[:, P:]
+    h = models.hidden(graphdef, params, ids, attention, dropout_key, last=G)
     logp = jax.nn.log_softmax(models.unembed(graphdef, params, h), axis=-1)
     token_logp = jnp.take_along_axis(logp, completion_ids[..., None], axis=-1)[..., 0]
     return jnp.where(masked_BxG, token_logp, 0.0).sum(axis=1)

@@ -30,7 +30,7 @@ def step_logprob(graphdef, params, tokens_BxL, prompt_mask_BxP, unmask_step_BxG,
     P = tokens_BxL.shape[1] - G
     canvas = canvas_before(tokens_BxL, unmask_step_BxG, step_B, mask_id)
     attention = jnp.concatenate([prompt_mask_BxP.astype(bool), jnp.ones((B, G), bool)], axis=1)
-    h_BxGxD = models.hidden(graphdef, params, canvas, attention, dropout_key)[:, P:]
+    h_BxGxD = models.hidden(graphdef, params, canvas, attention, dropout_key, last=G)
     logp_BxGxV = jax.nn.log_softmax(models.unembed(graphdef, params, h_BxGxD), axis=-1)
     token_logp_BxG = jnp.take_along_axis(logp_BxGxV, tokens_BxL[:, P:, None], axis=-1)[..., 0]
     committed = unmask_step_BxG == step_B[:, None]

@@ -68,8 +68,9 @@ def completion_logits(graphdef, params, settings, h):
 def window_logits(graphdef, params, settings, prompt_ids, x, attention, start, width):
     """Float32 logits [B, W, V] at completion positions start..start+W (cfg applied)."""
     P = prompt_ids.shape[1]
-    h = models.hidden(graphdef, params, *model_batch(settings, prompt_ids, x, attention))
-    return completion_logits(graphdef, params, settings, jax.lax.dynamic_slice_in_dim(h[:, P:], start, width, axis=1))
+    ids, attention = model_batch(settings, prompt_ids, x, attention)
+    h = models.hidden(graphdef, params, ids, attention, last=x.shape[1] - P)
+    return completion_logits(graphdef, params, settings, jax.lax.dynamic_slice_in_dim(h, start, width, axis=1))
 
 
 def candidates(settings, logits, gumbel_key, remask_key):

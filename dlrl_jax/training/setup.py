@@ -22,10 +22,12 @@ def build_model_and_tokenizer(cfg: Config, mesh=None):
     adapter (model.adapter) goes onto the base as the trainable LoRA factors."""
     m = cfg.model
     if m.path:
-        model = checkpoints.from_pretrained(m.path, dtype=m.dtype, compute_dtype=m.compute_dtype, remat=m.remat, mesh=mesh)
+        model = checkpoints.from_pretrained(m.path, dtype=m.dtype, compute_dtype=m.compute_dtype, remat=m.remat, mesh=mesh,
+                                            prune_last_layer=m.prune_last_layer)
         tok_dir = m.tokenizer or m.path
     else:
-        mcfg = models.preset(m.preset, param_dtype=m.dtype, dtype=m.compute_dtype or m.dtype, remat=m.remat)
+        mcfg = models.preset(m.preset, param_dtype=m.dtype, dtype=m.compute_dtype or m.dtype, remat=m.remat,
+                              prune_last_layer=m.prune_last_layer)
         model = models.init_model(mcfg, seed=cfg.seed)
         tok_dir = m.tokenizer
     if tok_dir is None:

@@ -59,10 +59,10 @@ def _make(context, advantages, batch_fields, reference_terms, item_type, loss, s
     n, rows = a.micro_batches, context.rows // a.micro_batches
     dropout = context.lora_dropout
 
-    def prepare(params, ref_params, batch, reward_B, selection, update_index, k):
+    def prepare(params, ref_params, batch, reward_B, selection, update_index, k, seed=None):
         """batch: the rollout -> items [mu, micro_batches, rows / micro_batches, ...] with keys and
         old/reference terms (one optimizer step per inner update, its micro-batches accumulated)."""
-        base_key = jax.random.fold_in(jax.random.key(cfg.seed), MASK_STREAM)
+        base_key = jax.random.fold_in(jax.random.key(cfg.seed if seed is None else seed), MASK_STREAM)
         fields = split_rows(dict(batch_fields(batch), advantage=advantages(reward_B, a.group_size)), n)
         inner, micro = jnp.repeat(jnp.arange(a.mu), n), jnp.tile(jnp.arange(n), a.mu)
 

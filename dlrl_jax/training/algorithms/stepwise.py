@@ -85,7 +85,7 @@ def make(context) -> Algorithm:
             k = min(-(-k // columns) * columns, num_steps // columns * columns)
         return k
 
-    def prepare(params, ref_params, batch, reward_B, selection: Selection, update_index, k: int):
+    def prepare(params, ref_params, batch, reward_B, selection: Selection, update_index, k: int, seed=None):
         steps, valid = selection.steps, selection.valid
         adv = stepwise_advantages(reward_B, selection.greedy_reward, valid, a.group_size, lam)
         old = jnp.take_along_axis(batch.step_logprob, steps, axis=1)  # the rollout's sums
@@ -99,7 +99,7 @@ def make(context) -> Algorithm:
         order = schedule(k, columns, a.mu, a.micro_batches)
         fields = jax.tree.map(lambda x: x[order], stack)  # [optimizer steps, items per step, ...]
         if context.lora_dropout:  # a fresh dropout draw for every item of every optimizer step
-            base = jax.random.fold_in(jax.random.key(cfg.seed), DROPOUT_STREAM)
+            base = jax.random.fold_in(jax.random.key(cfg.seed if seed is None else seed), DROPOUT_STREAM)
             keys = [jax.random.fold_in(base, update_index + i) if not columns else
                     jax.random.fold_in(jax.random.fold_in(base, update_index), i) for i in range(order.shape[0])]
             fields["dropout_key"] = jnp.stack([jax.random.key_data(jax.random.split(key, order.shape[1]))

@@ -29,7 +29,7 @@ def make(context) -> Algorithm:
         return wd1.wd1_loss(context.graphdef, params, dict(item, key=jax.random.wrap_key_data(item["key"])),
                             settings, num_groups)
 
-    def prepare(params, ref_params, batch, reward_B, selection, update_index, k):
+    def prepare(params, ref_params, batch, reward_B, selection, update_index, k, seed=None):
         """Items [mu, micro_batches, rows / micro_batches, ...] and the weights' metric (the largest
         positive weight, mean over groups)."""
         M = a.micro_batches
@@ -38,7 +38,7 @@ def make(context) -> Algorithm:
                              "completion_ids": batch.completion,
                              "completion_mask": diffu_grpo.completion_mask(batch.completion, context.eos_id),
                              "weight": wd1.sample_weights(advantage_B, a.group_size, a.wd1_negative_term)}, M)
-        base_key = jax.random.fold_in(jax.random.key(cfg.seed), MASK_STREAM)  # diffu-GRPO's mask stream
+        base_key = jax.random.fold_in(jax.random.key(cfg.seed if seed is None else seed), MASK_STREAM)  # diffu-GRPO's mask stream
         keys = [[jax.random.fold_in(jax.random.fold_in(base_key, update_index + i), m) for m in range(M)]
                 for i in range(a.mu)]
         stacked = jax.tree.map(lambda x: jnp.broadcast_to(x, (a.mu, *x.shape)), fields)

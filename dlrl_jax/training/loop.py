@@ -1,6 +1,11 @@
 """The training loop: SFT warm start, then RL iterations of
 prompts -> rollout -> rewards -> advantages -> update(s) -> metrics. Held-out evaluation, checkpoints
-and the metrics sinks are the application's (`dlrl_jax.app`)."""
+and the metrics sinks are the application's (`dlrl_jax.app`).
+
+An RL iteration's host part is the prompts' encoding, decoding and scoring (and EGSPO-SA's greedy
+scoring); the rollout is its own jitted call and everything after the rewards one more
+(`training.iteration`), both over the loop's `TrainState` (`training.state`): no object reaches into
+another for keys or placement."""
 
 from __future__ import annotations
 

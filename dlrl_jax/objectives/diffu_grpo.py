@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dlrl_jax import models
+from dlrl_jax.objectives.logprobs import completion_logprobs
 from dlrl_jax.objectives.surrogate import clipped_surrogate, k3
 
 
@@ -45,9 +46,7 @@ def token_logprobs(graphdef, params, prompt_ids, prompt_mask, completion_ids, ke
     ids = jnp.concatenate([jnp.where(drop, settings.mask_id, prompt_ids),
                            jnp.full((B, G), settings.mask_id, prompt_ids.dtype)], axis=1)
     attention = jnp.concatenate([prompt_mask.astype(bool), jnp.ones((B, G), bool)], axis=1)
-    h = models.hidden(graphdef, params, ids, attention, dropout_key)[:, P:]
-    logp = jax.nn.log_softmax(models.unembed(graphdef, params, h), axis=-1)
-    return jnp.take_along_axis(logp, completion_ids[..., None], axis=-1)[..., 0]
+    return completion_logprobs(graphdef, params, ids, attention, completion_ids, dropout_key)
 
 
 def diffu_grpo_loss(graphdef, params, batch, settings: DiffuGRPOSettings, total_rows: int):

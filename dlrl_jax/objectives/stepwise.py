@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dlrl_jax import models
+from dlrl_jax.objectives.logprobs import completion_logprobs
 from dlrl_jax.objectives.surrogate import clipped_surrogate, k3
 from dlrl_jax.rollout.trajectory import canvas_before
 
@@ -31,9 +32,7 @@ def step_logprob(graphdef, params, tokens_BxL, prompt_mask_BxP, unmask_step_BxG,
     P = tokens_BxL.shape[1] - G
     canvas = canvas_before(tokens_BxL, unmask_step_BxG, step_B, mask_id)
     attention = jnp.concatenate([prompt_mask_BxP.astype(bool), jnp.ones((B, G), bool)], axis=1)
-    h_BxGxD = models.hidden(graphdef, params, canvas, attention, dropout_key)[:, P:]
-    logp_BxGxV = jax.nn.log_softmax(models.unembed(graphdef, params, h_BxGxD), axis=-1)
-    token_logp_BxG = jnp.take_along_axis(logp_BxGxV, tokens_BxL[:, P:, None], axis=-1)[..., 0]
+    token_logp_BxG = completion_logprobs(graphdef, params, canvas, attention, tokens_BxL[:, P:], dropout_key)
     committed = unmask_step_BxG == step_B[:, None]
     count = committed.sum(axis=1)
     total = jnp.where(committed, token_logp_BxG, 0.0).sum(axis=1)

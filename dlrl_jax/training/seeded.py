@@ -15,7 +15,11 @@ each evaluation point (after SFT, every `run.eval_every` iterations, at the end)
 evaluated together at the end, a `lax.map` over them and over held-out batches (one compiled
 evaluation, and the same numbers as evaluating on the way, since evaluation has its own keys).
 
-What is the same as `dlrl-jax train` (training/loop.py, training/algorithms.py) for a seed: the records
+The post-reward part is the loop's own: the registry's `Algorithm` (training/algorithms/) made on a
+context without a mesh or LoRA, its `select` and `prepare` (with the seed traced), and the same
+optimizer step (`training.update`), scanned over the same schedule.
+
+What is the same as `dlrl-jax train` (training/loop.py, training/algorithms/) for a seed: the records
 (`build_task` with that seed), the SFT and RL batch orders (the grain streams of seed and seed + 1,
 read on the host into index arrays), the model initialisation (`nnx.Rngs(params=seed)`), the run's
 key chain (one split per SFT step, per rollout and, for EGSPO, per step selection), ESPO's and
@@ -27,9 +31,8 @@ against `rewards.sudoku`).
 
 Where it differs: it is one XLA program, so fusions and reduction orders differ from the loop's
 separately jitted pieces and results agree to float32 rounding at first, not bit for bit; the
-rollouts are sampled, so two runs drift apart once a rounding flips a sampled token. Advantages are
-computed in float32 (the loop: float64 on the host, then float32). Every SFT step's loss is returned
-(the loop logs every 10th). No checkpoints, resume, metrics files or phase clocks; one device, no mesh.
+rollouts are sampled, so two runs drift apart once a rounding flips a sampled token. Every SFT
+step's loss is returned (the loop logs every 10th). No checkpoints, resume, metrics files or phase clocks; one device, no mesh.
 Refused with a one-line error (they need the host or are not wired here): tasks other than the
 generated Sudoku with plain prompts, reward sets other than dlrl, `task.decode: official`, LoRA,
 adaptive step selection, the KV cache, Dream's schedule, confidence-threshold decoding and reference

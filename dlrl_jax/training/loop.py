@@ -280,7 +280,9 @@ class RLLoop:
         # moments follow the params' shardings; counters would sit on one device: replicate them
         opt_state = parallel.onto_mesh(init_opt_state(tx, params, partition), run.mesh)
         # with LoRA the reference is the base itself (adapter off): nothing to store
-        ref = None if self.lora else parallel.onto_mesh(ref_params, run.mesh)
+        # (a copy where the caller passed the policy's own arrays: the jitted iteration donates the state)
+        ref = None if self.lora else parallel.onto_mesh(
+            jax.tree.map(lambda r, p: jnp.copy(r) if r is p else r, ref_params, params), run.mesh)
         self.state = TrainState.create(params, opt_state, ref, run.key, run.mesh)
         self.iteration_fn = Iteration(self.context, self.algorithm, tx, state_shardings(self.state))
         # one optimizer step on its own (jitted, donating), for inspection: the scan's step in `iteration_fn`
@@ -289,6 +291,7 @@ class RLLoop:
         self.batches = run.batches(a.prompts_per_batch, seed=cfg.seed + 1)
         self.iteration, self.optimizer_steps = 0, 0  # host copies of the state's counters
         self.observe = None  # observe(rl, traj, reward, selection, k): called before the jitted part (tests)
+        self._memory_reported = False
         self.bar = tqdm(total=cfg.run.iterations, desc=a.name, disable=not (progress and run.lead), dynamic_ncols=True)
 
     @property
@@ -375,7 +378,8 @@ class RLLoop:
             self.observe(self, traj, reward, selection, k)
         self.state, (m, device_extra) = self.iteration_fn(self.state, _without_greedy(traj),
                                                           np.asarray(reward, np.float32), selection, k=k)
-        if self.iteration == 0 and self.memory and run.lead:
+        if not self._memory_reported and self.memory and run.lead:  # once, after the first compile
+            self._memory_reported = True
             tqdm.write("[dlrl-jax] compiled iteration, per device: " + ", ".join(
                 f"{name} {v:.3f} GiB" for name, v in self.memory.items()))
         m = clock.stop("update", {name: to_host(v) for name, v in m.items()})

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from dlrl_jax import models
+from dlrl_jax.objectives.logprobs import completion_logprobs
 
 
 def sft_loss(graphdef, params, batch, key, *, mask_id: int, total_rows: int, eps: float = 1e-3):
@@ -16,16 +17,13 @@ def sft_loss(graphdef, params, batch, key, *, mask_id: int, total_rows: int, eps
     prompt_ids, completion = batch["prompt_ids"], batch["completion_ids"]
     real = batch["completion_mask"].astype(bool)
     B, G = completion.shape
-    P = prompt_ids.shape[1]
     t_key, m_key = jax.random.split(key)
     p_mask_B = (1.0 - eps) * jax.random.uniform(t_key, (B,)) + eps
     masked = (jax.random.uniform(m_key, (B, G)) < p_mask_B[:, None]) & real
     noisy = jnp.where(masked, mask_id, completion)
     ids = jnp.concatenate([prompt_ids, noisy], axis=1)
     attention = jnp.concatenate([batch["prompt_mask"].astype(bool), jnp.ones((B, G), bool)], axis=1)
-    h = models.hidden(graphdef, params, ids, attention, models.batch_dropout_key(batch))[:, P:]
-    logp = jax.nn.log_softmax(models.unembed(graphdef, params, h), axis=-1)
-    nll_BxG = -jnp.take_along_axis(logp, completion[..., None], axis=-1)[..., 0]
+    nll_BxG = -completion_logprobs(graphdef, params, ids, attention, completion, models.batch_dropout_key(batch))
     weighted = jnp.where(masked, nll_BxG / p_mask_B[:, None], 0.0).sum(axis=1)
     per_row = weighted / jnp.maximum(real.sum(axis=1), 1)
     loss = per_row.sum() / total_rows

@@ -230,7 +230,7 @@ def _train(cfg: Config, run: loop.Run, rl_ckpt, resume: _ResumePoint | None, sta
         pending_eval = False
     else:
         rl = loop.RLLoop(run, params, run.reference(params), cfg.run.progress)
-        tree, meta = _restore(resume, rl.state_tree(), cfg, log)
+        tree, meta = _restore(resume, rl.checkpoint_target(resume.meta), cfg, log)
         rl.load(tree, meta)
         summary.update(meta["summary"])
         if rl.iteration < cfg.run.iterations:

@@ -11,6 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from dlrl_jax import models
+from dlrl_jax.objectives.logprobs import completion_logprobs
+from dlrl_jax.objectives.surrogate import clipped_surrogate, k3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,9 +46,7 @@ def token_logprobs(graphdef, params, prompt_ids, prompt_mask, completion_ids, ke
     ids = jnp.concatenate([jnp.where(drop, settings.mask_id, prompt_ids),
                            jnp.full((B, G), settings.mask_id, prompt_ids.dtype)], axis=1)
     attention = jnp.concatenate([prompt_mask.astype(bool), jnp.ones((B, G), bool)], axis=1)
-    h = models.hidden(graphdef, params, ids, attention, dropout_key, last=G)
-    logp = jax.nn.log_softmax(models.unembed(graphdef, params, h), axis=-1)
-    return jnp.take_along_axis(logp, completion_ids[..., None], axis=-1)[..., 0]
+    return completion_logprobs(graphdef, params, ids, attention, completion_ids, dropout_key)
 
 
 def diffu_grpo_loss(graphdef, params, batch, settings: DiffuGRPOSettings, total_rows: int):
@@ -59,15 +59,13 @@ def diffu_grpo_loss(graphdef, params, batch, settings: DiffuGRPOSettings, total_
     adv = batch["advantage"][:, None]
     real = batch["completion_mask"].astype(jnp.float32)
     ratio = jnp.exp(lp - batch["old_logprob"])
-    clipped = jnp.clip(ratio, 1.0 - settings.eps, 1.0 + settings.eps)
-    surrogate = jnp.minimum(ratio * adv, clipped * adv)
-    delta = batch["ref_logprob"] - lp
-    k3 = jnp.exp(delta) - delta - 1.0
-    per_token = (-surrogate + settings.beta * k3) * real
+    surrogate, was_clipped = clipped_surrogate(ratio, adv, settings.eps, settings.eps)
+    kl = k3(batch["ref_logprob"] - lp)
+    per_token = (-surrogate + settings.beta * kl) * real
     if settings.token_mean == "batch":
         loss = per_token.sum() / jnp.maximum(real.sum(), 1.0) * (real.shape[0] / total_rows)
     else:
         loss = (per_token.sum(axis=1) / jnp.maximum(real.sum(axis=1), 1.0)).sum() / total_rows
     return loss, {
-        "ratio": (ratio * real).sum(), "clip_fraction": ((ratio * adv > clipped * adv) * real).sum(),
-        "kl": (k3 * real).sum(), "count": real.sum()}
+        "ratio": (ratio * real).sum(), "clip_fraction": (was_clipped * real).sum(),
+        "kl": (kl * real).sum(), "count": real.sum()}

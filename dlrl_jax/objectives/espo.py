@@ -13,6 +13,7 @@ import numpy as np
 
 from dlrl_jax import models
 from dlrl_jax.objectives.elbo import estimate_pure
+from dlrl_jax.objectives.surrogate import clipped_surrogate, k2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,9 +51,8 @@ def espo_loss(graphdef, params, batch, settings: ESPOSettings, total_rows: int):
     elbo = elbos(graphdef, params, batch, batch["key"], settings)
     adv = batch["advantage"]
     ratio = jnp.exp((elbo - batch["old_elbo"]) / G)
-    clipped = jnp.clip(ratio, 1.0 - settings.eps, 1.0 + settings.eps)
-    surrogate = jnp.minimum(ratio * adv, clipped * adv)
-    k2 = 0.5 * (elbo - batch["ref_elbo"]) ** 2 / G
-    loss = (-surrogate + settings.beta * k2).sum() / total_rows
-    return loss, {"ratio": ratio.sum(), "clip_fraction": (ratio * adv > clipped * adv).sum().astype(jnp.float32),
-                  "kl": k2.sum(), "count": jnp.float32(ratio.shape[0])}
+    surrogate, was_clipped = clipped_surrogate(ratio, adv, settings.eps, settings.eps)
+    kl = k2(elbo - batch["ref_elbo"]) / G
+    loss = (-surrogate + settings.beta * kl).sum() / total_rows
+    return loss, {"ratio": ratio.sum(), "clip_fraction": was_clipped.sum().astype(jnp.float32),
+                  "kl": kl.sum(), "count": jnp.float32(ratio.shape[0])}

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from dlrl_jax import models
+from dlrl_jax.objectives.logprobs import completion_logprobs
 
 
 def sft_loss(graphdef, params, batch, key, *, mask_id: int, total_rows: int, eps: float = 1e-3):
@@ -22,9 +23,7 @@ def sft_loss(graphdef, params, batch, key, *, mask_id: int, total_rows: int, eps
     noisy = jnp.where(masked, mask_id, completion)
     ids = jnp.concatenate([prompt_ids, noisy], axis=1)
     attention = jnp.concatenate([batch["prompt_mask"].astype(bool), jnp.ones((B, G), bool)], axis=1)
-    h = models.hidden(graphdef, params, ids, attention, models.batch_dropout_key(batch), last=G)
-    logp = jax.nn.log_softmax(models.unembed(graphdef, params, h), axis=-1)
-    nll_BxG = -jnp.take_along_axis(logp, completion[..., None], axis=-1)[..., 0]
+    nll_BxG = -completion_logprobs(graphdef, params, ids, attention, completion, models.batch_dropout_key(batch))
     weighted = jnp.where(masked, nll_BxG / p_mask_B[:, None], 0.0).sum(axis=1)
     per_row = weighted / jnp.maximum(real.sum(axis=1), 1)
     loss = per_row.sum() / total_rows

@@ -16,6 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from dlrl_jax import models
+from dlrl_jax.objectives.logprobs import completion_logprobs
+from dlrl_jax.objectives.surrogate import clipped_surrogate, k3
 from dlrl_jax.rollout.trajectory import canvas_before
 
 AGGREGATIONS = ("sum", "mean")
@@ -30,9 +32,7 @@ def step_logprob(graphdef, params, tokens_BxL, prompt_mask_BxP, unmask_step_BxG,
     P = tokens_BxL.shape[1] - G
     canvas = canvas_before(tokens_BxL, unmask_step_BxG, step_B, mask_id)
     attention = jnp.concatenate([prompt_mask_BxP.astype(bool), jnp.ones((B, G), bool)], axis=1)
-    h_BxGxD = models.hidden(graphdef, params, canvas, attention, dropout_key, last=G)
-    logp_BxGxV = jax.nn.log_softmax(models.unembed(graphdef, params, h_BxGxD), axis=-1)
-    token_logp_BxG = jnp.take_along_axis(logp_BxGxV, tokens_BxL[:, P:, None], axis=-1)[..., 0]
+    token_logp_BxG = completion_logprobs(graphdef, params, canvas, attention, tokens_BxL[:, P:], dropout_key)
     committed = unmask_step_BxG == step_B[:, None]
     count = committed.sum(axis=1)
     total = jnp.where(committed, token_logp_BxG, 0.0).sum(axis=1)
@@ -90,18 +90,16 @@ def stepwise_loss(graphdef, params, batch, settings: StepwiseLossSettings, total
                            dropout_key=models.batch_dropout_key(batch))
     adv, valid = batch["advantage"], batch["valid"].astype(jnp.float32)
     ratio = jnp.exp(logp - batch["old_logprob"])
-    clipped = jnp.clip(ratio, 1.0 - settings.eps_low, 1.0 + settings.eps_high)
-    surrogate = jnp.minimum(ratio * adv, clipped * adv)
-    delta = batch["ref_logprob"] - logp
-    k3 = jnp.exp(delta) - delta - 1.0
-    per_row = -surrogate + settings.beta * k3
+    surrogate, was_clipped = clipped_surrogate(ratio, adv, settings.eps_low, settings.eps_high)
+    kl = k3(batch["ref_logprob"] - logp)
+    per_row = -surrogate + settings.beta * kl
     scale = settings.column_weight / settings.tokens_per_step if settings.aggregation == "sum" \
         else settings.column_weight
     loss = (valid * per_row).sum() * scale / total_rows
     metrics = {
         "ratio": (valid * ratio).sum(),
-        "clip_fraction": (valid * (ratio * adv > clipped * adv)).sum(),
-        "kl": (valid * k3).sum(),
+        "clip_fraction": (valid * was_clipped).sum(),
+        "kl": (valid * kl).sum(),
         "count": valid.sum(),
     }
     return loss, metrics

@@ -1,6 +1,11 @@
 """The training loop: SFT warm start, then RL iterations of
 prompts -> rollout -> rewards -> advantages -> update(s) -> metrics. Held-out evaluation, checkpoints
-and the metrics sinks are the application's (`dlrl_jax.app`)."""
+and the metrics sinks are the application's (`dlrl_jax.app`).
+
+An RL iteration's host part is the prompts' encoding, decoding and scoring (and EGSPO-SA's greedy
+scoring); the rollout is its own jitted call and everything after the rewards one more
+(`training.iteration`), both over the loop's `TrainState` (`training.state`): no object reaches into
+another for keys or placement."""
 
 from __future__ import annotations
 
@@ -22,19 +27,17 @@ from dlrl_jax.parallel.transfer import is_lead_process, to_global, to_host
 from dlrl_jax.rewards.decoding import completion_texts
 from dlrl_jax.tasks import Task, build_task, read_records
 from dlrl_jax.training import precision, setup
-from dlrl_jax.training.algorithms import ALGORITHMS
+from dlrl_jax.training.algorithms import ALGORITHMS, reference_model
+from dlrl_jax.training.iteration import Iteration, sync_reference  # noqa: F401  (sync_reference: re-exported)
 from dlrl_jax.training.key_streams import DROPOUT_STREAM
 from dlrl_jax.training.optimizer import OptimizerSettings, make_optimizer
-from dlrl_jax.training.update import (
-    ParamPartition,
-    init_opt_state,
-    make_update,
-    memory_analysis,
-)
+from dlrl_jax.training.state import STATE_LAYOUT, Context, TrainState, split_key, state_shardings
+from dlrl_jax.training.update import ParamPartition, init_opt_state, make_update
 
 
 class Run:
-    """Everything one training run holds: config, model split, tokenizer, task, writer, keys.
+    """The host side of one training run: config, model split, tokenizer, task, writer, and `key`, the
+    key the next phase starts from (key(seed); the SFT warm start hands its final key on through it).
 
     `open_metrics(cfg, lead)`: opens the sink the loops write their metrics to (`write(phase, step,
     values)`, `close()`), called once the run's folder exists; the application opens a
@@ -45,6 +48,7 @@ class Run:
         self.mesh = setup.build_mesh(cfg)  # first: a mesh that does not fit fails before any weights load
         model, self.tokenizer = setup.build_model_and_tokenizer(cfg, self.mesh)
         self.mask_id = model.cfg.mask_token_id
+        self.model_cfg = model.cfg
         self.model_family = model.cfg.family  # sampler.schedule auto: Dream's sampler for Dream models
         # LoRA dropout: update items then carry a "dropout_key" (raw key data) for the training forwards
         self.lora_dropout = model.cfg.lora_rank > 0 and model.cfg.lora_dropout > 0
@@ -97,9 +101,14 @@ class Run:
                                   f"tokens, more than sampler.gen_length {G}; raise sampler.gen_length, drop the "
                                   "record or set sft.steps=0")
 
-    def next_key(self):
-        self.key, sub = jax.random.split(self.key)
-        return to_global(sub, parallel.replicated(self.mesh))
+    def context(self, params) -> Context:
+        """The immutable context of the jitted steps over `params` (the policy's tree)."""
+        ref_graphdef, base_params = reference_model(self.graphdef, params)
+        return Context(graphdef=self.graphdef, ref_graphdef=ref_graphdef, base_params=base_params, mesh=self.mesh,
+                       cfg=self.cfg, mask_id=self.mask_id, eos_id=self.tokenizer.eos_id,
+                       rows=self.cfg.algorithm.prompts_per_batch * self.cfg.algorithm.group_size,
+                       lora_dropout=self.lora_dropout, partition=self.partition(params),
+                       prompt_length=self.prompt_length, model_cfg=self.model_cfg)
 
     def sampler(self, temperature: float, record_greedy: bool = False, cache: str = "none") -> rollout.SamplerSettings:
         s = self.cfg.sampler
@@ -188,18 +197,18 @@ class SFTLoop:
         self.update = make_update(loss_fn, tx, partition)
         self.batches = run.batches(self.B, seed=cfg.seed)
         self.step_index = 0
+        # the loop's own key (raw data, replicated), split by a jitted split per step; handed on at close()
+        self.key = to_global(jax.random.key_data(run.key), parallel.replicated(run.mesh))
         self.bar = tqdm(total=steps, desc="sft", disable=not (progress and run.lead), dynamic_ncols=True)
 
     def state_tree(self) -> dict:
-        key = to_global(jax.random.key_data(self.run.key), parallel.replicated(self.run.mesh))
-        return {"params": self.params, "opt_state": self.opt_state, "key": key}
+        return {"params": self.params, "opt_state": self.opt_state, "key": self.key}
 
     def meta(self) -> dict:
         return {"sft_step": self.step_index, "data": self.batches.state()}
 
     def load(self, tree: dict, meta: dict) -> None:
-        self.params, self.opt_state = tree["params"], tree["opt_state"]
-        self.run.key = jax.random.wrap_key_data(tree["key"])
+        self.params, self.opt_state, self.key = tree["params"], tree["opt_state"], tree["key"]
         self.step_index = int(meta["sft_step"])
         self.batches.restore(meta["data"])
         self.bar.update(self.step_index)
@@ -216,7 +225,8 @@ class SFTLoop:
                                        cfg.sampler.gen_length)
         rows = run.place({"completion_ids": targets[None], "completion_mask": np.ones(targets[None].shape, bool)},
                          batch_dim=1)
-        item = dict(rows, prompt_ids=ids[None], prompt_mask=mask[None], key=run.next_key()[None])
+        self.key, sub = _split(self.key)
+        item = dict(rows, prompt_ids=ids[None], prompt_mask=mask[None], key=sub[None])
         self.params, self.opt_state, m = self.update(self.params, self.opt_state, item)
         if step % 10 == 0 or step == self.steps - 1:
             loss = float(to_host(m["loss"]))
@@ -226,7 +236,12 @@ class SFTLoop:
         self.bar.update(1)
 
     def close(self) -> None:
+        """Ends the warm start: the RL iterations start from its final key."""
+        self.run.key = jax.random.wrap_key_data(self.key)
         self.bar.close()
+
+
+_split = jax.jit(split_key)
 
 
 def run_sft(run: Run, params, steps: int, progress: bool):
@@ -238,110 +253,172 @@ def run_sft(run: Run, params, steps: int, progress: bool):
     return sft.params
 
 
-@jax.jit
-def sync_reference(ref_params, params, mix):
-    """TRL's SyncRefModelCallback (TR-DPO): ref <- mix * policy + (1 - mix) * ref, leaf by leaf, mixed in
-    float32 and stored in the reference's dtype."""
-    def mixed(r, p):
-        return (mix * p.astype(jnp.float32) + (1.0 - mix) * r.astype(jnp.float32)).astype(r.dtype)
-
-    return jax.tree.map(mixed, ref_params, params)
-
-
 class RLLoop:
-    """RL iterations of the configured algorithm, one `step()` at a time, with everything a resumed run
-    needs in `state_tree()` (arrays) and `meta()` (JSON): params, optimizer state, reference params,
-    the run's RNG key, the iteration and the data iterator's position."""
+    """RL iterations of the configured algorithm, one `step()` at a time, over one `TrainState`
+    (`self.state`: params, optimizer state, reference, key, counters). A resumed run needs the state's
+    tree (`state_tree()`) and `meta()` (JSON: the counters again and the data iterator's position).
+
+    The host part of an iteration is the prompts' encoding, the rollout (its own jitted call), decoding
+    and scoring (and for EGSPO-SA the selection and the greedy completions' scores); everything after the
+    rewards is one jitted call (`training.iteration.Iteration`)."""
 
     def __init__(self, run: Run, params, ref_params, progress: bool = True):
         cfg, a = run.cfg, run.cfg.algorithm
-        self.run, self.params, self.ref_params = run, params, ref_params
+        self.run = run
         self.B, self.G = a.prompts_per_batch * a.group_size, a.group_size
-        self.algorithm = ALGORITHMS[a.name](run, self.B)
+        self.context = run.context(params)
+        self.algorithm = ALGORITHMS[a.name].make(self.context)
         # training rollouts may use the approximate KV cache (sampler.cache); held-out evaluation stays exact
         self.settings = run.sampler(cfg.sampler.temperature, record_greedy=self.algorithm.record_greedy,
                                     cache=cfg.sampler.cache)
         o = cfg.optim
         tx = make_optimizer(OptimizerSettings(learning_rate=o.learning_rate, warmup_steps=o.warmup_steps,
                                               weight_decay=o.weight_decay, b1=o.b1, b2=o.b2, grad_clip=o.grad_clip))
-        partition = run.partition(params)
-        self.params = precision.master_params(params, partition)
+        partition = self.context.partition
         self.lora = partition is not None
+        params = precision.master_params(params, partition)
         # moments follow the params' shardings; counters would sit on one device: replicate them
-        self.opt_state = parallel.onto_mesh(init_opt_state(tx, self.params, partition), run.mesh)
+        opt_state = parallel.onto_mesh(init_opt_state(tx, params, partition), run.mesh)
+        # with LoRA the reference is the base itself (adapter off): nothing to store
+        # (a copy where the caller passed the policy's own arrays: the jitted iteration donates the state)
+        ref = None if self.lora else parallel.onto_mesh(
+            jax.tree.map(lambda r, p: jnp.copy(r) if r is p else r, ref_params, params), run.mesh)
+        self.state = TrainState.create(params, opt_state, ref, run.key, run.mesh)
+        self.iteration_fn = Iteration(self.context, self.algorithm, tx, state_shardings(self.state))
+        # one optimizer step on its own (jitted, donating), for inspection: the scan's step in `iteration_fn`
         self.update = make_update(self.algorithm.loss, tx, partition)
+        self._select = jax.jit(self.algorithm.select, static_argnames="k") if self.algorithm.select else None
         self.batches = run.batches(a.prompts_per_batch, seed=cfg.seed + 1)
-        self.iteration = 0
-        self.optimizer_steps = 0  # counts updates for algorithm.ref_sync_every
-        self.memory = None
+        self.iteration, self.optimizer_steps = 0, 0  # host copies of the state's counters
+        self.observe = None  # observe(rl, traj, reward, selection, k): called before the jitted part (tests)
+        self._memory_reported = False
         self.bar = tqdm(total=cfg.run.iterations, desc=a.name, disable=not (progress and run.lead), dynamic_ncols=True)
 
+    @property
+    def params(self):
+        return self.state.params
+
+    @property
+    def opt_state(self):
+        return self.state.opt_state
+
+    @property
+    def ref_params(self):
+        """The reference parameters (with LoRA the policy's with the adapter off)."""
+        return adapter_off(self.state.params) if self.state.ref_params is None else self.state.ref_params
+
+    @property
+    def memory(self):
+        return self.iteration_fn.memory
+
     def state_tree(self) -> dict:
-        # the key replicated over the mesh, so that it restores there too (not onto one device)
-        key = to_global(jax.random.key_data(self.run.key), parallel.replicated(self.run.mesh))
-        tree = {"params": self.params, "opt_state": self.opt_state, "key": key}
-        if not self.lora:  # with LoRA the reference is the base itself (adapter off): nothing to store
-            tree["ref_params"] = self.ref_params
-        return tree
+        return self.state.to_tree()
+
+    def checkpoint_target(self, meta: dict) -> dict:
+        """The tree to restore the checkpoint with `meta` into (older checkpoints: without the counters)."""
+        return self.state.checkpoint_target(meta)
 
     def meta(self) -> dict:
-        return {"iteration": self.iteration, "data": self.batches.state(), "optimizer_steps": self.optimizer_steps}
+        return {"iteration": self.iteration, "data": self.batches.state(), "optimizer_steps": self.optimizer_steps,
+                "state_layout": STATE_LAYOUT}
 
     def load(self, tree: dict, meta: dict) -> None:
-        self.params, self.opt_state = tree["params"], tree["opt_state"]
-        self.ref_params = adapter_off(self.params) if self.lora else tree["ref_params"]
-        self.run.key = jax.random.wrap_key_data(tree["key"])
-        self.iteration = int(meta["iteration"])
-        self.optimizer_steps = int(meta.get("optimizer_steps", 0))
+        self.state = self.state.from_tree(tree, meta)
+        self.iteration, self.optimizer_steps = self.state.counters()
         self.batches.restore(meta["data"])
         self.bar.update(self.iteration)
 
-    def step(self) -> dict:
-        """One iteration: prompts -> rollout -> rewards -> advantages -> mu updates -> metrics.
+    def items(self, traj, reward, selection=None, k: int | None = None):
+        """The update items (stacked [optimizer steps, items per step, ...]) and the algorithm's metrics
+        that the next iteration's jitted call will form from this rollout and these rewards (for
+        inspection; the state is not changed)."""
+        a, algorithm = self.run.cfg.algorithm, self.algorithm
+        k = a.k if k is None else k
+        state = self.state
+        if selection is None and algorithm.select is not None:
+            selection = self._select(split_key(state.key)[1], _without_greedy(traj), k=k)
+        ref = state.ref_params if state.ref_params is not None else state.params
+        return jax.jit(lambda p, r, b, rw, sel, i: algorithm.prepare(p, r, b, rw, sel, i, k))(
+            state.params, ref, _without_greedy(traj), jnp.asarray(reward, jnp.float32), selection,
+            state.iteration * a.mu)
 
-        The metrics carry each phase's wall-clock seconds (time_rollout, time_reward, time_reference:
-        selection, greedy rewards and old/reference terms, time_update, time_iteration); a phase's device
-        work is waited for before its clock stops."""
-        run, cfg, a = self.run, self.run.cfg, self.run.cfg.algorithm
+    def step(self) -> dict:
+        """One iteration: prompts -> rollout -> rewards -> (selection, advantages, mu updates) -> metrics.
+
+        The metrics carry each phase's wall-clock seconds (time_rollout, time_reward, time_reference: the
+        host part after the rewards, i.e. EGSPO-SA's step selection and greedy rewards, and adaptive K;
+        time_update: the one jitted call of everything else, old/reference terms included,
+        time_iteration); a phase's device work is waited for before its clock stops."""
+        run, cfg, a, algorithm = self.run, self.run.cfg, self.run.cfg.algorithm, self.algorithm
         clock = _PhaseClock()
         prompts = next(self.batches)
         records = [r for r in prompts for _ in range(self.G)]  # rows of one prompt are contiguous: a group
         ids, mask = run.encode(records)
-        traj = clock.stop("rollout", rollout.generate(run.graphdef, self.params, ids, mask, run.next_key(),
+        key, rollout_key = _split(self.state.key)
+        self.state = self.state.replace(key=key)
+        traj = clock.stop("rollout", rollout.generate(run.graphdef, self.state.params, ids, mask, rollout_key,
                                                       self.settings))
         reward = clock.stop("reward", run.task.score(run.decode(traj.completion), records))
-        inner, extra = clock.stop("reference", self.algorithm.prepare(traj, reward, records, self.params,
-                                                                      self.ref_params,
-                                                                      update_index=self.iteration * a.mu))
-        for items in inner:
-            items = run.place(items, batch_dim=1)  # [accumulated items, rows, ...]
-            if self.memory is None:  # once, before the first update runs: what it will hold per device
-                self.memory = memory_analysis(self.update, self.params, self.opt_state, items)
-                if self.memory and run.lead:
-                    tqdm.write("[dlrl-jax] compiled update, per device: " + ", ".join(
-                        f"{k} {v:.3f} GiB" for k, v in self.memory.items()))
-            self.params, self.opt_state, m = self.update(self.params, self.opt_state, items)
-            self.optimizer_steps += 1
-            if a.ref_sync_every and self.optimizer_steps % a.ref_sync_every == 0:  # TRL: on_step_end at global_step
-                self.ref_params = sync_reference(self.ref_params, self.params, a.ref_sync_mix)
-        m = clock.stop("update", {k: to_host(v) for k, v in m.items()})
+        k, selection, extra = a.k, None, {}
+        if algorithm.select is not None:
+            if algorithm.host_k is not None:  # adaptive K: a shape, so chosen on the host
+                k = algorithm.host_k(to_host(traj.step_entropy), to_host(traj.step_count), traj.num_steps)
+            greedy_reward = np.zeros((self.B, k), np.float32)
+            if algorithm.record_greedy:  # EGSPO-SA: the greedy completions of the selected steps, scored here
+                key, select_key = _split(self.state.key)
+                self.state = self.state.replace(key=key)
+                selection = self._select(select_key, _without_greedy(traj), k=k)
+                greedy = np.take_along_axis(to_host(traj.greedy), to_host(selection.steps)[:, :, None], axis=1)
+                texts = run.decode(greedy.reshape(self.B * k, -1))
+                greedy_reward = run.task.score(texts, [r for r in records for _ in range(k)]).reshape(self.B, k)
+                selection = selection.replace(greedy_reward=np.asarray(greedy_reward, np.float32))
+            extra = {"greedy_reward_mean": greedy_reward.mean(), "k": k}
+        clock.stop("reference", selection)
+        if self.observe is not None:
+            self.observe(self, traj, reward, selection, k)
+        self.state, (m, device_extra) = self.iteration_fn(self.state, _without_greedy(traj),
+                                                          np.asarray(reward, np.float32), selection, k=k)
+        if not self._memory_reported and self.memory and run.lead:  # once, after the first compile
+            self._memory_reported = True
+            tqdm.write("[dlrl-jax] compiled iteration, per device: " + ", ".join(
+                f"{name} {v:.3f} GiB" for name, v in self.memory.items()))
+        m = clock.stop("update", {name: to_host(v) for name, v in m.items()})
+        extra.update({name: _host_value(v) for name, v in device_extra.items()})
+        self.optimizer_steps += self._steps_per_iteration(k)
         count = max(float(m["count"]), 1.0)
         metrics = dict(extra, reward_mean=reward.mean(), reward_std=reward.std(), loss=m["loss"],
                        grad_norm=m["grad_norm"], skipped=m["skipped"],  # the loss's other sums per count
-                       **{k: float(v) / count for k, v in m.items() if k not in ("loss", "grad_norm", "skipped",
-                                                                                 "count")},
+                       **{name: float(v) / count for name, v in m.items() if name not in ("loss", "grad_norm", "skipped",
+                                                                                          "count")},
                        tokens_per_s=self.B * cfg.sampler.gen_length / clock.total(),
                        entropy_profile=to_host(traj.step_entropy).mean(axis=0), **clock.seconds())
         run.writer.write("rl", self.iteration, metrics)
         self.iteration += 1
         self.bar.update(1)
         self.bar.set_postfix(reward=f"{reward.mean():.3f}", kl=f"{metrics.get('kl', 0.0):.4f}",
-                             s=" ".join(f"{k[5:]} {v:.2f}" for k, v in clock.seconds().items()
-                                        if k != "time_iteration"))
+                             s=" ".join(f"{name[5:]} {v:.2f}" for name, v in clock.seconds().items()
+                                        if name != "time_iteration"))
         return metrics
+
+    def _steps_per_iteration(self, k: int) -> int:
+        """Optimizer steps per iteration (for the host copy of the state's counter)."""
+        a = self.run.cfg.algorithm
+        if self.algorithm.select is not None and a.columns_per_update:
+            return a.mu * k // a.columns_per_update
+        return a.mu
 
     def close(self) -> None:
         self.bar.close()
+
+
+def _without_greedy(traj):
+    """The trajectory the jitted parts take: the greedy completions stay on the host side."""
+    return traj.replace(greedy=None)
+
+
+def _host_value(x):
+    x = to_host(x)
+    return x.item() if x.ndim == 0 else x
 
 
 class _PhaseClock:

@@ -15,7 +15,11 @@ each evaluation point (after SFT, every `run.eval_every` iterations, at the end)
 evaluated together at the end, a `lax.map` over them and over held-out batches (one compiled
 evaluation, and the same numbers as evaluating on the way, since evaluation has its own keys).
 
-What is the same as `dlrl-jax train` (training/loop.py, training/algorithms.py) for a seed: the records
+The post-reward part is the loop's own: the registry's `Algorithm` (training/algorithms/) made on a
+context without a mesh or LoRA, its `select` and `prepare` (with the seed traced), and the same
+optimizer step (`training.update`), scanned over the same schedule.
+
+What is the same as `dlrl-jax train` (training/loop.py, training/algorithms/) for a seed: the records
 (`build_task` with that seed), the SFT and RL batch orders (the grain streams of seed and seed + 1,
 read on the host into index arrays), the model initialisation (`nnx.Rngs(params=seed)`), the run's
 key chain (one split per SFT step, per rollout and, for EGSPO, per step selection), ESPO's and
@@ -27,9 +31,8 @@ against `rewards.sudoku`).
 
 Where it differs: it is one XLA program, so fusions and reduction orders differ from the loop's
 separately jitted pieces and results agree to float32 rounding at first, not bit for bit; the
-rollouts are sampled, so two runs drift apart once a rounding flips a sampled token. Advantages are
-computed in float32 (the loop: float64 on the host, then float32). Every SFT step's loss is returned
-(the loop logs every 10th). No checkpoints, resume, metrics files or phase clocks; one device, no mesh.
+rollouts are sampled, so two runs drift apart once a rounding flips a sampled token. Every SFT
+step's loss is returned (the loop logs every 10th). No checkpoints, resume, metrics files or phase clocks; one device, no mesh.
 Refused with a one-line error (they need the host or are not wired here): tasks other than the
 generated Sudoku with plain prompts, reward sets other than dlrl, `task.decode: official`, LoRA,
 adaptive step selection, the KV cache, Dream's schedule, confidence-threshold decoding and reference
@@ -53,14 +56,13 @@ from dlrl_jax import rollout
 from dlrl_jax.config import Config, ConfigError
 from dlrl_jax.data.pipeline import BatchStream
 from dlrl_jax.models.transformer import Transformer
-from dlrl_jax.objectives import diffu_grpo, espo, stepwise
-from dlrl_jax.objectives.selection import select_steps
 from dlrl_jax.objectives.sft import sft_loss
 from dlrl_jax.rewards.sudoku_tokens import TokenTable, cells, sudoku_cell_reward
 from dlrl_jax.tasks import build_task
 from dlrl_jax.training import setup
-from dlrl_jax.training.algorithms import official_column_order
-from dlrl_jax.training.key_streams import EVAL_STREAM, MASK_STREAM
+from dlrl_jax.training.algorithms import ALGORITHMS
+from dlrl_jax.training.key_streams import EVAL_STREAM
+from dlrl_jax.training.state import Context
 from dlrl_jax.training.optimizer import OptimizerSettings, make_optimizer
 from dlrl_jax.training.update import _update_fn
 
@@ -194,143 +196,17 @@ def _sampler(cfg: Config, mask_id: int, temperature: float, record_greedy: bool)
         raise ConfigError(f"sampler: {e}") from None
 
 
-def _stack(trees):
-    return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
-
-
-def group_mean_advantages(reward_B, group_size: int):
-    """d1: A = r - group mean (JAX, float32)."""
-    r = reward_B.reshape(-1, group_size)
-    return (r - r.mean(axis=1, keepdims=True)).reshape(-1)
-
-
-def leave_one_out_advantages(reward_B, group_size: int):
-    """ESPO: A_i = r_i - mean_{j != i} r_j (JAX, float32)."""
-    r = reward_B.reshape(-1, group_size)
-    return (r - (r.sum(axis=1, keepdims=True) - r) / (group_size - 1)).reshape(-1)
-
-
-def stepwise_advantages(reward_B, greedy_reward_BxK, valid_BxK, group_size: int, lam: float):
-    """EGSPO(-SA): `objectives.stepwise.stepwise_advantages` in JAX (float32)."""
-    B, K = greedy_reward_BxK.shape
-    shaped = (reward_B[:, None] + lam * (reward_B[:, None] - greedy_reward_BxK)) / (1.0 + lam)
-    valid = valid_BxK.reshape(-1, group_size, K)
-    grouped = shaped.reshape(-1, group_size, K)
-    mean = (grouped * valid).sum(axis=1, keepdims=True) / jnp.maximum(valid.sum(axis=1, keepdims=True), 1)
-    return jnp.where(valid, grouped - mean, 0.0).reshape(B, K)
-
-
-class _Stepwise:
-    """EGSPO / EGSPO-SA after the rewards (training/algorithms.py EGSPO.prepare, pure)."""
-
-    def __init__(self, cfg: Config, graphdef, mask_id: int, table: TokenTable):
-        a = cfg.algorithm
-        self.a, self.graphdef, self.mask_id, self.table = a, graphdef, mask_id, table
-        self.lam = a.lam if a.name == "egspo_sa" else 0.0
-        self.record_greedy = self.lam > 0
-        self.rows = a.prompts_per_batch * a.group_size
-        columns = a.columns_per_update
-        settings = stepwise.StepwiseLossSettings(
-            mask_id=mask_id, tokens_per_step=cfg.sampler.gen_length / cfg.sampler.steps, eps_low=a.eps_low,
-            eps_high=a.eps_high, beta=a.beta, aggregation=a.aggregation,
-            column_weight=1.0 / columns if columns else 1.0)
-        self.loss = functools.partial(stepwise.stepwise_loss, graphdef, settings=settings, total_rows=self.rows)
-        items = a.micro_batches * a.k
-        try:
-            order = official_column_order(a.k, columns, a.mu, a.micro_batches) if columns else \
-                [np.arange(items)] * a.mu
-        except ValueError as e:
-            raise ConfigError(str(e)) from None
-        self.order = np.stack(order)  # [optimizer steps, items per step]
-
-    def prepare(self, traj, reward_B, puzzle_Bx16, solution_Bx16, params, ref_params, key, update_index):
-        """(key, inner items [optimizer steps, items per step, ...], metrics)."""
-        a, B = self.a, self.rows
-        key, select_key = jax.random.split(key)
-        steps, valid = select_steps(traj.step_entropy, traj.step_count, select_key, k=a.k, mode=a.selection)
-        if self.lam > 0:
-            greedy = jnp.take_along_axis(traj.greedy, steps[:, :, None], axis=1)  # [B, K, G]
-            greedy_reward, _ = sudoku_cell_reward(greedy.reshape(B * a.k, -1), jnp.repeat(puzzle_Bx16, a.k, axis=0),
-                                                  jnp.repeat(solution_Bx16, a.k, axis=0), self.table)
-            greedy_reward = greedy_reward.reshape(B, a.k)
-        else:
-            greedy_reward = jnp.zeros((B, a.k), jnp.float32)
-        adv = stepwise_advantages(reward_B, greedy_reward, valid, a.group_size, self.lam)
-        old = jnp.take_along_axis(traj.step_logprob, steps, axis=1)
-        if a.aggregation == "mean":
-            old = old / jnp.maximum(jnp.take_along_axis(traj.step_count, steps, axis=1), 1)
-        ref = stepwise.selected_step_logprobs(self.graphdef, ref_params, traj.tokens, traj.prompt_mask,
-                                              traj.unmask_step, steps, mask_id=self.mask_id,
-                                              aggregation=a.aggregation) if a.beta > 0 else old
-        items = stepwise.column_items(traj.tokens, traj.prompt_mask, traj.unmask_step, steps, valid, adv, old, ref,
-                                      micro_batches=a.micro_batches)
-        inner = jax.tree.map(lambda x: x[self.order], items)
-        histogram = (jax.nn.one_hot(steps, traj.num_steps) * valid[..., None]).sum(axis=(0, 1))
-        return key, inner, {"greedy_reward_mean": greedy_reward.mean(), "selected_histogram": histogram}
-
-
-class _SequenceLevel:
-    """ESPO / diffu-GRPO after the rewards (training/algorithms.py _SequenceLevel.prepare, pure): a fresh
-    mask draw per inner update, old and reference terms under the same draw, before any update."""
-
-    record_greedy = False
-
-    def __init__(self, cfg: Config, graphdef, mask_id: int, eos_id: int):
-        a = cfg.algorithm
-        self.a, self.graphdef, self.eos_id = a, graphdef, eos_id
-        self.rows = a.prompts_per_batch * a.group_size
-        if self.rows % a.micro_batches:
-            raise ConfigError(f"algorithm.micro_batches {a.micro_batches} does not divide the {self.rows} rows")
-        self.espo = a.name == "espo"
-        if self.espo:
-            self.settings = espo.ESPOSettings(mask_id=mask_id, num_samples=a.elbo_samples, coupled=True,
-                                              eps=a.eps_low, beta=a.beta, remat=a.elbo_remat, strata=a.elbo_strata)
-        else:
-            self.settings = diffu_grpo.DiffuGRPOSettings(mask_id=mask_id, p_mask_prompt=a.p_mask_prompt,
-                                                         eps=a.eps_low, beta=a.beta, token_mean=a.token_mean)
-        self.shared_draw = self.espo and a.elbo_strata > 0
-
-    def loss(self, params, item):
-        item = dict(item, key=jax.random.wrap_key_data(item["key"]))
-        if self.espo:
-            return espo.espo_loss(self.graphdef, params, item, self.settings, self.rows)
-        return diffu_grpo.diffu_grpo_loss(self.graphdef, params, item, self.settings, self.rows)
-
-    def _likelihood(self, params, item):
-        key = jax.random.wrap_key_data(item["key"])
-        if self.espo:
-            return espo.elbos(self.graphdef, params, item, key, self.settings)
-        return diffu_grpo.token_logprobs(self.graphdef, params, item["prompt_ids"], item["prompt_mask"],
-                                         item["completion_ids"], key, self.settings)
-
-    def prepare(self, traj, reward_B, puzzle_Bx16, solution_Bx16, params, ref_params, key, update_index, *,
-                seed):
-        a = self.a
-        advantage = (leave_one_out_advantages if self.espo else group_mean_advantages)(reward_B, a.group_size)
-        batch = {"prompt_ids": traj.tokens[:, :traj.prompt_length], "prompt_mask": traj.prompt_mask,
-                 "completion_ids": traj.completion, "advantage": advantage}
-        if not self.espo:
-            batch["completion_mask"] = diffu_grpo.completion_mask(traj.completion, self.eos_id)
-        n = a.micro_batches
-        batch = jax.tree.map(lambda x: x.reshape(n, x.shape[0] // n, *x.shape[1:]), batch)
-        base_key = jax.random.fold_in(jax.random.key(seed), MASK_STREAM)
-        old_name, ref_name = ("old_elbo", "ref_elbo") if self.espo else ("old_logprob", "ref_logprob")
-        inner = []
-        for i in range(a.mu):
-            update_key = jax.random.fold_in(base_key, update_index + i)
-            micro = []
-            for m in range(n):
-                item = jax.tree.map(lambda x, m=m: x[m], batch)
-                item_key = jax.random.fold_in(update_key, m)
-                item["key"] = jax.random.key_data(update_key if self.shared_draw else item_key)
-                if self.shared_draw:
-                    item["row_offset"] = jnp.int32(m * (self.rows // n))
-                old = self._likelihood(params, item)
-                item[old_name] = old
-                item[ref_name] = self._likelihood(ref_params, item) if a.beta > 0 else old
-                micro.append(item)
-            inner.append(_stack(micro))
-        return key, _stack(inner), {}
+def _algorithm(cfg: Config, graphdef, model_cfg, eos_id: int):
+    """The algorithm's pure functions of the loop (training/algorithms), on a context without a mesh or
+    LoRA: the same selection, advantages, old/reference terms, items and schedule as `dlrl-jax train`."""
+    a = cfg.algorithm
+    rows = a.prompts_per_batch * a.group_size
+    if rows % a.micro_batches:
+        raise ConfigError(f"algorithm.micro_batches {a.micro_batches} does not divide the {rows} rows")
+    context = Context(graphdef=graphdef, ref_graphdef=graphdef, base_params=lambda p: p, mesh=None, cfg=cfg,
+                      mask_id=model_cfg.mask_token_id, eos_id=eos_id, rows=rows, lora_dropout=False, partition=None,
+                      prompt_length=cfg.task.max_prompt_length, model_cfg=model_cfg)
+    return ALGORITHMS[a.name].make(context)
 
 
 def make_train(cfg: Config, progress=None):
@@ -350,10 +226,7 @@ def make_train(cfg: Config, progress=None):
     a, G = cfg.algorithm, cfg.sampler.gen_length
     mask_id = model_cfg.mask_token_id
     table = TokenTable.from_tokenizer(tokenizer, model_cfg.vocab_size, G)
-    if a.name in ("egspo", "egspo_sa"):
-        algorithm = _Stepwise(cfg, graphdef, mask_id, table)
-    else:
-        algorithm = _SequenceLevel(cfg, graphdef, mask_id, tokenizer.eos_id)
+    algorithm = _algorithm(cfg, graphdef, model_cfg, tokenizer.eos_id)
     train_settings = _sampler(cfg, mask_id, cfg.sampler.temperature, algorithm.record_greedy)
     eval_settings = _sampler(cfg, mask_id, cfg.sampler.eval_temperature, False)
     eval_batch = a.prompts_per_batch * a.group_size
@@ -407,9 +280,20 @@ def make_train(cfg: Config, progress=None):
             traj = rollout.generate(graphdef, params, data.train_prompt_ids[rows], data.train_prompt_mask[rows],
                                     rollout_key, train_settings)
             reward, solved = sudoku_cell_reward(traj.completion, puzzle, solution, table)
-            extra_args = {} if isinstance(algorithm, _Stepwise) else {"seed": seed}
-            key, inner, extra = algorithm.prepare(traj, reward, puzzle, solution, params, ref_params, key,
-                                                  it * a.mu, **extra_args)
+            selection, extra = None, {}
+            if algorithm.select is not None:  # EGSPO: the run's key chain splits for the selection
+                key, select_key = jax.random.split(key)
+                selection = algorithm.select(select_key, traj, a.k)
+                if algorithm.record_greedy:  # EGSPO-SA: the selected steps' greedy completions, scored in JAX
+                    B = traj.tokens.shape[0]
+                    greedy = jnp.take_along_axis(traj.greedy, selection.steps[:, :, None], axis=1)  # [B, K, G]
+                    greedy_reward, _ = sudoku_cell_reward(greedy.reshape(B * a.k, -1), jnp.repeat(puzzle, a.k, axis=0),
+                                                          jnp.repeat(solution, a.k, axis=0), table)
+                    selection = selection.replace(greedy_reward=greedy_reward.reshape(B, a.k))
+                extra = {"greedy_reward_mean": selection.greedy_reward.mean()}
+            inner, algorithm_metrics = algorithm.prepare(params, ref_params, traj.replace(greedy=None), reward,
+                                                         selection, it * a.mu, a.k, seed=seed)
+            extra.update(algorithm_metrics)
 
             def optimizer_step(state, items):
                 params, opt_state, m = rl_update(*state, items)

@@ -1,5 +1,7 @@
-"""One jitted update for every algorithm: gradient accumulation over a stack of items (micro-batches,
-and for EGSPO the selected-step columns) by `lax.scan`, then one optimizer step.
+"""One optimizer step for every algorithm: gradient accumulation over a stack of items (micro-batches,
+and for EGSPO the selected-step columns) by `lax.scan`, then one optimizer step. The RL iteration
+scans this step over its optimizer steps inside its one jitted call (`training.iteration`);
+`make_update` jits it on its own (the SFT warm start, benchmarks, inspection).
 
 An item is any pytree of arrays; `loss_fn(params, item) -> (loss, metric sums)` must already divide
 by the whole batch so that the accumulated loss is the objective. Memory is that of one item.

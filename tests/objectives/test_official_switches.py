@@ -72,14 +72,12 @@ def _prepared(tmp_path, overrides, iterations=1):
     run = loop.Run(cfg)
     rl = loop.RLLoop(run, run.params, run.reference(run.params), progress=False)
     captured = []
-    prepare = rl.algorithm.prepare
 
-    def capture(traj, reward, records, params, *args, **kwargs):
-        inner, extra = prepare(traj, reward, records, params, *args, **kwargs)
-        captured.append((jax.tree.map(jnp.copy, params), inner[0]))  # copies: the update donates params
-        return inner, extra
+    def capture(rl, traj, reward, selection, k):  # before the iteration's jitted call (which donates the state)
+        stack, _ = rl.items(traj, reward, selection, k)  # [optimizer steps, items per step, ...]
+        captured.append((jax.tree.map(jnp.copy, rl.params), jax.tree.map(lambda x: x[0], stack)))
 
-    rl.algorithm.prepare = capture
+    rl.observe = capture
     for _ in range(iterations):
         rl.step()
     rl.close()

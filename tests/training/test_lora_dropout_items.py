@@ -19,19 +19,17 @@ def _captured_items(tmp_path, algorithm, dropout):
     run = loop.Run(cfg)
     rl = loop.RLLoop(run, run.params, run.reference(run.params), progress=False)
     captured = []
-    prepare = rl.algorithm.prepare
 
-    def capture(*args, **kwargs):
-        inner, extra = prepare(*args, **kwargs)
-        captured.append(inner)
-        return inner, extra
+    def capture(rl, traj, reward, selection, k):  # the items the iteration's jitted call forms next
+        captured.append(rl.items(traj, reward, selection, k)[0])
 
-    rl.algorithm.prepare = capture
+    rl.observe = capture
     rl.step()
     rl.step()
     rl.close()
     run.writer.close()
-    return rl, [items for inner in captured for items in inner]  # 2 iterations x mu 2
+    # [optimizer steps, items per step, ...] stacks -> one entry per inner update: 2 iterations x mu 2
+    return rl, [jax.tree.map(lambda x, i=i: x[i], stack) for stack in captured for i in range(len(stack["advantage"]))]
 
 
 @pytest.mark.parametrize("algorithm", ["egspo", "espo"])

@@ -27,24 +27,25 @@ def _run_one_iteration(tmp_path):
     rl = loop.RLLoop(run, params, run.reference(params), progress=False)
     start = jax.tree.map(np.asarray, rl.params)
     seen = {}
-    prepare, update = rl.algorithm.prepare, rl.update
-
-    def capture_prepare(traj, reward, *args, **kwargs):
-        seen.update(traj=traj, reward=np.asarray(reward))
-        return prepare(traj, reward, *args, **kwargs)
-
     steps = []
 
-    def capture_update(params, opt_state, items):
-        out = update(params, opt_state, items)
-        steps.append((jax.tree.map(np.asarray, out[0]), float(out[2]["grad_norm"])))
-        return out
+    def capture(rl, traj, reward, selection, k):
+        """The rollout, and each optimizer step of the iteration's items taken one by one with the
+        loop's own single-step update (the step the iteration's scan runs), from copies of the state."""
+        seen.update(traj=traj, reward=np.asarray(reward))
+        stack, _ = rl.items(traj, reward, selection, k)
+        params, opt_state = jax.tree.map(jnp.copy, rl.params), jax.tree.map(jnp.copy, rl.opt_state)
+        for i in range(len(stack["step"])):
+            params, opt_state, m = rl.update(params, opt_state, jax.tree.map(lambda x, i=i: x[i], stack))
+            steps.append((jax.tree.map(np.asarray, params), float(m["grad_norm"])))
 
-    capture_update.lower = update.lower
-    rl.algorithm.prepare, rl.update = capture_prepare, capture_update
+    rl.observe = capture
     rl.step()
     rl.close()
     run.writer.close()
+    # the iteration's one jitted call ends where the step-by-step updates end
+    for got, want in zip(jax.tree.leaves(rl.params), jax.tree.leaves(steps[-1][0])):
+        np.testing.assert_allclose(np.asarray(got), want, rtol=1e-5, atol=1e-7)
     return cfg, run, start, seen, steps
 
 

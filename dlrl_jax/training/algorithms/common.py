@@ -1,0 +1,79 @@
+"""What the algorithm modules share: the `Algorithm` record, EGSPO's `Selection`, the reference
+policy's graph, group advantages in JAX and the per-item keys."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+from flax import nnx, struct
+
+from dlrl_jax import models
+
+
+@dataclasses.dataclass(frozen=True)
+class Algorithm:
+    """One run's pure functions of an objective (see the package docstring for the signatures)."""
+
+    loss: Callable
+    prepare: Callable
+    settings: Any = None
+    select: Callable | None = None
+    host_k: Callable | None = None
+    record_greedy: bool = False
+
+
+@struct.dataclass
+class Selection:
+    """EGSPO's selected steps: steps [B, K] int32, valid [B, K] bool, greedy_reward [B, K] float32 (the
+    rewards of the selected steps' greedy completions; zeros for plain EGSPO)."""
+
+    steps: jax.Array
+    valid: jax.Array
+    greedy_reward: jax.Array
+
+
+def reference_model(graphdef, params):
+    """(graphdef, params -> params) for the reference policy's forwards. With LoRA the reference is the
+    base model (every adapter factor zero), and x W + s (x 0) 0 is x W exactly, so the reference
+    forwards run on a graph without the adapters, fed the policy's base leaves: the same numbers
+    without the adapter's matmuls, and no copy to store. Without LoRA: the run's graph and the
+    reference parameters as they are."""
+    cfg = nnx.merge(graphdef, params).cfg
+    if not cfg.lora_rank:
+        return graphdef, lambda ref_params: ref_params
+    base_cfg = cfg.replace(lora_rank=0, lora_alpha=0.0, lora_targets=(), lora_dropout=0.0)
+
+    base_graphdef, abstract = nnx.split(nnx.eval_shape(lambda: models.Transformer(base_cfg, rngs=nnx.Rngs(params=0))))
+
+    def strip(ref_params):
+        values = nnx.to_pure_dict(ref_params)
+        values["layers"] = {k: v for k, v in values["layers"].items() if not k.startswith("lora_")}
+        state = jax.tree.map(lambda x: x, abstract)  # a new container each time: filled below
+        nnx.replace_by_pure_dict(state, values)
+        return state
+
+    return base_graphdef, strip
+
+
+def group_mean_advantages(reward_B, group_size: int):
+    """d1: A = r - group mean, float32 [B] (groups of `group_size` contiguous rows)."""
+    r = jnp.asarray(reward_B, jnp.float32).reshape(-1, group_size)
+    return (r - r.mean(axis=1, keepdims=True)).reshape(-1)
+
+
+def leave_one_out_advantages(reward_B, group_size: int):
+    """ESPO: A_i = r_i - mean_{j != i} r_j, float32 [B]."""
+    r = jnp.asarray(reward_B, jnp.float32).reshape(-1, group_size)
+    return (r - (r.sum(axis=1, keepdims=True) - r) / (group_size - 1)).reshape(-1)
+
+
+def split_rows(tree, micro_batches: int):
+    """[B, ...] leaves -> [micro_batches, B / micro_batches, ...]."""
+    return jax.tree.map(lambda x: x.reshape(micro_batches, x.shape[0] // micro_batches, *x.shape[1:]), tree)
+
+
+def raw(key):
+    return jax.random.key_data(key)

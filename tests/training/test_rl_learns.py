@@ -31,7 +31,7 @@ def ones_task():
 
 
 @pytest.mark.parametrize("algorithm", [
-    "egspo_sa", "espo", pytest.param("diffu_grpo", marks=pytest.mark.slow), pytest.param("wd1", marks=pytest.mark.slow)])
+    "egspo_sa", pytest.param("espo", marks=pytest.mark.slow), pytest.param("diffu_grpo", marks=pytest.mark.slow), pytest.param("wd1", marks=pytest.mark.slow)])
 def test_rl_raises_a_learnable_reward(ones_task, algorithm, tmp_path):
     cfg = config.load(None, [
         f"task.name={ones_task}", f"algorithm.name={algorithm}", "sft.steps=0", "task.train_size=64",

@@ -8,7 +8,6 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from dlrl_jax import models
 from dlrl_jax.objectives.logprobs import completion_logprobs
@@ -25,9 +24,10 @@ class DiffuGRPOSettings:
     #                          completion tokens of the micro-batch (longer completions weigh more)
 
 
-def group_mean_advantages(reward_B, group_size: int) -> np.ndarray:
-    r = np.asarray(reward_B, np.float64).reshape(-1, group_size)
-    return (r - r.mean(axis=1, keepdims=True)).reshape(-1).astype(np.float32)
+def group_mean_advantages(reward_B, group_size: int):
+    """d1: A = r - group mean, float32 [B] (groups of `group_size` contiguous rows); jit-friendly."""
+    r = jnp.asarray(reward_B, jnp.float32).reshape(-1, group_size)
+    return (r - r.mean(axis=1, keepdims=True)).reshape(-1)
 
 
 def completion_mask(completion_BxG, eos_id: int):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 
 import jax.numpy as jnp
-import numpy as np
 
 from dlrl_jax import models
 from dlrl_jax.objectives.elbo import estimate_pure
@@ -27,13 +26,13 @@ class ESPOSettings:
     strata: int = 0     # rows per stratified mask-count group (ESPO's per-device batch); 0: the micro-batch
 
 
-def leave_one_out_advantages(reward_B, group_size: int) -> np.ndarray:
-    """A_i = r_i - mean_{j != i} r_j within each group of `group_size` contiguous rows; no std scaling."""
-    r = np.asarray(reward_B, np.float64).reshape(-1, group_size)
+def leave_one_out_advantages(reward_B, group_size: int):
+    """A_i = r_i - mean_{j != i} r_j within each group of `group_size` contiguous rows; no std scaling.
+    float32 [B]; jit-friendly."""
     if group_size < 2:
         raise ValueError("leave-one-out advantages need group_size >= 2")
-    others = (r.sum(axis=1, keepdims=True) - r) / (group_size - 1)
-    return (r - others).reshape(-1).astype(np.float32)
+    r = jnp.asarray(reward_B, jnp.float32).reshape(-1, group_size)
+    return (r - (r.sum(axis=1, keepdims=True) - r) / (group_size - 1)).reshape(-1)
 
 
 def elbos(graphdef, params, batch, key, settings: ESPOSettings):

@@ -13,7 +13,6 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from dlrl_jax import models
 from dlrl_jax.objectives.logprobs import completion_logprobs
@@ -53,16 +52,18 @@ def selected_step_logprobs(graphdef, params, tokens_BxL, prompt_mask_BxP, unmask
 def stepwise_advantages(reward_B, greedy_reward_BxK, valid_BxK, group_size: int, lam: float):
     """A[b, k] = R~ - mean of R~ over the group's valid rows in column k, R~ = (R + lam (R - r^)) / (1 + lam).
 
-    lam = 0 is plain EGSPO (A = R - group mean, the same in every column). No std normalisation."""
-    reward_B = np.asarray(reward_B, np.float64)
-    B, K = np.shape(greedy_reward_BxK)
+    lam = 0 is plain EGSPO (A = R - group mean, the same in every column). No std normalisation.
+    float32 [B, K]; jit-friendly (the shapes are checked at trace time)."""
+    reward_B = jnp.asarray(reward_B, jnp.float32)
+    greedy_reward_BxK = jnp.asarray(greedy_reward_BxK, jnp.float32)
+    B, K = greedy_reward_BxK.shape
     if B % group_size:
         raise ValueError(f"batch of {B} rows is not a whole number of groups of {group_size}")
-    shaped = (reward_B[:, None] + lam * (reward_B[:, None] - np.asarray(greedy_reward_BxK))) / (1.0 + lam)
-    valid = np.asarray(valid_BxK, bool).reshape(-1, group_size, K)
+    shaped = (reward_B[:, None] + lam * (reward_B[:, None] - greedy_reward_BxK)) / (1.0 + lam)
+    valid = jnp.asarray(valid_BxK, bool).reshape(-1, group_size, K)
     grouped = shaped.reshape(-1, group_size, K)
-    mean = (grouped * valid).sum(axis=1, keepdims=True) / np.maximum(valid.sum(axis=1, keepdims=True), 1)
-    return np.where(valid, grouped - mean, 0.0).reshape(B, K).astype(np.float32)
+    mean = (grouped * valid).sum(axis=1, keepdims=True) / jnp.maximum(valid.sum(axis=1, keepdims=True), 1)
+    return jnp.where(valid, grouped - mean, 0.0).reshape(B, K)
 
 
 @dataclasses.dataclass(frozen=True)

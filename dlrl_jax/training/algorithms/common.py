@@ -7,10 +7,11 @@ import dataclasses
 from typing import Any, Callable
 
 import jax
-import jax.numpy as jnp
 from flax import nnx, struct
 
 from dlrl_jax import models
+from dlrl_jax.objectives.diffu_grpo import group_mean_advantages  # noqa: F401  (the algorithms' shared names)
+from dlrl_jax.objectives.espo import leave_one_out_advantages  # noqa: F401
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,18 +57,6 @@ def reference_model(graphdef, params):
         return state
 
     return base_graphdef, strip
-
-
-def group_mean_advantages(reward_B, group_size: int):
-    """d1: A = r - group mean, float32 [B] (groups of `group_size` contiguous rows)."""
-    r = jnp.asarray(reward_B, jnp.float32).reshape(-1, group_size)
-    return (r - r.mean(axis=1, keepdims=True)).reshape(-1)
-
-
-def leave_one_out_advantages(reward_B, group_size: int):
-    """ESPO: A_i = r_i - mean_{j != i} r_j, float32 [B]."""
-    r = jnp.asarray(reward_B, jnp.float32).reshape(-1, group_size)
-    return (r - (r.sum(axis=1, keepdims=True) - r) / (group_size - 1)).reshape(-1)
 
 
 def split_rows(tree, micro_batches: int):

@@ -40,18 +40,6 @@ def official_column_order(k: int, columns: int, passes: int, micro_batches: int)
             for o in range(0, len(order), columns)]
 
 
-def stepwise_advantages(reward_B, greedy_reward_BxK, valid_BxK, group_size: int, lam: float):
-    """`objectives.stepwise.stepwise_advantages` in JAX (float32): A[b, k] = R~ - the mean of R~ over the
-    group's valid rows of column k, R~ = (R + lam (R - r^)) / (1 + lam)."""
-    reward_B = jnp.asarray(reward_B, jnp.float32)
-    B, K = greedy_reward_BxK.shape
-    shaped = (reward_B[:, None] + lam * (reward_B[:, None] - greedy_reward_BxK)) / (1.0 + lam)
-    valid = valid_BxK.reshape(-1, group_size, K)
-    grouped = shaped.reshape(-1, group_size, K)
-    mean = (grouped * valid).sum(axis=1, keepdims=True) / jnp.maximum(valid.sum(axis=1, keepdims=True), 1)
-    return jnp.where(valid, grouped - mean, 0.0).reshape(B, K)
-
-
 def schedule(k: int, columns: int, mu: int, micro_batches: int) -> np.ndarray:
     """[optimizer steps, items per step] indices into `column_items`' stack: mu steps of every item, or
     the official column order."""
@@ -87,7 +75,7 @@ def make(context) -> Algorithm:
 
     def prepare(params, ref_params, batch, reward_B, selection: Selection, update_index, k: int, seed=None):
         steps, valid = selection.steps, selection.valid
-        adv = stepwise_advantages(reward_B, selection.greedy_reward, valid, a.group_size, lam)
+        adv = stepwise.stepwise_advantages(reward_B, selection.greedy_reward, valid, a.group_size, lam)
         old = jnp.take_along_axis(batch.step_logprob, steps, axis=1)  # the rollout's sums
         if a.aggregation == "mean":  # the loss's log-prob is then a mean over the step's tokens: so is old
             old = old / jnp.maximum(jnp.take_along_axis(batch.step_count, steps, axis=1), 1)

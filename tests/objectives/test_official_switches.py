@@ -93,6 +93,8 @@ def test_egspo_first_ratio_is_one_for_either_aggregation(tmp_path, aggregation):
         np.testing.assert_allclose(float(sums["ratio"]) / float(sums["count"]), 1.0, atol=1e-4)
 
 
+# slow (34 s: two runs of two iterations); tests/training/test_lora_dropout_items.py stays in the suite
+@pytest.mark.slow
 def test_old_elbo_with_and_without_train_mode_dropout(tmp_path):
     lora = ["algorithm.name=espo", "model.lora_rank=4", "model.lora_dropout=0.5"]
     for switch in (False, True):

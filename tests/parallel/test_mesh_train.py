@@ -11,6 +11,8 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+# slow (39 s); tests/parallel/test_sharded_update.py and test_sliced_load.py stay in the suite
+@pytest.mark.slow
 @pytest.mark.multiprocess
 def test_train_on_a_mesh_and_restore_onto_others(tmp_path):
     env = dict(os.environ, JAX_PLATFORMS="cpu")

@@ -150,6 +150,8 @@ def test_verdicts_agree_with_plain_python_on_honest_code():
     assert [v.passed for v in got] == expected, [(s, v) for s, v, e in zip(STATEMENTS, got, expected) if v.passed != e]
 
 
+# slow (30 s): tests/data/test_readers.py runs the shipped solutions in the suite
+@pytest.mark.slow
 def test_shipped_mbpp_solutions_pass_all_their_tests_and_shuffled_ones_none():
     records = tasks.read_records(readers.packaged_file("mbpp_mini.jsonl"), "code")
     assert len(records) == 20 and all(r["solution"] for r in records)

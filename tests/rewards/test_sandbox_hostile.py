@@ -471,6 +471,8 @@ def test_plainly_wrong_and_honest_reference_points():
     assert [[v.passed for v in vs] for vs in verdicts] == [[True] * 7, [False] * 7]
 
 
+# slow (24 s): the hostile batches as either user stay in the suite
+@pytest.mark.slow
 def test_code_reward_of_honest_completions_is_unchanged_by_hostile_neighbours():
     """Through the code reward itself: honest completions keep 1.0 + 0.5 format, hostile ones get the
     format score only."""

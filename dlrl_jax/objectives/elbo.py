@@ -62,30 +62,56 @@ def _masked_logprob_sum(graphdef, params, prompt_ids, prompt_mask, completion_id
 def estimate_pure(graphdef, params, prompt_ids, prompt_mask, completion_ids, key, *, num_samples: int = 1,
                   coupled: bool = True, stratified: bool = True, mask_id: int, remat: bool = True,
                   dropout_key=None, strata: int = 0, row_offset=0):
-    """Per-sequence ELBO estimates [B] (pure; jit and grad friendly). Each pass is rematerialised
-    under grad when `remat`, so memory holds one pass's activations at a time. A `dropout_key` turns
-    on LoRA dropout, a fresh draw for every pass (fold_in(dropout_key, pass index)). With `strata` > 0
-    the masks are ESPO's own stratified draw over groups of that many rows (`draw_masks_in_strata`;
-    these rows start at global row `row_offset`); else `stratified` spreads the counts over these rows."""
+    """Per-sequence ELBO estimates [B] (pure; jit and grad friendly). With `remat` each pass is
+    rematerialised under grad and the passes run one after another, so memory holds one pass's
+    activations at a time; without it the passes (num_samples, times two when coupled) are one
+    forward over all their rows: the model is traced and lowered once instead of once per pass (most
+    of a warm first iteration's cost on small models), and the matmuls see all passes' rows at once.
+    Both give the same passes: each pass's masks and dropout draws do not depend on how the passes
+    are run.
+    A `dropout_key` turns on LoRA dropout, a fresh draw for every pass (fold_in(dropout_key, pass
+    index)). With `strata` > 0 the masks are ESPO's own stratified draw over groups of that many rows
+    (`draw_masks_in_strata`; these rows start at global row `row_offset`); else `stratified` spreads
+    the counts over these rows."""
     B, G = completion_ids.shape
 
     def one_pass(p, masked, index):
         dk = None if dropout_key is None else jax.random.fold_in(dropout_key, index)
         return _masked_logprob_sum(graphdef, p, prompt_ids, prompt_mask, completion_ids, masked, mask_id, dk)
 
-    if remat:
-        one_pass = jax.checkpoint(one_pass, static_argnums=2)
-    total = jnp.zeros((B,), jnp.float32)
+    def all_passes(p, masked_PxBxG):
+        """Every pass as one forward over P x B rows (pass-major), each pass's rows with their own
+        dropout key."""
+        P = masked_PxBxG.shape[0]
+        dk = None if dropout_key is None else \
+            jax.vmap(lambda i: jax.random.fold_in(dropout_key, i))(jnp.arange(P, dtype=jnp.uint32))
+
+        def tile(x):
+            return jnp.tile(x, (P, 1))
+
+        sums = _masked_logprob_sum(graphdef, p, tile(prompt_ids), tile(prompt_mask), tile(completion_ids),
+                                   masked_PxBxG.reshape(P * B, G), mask_id, dk)
+        return sums.reshape(P, B)
+
+    masks, weights = [], []  # per pass: masked [B, G], weight [B] (the coupled pass follows its draw)
     for m in range(num_samples):
         draw_key = jax.random.fold_in(key, m)
         masked, l_B = draw_masks_in_strata(draw_key, row_offset, B, G, strata) if strata else \
             draw_masks(draw_key, B, G, stratified=stratified)
-        weight = jnp.where(l_B > 0, (G + 1) / jnp.maximum(l_B, 1), 0.0)
-        sample = weight * one_pass(params, masked, 2 * m)
+        masks.append(masked)
+        weights.append(jnp.where(l_B > 0, (G + 1) / jnp.maximum(l_B, 1), 0.0))
         if coupled:
-            weight_c = jnp.where(l_B < G, (G + 1) / jnp.maximum(G - l_B, 1), 0.0)
-            sample = 0.5 * (sample + weight_c * one_pass(params, ~masked, 2 * m + 1))
-        total = total + sample
+            masks.append(~masked)
+            weights.append(jnp.where(l_B < G, (G + 1) / jnp.maximum(G - l_B, 1), 0.0))
+    if remat:
+        one_pass = jax.checkpoint(one_pass, static_argnums=2)
+        sums = [one_pass(params, masked, index) for index, masked in enumerate(masks)]
+    else:
+        sums = list(all_passes(params, jnp.stack(masks)))
+    per_pass = [w * s for w, s in zip(weights, sums)]
+    total = jnp.zeros((B,), jnp.float32)
+    for m in range(num_samples):
+        total = total + (0.5 * (per_pass[2 * m] + per_pass[2 * m + 1]) if coupled else per_pass[m])
     return total / num_samples
 
 

@@ -84,3 +84,34 @@ def test_model_level_api_and_shared_draws(setup):
     b = elbo.estimate_pure(graphdef, params, prompt, prompt_mask, completion, key, num_samples=2, mask_id=MASK)
     np.testing.assert_allclose(a, b, rtol=1e-6)
     assert a.shape == (B,) and np.all(np.asarray(a) < 0)
+
+
+def test_passes_in_one_forward_equal_separate_forwards_with_lora_dropout():
+    """Without remat the 2 x num_samples passes run as one forward over all their rows; each pass keeps
+    its own masks and its own LoRA dropout draw (a key per row group), so values and adapter gradients
+    are those of the separate, rematerialised forwards."""
+    cfg = models.preset("tiny", vocab_size=V, d_model=32, n_layers=2, n_heads=2, n_kv_heads=1, mlp_hidden=64,
+                        mask_token_id=MASK, lora_rank=4, lora_alpha=8.0, lora_targets=("q", "v", "up"),
+                        lora_dropout=0.5)
+    graphdef, params = models.split(models.init_model(cfg, seed=2))
+    noise = iter(jax.random.split(jax.random.key(1), len(jax.tree.leaves(params))))
+    params = jax.tree_util.tree_map_with_path(  # adapters well away from B = 0, so dropping inputs matters
+        lambda path, x: x + 0.5 * jax.random.normal(next(noise), x.shape) if "lora" in jax.tree_util.keystr(path)
+        else x, params)
+    rng = np.random.default_rng(3)
+    prompt, completion = (jnp.asarray(rng.integers(0, MASK, (B, n)), jnp.int32) for n in (P, G))
+    prompt_mask = jnp.asarray(np.arange(P)[None] >= np.array([[0], [1], [0], [2]]))  # left padding
+
+    def total(p, remat, dropout_key):
+        return elbo.estimate_pure(graphdef, p, prompt, prompt_mask, completion, jax.random.key(4), num_samples=2,
+                                  mask_id=MASK, remat=remat, dropout_key=dropout_key)
+
+    key = jax.random.key(9)
+    values = {remat: np.asarray(jax.jit(lambda p, r=remat: total(p, r, key))(params)) for remat in (True, False)}
+    np.testing.assert_allclose(values[False], values[True], rtol=1e-5)
+    assert not np.allclose(values[False], np.asarray(total(params, False, None)), rtol=1e-2)  # dropout is on
+    grads = {remat: jax.jit(jax.grad(lambda p, r=remat: total(p, r, key).sum()))(params) for remat in (True, False)}
+    for path, g in jax.tree_util.tree_leaves_with_path(grads[False]):
+        if "lora" in jax.tree_util.keystr(path):
+            expected = next(x for q, x in jax.tree_util.tree_leaves_with_path(grads[True]) if q == path)
+            np.testing.assert_allclose(np.asarray(g), np.asarray(expected), rtol=1e-4, atol=1e-6)

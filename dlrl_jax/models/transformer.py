@@ -149,8 +149,8 @@ class Transformer(nnx.Module):
         """Final-norm hidden states [B, L, D] in the compute dtype, aligned so that `unembed` of
         position j predicts token j (for Dream, the state of position j-1; position 0 keeps its own).
         With a `dropout_key` and cfg.lora_dropout > 0, LoRA dropout is applied (training forwards); a
-        key array [P] splits the rows into P equal groups with a key each, so P forwards batched as
-        one draw what they would draw apart.
+        key array [P] is P forwards of the same rows batched as one (row r's P copies next to each
+        other), each drawing what it would draw alone.
 
         `last` = n: only the states of the last n positions, [B, n, D] (HF's logits_to_keep, one layer
         further): the final layer then runs its queries, attention output and MLP on those positions
@@ -283,20 +283,21 @@ _DROPOUT_STREAM = {name: i for i, name in enumerate(_INPUT_AXES)}
 def lora_dropout_mask(cfg: ModelConfig, layer_key, name: str, shape):
     """The keep mask of projection `name`'s LoRA input in one layer: bernoulli(1 - lora_dropout) drawn
     from fold_in(layer_key, stream of name), where layer_key = fold_in(dropout_key, layer index).
-    A key array of shape [P] (`hidden`'s row-grouped dropout key) draws the rows in P equal groups,
-    group p from key p, exactly as P separate forwards of those rows would."""
+    A key array of shape [P] (`hidden`'s interleaved dropout keys: P forwards of the same R rows
+    batched as R x P rows, row r's P copies next to each other) gives row r * P + p what key p draws
+    for row r, exactly as P separate forwards would."""
     def draw(key, rows):
         return jax.random.bernoulli(jax.random.fold_in(key, _DROPOUT_STREAM[name]), 1.0 - cfg.lora_dropout,
                                     (rows, *shape[1:]))
 
     if jnp.ndim(layer_key) == 0:
         return draw(layer_key, shape[0])
-    groups = layer_key.shape[0]
-    return jax.vmap(lambda key: draw(key, shape[0] // groups))(layer_key).reshape(shape)
+    copies = layer_key.shape[0]
+    return jnp.swapaxes(jax.vmap(lambda key: draw(key, shape[0] // copies))(layer_key), 0, 1).reshape(shape)
 
 
 def _fold_in(key, data):
-    """fold_in for one key or (row-grouped dropout keys) a key array [P]."""
+    """fold_in for one key or (interleaved dropout keys) a key array [P]."""
     if jnp.ndim(key) == 0:
         return jax.random.fold_in(key, data)
     return jax.vmap(lambda k: jax.random.fold_in(k, data))(key)

@@ -80,18 +80,19 @@ def estimate_pure(graphdef, params, prompt_ids, prompt_mask, completion_ids, key
         return _masked_logprob_sum(graphdef, p, prompt_ids, prompt_mask, completion_ids, masked, mask_id, dk)
 
     def all_passes(p, masked_PxBxG):
-        """Every pass as one forward over P x B rows (pass-major), each pass's rows with their own
-        dropout key."""
+        """Every pass as one forward over B x P rows, row b's passes next to each other (so rows
+        sharded over devices stay where they are), each pass with its own dropout key."""
         P = masked_PxBxG.shape[0]
         dk = None if dropout_key is None else \
             jax.vmap(lambda i: jax.random.fold_in(dropout_key, i))(jnp.arange(P, dtype=jnp.uint32))
 
-        def tile(x):
-            return jnp.tile(x, (P, 1))
+        def per_pass(x):
+            return jnp.repeat(x, P, axis=0)
 
-        sums = _masked_logprob_sum(graphdef, p, tile(prompt_ids), tile(prompt_mask), tile(completion_ids),
-                                   masked_PxBxG.reshape(P * B, G), mask_id, dk)
-        return sums.reshape(P, B)
+        masked = jnp.swapaxes(masked_PxBxG, 0, 1).reshape(B * P, G)
+        sums = _masked_logprob_sum(graphdef, p, per_pass(prompt_ids), per_pass(prompt_mask),
+                                   per_pass(completion_ids), masked, mask_id, dk)
+        return sums.reshape(B, P).T
 
     masks, weights = [], []  # per pass: masked [B, G], weight [B] (the coupled pass follows its draw)
     for m in range(num_samples):

@@ -88,7 +88,7 @@ def test_model_level_api_and_shared_draws(setup):
 
 def test_passes_in_one_forward_equal_separate_forwards_with_lora_dropout():
     """Without remat the 2 x num_samples passes run as one forward over all their rows; each pass keeps
-    its own masks and its own LoRA dropout draw (a key per row group), so values and adapter gradients
+    its own masks and its own LoRA dropout draw (a key per pass), so values and adapter gradients
     are those of the separate, rematerialised forwards."""
     cfg = models.preset("tiny", vocab_size=V, d_model=32, n_layers=2, n_heads=2, n_kv_heads=1, mlp_hidden=64,
                         mask_token_id=MASK, lora_rank=4, lora_alpha=8.0, lora_targets=("q", "v", "up"),

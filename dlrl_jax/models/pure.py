@@ -31,8 +31,7 @@ def forward(graphdef, params, input_ids, attention_mask=None):
 
 def hidden(graphdef, params, input_ids, attention_mask=None, dropout_key=None, last: int | None = None):
     """Pure final hidden states [B, L, D] (compute dtype), for logits at chosen positions only.
-    `dropout_key` turns on LoRA dropout (cfg.lora_dropout) for a training forward (a key array [P]: P
-    forwards of B / P rows batched as one, row r's copies at r * P .. r * P + P - 1); `last` = n: the
+    `dropout_key` turns on LoRA dropout (cfg.lora_dropout) for a training forward; `last` = n: the
     states of the last n positions only, [B, n, D], with the final layer computed for those alone."""
     return nnx.merge(graphdef, params).hidden(input_ids, attention_mask, dropout_key, last)
 

@@ -148,9 +148,7 @@ class Transformer(nnx.Module):
     def hidden(self, input_ids_BxL, attention_mask_BxL=None, dropout_key=None, last: int | None = None):
         """Final-norm hidden states [B, L, D] in the compute dtype, aligned so that `unembed` of
         position j predicts token j (for Dream, the state of position j-1; position 0 keeps its own).
-        With a `dropout_key` and cfg.lora_dropout > 0, LoRA dropout is applied (training forwards); a
-        key array [P] is P forwards of the same rows batched as one (row r's P copies next to each
-        other), each drawing what it would draw alone.
+        With a `dropout_key` and cfg.lora_dropout > 0, LoRA dropout is applied (training forwards).
 
         `last` = n: only the states of the last n positions, [B, n, D] (HF's logits_to_keep, one layer
         further): the final layer then runs its queries, attention output and MLP on those positions
@@ -208,7 +206,7 @@ class Transformer(nnx.Module):
 
         def block(x, layer):
             kv_cache = (layer["cached_k"], layer["cached_v"]) if cache is not None else None
-            layer_key = _fold_in(dropout_key, layer["layer_index"]) if dropout else None
+            layer_key = jax.random.fold_in(dropout_key, layer["layer_index"]) if dropout else None
             x, kv = _block(cfg, x, layer, attention_mask_BxL, cos_BxWxHd, sin_BxWxHd, kv_cache, start, layer_key)
             x = constrain_rows(x)
             return x, (kv if keep_kv else None)
@@ -223,7 +221,7 @@ class Transformer(nnx.Module):
         head = jax.tree.map(lambda w: w[:-1], stacked)
         final = jax.tree.map(lambda w: w[-1], stacked)
         x_BxWxD, _ = jax.lax.scan(block, x_BxWxD, head)
-        layer_key = _fold_in(dropout_key, cfg.n_layers - 1) if dropout else None
+        layer_key = jax.random.fold_in(dropout_key, cfg.n_layers - 1) if dropout else None
         x_BxTxD = _block(cfg, x_BxWxD, final, attention_mask_BxL, cos_BxWxHd, sin_BxWxHd, dropout_key=layer_key,
                          queries_from=queries_from)[0]
         return _rms_norm(constrain_rows(x_BxTxD), self.final_norm[...], cfg.rms_norm_eps), None
@@ -282,25 +280,8 @@ _DROPOUT_STREAM = {name: i for i, name in enumerate(_INPUT_AXES)}
 
 def lora_dropout_mask(cfg: ModelConfig, layer_key, name: str, shape):
     """The keep mask of projection `name`'s LoRA input in one layer: bernoulli(1 - lora_dropout) drawn
-    from fold_in(layer_key, stream of name), where layer_key = fold_in(dropout_key, layer index).
-    A key array of shape [P] (`hidden`'s interleaved dropout keys: P forwards of the same R rows
-    batched as R x P rows, row r's P copies next to each other) gives row r * P + p what key p draws
-    for row r, exactly as P separate forwards would."""
-    def draw(key, rows):
-        return jax.random.bernoulli(jax.random.fold_in(key, _DROPOUT_STREAM[name]), 1.0 - cfg.lora_dropout,
-                                    (rows, *shape[1:]))
-
-    if jnp.ndim(layer_key) == 0:
-        return draw(layer_key, shape[0])
-    copies = layer_key.shape[0]
-    return jnp.swapaxes(jax.vmap(lambda key: draw(key, shape[0] // copies))(layer_key), 0, 1).reshape(shape)
-
-
-def _fold_in(key, data):
-    """fold_in for one key or (interleaved dropout keys) a key array [P]."""
-    if jnp.ndim(key) == 0:
-        return jax.random.fold_in(key, data)
-    return jax.vmap(lambda k: jax.random.fold_in(k, data))(key)
+    from fold_in(layer_key, stream of name), where layer_key = fold_in(dropout_key, layer index)."""
+    return jax.random.bernoulli(jax.random.fold_in(layer_key, _DROPOUT_STREAM[name]), 1.0 - cfg.lora_dropout, shape)
 
 
 def _proj(cfg, p, name, equation, x, dropout_key=None, queries_from=None):

@@ -65,10 +65,10 @@ def estimate_pure(graphdef, params, prompt_ids, prompt_mask, completion_ids, key
     """Per-sequence ELBO estimates [B] (pure; jit and grad friendly). With `remat` each pass is
     rematerialised under grad and the passes run one after another, so memory holds one pass's
     activations at a time; without it the passes (num_samples, times two when coupled) are one
-    forward over all their rows: the model is traced and lowered once instead of once per pass (most
-    of a warm first iteration's cost on small models), and the matmuls see all passes' rows at once.
-    Both give the same passes: each pass's masks and dropout draws do not depend on how the passes
-    are run.
+    `lax.map` over the stacked masks: the model is traced and lowered once instead of once per pass
+    (most of a warm first iteration's cost on small models), and each pass still runs at its own
+    batch size (one forward over all passes' rows was measured slower on CPU: bench/RESULTS.md).
+    Both give the same passes, masks and dropout draws included.
     A `dropout_key` turns on LoRA dropout, a fresh draw for every pass (fold_in(dropout_key, pass
     index)). With `strata` > 0 the masks are ESPO's own stratified draw over groups of that many rows
     (`draw_masks_in_strata`; these rows start at global row `row_offset`); else `stratified` spreads
@@ -78,21 +78,6 @@ def estimate_pure(graphdef, params, prompt_ids, prompt_mask, completion_ids, key
     def one_pass(p, masked, index):
         dk = None if dropout_key is None else jax.random.fold_in(dropout_key, index)
         return _masked_logprob_sum(graphdef, p, prompt_ids, prompt_mask, completion_ids, masked, mask_id, dk)
-
-    def all_passes(p, masked_PxBxG):
-        """Every pass as one forward over B x P rows, row b's passes next to each other (so rows
-        sharded over devices stay where they are), each pass with its own dropout key."""
-        P = masked_PxBxG.shape[0]
-        dk = None if dropout_key is None else \
-            jax.vmap(lambda i: jax.random.fold_in(dropout_key, i))(jnp.arange(P, dtype=jnp.uint32))
-
-        def per_pass(x):
-            return jnp.repeat(x, P, axis=0)
-
-        masked = jnp.swapaxes(masked_PxBxG, 0, 1).reshape(B * P, G)
-        sums = _masked_logprob_sum(graphdef, p, per_pass(prompt_ids), per_pass(prompt_mask),
-                                   per_pass(completion_ids), masked, mask_id, dk)
-        return sums.reshape(B, P).T
 
     masks, weights = [], []  # per pass: masked [B, G], weight [B] (the coupled pass follows its draw)
     for m in range(num_samples):
@@ -108,7 +93,8 @@ def estimate_pure(graphdef, params, prompt_ids, prompt_mask, completion_ids, key
         one_pass = jax.checkpoint(one_pass, static_argnums=2)
         sums = [one_pass(params, masked, index) for index, masked in enumerate(masks)]
     else:
-        sums = list(all_passes(params, jnp.stack(masks)))
+        index = jnp.arange(len(masks), dtype=jnp.uint32)
+        sums = list(jax.lax.map(lambda pass_: one_pass(params, *pass_), (jnp.stack(masks), index)))
     per_pass = [w * s for w, s in zip(weights, sums)]
     total = jnp.zeros((B,), jnp.float32)
     for m in range(num_samples):

@@ -18,12 +18,12 @@ from safetensors.numpy import load_file
 from dlrl_jax import cli
 from dlrl_jax.app.metrics import read_metrics
 from dlrl_jax.app.run_lock import RunLock, RunLockedError
+from tests.training.test_resume import VOLATILE  # the wall-clock fields of metrics.jsonl
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SETTINGS = ["sft.steps=40", "sft.batch_size=8", "task.train_size=64", "task.eval_size=8",
             "algorithm.prompts_per_batch=2", "algorithm.group_size=4", "run.save_every=1", "run.iterations=2",
             "run.tensorboard=false", "run.progress=false"]
-VOLATILE = ("time", "tokens_per_s")
 
 
 def _args(out, *extra, settings=SETTINGS):

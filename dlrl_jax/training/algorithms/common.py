@@ -10,8 +10,6 @@ import jax
 from flax import nnx, struct
 
 from dlrl_jax import models
-from dlrl_jax.objectives.diffu_grpo import group_mean_advantages  # noqa: F401  (the algorithms' shared names)
-from dlrl_jax.objectives.espo import leave_one_out_advantages  # noqa: F401
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,8 +18,7 @@ import jax.numpy as jnp
 
 from dlrl_jax import models
 from dlrl_jax.objectives import diffu_grpo, espo
-from dlrl_jax.training.algorithms.common import (Algorithm, group_mean_advantages, leave_one_out_advantages,
-                                                 split_rows)
+from dlrl_jax.training.algorithms.common import Algorithm, split_rows
 from dlrl_jax.training.items import DiffuGRPOItem, ESPOItem
 from dlrl_jax.training.key_streams import DROPOUT_STREAM, MASK_STREAM
 
@@ -118,7 +117,7 @@ def make_espo(context) -> Algorithm:
         return {"old_elbo": old, "ref_elbo": elbo(context.ref_graphdef, context.base_params(ref_params),
                                                   _without_dropout(item)) if a.beta > 0 else old}
 
-    return _make(context, leave_one_out_advantages, _batch, reference_terms, ESPOItem, loss, settings,
+    return _make(context, espo.leave_one_out_advantages, _batch, reference_terms, ESPOItem, loss, settings,
                  shared_draw=a.elbo_strata > 0)
 
 
@@ -145,7 +144,8 @@ def make_diffu_grpo(context) -> Algorithm:
         return {"old_logprob": old, "ref_logprob": logp(context.ref_graphdef, context.base_params(ref_params),
                                                         _without_dropout(item)) if a.beta > 0 else old}
 
-    return _make(context, group_mean_advantages, batch_fields, reference_terms, DiffuGRPOItem, loss, settings)
+    return _make(context, diffu_grpo.group_mean_advantages, batch_fields, reference_terms, DiffuGRPOItem, loss,
+                 settings)
 
 
 __all__ = ["make_espo", "make_diffu_grpo", "elbo_activation_bytes", "item_keys", "ELBO_REMAT_BYTES"]

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from dlrl_jax.objectives import diffu_grpo, wd1
-from dlrl_jax.training.algorithms.common import Algorithm, group_mean_advantages, split_rows
+from dlrl_jax.training.algorithms.common import Algorithm, split_rows
 from dlrl_jax.training.items import WD1Item
 from dlrl_jax.training.key_streams import DROPOUT_STREAM, MASK_STREAM
 
@@ -33,7 +33,7 @@ def make(context) -> Algorithm:
         """Items [mu, micro_batches, rows / micro_batches, ...] and the weights' metric (the largest
         positive weight, mean over groups)."""
         M = a.micro_batches
-        advantage_B = group_mean_advantages(reward_B, a.group_size)
+        advantage_B = diffu_grpo.group_mean_advantages(reward_B, a.group_size)
         fields = split_rows({"prompt_ids": batch.tokens[:, :batch.prompt_length], "prompt_mask": batch.prompt_mask,
                              "completion_ids": batch.completion,
                              "completion_mask": diffu_grpo.completion_mask(batch.completion, context.eos_id),

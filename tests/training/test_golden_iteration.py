@@ -89,23 +89,20 @@ def _checksums(params) -> tuple[float, float]:
 SFT_STEPS = 6
 
 
-@pytest.fixture(scope="module")
-def warm_start(tmp_path_factory):
+def sft_warm_start(out_dir: str):
     """The parameters (host copies) after SFT_STEPS masked-diffusion SFT steps of 16 puzzles, the
     adapters trained (the loop's own warm start, `loop.run_sft`)."""
-    cfg = config.load(None, _overrides("egspo", str(tmp_path_factory.mktemp("sft"))) +
-                      [f"sft.steps={SFT_STEPS}", "sft.batch_size=16"])
+    cfg = config.load(None, _overrides("egspo", out_dir) + [f"sft.steps={SFT_STEPS}", "sft.batch_size=16"])
     run = loop.Run(cfg)
     params = loop.run_sft(run, run.params, SFT_STEPS, progress=False)
     run.writer.close()
     return jax.tree.map(np.asarray, params)
 
 
-@pytest.fixture(scope="module", params=ALGORITHMS)
-def iteration(request, warm_start, tmp_path_factory):
-    """(algorithm, measured values) of one RL iteration; compiled once per algorithm for both tests."""
-    algorithm = request.param
-    cfg = config.load(None, _overrides(algorithm, str(tmp_path_factory.mktemp(algorithm))))
+def one_iteration(algorithm: str, warm_start, out_dir: str) -> dict:
+    """The measured values of one RL iteration of `algorithm` from `warm_start` (also
+    bench/device/parity.py's, on an accelerator)."""
+    cfg = config.load(None, _overrides(algorithm, out_dir))
     run = loop.Run(cfg)
     params = parallel.place_params(warm_start, run.mesh)  # fresh arrays: the update donates them
     rl = loop.RLLoop(run, params, run.reference(params), progress=False)
@@ -117,11 +114,23 @@ def iteration(request, warm_start, tmp_path_factory):
     delta = [a - b for a, b in zip(after, before)]
     param_sum, param_sumsq = _checksums(after)
     update_sum, update_sumsq = _checksums(delta)
-    return algorithm, {"reward_mean": float(metrics["reward_mean"]),
-                       "entropy_sum": float(np.sum(metrics["entropy_profile"], dtype=np.float64)),
-                       "loss": float(metrics["loss"]), "grad_norm": float(metrics["grad_norm"]),
-                       "param_sum": param_sum, "param_sumsq": param_sumsq,
-                       "update_sum": update_sum, "update_sumsq": update_sumsq}
+    return {"reward_mean": float(metrics["reward_mean"]),
+            "entropy_sum": float(np.sum(metrics["entropy_profile"], dtype=np.float64)),
+            "loss": float(metrics["loss"]), "grad_norm": float(metrics["grad_norm"]),
+            "param_sum": param_sum, "param_sumsq": param_sumsq,
+            "update_sum": update_sum, "update_sumsq": update_sumsq}
+
+
+@pytest.fixture(scope="module")
+def warm_start(tmp_path_factory):
+    return sft_warm_start(str(tmp_path_factory.mktemp("sft")))
+
+
+@pytest.fixture(scope="module", params=ALGORITHMS)
+def iteration(request, warm_start, tmp_path_factory):
+    """(algorithm, measured values) of one RL iteration; compiled once per algorithm for both tests."""
+    algorithm = request.param
+    return algorithm, one_iteration(algorithm, warm_start, str(tmp_path_factory.mktemp(algorithm)))
 
 
 def _trainable(rl) -> list:

@@ -25,6 +25,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+import common  # noqa: E402  (bench/device/common.py: standard library only at import)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,21 +34,21 @@ class Phase:
     name: str
     script: str
     args: tuple
-    gpu_s: float  # budget at the papers' shapes on one H100 (measured compile + run, with room)
+    gpu_s: float  # budget at the papers' shapes on one GPU (estimated: no GPU has run it yet)
     tiny_s: float  # the tiny shapes on a 2-core CPU
     what: str
 
 
 # Cheapest and most important first: a run cut short keeps the correctness checks and the headline numbers.
 PHASES = (
-    Phase("env", "env.py", (), 40, 60, "device, memory, versions, missing modules, peaks"),
-    Phase("parity", "parity.py", (), 60, 120, "logits (float32, TF32, bf16), sampler T=0, ELBO vs the CPU / oracles"),
-    Phase("golden", "golden.py", (), 75, 180, "one RL iteration per algorithm against the golden values"),
-    Phase("rollout", "rollout_speed.py", (), 100, 60, "rollout tokens/s and share of the roofline"),
-    Phase("update_nf4", "update_speed.py", ("nf4",), 70, 90, "EGSPO / ESPO update, LoRA on an NF4 base"),
-    Phase("update_bf16", "update_speed.py", ("none",), 60, 90, "ESPO / EGSPO update, LoRA on a bf16 base"),
-    Phase("iteration", "rl_iteration.py", (), 40, 120, "RL iterations of each algorithm, ~30M model"),
-    Phase("seeds", "seeds.py", (), 35, 180, "seeds per hour, jit(vmap(train)) against one seed at a time"),
+    Phase("env", "env.py", (), 25, 60, "device, memory, versions, missing modules, peaks"),
+    Phase("parity", "parity.py", (), 45, 120, "logits (float32, TF32, bf16), sampler T=0, ELBO vs the CPU / oracles"),
+    Phase("golden", "golden.py", (), 60, 180, "one RL iteration per algorithm against the golden values"),
+    Phase("rollout", "rollout_speed.py", (), 95, 60, "rollout tokens/s and share of the roofline"),
+    Phase("update_nf4", "update_speed.py", ("nf4",), 80, 90, "EGSPO / ESPO update, LoRA on an NF4 base"),
+    Phase("update_bf16", "update_speed.py", ("none",), 70, 90, "ESPO / EGSPO update, LoRA on a bf16 base"),
+    Phase("iteration", "rl_iteration.py", (), 35, 120, "RL iterations of each algorithm, ~30M model"),
+    Phase("seeds", "seeds.py", (), 70, 180, "seeds per hour, one seed at a time against jit(vmap(train))"),
 )
 
 
@@ -121,6 +123,9 @@ def child_env(args) -> dict:
                                           ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])))
     if args.cpu:
         env["JAX_PLATFORMS"] = "cpu"
+        if args.tiny:  # XLA:CPU with LLVM's cheap passes: a third of the compile time (tiny timings mean nothing)
+            env["XLA_FLAGS"] = " ".join([env.get("XLA_FLAGS", ""), "--xla_backend_optimization_level=0",
+                                         "--xla_llvm_disable_expensive_passes=true"]).strip()
     else:  # one process at a time owns the GPU: let it use nearly all of the memory
         env.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", "0.92")
     if "JAX_COMPILATION_CACHE_DIR" not in env:  # a rerun on the same machine skips compiling again
@@ -173,8 +178,11 @@ def main(argv=None):
                      log_tail=_tail(log_path) if status != "ok" else "")
         banked = max(0.0, budget * scale + banked - seconds)
         if ph.name == "env":
-            device = next((r["value"] for r in rows if r.get("item") == "device"), None)
-            report["machine"] = device or report["machine"]
+            found = {r.get("item"): r for r in rows}
+            report["machine"] = found.get("device", {}).get("value", report["machine"])
+            peak, bandwidth = found.get(common.PEAK_ITEM), found.get(common.BANDWIDTH_ITEM)
+            if peak and bandwidth:  # later phases divide by these, not by their own measurements
+                env["DLRL_DEVICE_PEAKS"] = f"{peak['value']!r},{bandwidth['value']!r},{peak['note']}"
         report["wall_s"] = time.perf_counter() - start
         _write(args.out, report)
         print(f"[device check] {ph.name}: {status} in {seconds:.1f} s, {len(rows)} rows", flush=True)

@@ -16,6 +16,8 @@ import time
 import traceback
 
 GIB = 2.0**30
+# the env phase's rows that check.py passes on to every later phase (DLRL_DEVICE_PEAKS)
+PEAK_ITEM, BANDWIDTH_ITEM = "peak FLOP/s used for MFU and rooflines", "bandwidth bytes/s used for rooflines"
 
 # Dense bf16 tensor-core peak and HBM bandwidth per device kind, from the vendors' data sheets; the SXM
 # parts are bench/rollout_roofline.py's DEVICES. device_kind strings: "NVIDIA H100 80GB HBM3" (SXM),
@@ -39,15 +41,18 @@ SHAPES = {
         # optimizer step: 96 items), the shape of bench/RESULTS.md's estimate; espo: one GPU's share of an
         # official optimizer step (3 rows per micro-step x 4 accumulation steps), prompt 400, M 2 coupled.
         "update": {"preset": "llada-8b", "lora_rank": 128, "lora_alpha": 64.0, "targets": ["q", "k", "v", "up"],
+                   # base -> algorithms, its paper config's first (NF4: EGSPO's, bf16: ESPO's)
+                   "algorithms": {"nf4": ["egspo", "espo"], "none": ["espo", "egspo"]},
                    "egspo": {"rows": 48, "micro_batches": 48, "columns": 2, "prompt": 200, "gen": 256, "steps": 128},
                    "espo": {"rows": 12, "micro_batches": 4, "samples": 2, "prompt": 400, "gen": 256, "steps": 128}},
         # bench/iteration.py's papers' shapes scaled down (~30M parameters), its RESULTS.md row's dtype
         "iteration": {"d_model": 512, "layers": 8, "heads": 8, "ff": 1536, "prompt": 200, "gen": 256, "block": 32,
                       "steps": 128, "group_size": 8, "dtype": "float32", "iterations": 2,
                       "algorithms": ["egspo_sa", "espo", "egspo", "diffu_grpo", "wd1"]},
-        # the demo's run (configs/tiny_sudoku_egspo_sa.yaml) shortened to 20 RL iterations
-        "seeds": {"algorithm": "egspo_sa", "iterations": 20, "counts": [8, 32, 128], "sequential": 2,
-                  "overrides": ["task.train_size=1024"]},
+        # the demo's run (configs/tiny_sudoku_egspo_sa.yaml: 110 SFT steps, 8 x 8 rows, 256 held-out
+        # puzzles) shortened to 20 RL iterations
+        "seeds": {"algorithm": "egspo_sa", "iterations": 20, "counts": [128, 8, 32], "sequential": 2,
+                  "distinct": 8, "overrides": ["task.train_size=1024"]},
     },
     "tiny": {
         "parity": {"families": ["llada"], "sampler_cases": [(8, 4, 4)], "elbo_stratified": [True]},
@@ -55,12 +60,13 @@ SHAPES = {
         "rollout": {"preset": "tiny", "dtype": "bfloat16", "prompt": 16, "gen": 32, "block": 8, "steps": 16,
                     "batches": [2, 8]},
         "update": {"preset": "tiny", "lora_rank": 8, "lora_alpha": 16.0, "targets": ["q", "k", "v", "up"],
+                   "algorithms": {"nf4": ["egspo"], "none": ["espo"]},
                    "egspo": {"rows": 4, "micro_batches": 4, "columns": 2, "prompt": 8, "gen": 16, "steps": 8},
                    "espo": {"rows": 4, "micro_batches": 2, "samples": 1, "prompt": 8, "gen": 16, "steps": 8}},
         "iteration": {"d_model": 64, "layers": 2, "heads": 4, "ff": 128, "prompt": 16, "gen": 16, "block": 8,
                       "steps": 8, "group_size": 4, "dtype": "float32", "iterations": 2,
                       "algorithms": ["egspo_sa"]},
-        "seeds": {"algorithm": "diffu_grpo", "iterations": 1, "counts": [2], "sequential": 1,
+        "seeds": {"algorithm": "diffu_grpo", "iterations": 1, "counts": [2], "sequential": 1, "distinct": 2,
                   "overrides": ["sft.steps=1", "sft.batch_size=8", "task.train_size=16",
                                 "task.eval_size=8", "algorithm.prompts_per_batch=2", "algorithm.group_size=4",
                                 "sampler.gen_length=16", "sampler.steps=4"]},
@@ -114,12 +120,16 @@ def guarded(name_field: str, name: str, fn) -> None:
 
 
 def device_peaks():
-    """(peak FLOP/s, bandwidth bytes/s, source) for MFU and rooflines: the data sheet of a known GPU,
-    else (the CPU) a matmul and a copy measured here."""
+    """(peak FLOP/s, bandwidth bytes/s, source) for MFU and rooflines: what the env phase found
+    (DLRL_DEVICE_PEAKS, set by check.py, so that every phase divides by the same numbers), else the data
+    sheet of a known GPU, else (the CPU) a matmul and a copy measured now."""
     import jax
 
     from rollout_roofline import DEVICES  # bench/rollout_roofline.py
 
+    if os.environ.get("DLRL_DEVICE_PEAKS"):
+        peak, bandwidth, source = os.environ["DLRL_DEVICE_PEAKS"].split(",", 2)
+        return float(peak), float(bandwidth), source
     device = jax.devices()[0]
     kind = device.device_kind
     if device.platform == "gpu":

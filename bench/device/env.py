@@ -41,8 +41,8 @@ def run():
         common.emit(item=f"missing {module}", status="fail", value=OPTIONAL[module],
                     note="install bench/device/wheels (wheels.txt)")
     peak, bandwidth, source = common.device_peaks()
-    common.emit(item="peak FLOP/s used for MFU and rooflines", value=peak, note=source)
-    common.emit(item="bandwidth bytes/s used for rooflines", value=bandwidth, note=source)
+    common.emit(item=common.PEAK_ITEM, value=peak, note=source)
+    common.emit(item=common.BANDWIDTH_ITEM, value=bandwidth, note=source)
     if device.platform == "gpu":  # the data sheet's peak beside what a plain bf16 matmul reaches here
         common.emit(item="measured bf16 matmul FLOP/s (8192^3)", value=common.measured_matmul_peak())
     if os.environ.get("DLRL_DEVICE_EXPECT") == "gpu" and device.platform != "gpu":

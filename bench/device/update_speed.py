@@ -44,8 +44,7 @@ def run(base: str):
     init_s = time.perf_counter() - t
     partition = ParamPartition(params, trainable_mask(params))
     tx = make_optimizer(OptimizerSettings())
-    order = ["egspo", "espo"] if base == "nf4" else ["espo", "egspo"]
-    for algorithm in order:
+    for algorithm in s["algorithms"][base]:
         shape = s[algorithm]
         name = f"{algorithm}, {base if base != 'none' else 'bf16'} base"
 

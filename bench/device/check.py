@@ -128,6 +128,8 @@ def child_env(args) -> dict:
                                          "--xla_llvm_disable_expensive_passes=true"]).strip()
     else:  # one process at a time owns the GPU: let it use nearly all of the memory
         env.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", "0.92")
+        if env.get("JAX_PLATFORMS") and "cpu" not in env["JAX_PLATFORMS"].split(","):
+            env["JAX_PLATFORMS"] += ",cpu"  # the parity phase's reference runs on the CPU backend
     if "JAX_COMPILATION_CACHE_DIR" not in env:  # a rerun on the same machine skips compiling again
         env["JAX_COMPILATION_CACHE_DIR"] = args.cache
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")

@@ -3,7 +3,7 @@
 # machine lacks, then runs every phase, each in its own process under its own time limit.
 #
 #   bash bench/device/check.sh --out runs/device_check              # a GPU, the papers' shapes, 8 minutes
-#   bash bench/device/check.sh --out /tmp/device_check --cpu --tiny # this CPU, tiny shapes, about a minute
+#   bash bench/device/check.sh --out /tmp/device_check --cpu --tiny # this CPU, tiny shapes, ~1.5 minutes
 #
 # PYTHON picks the interpreter (default python3).
 set -euo pipefail

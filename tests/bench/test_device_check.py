@@ -82,6 +82,7 @@ def _assert_measured(rows):
         assert r["items"] == shape["micro_batches"] * shape.get("columns", 1)
         assert math.isclose(r["mfu"], flops / r["step_s"] / peak, rel_tol=1e-9), r
         assert 0 < r["mfu"] < 1 and r["compiled_estimate_gib"] > 0 and r["trained_params_M"] > 0
+        assert math.isfinite(r["loss"]) and not r["skipped_step"], r
 
 
 def test_driver_keeps_rows_through_failures_and_timeouts(tmp_path, monkeypatch):

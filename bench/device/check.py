@@ -63,14 +63,19 @@ def run_phase(cmd, env, rows_path, log_path, timeout_s):
             returncode = proc.wait(timeout=timeout_s)
             status = "ok" if returncode == 0 else "failed"
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            returncode = proc.wait()
             status = "timeout"
-    rows = []
-    if os.path.exists(rows_path):
-        with open(rows_path) as f:
-            rows = [json.loads(line) for line in f if line.strip()]
-    return status, returncode, time.perf_counter() - t, rows
+        finally:  # also when this driver is interrupted: the phase's own session would outlive it
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+            returncode = proc.wait()
+    return status, returncode, time.perf_counter() - t, _rows(rows_path)
+
+
+def _rows(path):
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
 
 
 def _tail(path, lines=15):
@@ -147,11 +152,20 @@ def main(argv=None):
     p.add_argument("--cache", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "dlrl_device_check_cache"),
                    help="JAX persistent compilation cache (when JAX_COMPILATION_CACHE_DIR is unset)")
     args = p.parse_args(argv)
-    wanted = args.phases.split(",")
-    unknown = sorted(set(wanted) - {ph.name for ph in PHASES})
+    unknown = sorted(set(args.phases.split(",")) - {ph.name for ph in PHASES})
     if unknown:
         p.error(f"--phases: unknown {', '.join(unknown)}; choose from {', '.join(ph.name for ph in PHASES)}")
-    phases = [ph for ph in PHASES if ph.name in wanted]
+    args.out = os.path.abspath(args.out)  # the phases run from the repository root
+    args.command = " ".join(["bench/device/check.sh"] + (argv if argv is not None else sys.argv[1:]))
+    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    try:
+        return _run(args)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args):
+    phases = [ph for ph in PHASES if ph.name in args.phases.split(",")]
     budgets = [ph.tiny_s if args.tiny else ph.gpu_s for ph in phases]
     total = args.budget or (sum(budgets) if args.tiny else 480.0)
     scale = min(1.0, total / sum(budgets))
@@ -159,7 +173,7 @@ def main(argv=None):
     env = child_env(args)
     start = time.perf_counter()
     report = {"started": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-              "command": " ".join(["bench/device/check.sh"] + (argv if argv is not None else sys.argv[1:])),
+              "command": args.command,
               "mode": "tiny" if args.tiny else "papers'", "platform": "cpu" if args.cpu else "gpu",
               "budget_s": total, "wall_s": 0.0, "machine": "unknown (env did not finish)", "phases": []}
     banked = 0.0
@@ -175,7 +189,12 @@ def main(argv=None):
         _write(args.out, report)  # a run killed now still says which phase it was in
         print(f"[device check] {ph.name}: limit {limit:.0f} s", flush=True)
         cmd = [sys.executable, os.path.join(HERE, ph.script), *ph.args]
-        status, returncode, seconds, rows = run_phase(cmd, env, rows_path, log_path, limit)
+        try:
+            status, returncode, seconds, rows = run_phase(cmd, env, rows_path, log_path, limit)
+        except (KeyboardInterrupt, SystemExit):  # SIGTERM / SIGINT: keep what the phase wrote, then stop
+            entry.update(status="interrupted", rows=_rows(rows_path), log_tail=_tail(log_path))
+            _write(args.out, report)
+            raise
         entry.update(status=status, returncode=returncode, seconds=seconds, rows=[dict(r) for r in rows],
                      log_tail=_tail(log_path) if status != "ok" else "")
         banked = max(0.0, budget * scale + banked - seconds)

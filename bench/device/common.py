@@ -106,17 +106,18 @@ def _plain(x):
         return str(x)
 
 
-def skip(name_field: str, name: str, reason: str, **extra) -> dict:
-    return emit(**{name_field: name}, status="skipped", note=reason, **extra)
+def skip(name_field: str, name: str, reason: str) -> dict:
+    return emit(**{name_field: name}, status="skipped", note=reason)
 
 
 def guarded(name_field: str, name: str, fn) -> None:
-    """Runs one case; an exception becomes a failed row (with its last line) and the phase goes on."""
+    """Runs one case; an exception becomes a failed row (with its first line) and the phase goes on."""
     try:
         fn()
     except Exception as e:  # noqa: BLE001 -- any failure of one case is a result to report
         traceback.print_exc()
-        emit(**{name_field: name}, status="fail", note=f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}")
+        first_line = str(e).splitlines()[0][:300] if str(e) else ""
+        emit(**{name_field: name}, status="fail", note=f"{type(e).__name__}: {first_line}")
 
 
 def device_peaks():

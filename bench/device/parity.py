@@ -93,8 +93,8 @@ def check_sampler():
             with jax.default_matmul_precision("highest"):
                 got = np.asarray(rollout.generate(graphdef, params, ids, mask, jax.random.key(0), settings).tokens)
                 want = oracle.reference(graphdef, params, ids, mask, G, block, steps)
-                cpu_tokens = np.asarray(rollout.generate(graphdef, jax.device_put(params, cpu), jax.device_put(ids, cpu),
-                                                         jax.device_put(mask, cpu), jax.random.key(0), settings).tokens)
+                on_cpu = [jax.device_put(x, cpu) for x in (params, ids, mask)]
+                cpu_tokens = np.asarray(rollout.generate(graphdef, *on_cpu, jax.random.key(0), settings).tokens)
             loop_diff, cpu_diff = int((got != want).sum()), int((got != cpu_tokens).sum())
             common.emit(check=f"sampler T=0 float32, gen {G} block {block} steps {steps}", value=loop_diff,
                         tolerance=0, status="ok" if loop_diff == 0 and cpu_diff == 0 else "fail",

@@ -57,7 +57,7 @@ def run():
             common.emit(case=name, params_B=models.param_count(params) / 1e9, prompt=s["prompt"], gen=s["gen"],
                         block=s["block"], steps=s["steps"], init_s=init_s, compile_s=compile_s, rollout_s=seconds,
                         tokens_per_s=batch * s["gen"] / seconds, roofline_s=roof, roofline_fraction=roof / seconds,
-                        peak_memory_gib=common.peak_memory_gib(), note=f"roofline from {source}")
+                        peak_memory_gib=common.peak_memory_gib(), note=f"roofline peaks: {source}")
         common.guarded("case", name, one)
 
 

@@ -45,6 +45,21 @@ def step_cost(cfg, batch, prompt, gen, block, cached_window: bool, dtype_bytes=2
     return flops, weights + activations + kv_reads
 
 
+def rollout_plan(cfg, batch, prompt, gen, block, steps, cache, dtype_bytes=2):
+    """[((FLOPs, bytes) of one step, number of such steps)] of one rollout: every step full, or (dual
+    cache) each block's first step full and the rest windowed."""
+    full = step_cost(cfg, batch, prompt, gen, block, False, dtype_bytes)
+    if cache == "none":
+        return [(full, steps)]
+    blocks = gen // block
+    return [(full, blocks), (step_cost(cfg, batch, prompt, gen, block, True, dtype_bytes), steps - blocks)]
+
+
+def roofline_seconds(plan, peak, bandwidth) -> float:
+    """The fastest a rollout of `plan` can run on a device of `peak` FLOP/s and `bandwidth` bytes/s."""
+    return sum(max(f / peak, b / bandwidth) * n for (f, b), n in plan)
+
+
 def measure(cfg, batch, prompt, gen, block, steps, cache, repeats=2):
     graphdef, params = models.split(models.init_model(cfg, 0))
     ids = jnp.asarray(np.random.default_rng(0).integers(3, cfg.vocab_size - 1, (batch, prompt)), jnp.int32)
@@ -96,14 +111,8 @@ def main():
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for batch in args.batch:
         for cache in ("none", "dual"):
-            nbytes_value = jnp.dtype(args.dtype).itemsize
-            full = step_cost(cfg, batch, args.prompt, args.gen, args.block, False, nbytes_value)
-            window = step_cost(cfg, batch, args.prompt, args.gen, args.block, True, nbytes_value)
-            blocks = args.gen // args.block
-            if cache == "none":
-                plan = [(full, args.steps)]
-            else:  # each block: one full step, then windowed steps
-                plan = [(full, blocks), (window, args.steps - blocks)]
+            plan = rollout_plan(cfg, batch, args.prompt, args.gen, args.block, args.steps, cache,
+                                jnp.dtype(args.dtype).itemsize)
             flops = sum(f * n for (f, _), n in plan)
             nbytes = sum(b * n for (_, b), n in plan)
             measured = None
@@ -112,7 +121,7 @@ def main():
             for name, (peak, bandwidth) in (list(devices.items()) + ([("this device", here)] if here else [])):
                 if measured is not None and name != "this device" and here is not None:
                     continue
-                roof = sum(max(f / peak, b / bandwidth) * n for (f, b), n in plan)
+                roof = roofline_seconds(plan, peak, bandwidth)
                 bound = "compute" if flops / nbytes > peak / bandwidth else "memory"
                 share = f"{roof / measured:.0%}" if measured is not None and name == "this device" else ""
                 print(f"| {name} | {batch} | {cache} | {flops / args.steps / 1e9:.4g} | {nbytes / args.steps / 1e9:.3g} "

@@ -15,8 +15,9 @@ MASK, V, B, P, G = 11, 12, 4, 3, 5
 N_DRAWS = 1500
 
 
-@pytest.fixture(scope="module")
-def setup():
+def elbo_setup():
+    """(model, graphdef, params, prompt, prompt_mask, completion) of the estimator tests (also
+    bench/device/parity.py's, on an accelerator)."""
     cfg = models.preset("tiny", vocab_size=V, d_model=32, n_layers=2, n_heads=2, n_kv_heads=2, mlp_hidden=64,
                         mask_token_id=MASK)
     model = models.init_model(cfg, seed=5)
@@ -27,6 +28,11 @@ def setup():
     prompt_mask = np.ones((B, P), bool)
     prompt_mask[2, 0] = False
     return model, graphdef, params, prompt, prompt_mask, completion
+
+
+@pytest.fixture(scope="module")
+def setup():
+    return elbo_setup()
 
 
 def exact_elbo(graphdef, params, prompt, prompt_mask, completion):

@@ -12,14 +12,19 @@ from dlrl_jax.rollout.sampler import _generate
 MASK, PAD, V = 15, 0, 16
 
 
-@pytest.fixture(scope="module")
-def model():
+def sampler_model():
+    """(graphdef, params) of the sampler tests (also bench/device/parity.py's, on an accelerator)."""
     cfg = models.preset("tiny", vocab_size=V, d_model=32, n_layers=2, n_heads=2, n_kv_heads=2, mlp_hidden=64,
                         mask_token_id=MASK)
     graphdef, params = models.split(models.init_model(cfg, seed=11))
     # A random init is nearly position-blind, so confidences differ only in the 6th digit and float
     # rounding would decide between them; larger weights make the choices well separated.
     return graphdef, jax.tree.map(lambda w: w * 5.0 if w.ndim >= 2 else w, params)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return sampler_model()
 
 
 def _prompts(B=3, P=4, pad_rows=()):

@@ -1,12 +1,14 @@
 """Run in a fresh process with 8 fake CPU devices: one update of each objective on several meshes,
-compared with the same update on one device. Prints one JSON line of max relative differences."""
+compared with the same update on one device. Prints one JSON line of max relative differences.
+
+    python -m tests.parallel.sharded_check 8,1,1 2,2,2    # the meshes (data, fsdp, tensor) to run"""
 
 import functools
 import json
 import os
 import sys
 
-os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
+os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=8"
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -50,7 +52,7 @@ def problems(graphdef):
             "diffu_grpo": (grpo_loss, one(grpo_item))}
 
 
-def main():
+def main(meshes):
     cfg = models.preset("tiny", vocab_size=V, d_model=32, n_layers=2, n_heads=4, n_kv_heads=2, mlp_hidden=64,
                         mask_token_id=MASK)
     graphdef, params = models.split(models.init_model(cfg, seed=3))
@@ -62,7 +64,7 @@ def main():
         update = make_update(loss_fn, tx)
         ref_params, _, ref_m = update(jax.tree.map(jnp.copy, params), tx.init(params), items)
         ref_leaves = [np.asarray(x) for x in jax.tree.leaves(ref_params)]
-        for shape in ((8, 1, 1), (2, 4, 1), (2, 2, 2)):
+        for shape in meshes:
             mesh = parallel.make_mesh(*shape)
             shardings = parallel.param_shardings(params, mesh)
             p = jax.device_put(jax.tree.map(jnp.copy, params), shardings)
@@ -81,4 +83,4 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main([tuple(int(n) for n in arg.split(",")) for arg in sys.argv[1:]]))

@@ -22,7 +22,8 @@ def _launch(out, devices, **env):
     args = [sys.executable, "-m", "dlrl_jax.cli", "train"]
     for s in SETTINGS + [f"run.out_dir={out}"]:
         args += ["--set", s]
-    env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", **env)
+    xla_flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}"
+    env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=xla_flags, **env)
     return subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 

@@ -92,7 +92,8 @@ def test_cli_reports_bad_config_in_one_line(tmp_path, capsys):
 # egspo and diffu-GRPO train LoRA adapters with dropout (the papers' setting), espo the full model.
 # espo samples its training rollouts with the approximate dual KV cache.
 @pytest.mark.parametrize("algorithm,extra", [("espo", ["sampler.cache=dual"]),
-                                            ("diffu_grpo", ["model.lora_rank=4", "model.lora_dropout=0.1"]),
+                                            pytest.param("diffu_grpo", ["model.lora_rank=4", "model.lora_dropout=0.1"],
+                                                         marks=pytest.mark.slow),  # golden runs its loop
                                             ("egspo", ["model.lora_rank=4", "model.lora_dropout=0.1"])])
 def test_every_algorithm_trains_through_the_cli(tmp_path, algorithm, extra):
     out = str(tmp_path / algorithm)

@@ -42,7 +42,9 @@ control test below), as is the update run backwards (a sign error in an objectiv
 
 `test_golden_values_hold_under_other_reduction_orders` (slow) runs this file in fresh processes under
 XLA flags that change the summation order on this machine (AVX2 or SSE4.2 code, one thread),
-the evidence that the tolerances hold across machines. The golden values are of this project's CPU
+the evidence that the tolerances hold across machines; the suite itself compiles with XLA's cheap LLVM
+passes (tests/conftest.py), another order again, so every run checks them off the order they were
+taken at (XLA's default optimisation level). The golden values are of this project's CPU
 build; an accelerator sums in other orders still and is not held to them (bench/device checks it
 against the CPU with bf16 tolerances).
 """

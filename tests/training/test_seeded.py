@@ -110,7 +110,10 @@ def test_vmapped_seeds_equal_separate_runs(algorithm):
     for i, seed in enumerate(seeds):
         single = alone(seed_array[i], per_seed[i])
         for (path, a), b in zip(jax.tree.leaves_with_path(together), jax.tree.leaves(single), strict=True):
-            np.testing.assert_allclose(np.asarray(a)[i], b, rtol=1e-5, atol=1e-6,
+            # Two programs (batched and not) sum in different orders: the losses are signed means of
+            # O(1)-nat terms, so they may differ by 1e-5 of that scale (tests/training/test_golden_iteration.py
+            # says why); rewards are exact, and a token sampled differently moves one by a whole cell's share.
+            np.testing.assert_allclose(np.asarray(a)[i], b, rtol=1e-5, atol=1e-5,
                                        err_msg=f"seed {seed}, metric {jax.tree_util.keystr(path)}")
     # the seeds really differ (a vmap that broadcast one seed would pass the loop above only by luck)
     assert len({round(float(x), 6) for x in together["sft_loss"][:, 0]}) == 3

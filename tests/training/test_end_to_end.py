@@ -91,7 +91,10 @@ def test_cli_reports_bad_config_in_one_line(tmp_path, capsys):
 
 # egspo and diffu-GRPO train LoRA adapters with dropout (the papers' setting), espo the full model.
 # espo samples its training rollouts with the approximate dual KV cache.
-@pytest.mark.parametrize("algorithm,extra", [("espo", ["sampler.cache=dual"]),
+# ESPO's case is slow: its loop runs in the golden test, the dual-cache sampler against PyTorch's fast-dllm
+# loop in tests/rollout/test_cached_sampler.py, and a full-model run through the CLI in this file's default
+# run (test_run_folder_is_complete); EGSPO's case (LoRA dropout) stays.
+@pytest.mark.parametrize("algorithm,extra", [pytest.param("espo", ["sampler.cache=dual"], marks=pytest.mark.slow),
                                             pytest.param("diffu_grpo", ["model.lora_rank=4", "model.lora_dropout=0.1"],
                                                          marks=pytest.mark.slow),  # golden runs its loop
                                             ("egspo", ["model.lora_rank=4", "model.lora_dropout=0.1"])])

@@ -1,4 +1,4 @@
-"""`dlrl-jax`: train (RL with an optional SFT warm start), sft, sample, eval, export, plot."""
+"""`dlrl-jax`: train (RL with an optional SFT warm start), sft, sample, eval, rescore, export, plot."""
 
 from __future__ import annotations
 
@@ -148,6 +148,16 @@ def _eval(args) -> int:
     return 0
 
 
+def _rescore(args) -> int:
+    from dlrl_jax.protocols.rescore import format_report, rescore
+
+    result = rescore(args.protocol, args.task, args.files, note=lambda line: print(line, file=sys.stderr))
+    print(format_report(args.protocol, args.task, result))
+    if args.json:
+        print(json.dumps({"correct": result["correct"], "total": result["total"], "accuracy": result["accuracy"]}))
+    return 0
+
+
 def _plot(args) -> int:
     from dlrl_jax.app.plot import plot_run
 
@@ -246,6 +256,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
+    p = sub.add_parser("rescore", help="score saved generations with a paper's accuracy parser (d1's *.json "
+                                       "generation files or eval_*.jsonl)")
+    p.add_argument("--protocol", required=True, choices=("d1", "egspo", "espo", "dlrl"),
+                   help="whose parser: d1 / egspo (eval/parse_and_get_acc.py), espo (countdown, sudoku), "
+                        "dlrl (this project's accuracy)")
+    p.add_argument("--task", required=True, choices=("gsm8k", "math", "countdown", "sudoku", "code"))
+    p.add_argument("files", nargs="+", metavar="FILE", help="generation files of one setup, summed together")
+    p.add_argument("--json", action="store_true",
+                   help='last line: {"correct": int, "total": int, "accuracy": percent}')
     p = sub.add_parser("plot", help="draw reward, KL, entropy and selected-step curves of a run")
     p.add_argument("run_dir")
     p.add_argument("--out", help="PNG path (default RUN_DIR/curves.png)")
@@ -302,7 +321,8 @@ def main(argv: list[str] | None = None) -> int:
     # around the one line an error gets (TRANSFORMERS_VERBOSITY=warning brings it back)
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     args = build_parser().parse_args(argv)
-    enable_compilation_cache()
+    if args.command != "rescore":  # (rescore parses text: no JAX)
+        enable_compilation_cache()
     args.output = getattr(args, "out", None) or getattr(args, "run_dir", None)
     try:
         from dlrl_jax.config import ConfigError
@@ -313,15 +333,17 @@ def main(argv: list[str] | None = None) -> int:
         from dlrl_jax.app.evaluation import EvalError
         from dlrl_jax.app.preemption import PREEMPTED_EXIT, Preempted
         from dlrl_jax.app.run_lock import RunLockedError
+        from dlrl_jax.protocols import ProtocolError
+        from dlrl_jax.protocols.rescore import RescoreError
 
         handlers = {"train": _train, "sft": lambda a: _train(a, "sft"), "sample": _sample, "export": _export,
-                    "eval": _eval, "plot": _plot}
+                    "eval": _eval, "rescore": _rescore, "plot": _plot}
         return handlers[args.command](args)
     except Preempted as e:
         print(f"dlrl-jax {args.command}: preempted: {e}", file=sys.stderr)
         return PREEMPTED_EXIT
     except (ConfigError, CheckpointError, ModelConfigError, DataError, EvalError, TokenizerError, RunLockedError,
-            FileNotFoundError) as e:
+            ProtocolError, RescoreError, FileNotFoundError) as e:
         print(f"dlrl-jax {args.command}: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except Exception as e:  # noqa: BLE001 (only disk errors are turned into one line; the rest re-raised)

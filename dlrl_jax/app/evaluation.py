@@ -7,7 +7,8 @@ evaluation decoding (temperature 0, block 32, steps = gen_length / 2) through th
 training uses.
 
 Each generation length writes `eval_<task>_<length>.jsonl`, one line per example (index, prompt,
-completion, extracted answer, reward, correct), appended and flushed batch by batch; a rerun with the
+completion, extracted answer, reward, correct, and the record: its ground truth, which `dlrl-jax
+rescore` reads), appended and flushed batch by batch; a rerun with the
 same settings skips the examples already written, so an interrupted evaluation resumes where it
 stopped. `eval_meta.json` records the decoding settings and a fingerprint of the model (sha256 of its
 weights, config and tokenizer files); a rerun with a different model or different settings is refused
@@ -299,7 +300,8 @@ def evaluate_model(s: EvalSettings, log=print, stop: StopFlag | None = None) -> 
                     row = {"index": i, "prompt": texts[i], "completion": c,
                            "extracted": tasks.extracted_answer(s.task, c if s.prompt_style == "chat"
                                                                  else f"<answer>{c.strip()}</answer>", s.reward_set),
-                           "reward": float(r), "correct": float(ok)}
+                           "reward": float(r), "correct": float(ok),
+                           "record": records[i]}  # the ground truth, for `dlrl-jax rescore`
                     done[i] = row
                     out.write(json.dumps(row) + "\n")
                 out.flush()

@@ -161,6 +161,26 @@ def test_shipped_mbpp_solutions_pass_all_their_tests_and_shuffled_ones_none():
     assert not any(any(r) for r in results[20:])
 
 
+def test_pure_functions_are_taken_from_the_source_never_from_a_label():
+    """Finding 16: a wrong `gcd`/`add` labelled as the standard library's (`__module__`, `__qualname__`) scored
+    1.0. The judge now takes a pure module's function only where the source itself imports it, once."""
+    tests = ["assert gcd(12, 18) == 6", "assert gcd(7, 5) == 1"]
+    cases = {
+        "imports it": "from math import gcd\n",
+        "imports it under another name": "from math import gcd as g\ndef gcd(a, b):\n    return g(a, b)\n",
+        "labels a wrong one": "def gcd(a, b):\n    return 0\ngcd.__module__ = 'math'\ngcd.__qualname__ = 'gcd'\n",
+        "chains out of a pure module": "def gcd(a, b):\n    return 0\ngcd.__module__ = 'fractions'\n"
+                                       "gcd.__qualname__ = 'math.gcd'\n",
+        "imports it, then redefines it": "from math import gcd\ndef gcd(a, b):\n    return 0\n",
+        "imports it, then reassigns it": "from math import gcd\ngcd = lambda a, b: 0\n",
+        "imports it inside a function": "def gcd(a, b):\n    from math import gcd\n    return 0\n",
+    }
+    expected = {name: [_oracle(code, t) for t in tests] for name, code in cases.items()}
+    assert [all(e) for e in expected.values()] == [True, True, False, False, False, False, False]
+    got = run_tests_many(list((code, tests) for code in cases.values()), ROOMY)
+    assert dict(zip(cases, got)) == expected
+
+
 def test_run_python_sees_only_its_own_world(tmp_path):
     """A program in the sandbox: no host network (a listening host socket gets no connection), its own
     pid namespace, a private writable /sandbox and /tmp, nothing else writable, none of the trainer's

@@ -100,6 +100,24 @@ def check(candidate): return None
 def add(a, b):
     return a - b
 ''',
+    # finding 16: the judge once took a function by the label on it and followed attribute chains out of
+    # its pure modules (fractions.operator.add, re.sys...)
+    "labels_itself_a_pure_function": '''
+def add(a, b):
+    return a - b
+add.__module__ = 'fractions'
+add.__qualname__ = 'operator.add'
+def check(candidate):
+    return None
+check.__module__ = 'math'
+check.__qualname__ = 'sys.modules.clear'
+''',
+    "labels_itself_operator_add": '''
+def add(a, b):
+    return a - b
+add.__module__ = 'operator'
+add.__qualname__ = 'add'
+''',
     "fake_math_object": '''
 class FakeMath:
     def isclose(self, *a, **k): return True

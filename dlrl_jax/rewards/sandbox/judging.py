@@ -72,8 +72,8 @@ def _judge_one(found, modules, solution_program, judge_program, code, test, limi
         started.append(Sandboxed(found, solution_program, {"code": code, "requests": requests_r, "replies": replies_w,
                                                            "message_bytes": int(limits.message_bytes)},
                                  (requests_r, replies_w), limits, modules))
-        started.append(Sandboxed(found, judge_program, {"test": test, "requests": requests_w, "replies": replies_r,
-                                                        "verdict": verdict_w,
+        started.append(Sandboxed(found, judge_program, {"test": test, "code": code, "requests": requests_w,
+                                                        "replies": replies_r, "verdict": verdict_w,
                                                         "message_bytes": int(limits.message_bytes)},
                                  (requests_w, replies_r, verdict_w), limits, modules))
         for fd in child_ends:  # from here on the pipes belong to the two sandboxes alone

@@ -3,9 +3,11 @@ against an independent oracle (the same statements run by plain `exec` on honest
 
 import collections
 import concurrent.futures
+import dataclasses
 import enum
 import json
 import os
+import re
 import socket
 import time
 import uuid
@@ -214,6 +216,8 @@ for path in ("/sandbox/ok", "/tmp/ok", "/usr/x", "/etc/x", "/dev/x", "/dev/shm/x
         writes[path] = e.errno
 facts["writes"] = writes
 facts["unshare"] = ctypes.CDLL(None).unshare(0x10000000)
+facts["unshare_mounts"] = ctypes.CDLL(None).unshare(0x20000)
+facts["caps"] = [line.split()[1] for line in open("/proc/self/status") if line.startswith("Cap")]
 print(json.dumps(facts))
 '''
     r = run_python(program, limits=FAST)
@@ -229,9 +233,31 @@ print(json.dumps(facts))
     assert facts["writes"]["/sandbox/ok"] == facts["writes"]["/tmp/ok"] == "written"
     assert all(v != "written" for k, v in facts["writes"].items() if k not in ("/sandbox/ok", "/tmp/ok"))
     assert victim.read_text() == "precious" and sorted(os.listdir(tmp_path)) == ["victim.txt"]
-    assert facts["unshare"] == -1
+    assert facts["unshare"] == -1 and facts["unshare_mounts"] == -1
+    # bwrap lends CAP_SYS_ADMIN for mounting the bounded tmpfs; the program gets none of it
+    assert len(facts["caps"]) == 5 and all(int(v, 16) == 0 for v in facts["caps"])
     if os.geteuid() == 0:
         assert facts["uid"] == 65534  # root's sandboxes run as nobody
+
+
+# A program that starts n children, each running `body` and then sleeping, and says when all have started.
+CHILDREN = """
+import os, time
+ready = []
+for _ in range({n}):
+    r, w = os.pipe()
+    if os.fork() == 0:
+        if True:
+            {body}
+        os.write(w, b"k")
+        time.sleep(60)
+        os._exit(0)
+    ready.append(r)
+for r in ready:
+    os.read(r, 1)
+print("all started", flush=True)
+time.sleep(60)
+"""
 
 
 def test_limits_end_hostile_programs_in_bounded_time():
@@ -245,19 +271,38 @@ def test_limits_end_hostile_programs_in_bounded_time():
                   "print(n)",
                   FAST),
         "disk": ("n = 0\ntry:\n    while True:\n        open('/sandbox/f%d' % n, 'wb').write(b'x' * 2**20)\n"
-                 "        n += 1\nexcept OSError as e:\n    print(n, e.errno)", FAST)}
+                 "        n += 1\nexcept OSError as e:\n    print(n, e.errno)", FAST),
+        # finding 19: empty files cost no bytes but an inode each (~1 KiB of kernel memory)
+        "files": ("n = 0\ntry:\n    while n < 100000:\n        open('/sandbox/e%d' % n, 'w').close()\n        n += 1\n"
+                  "except OSError as e:\n    print(n, e.errno)", FAST),
+        # finding 18: RLIMIT_AS is per process; four children of 100 MiB each hold 400 MiB in one sandbox
+        "memory_in_children": (CHILDREN.format(n=4, body="b = bytearray(100 * 2**20)\n"
+                                                         "            for j in range(0, len(b), 4096): b[j] = 1"),
+                               dataclasses.replace(FAST, wall_seconds=20.0)),
+        # RLIMIT_CPU is per process; four spinning children share one CPU limit per sandbox
+        "cpu_in_children": (CHILDREN.format(n=4, body="while True: pass"), Limits(wall_seconds=20, cpu_seconds=1))}
     t = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(len(programs)) as pool:
         r = dict(zip(programs, pool.map(lambda p: run_python(p[0], limits=p[1]), programs.values())))
     assert time.monotonic() - t < 30
     assert r["sleeper"].timed_out and r["sleeper"].returncode is None
-    assert not r["busy"].timed_out and r["busy"].returncode in (128 + 9, 128 + 24)  # SIGKILL / SIGXCPU
+    # the kernel's RLIMIT_CPU (SIGKILL / SIGXCPU) or the trainer's CPU limit per sandbox, whichever sees it first
+    assert not r["busy"].timed_out and (r["busy"].returncode in (128 + 9, 128 + 24) or
+                                        r["busy"].stopped.startswith("over the CPU limit")), r["busy"]
     assert r["memory"].returncode == 1 and "MemoryError" in r["memory"].stderr and "allocated" not in r["memory"].stdout
     assert r["flood"].timed_out and len(r["flood"].stdout) == Limits().output_bytes
     # the limit counts processes in the sandbox's own user namespace: bwrap's init, python, and the children
     assert r["forks"].returncode == 0 and 0 < int(r["forks"].stdout) <= FAST.processes - 2
     files, errno = map(int, r["disk"].stdout.split())
     assert errno == 28 and files <= FAST.disk_bytes // 2**20  # ENOSPC: the private tmpfs is full
+    files, errno = map(int, r["files"].stdout.split())
+    assert errno == 28 and files == FAST.disk_files - 1  # its nr_inodes, less the folder itself
+    held = r["memory_in_children"]
+    assert held.returncode is None and not held.timed_out and "all started" not in held.stdout
+    assert re.match(r"over the memory limit: .* held (\d+) MiB", held.stopped), held
+    assert int(re.match(r".* held (\d+) MiB", held.stopped).group(1)) > FAST.memory_bytes // 2**20
+    spun = r["cpu_in_children"]
+    assert spun.returncode is None and not spun.timed_out and spun.stopped.startswith("over the CPU limit"), spun
 
 
 def test_rlimits_mode_still_gives_verdicts_the_code_cannot_forge():

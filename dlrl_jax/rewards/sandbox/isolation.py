@@ -38,10 +38,26 @@ from dlrl_jax.rewards.sandbox.channels import read_until_eof
 MODES = ("namespaces", "rlimits")
 WORKDIR = "/sandbox"
 _SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
-# The sandbox's first code: read the program from an inherited descriptor, set the limits, offer itself
-# first to the kernel's out-of-memory killer (before the trainer), run the program.
+# The sandbox's first code: read the program from an inherited descriptor; under bubblewrap, put its own
+# tmpfs on /sandbox, bounded in bytes and in files (nr_inodes, which bwrap's --size cannot set), in a mount
+# namespace of its own, then drop every capability (bwrap granted CAP_SYS_ADMIN and CAP_SETPCAP inside the
+# sandbox's user namespace for this alone) and stop unless none is left; set the limits; offer itself
+# first to the kernel's out-of-memory killer (before the trainer); run the program.
 BOOT = ("import json,os,resource,sys,types\n"
         "f=os.fdopen(int(sys.argv[1]),'rb');d=json.loads(f.read());f.close()\n"
+        "if d['tmpfs']:\n"
+        " import ctypes\n"
+        " c=ctypes.CDLL(None,use_errno=True)\n"
+        " if c.unshare(0x20000) or c.mount(b'tmpfs',b'/sandbox',b'tmpfs',6,d['tmpfs'].encode()):\n"
+        "  raise OSError(ctypes.get_errno(),'cannot mount the sandbox tmpfs')\n"
+        " os.chdir('/sandbox')\n"
+        " for k in range(64):c.prctl(24,k,0,0,0)\n"
+        " c.prctl(47,4,0,0,0)\n"
+        " h=(ctypes.c_uint32*2)(0x20080522,0);z=(ctypes.c_uint32*6)()\n"
+        " c.capset(h,z)\n"
+        " caps=[l.split()[1] for l in open('/proc/self/status') if l.startswith('Cap')]\n"
+        " if len(caps)<4 or any(int(v,16) for v in caps):\n"
+        "  sys.stderr.write('sandbox: capabilities remain: %r\\n'%caps);os._exit(125)\n"
         "for n,v in d['rlimits']:resource.setrlimit(getattr(resource,n),(v,v))\n"
         "try:open('/proc/self/oom_score_adj','w').write('1000')\nexcept OSError:pass\n"
         "for n,s in d['modules']:\n"
@@ -64,6 +80,7 @@ class Limits:
     open_files: int = 64
     processes: int = 8               # processes and threads per sandbox (rlimits mode: per user)
     disk_bytes: int = 16 * 2**20     # the private tmpfs (namespaces mode)
+    disk_files: int = 4096           # files and folders on that tmpfs (its nr_inodes: each costs kernel memory)
     message_bytes: int = 4 * 2**20   # the largest value that crosses from the solution to the judge
     output_bytes: int = 64 * 1024    # run_python: how much of stdout / stderr is kept
 
@@ -152,7 +169,8 @@ def _bwrap_prefix(bwrap: str, prefix: str, limits: Limits, options: str) -> list
     nested_userns = ["--disable-userns"] if "--disable-userns" in options else []
     disk = ["--size", str(int(limits.disk_bytes))] if "--size" in options else []
     return [bwrap, "--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
-            "--unshare-cgroup-try", *nested_userns, "--die-with-parent", "--new-session", "--clearenv",
+            "--unshare-cgroup-try", *nested_userns, "--cap-add", "CAP_SYS_ADMIN", "--cap-add", "CAP_SETPCAP",
+            "--die-with-parent", "--new-session", "--clearenv",
             "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", WORKDIR, "--setenv", "TMPDIR", WORKDIR,
             "--setenv", "LANG", "C.UTF-8", *_view(prefix), "--proc", "/proc", "--dev", "/dev",
             "--remount-ro", "/dev", *disk, "--tmpfs", WORKDIR, "--symlink", WORKDIR, "/tmp", "--remount-ro", "/",
@@ -226,8 +244,10 @@ class Sandboxed:
                  stdin: bytes = b"", capture: bool = False):
         self.mode, self.returncode, self._init_pidfd, self._workdir = setup_.mode, None, None, None
         self.stdout = self.stderr = None
+        tmpfs = (f"size={int(limits.disk_bytes)},nr_inodes={int(limits.disk_files)},mode=0755"
+                 if setup_.mode == "namespaces" else None)
         boot = _memfd(json.dumps({"program": program, "payload": payload, "rlimits": limits.rlimits(),
-                                  "modules": list(modules)}).encode())
+                                  "modules": list(modules), "tmpfs": tmpfs}).encode())
         stdin_fd = _memfd(stdin or b"")
         info_r = info_w = out_r = out_w = err_r = err_w = None
         try:
@@ -320,12 +340,22 @@ class Sandboxed:
         self.stdout = self.stderr = None
         self._remove_workdir()
 
-    def wait(self, deadline: float) -> int | None:
-        """The exit status if the process ends before `deadline` (time.monotonic()), else None."""
-        try:
-            return self._popen.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            return None
+    @property
+    def pid(self) -> int:
+        """The host pid of the sandbox's first process (bwrap, or the rlimits child): every process of the
+        sandbox descends from it."""
+        return self._popen.pid
+
+    def wait(self, deadline) -> int | None:
+        """The exit status if the process ends before `deadline` (time.monotonic(), or a callable giving the
+        seconds left, as watch.Watch.remaining), else None."""
+        while True:
+            left = deadline() if callable(deadline) else deadline - time.monotonic()
+            try:
+                return self._popen.wait(timeout=max(0.0, left))
+            except subprocess.TimeoutExpired:
+                if not callable(deadline) or left <= 0:
+                    return None
 
     def _remove_workdir(self) -> None:
         if self._workdir is not None:

@@ -305,6 +305,25 @@ def test_limits_end_hostile_programs_in_bounded_time():
     assert spun.returncode is None and not spun.timed_out and spun.stopped.startswith("over the CPU limit"), spun
 
 
+def test_where_no_mount_is_allowed_the_tmpfs_is_bounded_in_bytes_only_and_says_so(monkeypatch):
+    """A kernel that refuses the sandbox's own tmpfs mount (an LSM rule on user namespaces) gets bwrap's
+    tmpfs, with a warning naming the cause, instead of no code reward at all."""
+    real_probe = isolation._probe
+    refused = "OSError: [Errno 1] cannot mount the sandbox tmpfs"
+    monkeypatch.setattr(isolation, "_probe", lambda c, limits: refused if c.files_bounded else real_probe(c, limits))
+    isolation.setup.cache_clear()
+    try:
+        with pytest.warns(RuntimeWarning, match=r"cannot mount its own tmpfs here .*Errno 1.*bounded in bytes only"):
+            found = isolation.setup("namespaces", int(FAST.disk_bytes))
+        assert not found.files_bounded and "CAP_SYS_ADMIN" not in found.command_prefix
+        r = run_python("n = 0\nwhile n < 5000:\n    open('/sandbox/e%d' % n, 'w').close()\n    n += 1\n"
+                       "import os\nprint(n, [l.split()[1] for l in open('/proc/self/status') if l.startswith('CapEff')])",
+                       limits=FAST)
+        assert r.stdout.split() == ["5000", "['0000000000000000']"], r
+    finally:
+        isolation.setup.cache_clear()
+
+
 def test_rlimits_mode_still_gives_verdicts_the_code_cannot_forge():
     forged = "class A:\n    def __eq__(self, o):\n        return True\ndef add(a, b):\n    return A()\n"
     tests = ["assert add(1, 2) == 3", "assert add(2, 2) == 4"]

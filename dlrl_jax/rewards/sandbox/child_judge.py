@@ -20,7 +20,8 @@ something other than plain data or the solution's own objects (a lambda, a class
 solution; a test that expects the solution to change a list or dict argument in place (the solution gets
 a copy); a solution function named like a builtin (the test gets the builtin).
 
-PAYLOAD: {"test": str, "code": str (the solution's source, parsed here, never run), "requests": fd, "replies": fd, "verdict": fd, "message_bytes": int}.
+PAYLOAD: {"test": str, "code": str (the solution's source: parsed here, never run), "requests": fd,
+"replies": fd, "verdict": fd, "message_bytes": int}.
 """
 
 import ast

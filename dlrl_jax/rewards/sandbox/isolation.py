@@ -77,7 +77,7 @@ class SandboxUnavailable(RuntimeError):
 
 @dataclasses.dataclass(frozen=True)
 class Limits:
-    """Bounds on one sandboxed process (a test runs two: the solution's and the judge's)."""
+    """Bounds on one sandbox and its processes (a test runs two sandboxes: the solution's and the judge's)."""
     wall_seconds: float = 5.0        # per test (or run_python call), from start to verdict, on the test's own
                                      # clock: wall-clock time less the time it waited for a CPU (watch.py)
     cpu_seconds: int = 5             # CPU time per sandbox, all its processes together (and per process)

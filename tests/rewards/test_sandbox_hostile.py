@@ -7,6 +7,8 @@ started may remain, no file may have appeared or changed outside the sandbox (ho
 /var/tmp and a world-writable folder of the test), and a host TCP port and an abstract unix socket must
 have had no connection. The batch runs as the user running pytest (root in CI: the sandboxes run as
 nobody) and, when that is root, once more as an ordinary user (an unnamed uid, through setpriv).
+The fairness cases at the end run CPU burners beside honest completions, 8 tests at once, and compare
+every honest reward with its hand-worked value, batch after batch, as either user.
 """
 
 from __future__ import annotations

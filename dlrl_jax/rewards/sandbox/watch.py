@@ -180,8 +180,11 @@ class Watch:
             if self.exceeded is None and used > self.cpu_seconds:
                 self.exceeded = (f"over the CPU limit: its sandbox's processes used {used:.1f} s "
                                  f"(limit {self.cpu_seconds:g} s)")
-        self.stalled += min(now - self._polled, newly_waited / 1e9)
-        self._polled = now
+        # the wall time to set the waits against ends after the reads: a reader that itself waited for a
+        # CPU before reading would otherwise cut off waits that did happen
+        read = time.monotonic()
+        self.stalled += min(read - self._polled, newly_waited / 1e9)
+        self._polled = read
 
     def _new_waits(self, pid: int) -> int:
         try:

@@ -345,8 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     # around the one line an error gets (TRANSFORMERS_VERBOSITY=warning brings it back)
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     args = build_parser().parse_args(argv)
-    if args.command != "rescore":  # (rescore parses text: no JAX)
-        enable_compilation_cache()
+    enable_compilation_cache()
     args.output = getattr(args, "out", None) or getattr(args, "run_dir", None)
     try:
         from dlrl_jax.config import ConfigError

@@ -5,7 +5,8 @@ Files:
            as d1's, EGSPO's and ESPO's eval.py write them, one per GPU rank). Several files are one
            setup, summed as parse_and_get_acc.py sums a setup: correct over processed (Sudoku: correct
            cells over blank cells), x 100. Files named as d1 names them ("<setup>_<rank>_generations.json")
-           must share one setup: the official script would report different setups apart.
+           must share one setup: the official script would report different setups apart. The
+           saved text is read as it is (special tokens kept), by every protocol, "dlrl" included.
   *.jsonl  `dlrl-jax eval` results (eval_<task>_<length>.jsonl): each row's "record" is the ground
            truth. The official parsers read the row's "raw_completion" (the completion decoded with
            special tokens kept, as the papers' eval.py saves it) where a row has one, else its

@@ -65,7 +65,8 @@ def test_countdown_d1_and_espo_differ_on_an_unboxed_answer(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("content,message", [
-    ({"generations": [{"question": "a", "generations": "x", "ground_truth": 1.0}, {"question": "b", "generations": "x"}]},
+    ({"generations": [{"question": "a", "generations": "x", "ground_truth": 1.0},
+                      {"question": "b", "generations": "x"}]},
      "generations[1]: the entry has no 'ground_truth'"),
     ({"generations": [{"question": "a", "ground_truth": 1.0}]}, "generations[0]: needs 'generations'"),
     ({"generations": [{"question": "a", "generations": "x", "ground_truth": "18"}]},

@@ -240,3 +240,34 @@ def test_eval_protocol_d1_end_to_end(model_dir, tmp_path, capsys):
     assert cli.main(argv) == 0
     err = _fails_in_one_line(capsys, [a if a != "d1" else "egspo" for a in argv])
     assert "different settings (protocol)" in err
+
+
+RELEASED = os.environ.get("DLRL_D1_EVAL_BASELINES", "")
+TEST_FILES = os.environ.get(eval_protocol.DATA_DIR_ENV, "")
+
+
+@pytest.mark.skipif(not (os.path.isdir(RELEASED) and os.path.isdir(TEST_FILES)),
+                    reason="set DLRL_D1_EVAL_BASELINES (d1's eval/eval_baselines/*.json) and DLRL_EVAL_DATA (d1's "
+                           "dataset/ test files) to check against d1's released generations")
+@pytest.mark.parametrize("task,setup", [("sudoku", "sudoku_instruct_128_64"), ("countdown", "countdown_instruct_256_128")])
+def test_subsample_and_process_split_equal_d1s_released_files(task, setup):
+    """d1's released LLaDA generations (one file per process; that run used 7) list each process's
+    questions and ground truths in order: they must be the protocol's draw, split as official_batches
+    splits it (see tests/protocols/test_d1_released.py for how to extract the files)."""
+    import glob
+
+    from dlrl_jax import tasks as task_registry
+    from dlrl_jax.protocols import eval_prompts
+
+    spec = eval_protocol.get("d1", task)
+    records = task_registry.read_records(os.path.join(TEST_FILES, spec.default_data), task)
+    order = eval_protocol.subsample_indices(len(records), spec.subsample)
+    files = sorted(glob.glob(os.path.join(RELEASED, f"{setup}_*_generations.json")))
+    groups = eval_protocol.official_batches(len(order), len(files), 8)
+    for path in files:
+        rank = int(path.rsplit("_", 2)[-2])
+        mine = [p for group in groups for p in group if p % len(files) == rank]
+        entries = json.load(open(path))["generations"]
+        assert [(e["question"], e["ground_truth"]) for e in entries] == [
+            (eval_prompts.question_text(task, records[order[p]]), eval_protocol.ground_truth(task, records[order[p]]))
+            for p in mine]

@@ -175,8 +175,8 @@ _EVAL_CLOSEST = {
                        "closest here: --protocol d1",
     ("espo", "math"): "ESPO's MATH numbers come from OpenCompass (LLaDA) and Dream's lm-eval fork; the closest "
                       "here: --protocol d1",
-    ("wd1", None): "wd1's eval/ is d1's (its run_eval_all.sh: batch 16, 8 at length 512); the closest here: "
-                   "--protocol d1",
+    ("wd1", None): "wd1's wd1/eval/evalR.py is d1's eval.py (its run_eval_all.sh: batch 16, 8 at length 512: "
+                   "add --batch-size 16, 8 at 512)",
 }
 
 

@@ -151,6 +151,26 @@ def test_official_batches_follow_the_distributed_sampler():
     assert eval_protocol.official_batches(5, 1, 4) == [[0, 1, 2, 3], [4]]
 
 
+def test_protocol_defaults_fill_only_unset_settings():
+    from dlrl_jax.app.evaluation import EvalSettings, resolve, sampler_settings
+
+    base = dict(model="M", task="sudoku", out_dir="", data="given.csv")
+    dream, spec = resolve(EvalSettings(**base, protocol="espo"), "dream")
+    assert (dream.dtype, dream.remasking, dream.attend_pads, dream.world_size, dream.reward_set, dream.decode) == (
+        "bfloat16", "entropy", True, 1, "espo", "official")
+    assert dream.batch_size is None and spec.batch_size_for(512) == 1
+    assert sampler_settings(dream, 128, 7, "dream").schedule == "dream"  # ESPO's diffusion_generate call
+    llada, _ = resolve(EvalSettings(**base, protocol="d1"), "llada")
+    assert (llada.dtype, llada.remasking, llada.attend_pads, llada.world_size) == ("bfloat16", "low_confidence", True, 8)
+    given, _ = resolve(EvalSettings(**base, protocol="d1", dtype="float32", remasking="random", attend_pads=False,
+                                    world_size=7, batch_size=3), "llada")
+    assert (given.dtype, given.remasking, given.attend_pads, given.world_size, given.batch_size) == (
+        "float32", "random", False, 7, 3)
+    ours, _ = resolve(EvalSettings(model="M", task="sudoku", out_dir=""), "dream")  # dlrl: today's defaults
+    assert (ours.dtype, ours.remasking, ours.attend_pads, ours.data, ours.reward_set) == (
+        "float32", "low_confidence", False, None, "dlrl")
+
+
 def test_ground_truth_in_d1s_generation_file_formats():
     # eval/parsers.py Parser.extract_answer_gsm8k: r"####\s*\$?([\d,]+(?:\.\d+)?)" as a float, commas dropped
     assert eval_protocol.ground_truth("gsm8k", {"answer": "1,234"}) == 1234.0
@@ -235,9 +255,17 @@ def test_eval_protocol_d1_end_to_end(model_dir, tmp_path, capsys):
     assert (summary["protocol"], summary["total"], summary["correct"]) == ("d1", 48, sum(r["correct"] for r in rows))
     meta = json.load(open(os.path.join(out, "eval_meta.json")))
     assert (meta["protocol"], meta["dtype"], meta["attend_pads"], meta["reward_set"]) == ("d1", "bfloat16", True, "d1")
-    # rerun: resumes (nothing to do); under another protocol: refused by name
+    # killed after process 0's first batch and half a line: the rerun regenerates the torn row's whole
+    # batch (its pad width depends on it) and writes only the missing rows, equal to the first run
+    path = os.path.join(out, "eval_sudoku_8.jsonl")
+    lines = open(path).readlines()
+    with open(path, "w") as f:
+        f.writelines(lines[:2])
+        f.write(lines[2][:30])
     capsys.readouterr()
     assert cli.main(argv) == 0
+    assert sorted(open(path).readlines()) == sorted(lines)
+    # under another protocol: refused by name
     err = _fails_in_one_line(capsys, [a if a != "d1" else "egspo" for a in argv])
     assert "different settings (protocol)" in err
 

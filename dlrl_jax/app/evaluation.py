@@ -163,7 +163,8 @@ def sampler_settings(s: EvalSettings, gen_length: int, mask_id: int, family: str
         raise EvalError(f"--schedule {s.schedule!r} is unknown; use auto, blocks or dream")
     schedule = rollout.resolve_schedule(s.schedule, family, s.block_length)
     settings = rollout.SamplerSettings(gen_length=gen_length, block_length=min(s.block_length or 32, gen_length),
-                                       steps=steps, temperature=s.temperature, remasking=s.remasking or "low_confidence", mask_id=mask_id,
+                                       steps=steps, temperature=s.temperature, mask_id=mask_id,
+                                       remasking=s.remasking or "low_confidence",
                                        threshold=s.threshold, cache=s.cache, schedule=schedule, top_p=s.top_p,
                                        top_k=s.top_k, alg_temp=s.alg_temp, noise_dtype=s.noise_dtype)
     try:
@@ -173,22 +174,31 @@ def sampler_settings(s: EvalSettings, gen_length: int, mask_id: int, family: str
 
 
 def load_records(s: EvalSettings, protocol: eval_protocol.EvalProtocol | None = None) -> list[dict]:
-    """The records evaluated, in order: the file's (a paper protocol's subsample of it, drawn as its
-    code draws it), else the generator's; the first --num-examples of them when given."""
+    """The records evaluated, in order (see `records_and_rows`)."""
+    return records_and_rows(s, protocol)[0]
+
+
+def records_and_rows(s: EvalSettings, protocol: eval_protocol.EvalProtocol | None = None):
+    """(records, their row numbers in the file): the file's rows (a paper protocol's subsample of them,
+    drawn as its code draws it, in that order), else the generator's; the first --num-examples of
+    them when given."""
     if s.data:
         records = tasks.read_records(s.data, s.task)
+        rows = list(range(len(records)))
         if protocol is not None and protocol.subsample is not None:
             try:
-                order = eval_protocol.subsample_indices(len(records), protocol.subsample, protocol.subsample_seed)
+                rows = eval_protocol.subsample_indices(len(records), protocol.subsample, protocol.subsample_seed)
             except ValueError as e:
                 raise EvalError(f"{s.data}: {e} (--protocol {protocol.name}); give the official test file") from None
-            records = [dict(records[i], test_row=i) for i in order]
+            records = [records[i] for i in rows]
     elif tasks.get(s.task).generate is not None:
         records = tasks.get(s.task).generate(s.seed, s.num_examples or 256)
+        rows = list(range(len(records)))
     else:
         raise EvalError(f"task {s.task!r} has no generator; pass --data FILE (JSONL/Parquet/CSV or "
                         f"hf:NAME[:CONFIG]:SPLIT), e.g. {readers.packaged_file('gsm8k_mini.jsonl')}")
-    return records[:s.num_examples] if s.num_examples else records
+    n = s.num_examples or len(records)
+    return records[:n], rows[:n]
 
 
 # The files whose bytes decide what a model folder computes: weights, architecture, tokenizer.
@@ -293,7 +303,7 @@ def evaluate_model(s: EvalSettings, log=print, stop: StopFlag | None = None) -> 
     if not 0 <= s.seed <= SEED_MAX:
         raise EvalError(f"--seed must be in [0, {SEED_MAX}], got {s.seed}")
     s, protocol = resolve(s, checkpoints.read_config(s.model).family if os.path.isdir(s.model) else "llada")
-    records = load_records(s, protocol)  # (bad data fails before a big model loads)
+    records, file_rows = records_and_rows(s, protocol)  # (bad data fails before a big model loads)
     try:
         task: tasks.Task = tasks.make_task(s.task, s.prompt_style, [], records, s.reward_set, s.prompt_recipe)
     except ConfigError as e:
@@ -322,7 +332,7 @@ def evaluate_model(s: EvalSettings, log=print, stop: StopFlag | None = None) -> 
                         "positions the model holds; lower it")
     source = s.data or f"the {s.task} generator"
     length = setup.prompt_length(tokenizer, rendered, "plain", 0, limit=positions - max(s.gen_lengths),
-                                 where=lambda i: f"{source} row {records[i].get('test_row', i) + 1}",
+                                 where=lambda i: f"{source} row {file_rows[i] + 1}",
                                  fix=f"shorten or drop that record (the model holds {positions} positions, "
                                      f"--gen-lengths up to {max(s.gen_lengths)} of them for the completion)")
 
@@ -377,17 +387,18 @@ def evaluate_model(s: EvalSettings, log=print, stop: StopFlag | None = None) -> 
                     reward = task.score(completions, chunk)
                     correct, total = _correct(s, protocol, task, completions, raw, chunk)
                     for i, c, rc, r, ok, n in zip(index, completions, raw, reward, correct, total):
-                        record = {k: v for k, v in records[i].items() if k != "test_row"}
+                        record = records[i]
                         row = {"index": i, "prompt": texts[i], "completion": c, "raw_completion": rc,
-                               "extracted": tasks.extracted_answer(s.task, c if s.prompt_style == "chat"
-                                                                     else f"<answer>{c.strip()}</answer>", s.reward_set),
+                               "extracted": tasks.extracted_answer(
+                                   s.task, c if s.prompt_style == "chat" else f"<answer>{c.strip()}</answer>",
+                                   s.reward_set),
                                "reward": float(r), "correct": ok, "total": n,
                                "record": record,  # the ground truth, for `dlrl-jax rescore`
                                "question": eval_prompts.question_text(s.task, record),
                                "ground_truth": eval_protocol.ground_truth(s.task, record)}
                         if protocol.user_message is not None:
                             row["prompt_input"] = rendered[i]
-                            row["test_row"] = records[i].get("test_row", i)
+                            row["test_row"] = file_rows[i]
                         done[i] = row
                         out.write(json.dumps(row) + "\n")
                     out.flush()
@@ -412,8 +423,7 @@ def _correct(s: EvalSettings, protocol, task, completions, raw, records) -> tupl
     reward set's correctness term, Sudoku's fraction of blanks, total 1)."""
     if protocol.parser is None:
         return [float(x) for x in task.correct(completions, records)], [1] * len(records)
-    scored = [parsers.score(protocol.parser, s.task, text, {k: v for k, v in r.items() if k != "test_row"})
-              for text, r in zip(raw, records)]
+    scored = [parsers.score(protocol.parser, s.task, text, r) for text, r in zip(raw, records)]
     return [c for c, _ in scored], [n for _, n in scored]
 
 

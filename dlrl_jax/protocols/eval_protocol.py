@@ -50,7 +50,7 @@ class EvalProtocol:
     # (task, record) -> the user message; None: this project's prompt (--prompt-recipe / --prompt-style)
     user_message: Callable[[str, dict], str] | None = None
     prefill: str = ""                                      # appended after the chat template's assistant header
-    default_data: str | None = None                        # a file name (in the data folder) or hf:NAME; None: generator
+    default_data: str | None = None                        # a file name (in the data folder) or hf:NAME
     data_origin: str = ""                                  # where to get default_data
     subsample: int | None = None                           # k rows of the test set drawn as the official code draws
     subsample_seed: int = 42                               # eval.py init_seed(42) -> np.random.seed(42)

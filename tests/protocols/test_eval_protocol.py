@@ -161,7 +161,8 @@ def test_protocol_defaults_fill_only_unset_settings():
     assert dream.batch_size is None and spec.batch_size_for(512) == 1
     assert sampler_settings(dream, 128, 7, "dream").schedule == "dream"  # ESPO's diffusion_generate call
     llada, _ = resolve(EvalSettings(**base, protocol="d1"), "llada")
-    assert (llada.dtype, llada.remasking, llada.attend_pads, llada.world_size) == ("bfloat16", "low_confidence", True, 8)
+    assert (llada.dtype, llada.remasking, llada.attend_pads, llada.world_size) == (
+        "bfloat16", "low_confidence", True, 8)
     given, _ = resolve(EvalSettings(**base, protocol="d1", dtype="float32", remasking="random", attend_pads=False,
                                     world_size=7, batch_size=3), "llada")
     assert (given.dtype, given.remasking, given.attend_pads, given.world_size, given.batch_size) == (
@@ -277,7 +278,8 @@ TEST_FILES = os.environ.get(eval_protocol.DATA_DIR_ENV, "")
 @pytest.mark.skipif(not (os.path.isdir(RELEASED) and os.path.isdir(TEST_FILES)),
                     reason="set DLRL_D1_EVAL_BASELINES (d1's eval/eval_baselines/*.json) and DLRL_EVAL_DATA (d1's "
                            "dataset/ test files) to check against d1's released generations")
-@pytest.mark.parametrize("task,setup", [("sudoku", "sudoku_instruct_128_64"), ("countdown", "countdown_instruct_256_128")])
+@pytest.mark.parametrize("task,setup", [("sudoku", "sudoku_instruct_128_64"),
+                                        ("countdown", "countdown_instruct_256_128")])
 def test_subsample_and_process_split_equal_d1s_released_files(task, setup):
     """d1's released LLaDA generations (one file per process; that run used 7) list each process's
     questions and ground truths in order: they must be the protocol's draw, split as official_batches

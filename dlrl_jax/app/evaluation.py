@@ -418,12 +418,14 @@ def evaluate_model(s: EvalSettings, log=print, stop: StopFlag | None = None) -> 
 
 
 def _correct(s: EvalSettings, protocol, task, completions, raw, records) -> tuple[list, list]:
-    """(correct, total) per example: the official parser on the raw text under a paper's protocol
-    (Sudoku: correct and blank cells, summed over the set as the papers sum them); ours otherwise (the
-    reward set's correctness term, Sudoku's fraction of blanks, total 1)."""
+    """(correct, total) per example: under a paper's protocol its parser on the text it reads (the
+    raw text, special tokens kept, for every paper) -- Sudoku: correct and blank cells, summed over the
+    set as the papers sum them; ours otherwise (the reward set's correctness term, Sudoku's fraction of
+    blanks, total 1)."""
     if protocol.parser is None:
         return [float(x) for x in task.correct(completions, records)], [1] * len(records)
-    scored = [parsers.score(protocol.parser, s.task, text, r) for text, r in zip(raw, records)]
+    texts = raw if protocol.keep_special_tokens else completions
+    scored = [parsers.score(protocol.parser, s.task, text, r) for text, r in zip(texts, records)]
     return [c for c, _ in scored], [n for _, n in scored]
 
 

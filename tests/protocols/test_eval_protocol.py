@@ -4,6 +4,7 @@ the official batch grouping, ground truths in d1's generation-file formats, the 
 missing test file, a paper whose numbers no released code computes, flags a protocol fixes), and one
 cheap end-to-end `eval --protocol d1` on the tiny model."""
 
+import dataclasses
 import json
 import os
 
@@ -301,3 +302,20 @@ def test_subsample_and_process_split_equal_d1s_released_files(task, setup):
         assert [(e["question"], e["ground_truth"]) for e in entries] == [
             (eval_prompts.question_text(task, records[order[p]]), eval_protocol.ground_truth(task, records[order[p]]))
             for p in mine]
+
+
+def test_a_papers_parser_reads_the_text_with_special_tokens_kept():
+    """Hand-worked with d1's Sudoku patterns (eval/parse_and_get_acc.py): "<answer>" + 8 digits +
+    "<|eot_id|>" is read by the second pattern (its capture stops at <|eot_id|>), padded with 0 to 16;
+    the puzzle's blanks are cells 0 2 3 7 8 11 13 15, of which the digits 1432 2341 fill 0 2 3 7 right
+    (4 of 8). With the special token dropped no pattern matches: 0 of 8."""
+    from dlrl_jax import tasks as task_registry
+    from dlrl_jax.app.evaluation import EvalSettings, _correct
+
+    record = {"puzzle": "0400234002104020", "solution": "1432234132144123"}
+    raw, stripped = "<answer>14322341<|eot_id|>", "<answer>14322341"
+    task = task_registry.make_task("sudoku", "chat", [], [record], "d1", "dlrl")
+    s = EvalSettings(model="M", task="sudoku", out_dir="", protocol="d1")
+    assert _correct(s, eval_protocol.get("d1", "sudoku"), task, [stripped], [raw], [record]) == ([4], [8])
+    unkept = dataclasses.replace(eval_protocol.get("d1", "sudoku"), keep_special_tokens=False)
+    assert _correct(s, unkept, task, [stripped], [raw], [record]) == ([0], [8])

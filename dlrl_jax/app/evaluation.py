@@ -336,11 +336,13 @@ def evaluate_model(s: EvalSettings, log=print, stop: StopFlag | None = None) -> 
                                  fix=f"shorten or drop that record (the model holds {positions} positions, "
                                      f"--gen-lengths up to {max(s.gen_lengths)} of them for the completion)")
 
+    special = protocol.add_special_tokens
+    if special:  # the tokenizer's own additions (a BOS, for some) count toward the fixed width too
+        length = max(length, max(len(tokenizer.encode(t, add_special_tokens=True)) for t in rendered))
+
     def encode(rows):
-        if s.attend_pads:  # the official batch: padded to its own longest prompt, pads attended (no mask)
-            ids, mask = tokenizer.encode_batch([rendered[i] for i in rows], chat=False)
-            return jnp.asarray(ids), jnp.ones(mask.shape, bool)
-        ids, mask = tokenizer.encode_batch([rendered[i] for i in rows], chat=False, length=length)
+        ids, mask = encode_rendered(tokenizer, [rendered[i] for i in rows], length=length,
+                                    attend_pads=s.attend_pads, add_special_tokens=special)
         return jnp.asarray(ids), jnp.asarray(mask)
 
     summary = []
@@ -415,6 +417,17 @@ def evaluate_model(s: EvalSettings, log=print, stop: StopFlag | None = None) -> 
     with open(os.path.join(s.out_dir, "eval_summary.json"), "w") as f:
         json.dump(summary, f, indent=2)
     return summary
+
+
+def encode_rendered(tokenizer: Tokenizer, texts: list[str], *, length: int, attend_pads: bool,
+                    add_special_tokens: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Left-padded ids and attention mask of whole prompt texts. Attended pads: the official batch,
+    padded to its own longest prompt and attended (the model called without a mask: every position
+    counts, so positions run from the first pad); else the fixed width `length` with the pads masked."""
+    if attend_pads:
+        ids, mask = tokenizer.encode_batch(texts, chat=False, add_special_tokens=add_special_tokens)
+        return ids, np.ones(mask.shape, bool)
+    return tokenizer.encode_batch(texts, chat=False, length=length, add_special_tokens=add_special_tokens)
 
 
 def _correct(s: EvalSettings, protocol, task, completions, raw, records) -> tuple[list, list]:

@@ -12,8 +12,10 @@ frozen `EvalProtocol` that `dlrl-jax eval --protocol P` follows.
          on one GPU; LLaDA through generate(), Dream through diffusion_generate(alg="entropy").
 
 What they share (eval.py): bf16 weights, temperature 0, block 32, steps = gen_length // 2, low-
-confidence remasking, prompts left-padded per batch to its longest with the tokenizer's pad token and
-passed to the model WITHOUT an attention mask (the pads are attended), the completion decoded with
+confidence remasking, prompts tokenized by a plain `tokenizer(prompts)` call (its default
+add_special_tokens=True: whatever the tokenizer's post-processor adds on top of the chat template),
+left-padded per batch to its longest with the tokenizer's pad token and passed to the model WITHOUT
+an attention mask (the pads are attended), the completion decoded with
 `skip_special_tokens=False` (special tokens kept, nothing cut at EOS), and `init_seed(42)` before
 the test set is built, so `np.random.choice(N, k, replace=False)` draws the same Countdown / Sudoku
 subsample in every run. The rows are split over `world_size` processes by torch's DistributedSampler
@@ -61,6 +63,7 @@ class EvalProtocol:
     attend_pads: bool = False                              # left pads attended (the model called without a mask)
     dream_remasking: str = "low_confidence"                # the order Dream's sampler uses under this protocol
     keep_special_tokens: bool = False                      # the parser reads batch_decode(skip_special_tokens=False)
+    add_special_tokens: bool = False                       # prompts tokenized as tokenizer(prompts) with its defaults
     parser: str | None = None                              # the protocol the official parser belongs to; None: ours
     reward_set: str = "dlrl"                               # the paper's training reward, for the reward column
 
@@ -95,7 +98,7 @@ def _paper(name: str, task: str, message, source: str, **decoding) -> EvalProtoc
     data, origin = _D1_DATA[task]
     return EvalProtocol(name=name, task=task, source=source, user_message=message, prefill=prompts.PREFILL,
                         default_data=data, data_origin=origin, subsample=_SUBSAMPLE[task], dtype="bfloat16",
-                        attend_pads=True, keep_special_tokens=True, parser=name,
+                        attend_pads=True, keep_special_tokens=True, add_special_tokens=True, parser=name,
                         # ESPO eval.py's Dream call; d1 and EGSPO release no Dream evaluation, so theirs is used
                         dream_remasking="entropy", **decoding)
 

@@ -319,3 +319,32 @@ def test_a_papers_parser_reads_the_text_with_special_tokens_kept():
     assert _correct(s, eval_protocol.get("d1", "sudoku"), task, [stripped], [raw], [record]) == ([4], [8])
     unkept = dataclasses.replace(eval_protocol.get("d1", "sudoku"), keep_special_tokens=False)
     assert _correct(s, unkept, task, [stripped], [raw], [record]) == ([0], [8])
+
+
+def test_prompts_are_tokenized_as_the_official_tokenizer_call_and_padded_per_batch(tmp_path):
+    """eval.py's collate_fn calls `tokenizer(prompts, padding_side="left", padding="longest")`: the
+    tokenizer's default special tokens are added (here a post-processor that puts <bos> first, as some
+    tokenizers do on top of their chat template), the batch is as wide as its longest prompt, and the
+    model gets no mask. This project's own protocol adds nothing and pads to the fixed width, masked."""
+    from dlrl_jax.app.evaluation import encode_rendered
+
+    folder = write_char_tokenizer(str(tmp_path / "tok"))
+    with open(os.path.join(folder, "tokenizer.json")) as f:
+        raw = json.load(f)
+    raw["post_processor"] = {"type": "TemplateProcessing",
+                             "single": [{"SpecialToken": {"id": "<bos>", "type_id": 0}},
+                                        {"Sequence": {"id": "A", "type_id": 0}}],
+                             "pair": [{"Sequence": {"id": "A", "type_id": 0}},
+                                      {"Sequence": {"id": "B", "type_id": 1}}],
+                             "special_tokens": {"<bos>": {"id": "<bos>", "ids": [3], "tokens": ["<bos>"]}}}
+    with open(os.path.join(folder, "tokenizer.json"), "w") as f:
+        json.dump(raw, f)
+    tok = Tokenizer.from_pretrained(folder, mask_id=1, eos_id=2, pad_id=0)
+    a, b = tok.encode("ab"), tok.encode("abcd")  # ids of the characters alone
+    ids, mask = encode_rendered(tok, ["ab", "abcd"], length=9, attend_pads=True, add_special_tokens=True)
+    assert ids.tolist() == [[0, 0, 3] + a, [3] + b] and mask.all()
+    ids, mask = encode_rendered(tok, ["ab", "abcd"], length=6, attend_pads=False, add_special_tokens=False)
+    assert ids.tolist() == [[0, 0, 0, 0] + a, [0, 0] + b]
+    assert mask.tolist() == [[False] * 4 + [True] * 2, [False] * 2 + [True] * 4]
+    assert eval_protocol.get("espo", "sudoku").add_special_tokens
+    assert not eval_protocol.get("dlrl", "sudoku").add_special_tokens

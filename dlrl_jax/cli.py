@@ -140,7 +140,9 @@ def _eval(args) -> int:
                             remasking=args.remasking, threshold=args.threshold, cache=args.cache,
                             schedule=args.schedule, top_p=args.top_p, top_k=args.top_k, alg_temp=args.alg_temp,
                             noise_dtype=args.noise_dtype, batch_size=args.batch_size,
-                            tokenizer=args.tokenizer, dtype=args.dtype, seed=args.seed, progress=not args.no_progress)
+                            tokenizer=args.tokenizer, dtype=args.dtype, seed=args.seed, progress=not args.no_progress,
+                            protocol=args.protocol, data_dir=args.data_dir, world_size=args.world_size,
+                            attend_pads=None if args.pads is None else args.pads == "attended")
     with StopFlag(args.command) as stop:
         summary = evaluate_model(settings, stop=stop)
     print(format_table(args.task, summary))
@@ -170,9 +172,9 @@ def _add_cache_argument(p) -> None:
                    help="Fast-dLLM's approximate KV cache (faster, not exact; see SamplerSettings)")
 
 
-def _add_sampler_arguments(p) -> None:
+def _add_sampler_arguments(p, remasking: str | None = "low_confidence") -> None:
     """The candidate and order options of both samplers (see SamplerSettings)."""
-    p.add_argument("--remasking", default="low_confidence",
+    p.add_argument("--remasking", default=remasking,
                    choices=("low_confidence", "random", "origin", "maskgit_plus", "topk_margin", "entropy"),
                    help="which masked positions a step commits (Dream's alg: origin, maskgit_plus, topk_margin, "
                         "entropy)")
@@ -228,12 +230,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write only the LoRA adapter as a PEFT folder (default: RUN/model/adapter)")
     p.add_argument("--out", required=True)
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
-    p = sub.add_parser("eval", help="evaluate a model on a task at the papers' decoding settings (resumable)")
+    p = sub.add_parser("eval", help="evaluate a model on a task at the papers' decoding settings (resumable)",
+                       description="--protocol d1|egspo|espo evaluates as that paper's released evaluation "
+                                   "computes its numbers: its eval prompt and <reasoning> prefill, its test file "
+                                   "and subsample, bf16, its batch sizes with attended left pads, Dream's order, "
+                                   "special tokens kept for its parser, its parser. These flags override a "
+                                   "protocol's defaults: --data, --num-examples, --gen-lengths, --batch-size, "
+                                   "--pads, --world-size, --dtype, --block-length, --steps-per-token, "
+                                   "--temperature, --remasking, --schedule, --top-p, --top-k, --alg-temp, "
+                                   "--noise-dtype, --threshold, --cache, --seed; --prompt-style, --prompt-recipe, "
+                                   "--reward-set and --decode belong to --protocol dlrl (the default: this "
+                                   "project's evaluation, unchanged).")
     p.add_argument("--model", required=True, help="Hugging Face model folder (e.g. RUN_DIR/model)")
     p.add_argument("--adapter", help="a PEFT LoRA adapter folder to put onto --model (the base)")
     p.add_argument("--task", required=True, help="sudoku | countdown | gsm8k | math | code")
-    p.add_argument("--data", help="records: JSONL/JSON/CSV/Parquet file or hf:NAME[:CONFIG]:SPLIT "
-                                  "(default: the generator, for sudoku and countdown)")
+    p.add_argument("--protocol", default="dlrl", choices=("dlrl", "d1", "egspo", "espo"),
+                   help="whose evaluation (default dlrl, this project's); recorded in eval_meta.json")
+    p.add_argument("--data", help="records: JSONL/JSON/CSV/Parquet file or hf:NAME[:CONFIG]:SPLIT (default: the "
+                                  "protocol's test set; dlrl: the generator, for sudoku and countdown)")
+    p.add_argument("--data-dir", help="folder holding a paper protocol's test files (countdown_cd3_test.jsonl, "
+                                      "4x4_test_sudoku.csv from d1's dataset/); default $DLRL_EVAL_DATA")
     p.add_argument("--gen-lengths", default="128,256,512", help="comma-separated, e.g. 128,256,512")
     p.add_argument("--out", help="results folder (default MODEL/eval); rerun to resume")
     p.add_argument("--num-examples", type=int, default=0, help="first N records (0: all; generator: 256)")
@@ -248,12 +264,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="default 32 (the papers'); a Dream model without it uses Dream's sampler")
     p.add_argument("--steps-per-token", type=float, default=0.5, help="steps = gen length x this (papers: 0.5)")
     p.add_argument("--temperature", type=float, default=0.0)
-    _add_sampler_arguments(p)
+    _add_sampler_arguments(p, remasking=None)
     p.add_argument("--threshold", type=float, default=None, help="confidence-threshold parallel decoding")
     _add_cache_argument(p)
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="default: the protocol's (dlrl 16; d1/egspo 8, 4 at length 512; espo 1)")
+    p.add_argument("--pads", choices=("masked", "attended"), default=None,
+                   help="left pads masked, or attended as the papers' models (called without a mask) attend them, "
+                        "each batch padded to its own longest prompt; default: the protocol's (dlrl masked)")
+    p.add_argument("--world-size", type=int, default=None,
+                   help="with attended pads: the official processes whose sampler splits the rows into batches "
+                        "(default: the protocol's, d1/egspo 8, espo 1)")
     p.add_argument("--tokenizer", help="tokenizer folder (default: the model folder)")
-    p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
+    p.add_argument("--dtype", default=None, choices=("float32", "bfloat16"),
+                   help="default: the protocol's (dlrl float32, the papers bfloat16)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
     p = sub.add_parser("rescore", help="score saved generations with a paper's accuracy parser (d1's *.json "

@@ -1,7 +1,9 @@
 """Exact resume: a run killed with SIGKILL after its checkpoint at iteration k and resumed gives, for
 iterations k+1..N, metrics and final parameters bit-identical to a run that was never interrupted; a
 half-written (uncommitted) checkpoint is ignored; SIGTERM saves and exits with 75 (preempted); a resumed run
-with changed settings is refused by name."""
+with changed settings is refused by name; a flipped byte in the newest checkpoint's array file is named
+and the previous checkpoint used; a passing thread shortage while restoring moves nothing (exit 75);
+`dlrl-jax sft` into a finished RL run's folder is refused, changing nothing."""
 
 import json
 import os
@@ -15,6 +17,7 @@ from safetensors.numpy import load_file
 
 from dlrl_jax import cli
 from dlrl_jax.app.metrics import read_metrics
+from dlrl_jax.checkpoints.train_state import TrainStateCheckpointer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SETTINGS = ["sft.steps=2", "sft.batch_size=8", "task.train_size=64", "task.eval_size=8",
@@ -49,7 +52,7 @@ def _stable(records):
     return [{k: v for k, v in r.items() if k not in VOLATILE} for r in records]
 
 
-def test_kill9_and_resume_is_bit_identical(tmp_path):
+def test_kill9_and_resume_is_bit_identical(tmp_path, capsys):
     full, killed = str(tmp_path / "full"), str(tmp_path / "killed")
     proc = _launch(killed, 5)
     _wait_for_checkpoint(proc, killed, 3)
@@ -72,6 +75,18 @@ def test_kill9_and_resume_is_bit_identical(tmp_path):
     summary = json.load(open(os.path.join(killed, "summary.json")))
     assert summary["after"] == json.load(open(os.path.join(full, "summary.json")))["after"]
 
+    # finding 2: `dlrl-jax sft` into the finished RL run's folder is refused by name, changing nothing
+    before = {name: open(os.path.join(full, name), "rb").read() for name in ("metrics.jsonl", "config.json",
+                                                                            "summary.json", "model/model.safetensors")}
+    for extra in ([], ["--resume-or-start"]):
+        args = _args(full, 5, *extra)
+        args[0] = "sft"
+        assert cli.main(args) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and f"run.out_dir {full} holds an RL run (egspo_sa)" in err[0], err
+    assert "choose another run.out_dir" in err[0] and "dlrl-jax train --resume" in err[0]
+    assert {name: open(os.path.join(full, name), "rb").read() for name in before} == before
+
 
 def test_sigterm_saves_and_exits_75_and_resume_rules(tmp_path, capsys):
     out = str(tmp_path / "run")
@@ -90,16 +105,40 @@ def test_sigterm_saves_and_exits_75_and_resume_rules(tmp_path, capsys):
     assert cli.main(_args(out, 200, "--resume", "--set", "algorithm.k=2")) == 2
     assert "algorithm.k: 4 -> 2" in capsys.readouterr().err
     assert open(os.path.join(out, "config.json")).read() == config_before  # a refused resume writes nothing
-    # moved elsewhere, with its newest checkpoint damaged: it resumes there from the previous one
+    # finding 1: no threads while restoring is no reason to set a good checkpoint aside or drop rows
+    metrics_before, steps_before = open(os.path.join(out, "metrics.jsonl")).read(), os.listdir(
+        os.path.join(out, "checkpoints"))
+
+    def no_threads(*_, **__):
+        raise RuntimeError("can't start new thread")
+
+    real_restore = TrainStateCheckpointer.restore
+    TrainStateCheckpointer.restore = no_threads
+    try:
+        assert cli.main(_args(out, 200, "--resume")) == 75  # EX_TEMPFAIL: a launcher requeues it
+    finally:
+        TrainStateCheckpointer.restore = real_restore
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "temporary failure: restoring checkpoint step" in err, err
+    assert "can't start new thread" in err and "nothing was moved or dropped" in err
+    assert open(os.path.join(out, "metrics.jsonl")).read() == metrics_before
+    assert os.listdir(os.path.join(out, "checkpoints")) == steps_before
+    assert not os.path.exists(os.path.join(out, "checkpoints.unreadable"))
+    # moved elsewhere, with one byte flipped inside an array file of its newest checkpoint: named, set
+    # aside, and the run resumes there from the previous one
     moved = str(tmp_path / "moved")
     os.rename(out, moved)
-    for folder, _, files in os.walk(os.path.join(moved, "checkpoints", str(stopped), "state")):
-        for name in files:
-            os.truncate(os.path.join(folder, name), os.path.getsize(os.path.join(folder, name)) // 2)
+    step_folder = os.path.join(moved, "checkpoints", str(stopped))
+    victim = max((os.path.join(root, name) for root, _, names in os.walk(os.path.join(step_folder, "state"))
+                  if os.path.basename(root) == "d" for name in names), key=os.path.getsize)  # array chunks
+    data = bytearray(open(victim, "rb").read())
+    data[len(data) // 3] ^= 0x20
+    open(victim, "wb").write(bytes(data))
     assert cli.main(_args(moved, stopped, "--resume")) == 0
     log = capsys.readouterr().out
     [line] = [x for x in log.splitlines() if "unreadable" in x]
     assert f"checkpoint step {stopped} in {moved}" in line and "using the previous one" in line
+    assert "fails its integrity check" in line and os.path.relpath(victim, step_folder) in line, line
     assert f"resumed from the checkpoint at iteration {stopped - 1}" in log
     assert [r["step"] for r in read_metrics(moved) if r["phase"] == "rl"] == list(range(stopped))
     assert os.listdir(os.path.join(moved, "checkpoints.unreadable"))[0].startswith(f"{stopped}-")

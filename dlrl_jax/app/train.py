@@ -254,9 +254,12 @@ def _newest_readable(checkpointer: TrainStateCheckpointer, log) -> tuple[int, di
         except ManifestMismatch as e:
             _set_aside(checkpointer, step, e, log, "fails its integrity check")
             continue
-        except OSError as e:  # (not a content error: those are ManifestMismatch)
-            raise TemporaryFailure(f"checking checkpoint step {step} in {checkpointer.directory} failed ({e}); "
-                                   "nothing was moved or dropped: run the same command again") from None
+        except Exception as e:  # noqa: BLE001 (not a content error: those are ManifestMismatch)
+            if not (_is_shortage(e) or isinstance(e, OSError)):
+                raise
+            raise TemporaryFailure(f"checking checkpoint step {step} in {checkpointer.directory} failed "
+                                   f"({type(e).__name__}: {_first_line(e)}); nothing was moved or dropped: run the "
+                                   "same command again") from None
         if not verified:
             log(f"[dlrl-jax] warning: checkpoint step {step} in {checkpointer.directory} has no manifest of content "
                 "hashes (written before they existed, or killed before it was written): restored unverified")

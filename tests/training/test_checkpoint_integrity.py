@@ -176,3 +176,49 @@ def test_a_verified_checkpoint_that_fails_to_restore_is_kept(tmp_path, monkeypat
         app_train._restore(resume, _state(0.0), cfg, print)
     assert sorted(checkpointer.all_steps()) == [1, 2]
     checkpointer.close()
+
+
+def test_an_export_carries_a_manifest_that_eval_checks(tmp_path, capsys):
+    from dlrl_jax import checkpoints, cli, models
+    from dlrl_jax.models.tokenizer import write_char_tokenizer
+
+    source, export = str(tmp_path / "source"), str(tmp_path / "export")
+    checkpoints.save_pretrained(models.init_model(models.preset("tiny"), seed=3), source)
+    write_char_tokenizer(source)
+    assert cli.main(["export", "--model", source, "--out", export]) == 0
+    listed = dict(line.split("  ")[::-1] for line in open(os.path.join(export, MANIFEST)).read().splitlines())
+    files = sorted(n for n in os.listdir(export) if n != MANIFEST)
+    assert sorted(listed) == files and "model.safetensors" in files
+    for name in files:
+        assert listed[name] == hashlib.sha256(open(os.path.join(export, name), "rb").read()).hexdigest()
+    # one byte of the weights flipped: `dlrl-jax eval` refuses in one line naming the file, before loading
+    write_char_tokenizer(export)  # (the tokenizer beside it, added after the export: not in its manifest)
+    weights = os.path.join(export, "model.safetensors")
+    data = bytearray(open(weights, "rb").read())
+    data[-5] ^= 0x01
+    open(weights, "wb").write(bytes(data))
+    argv = ["eval", "--model", export, "--task", "sudoku", "--gen-lengths", "16", "--num-examples", "2",
+            "--prompt-style", "plain", "--no-progress"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--model {export} is not what was exported: {weights}: sha256" in err, err
+    assert "export it again" in err
+    assert not os.path.exists(os.path.join(export, "eval"))  # nothing evaluated
+
+
+def test_a_damaged_or_hostile_manifest_is_a_mismatch_naming_it(tmp_path):
+    folder = tmp_path / "f"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "a.bin").write_bytes(b"abc")
+    digest = hashlib.sha256(b"abc").hexdigest()  # the known sha256 of "abc" begins ba7816bf
+    assert digest.startswith("ba7816bf")
+    (folder / MANIFEST).write_text(f"{digest}  sub/a.bin\n")
+    assert verify_manifest(str(folder)) is True
+    for text, problem in ((f"{digest}  ../outside\n", "a path outside the folder"),
+                          (f"{digest} sub/a.bin\n", "line 1 is not '<sha256>  <file>'"),
+                          ("", "lists no files"),
+                          (f"{digest}  sub/a.bin\n{'0' * 64}  sub/gone.bin\n", "listed in the manifest but missing")):
+        (folder / MANIFEST).write_text(text)
+        with pytest.raises(ManifestMismatch, match=problem) as caught:
+            verify_manifest(str(folder))
+        assert str(folder) in str(caught.value) and str(caught.value).count("\n") == 0

@@ -13,7 +13,7 @@ import pytest
 
 from dlrl_jax import cli
 from dlrl_jax.app.metrics import read_metrics
-from dlrl_jax.checkpoints.manifest import MANIFEST
+from dlrl_jax.checkpoints.manifest import MANIFEST, verify_manifest
 from tests.training.test_preemption import _same_weights, _stable
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -78,6 +78,10 @@ def test_kill9_at_a_random_sft_step_resumes_bit_identically(tmp_path, uninterrup
     assert _stable(read_metrics(out)) == _stable(read_metrics(uninterrupted))
     assert [r["step"] for r in read_metrics(out) if r["phase"] == "sft"] == [0, 10, 11]
     _same_weights(uninterrupted, out)
+    # the run's model/ export is listed whole (weights, config and tokenizer files) in its manifest
+    listed = [line.split("  ")[1] for line in open(os.path.join(out, "model", MANIFEST))]
+    assert "model.safetensors\n" in listed and "config.json\n" in listed and len(listed) > 2
+    assert verify_manifest(os.path.join(out, "model"))
 
     # finding 2: `train` into the finished SFT run's folder is refused, naming it and the fix
     before = {name: open(os.path.join(out, name), "rb").read() for name in ("metrics.jsonl", "config.json",

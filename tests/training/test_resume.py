@@ -1,5 +1,7 @@
-"""Exact resume: a run killed with SIGKILL after its checkpoint at iteration k and resumed gives, for
-iterations k+1..N, metrics and final parameters bit-identical to a run that was never interrupted; a
+"""Exact resume: a run killed with SIGKILL at a seeded random SFT step, resumed, killed again after its
+RL checkpoint at iteration k and resumed again gives metrics and final parameters bit-identical to a
+run that was never interrupted (the SFT checkpoints kept: every sft.save_every steps, the newest
+run.keep_checkpoints, each with its manifest); a
 half-written (uncommitted) checkpoint is ignored; SIGTERM saves and exits with 75 (preempted); a resumed run
 with changed settings is refused by name; a flipped byte in the newest checkpoint's array file is named
 and the previous checkpoint used; a passing thread shortage while restoring moves nothing (exit 75);
@@ -7,6 +9,7 @@ and the previous checkpoint used; a passing thread shortage while restoring move
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -17,14 +20,30 @@ from safetensors.numpy import load_file
 
 from dlrl_jax import cli
 from dlrl_jax.app.metrics import read_metrics
+from dlrl_jax.checkpoints.manifest import MANIFEST
 from dlrl_jax.checkpoints.train_state import TrainStateCheckpointer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SETTINGS = ["sft.steps=2", "sft.batch_size=8", "task.train_size=64", "task.eval_size=8",
+SFT_STEPS, SFT_EVERY, KEEP = 8, 2, 3  # (KEEP: run.keep_checkpoints' default)
+SETTINGS = [f"sft.steps={SFT_STEPS}", f"sft.save_every={SFT_EVERY}", "sft.batch_size=8", "task.train_size=64", "task.eval_size=8",
             "algorithm.prompts_per_batch=2", "algorithm.group_size=4", "run.save_every=1", "run.eval_every=2",
             "run.tensorboard=false", "run.progress=false"]
 VOLATILE = ("time", "tokens_per_s", "seconds", "time_rollout", "time_reward", "time_reference", "time_update",
             "time_iteration")  # wall-clock measurements
+# The CLI with SFTLoop.step patched to SIGKILL the process as it is about to run step sys.argv[1] (the
+# SFT checkpoint just started may still be being written in the background: a torn one is ignored).
+SFT_KILLER = """
+import os, signal, sys
+from dlrl_jax import cli
+from dlrl_jax.training import loop
+kill_at, step = int(sys.argv[1]), loop.SFTLoop.step
+def step_or_die(self):
+    if self.step_index == kill_at:
+        os.kill(os.getpid(), signal.SIGKILL)
+    step(self)
+loop.SFTLoop.step = step_or_die
+sys.exit(cli.main(sys.argv[2:]))
+"""
 
 
 def _args(out, iterations, *extra):
@@ -34,10 +53,29 @@ def _args(out, iterations, *extra):
     return args + list(extra)
 
 
-def _launch(out, iterations):
+def _launch(out, iterations, *extra):
     env = dict(os.environ, JAX_PLATFORMS="cpu")
-    return subprocess.Popen([sys.executable, "-m", "dlrl_jax.cli"] + _args(out, iterations), cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen([sys.executable, "-m", "dlrl_jax.cli"] + _args(out, iterations, *extra), cwd=ROOT,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def kill_in_sft(args, kill_at, every, keep):
+    """Runs `dlrl-jax ARGS`, SIGKILLed as it is about to run SFT step `kill_at`, and checks the SFT
+    checkpoints it left: at multiples of `every` up to the kill, the newest `keep` of them, each (but a
+    newest one still being written) with its manifest. Returns their steps."""
+    proc = subprocess.run([sys.executable, "-c", SFT_KILLER, str(kill_at)] + args, cwd=ROOT, capture_output=True,
+                          text=True, env=dict(os.environ, JAX_PLATFORMS="cpu"), timeout=600)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    out = next(a for a in args if a.startswith("run.out_dir=")).split("=", 1)[1]
+    assert not os.path.exists(os.path.join(out, "summary.json"))
+    folder = os.path.join(out, "checkpoints_sft")
+    kept = sorted(int(n) for n in os.listdir(folder) if n.isdigit()) if os.path.isdir(folder) else []
+    assert len(kept) <= keep and all(s % every == 0 and s <= kill_at for s in kept), kept
+    # a save waits for the one before it: every save but the last one started has committed, manifest included
+    committed = kill_at // every * every - every
+    if committed > 0:
+        assert committed in kept and os.path.exists(os.path.join(folder, str(committed), MANIFEST)), kept
+    return kept
 
 
 def _wait_for_checkpoint(proc, out, step, limit=240):
@@ -52,13 +90,17 @@ def _stable(records):
     return [{k: v for k, v in r.items() if k not in VOLATILE} for r in records]
 
 
-def test_kill9_and_resume_is_bit_identical(tmp_path, capsys):
+def test_kill9_in_sft_and_in_rl_and_resume_is_bit_identical(tmp_path, capsys):
     full, killed = str(tmp_path / "full"), str(tmp_path / "killed")
-    proc = _launch(killed, 5)
+    kill_at = random.Random(26).randrange(2 * SFT_EVERY + 1, SFT_STEPS)  # after two SFT saves began
+    kept = kill_in_sft(_args(killed, 5), kill_at, SFT_EVERY, KEEP)
+    proc = _launch(killed, 5, "--resume")  # resumes SFT from the newest SFT checkpoint, then goes on into RL
     _wait_for_checkpoint(proc, killed, 3)
     proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    log = proc.communicate()[0]
+    assert f"resumed SFT at step {kept[-1]} of {SFT_STEPS}" in log, log
     assert not os.path.exists(os.path.join(killed, "summary.json"))  # it did not finish
+    assert not os.path.exists(os.path.join(killed, "checkpoints_sft"))  # superseded by RL's first checkpoint
     assert cli.main(_args(full, 5)) == 0  # the uninterrupted run
     # a save torn by a kill: Orbax's temporary folder, never committed
     torn = os.path.join(killed, "checkpoints", "4.orbax-checkpoint-tmp-1700000000")

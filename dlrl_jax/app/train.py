@@ -35,6 +35,7 @@ import contextlib
 import copy
 import dataclasses
 import errno
+import glob
 import json
 import os
 import shutil
@@ -104,6 +105,9 @@ class _SFTCheckpoints:
     def __init__(self, cfg: Config, stack: contextlib.ExitStack):
         self.directory = os.path.join(cfg.run.out_dir, SFT_CHECKPOINTS)
         self._keep, self._stack, self._opened = cfg.run.keep_checkpoints, stack, None
+        if is_lead_process():  # what a kill in the middle of `drop` left
+            for stale in glob.glob(glob.escape(self.directory) + ".removing-*"):
+                shutil.rmtree(stale, ignore_errors=True)
         if os.path.isdir(self.directory):
             self.get()
 

@@ -240,7 +240,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "--temperature, --remasking, --schedule, --top-p, --top-k, --alg-temp, "
                                    "--noise-dtype, --threshold, --cache, --seed; --prompt-style, --prompt-recipe, "
                                    "--reward-set and --decode belong to --protocol dlrl (the default: this "
-                                   "project's evaluation, unchanged).")
+                                   "project's evaluation, unchanged). Code: --protocol egspo --data "
+                                   "hf:openai/openai_humaneval:test (or hf:google-research-datasets/mbpp:sanitized:"
+                                   "test) is the closest to EGSPO's intended HumanEval/MBPP pass@1 (its release "
+                                   "cannot run), tests run in the sandbox.")
     p.add_argument("--model", required=True, help="Hugging Face model folder (e.g. RUN_DIR/model)")
     p.add_argument("--adapter", help="a PEFT LoRA adapter folder to put onto --model (the base)")
     p.add_argument("--task", required=True, help="sudoku | countdown | gsm8k | math | code")
@@ -283,7 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("rescore", help="score saved generations with a paper's accuracy parser (d1's *.json "
                                        "generation files or eval_*.jsonl)")
     p.add_argument("--protocol", required=True, choices=("d1", "egspo", "espo", "dlrl"),
-                   help="whose parser: d1 / egspo (eval/parse_and_get_acc.py), espo (countdown, sudoku), "
+                   help="whose parser: d1 / egspo (eval/parse_and_get_acc.py; egspo code: HumanEval/MBPP "
+                        "pass@1 as eval/parser_json.py intends, in the sandbox), espo (countdown, sudoku), "
                         "dlrl (this project's accuracy)")
     p.add_argument("--task", required=True, choices=("gsm8k", "math", "countdown", "sudoku", "code"))
     p.add_argument("files", nargs="+", metavar="FILE", help="generation files of one setup, summed together")

@@ -198,6 +198,12 @@ def records_and_rows(s: EvalSettings, protocol: eval_protocol.EvalProtocol | Non
     else:
         raise EvalError(f"task {s.task!r} has no generator; pass --data FILE (JSONL/Parquet/CSV or "
                         f"hf:NAME[:CONFIG]:SPLIT), e.g. {readers.packaged_file('gsm8k_mini.jsonl')}")
+    if protocol is not None and protocol.name == "egspo" and s.task == "code":
+        for record, row in zip(records, rows):
+            if record.get("benchmark") not in ("humaneval", "mbpp"):
+                raise EvalError(f"{s.data or 'the data'} row {row + 1}: --protocol egspo evaluates HumanEval or MBPP "
+                                "rows (task_id, prompt, test, entry_point / prompt, test_list, test_imports); this "
+                                "row is neither: give a HumanEval or MBPP file, or use --protocol dlrl")
     n = s.num_examples or len(records)
     return records[:n], rows[:n]
 
@@ -452,7 +458,7 @@ def _correct(s: EvalSettings, protocol, task, completions, raw, records) -> tupl
     if protocol.parser is None:
         return [float(x) for x in task.correct(completions, records)], [1] * len(records)
     texts = raw if protocol.keep_special_tokens else completions
-    scored = [parsers.score(protocol.parser, s.task, text, r) for text, r in zip(texts, records)]
+    scored = parsers.score_many(protocol.parser, s.task, texts, records)  # (code: one sandbox batch)
     return [c for c, _ in scored], [n for _, n in scored]
 
 

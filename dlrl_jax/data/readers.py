@@ -109,8 +109,14 @@ HUB_SOURCES = {
                                      "official": "EGSPO egspo/data_utils.py get_code_questions"},
     "TIGER-Lab/AceCode-89K": {"tasks": ("code",), "columns": ("question", "test_cases"),
                               "official": "ESPO recipes/process_data.py -> recipes/acecode_hard.jsonl"},
-    "google-research-datasets/mbpp": {"tasks": ("code",), "columns": ("text", "test_list", "code")},
-    "openai/openai_humaneval": {"tasks": ("code",), "columns": ("prompt", "test", "entry_point")},
+    "google-research-datasets/mbpp": {"tasks": ("code",), "columns": ("text or prompt", "test_list", "code"),
+                                      "official": "EGSPO eval/mbpp.py load_dataset(\"mbpp\", \"sanitized\", "
+                                                  "split=\"test\") (sanitized: prompt, test_imports)"},
+    "mbpp": {"tasks": ("code",), "columns": ("text or prompt", "test_list", "code"),
+             "official": "the old name of google-research-datasets/mbpp (EGSPO eval/mbpp.py)"},
+    "openai/openai_humaneval": {"tasks": ("code",), "columns": ("prompt", "test", "entry_point"),
+                                "official": "EGSPO eval/human_eval.py load_dataset(\"openai/openai_humaneval\", "
+                                            "split=\"test\")"},
 }
 
 

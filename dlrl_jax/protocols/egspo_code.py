@@ -1,7 +1,7 @@
 """EGSPO's HumanEval / MBPP pass@1, as its released rescoring code intends it (vishnutez/egspo-dllm-rl
 eval/parser_json.py `parse_humaneval_answers`, `parse_mbpp_answers`), run through this project's sandbox.
 
-The release cannot run as published (FIDELITY.md, evaluation protocols): parser_json.py never imports
+The release cannot run as published (FIDELITY.md, "Code: HumanEval and MBPP"): parser_json.py never imports
 `Parser` or `test_solution` (NameError on the first entry), and parsers.py `test_solution` uses
 `subprocess`, `sys` and `resource` without importing them, so inside its `try` every program scores 0.
 What its code intends, per generation:

@@ -257,6 +257,20 @@ EXIT_BAD_INPUT = 2
 EXIT_IO = 74  # EX_IOERR (sysexits.h): out of space, an unwritable path
 
 
+MESSAGE_CHARS = 1000
+
+
+def one_line(error: BaseException) -> str:
+    """An error message as one line of at most MESSAGE_CHARS characters, keeping its start (what and
+    where) and its end (the fix): the last guard against a value quoted whole or a library's
+    multi-line text."""
+    text = " ".join(str(error).split())
+    if len(text) <= MESSAGE_CHARS:
+        return text
+    half = MESSAGE_CHARS // 2
+    return f"{text[:half]} [... {len(text) - 2 * half} characters ...] {text[-half:]}"
+
+
 def _disk_error(error: BaseException) -> OSError | None:
     """The OSError (out of space, quota, read-only or unwritable path) behind `error`, if any; also
     a full disk that a library reports in its own exception type (Orbax/tensorstore: a ValueError)."""
@@ -322,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         return PREEMPTED_EXIT
     except (ConfigError, CheckpointError, ModelConfigError, DataError, EvalError, TokenizerError, RunLockedError,
             FileNotFoundError) as e:
-        print(f"dlrl-jax {args.command}: error: {e}", file=sys.stderr)
+        print(f"dlrl-jax {args.command}: error: {one_line(e)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except Exception as e:  # noqa: BLE001 (only disk errors are turned into one line; the rest re-raised)
         disk = _disk_error(e)

@@ -69,7 +69,12 @@ def _sample(args) -> int:
             row = [int(t) for t in args.prompt_ids.split()]
         except ValueError:
             raise ConfigError(f"--prompt-ids must be integers separated by spaces, got "
-                             f"{args.prompt_ids!r}")
+                             f"{args.prompt_ids[:80]!r}")
+        vocab = model.cfg.vocab_size
+        outside = [t for t in row if not 0 <= t < vocab]
+        if outside or not row:  # (XLA would clamp them to a row of the embedding without a word)
+            raise ConfigError(f"--prompt-ids must be token ids in [0, {vocab}) (the model's vocabulary), "
+                              f"got {' '.join(map(str, outside[:5])) or 'none'}")
         ids, mask = np.asarray([row], np.int32), np.ones((1, len(row)), bool)
     schedule = rollout.resolve_schedule(args.schedule, model.cfg.family, args.block_length)
     settings = rollout.SamplerSettings(gen_length=args.gen_length, block_length=args.block_length or args.gen_length,
@@ -113,12 +118,16 @@ def _export(args) -> int:
         peft.write_adapter(args.out, cfg, settings, factors, dtype=args.dtype, base_model=os.path.abspath(source))
         print(f"[dlrl-jax] wrote the PEFT adapter {args.out}")
         return 0
+    from dlrl_jax.models.tokenizer import copy_tokenizer_files
+
     model = checkpoints.from_pretrained(source, dtype=args.dtype)
     if args.adapter:  # a PEFT adapter merged into the base
         from dlrl_jax.checkpoints.peft import load_adapter
         model = load_adapter(model, args.adapter)
     checkpoints.save_pretrained(model, args.out)
-    print(f"[dlrl-jax] wrote {args.out}")
+    copied = copy_tokenizer_files(source, args.out)  # eval and sample --prompt need them beside the weights
+    print(f"[dlrl-jax] wrote {args.out}" + ("" if copied else f" (no tokenizer files in {source} to copy: add the "
+                                                              "model's own for eval or sample --prompt)"))
     return 0
 
 

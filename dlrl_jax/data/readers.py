@@ -11,6 +11,7 @@ HUB_SOURCES names the hub data sets the papers use and the official files that l
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import math
@@ -141,6 +142,18 @@ def _official_rows(source: str, rows: list[dict]) -> list[dict]:
     if keep is None:
         return rows
     return [r for r in rows if len(field(r, "nums", "numbers") or ()) == keep]
+
+
+def source_fingerprint(source: str) -> str | None:
+    """sha256 of a local data file's bytes (what a resumed run or evaluation must find unchanged); None
+    for a hub name (its rows come from the hub's own versioned copy)."""
+    if source.startswith("hf:"):
+        return None
+    digest = hashlib.sha256()
+    with open(source, "rb") as f:
+        for block in iter(lambda: f.read(1 << 24), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def field(r: dict, *names: str):

@@ -1,0 +1,144 @@
+"""Hostile use of the commands (issue 26): `eval` on changed data, adapter weights or tokenizer files
+refuses to reuse the old rows (findings 5-7); two evaluations into one folder (9); negative
+--num-examples and --batch-size 0 (10); `export` without the tokenizer (11); a tokenizer larger than the
+model's vocabulary (12); out-of-range --prompt-ids (13); `--resume` after the training data changed (8).
+Each refusal is one line naming the file or flag and the fix, exit status 2. The cases share one tiny
+model folder; the refusals happen before anything compiles."""
+
+import json
+import os
+import shutil
+
+import jax
+import numpy as np
+import pytest
+from flax import nnx
+
+from dlrl_jax import checkpoints, cli, models, tasks
+from dlrl_jax.app.run_lock import RunLock
+from dlrl_jax.checkpoints import peft
+from dlrl_jax.models.lora import LoRASettings, add_lora, trainable_mask
+from dlrl_jax.models.tokenizer import write_char_tokenizer
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("hostile") / "model")
+    checkpoints.save_pretrained(models.init_model(models.preset("tiny"), seed=3), path)
+    write_char_tokenizer(path)
+    return path
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _quiet_transformers():
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    yield
+    hf_logging.set_verbosity(level)
+
+
+def _fails_in_one_line(capsys, argv, status=2):
+    code = cli.main(argv)
+    err = capsys.readouterr().err
+    assert code == status, err
+    assert err.count("\n") == 1 and err.startswith(f"dlrl-jax {argv[0]}: error: ") and "Traceback" not in err, err
+    return err
+
+
+def _sudoku_file(path, seed):
+    with open(path, "w") as f:
+        for r in tasks.get("sudoku").generate(seed, 6):
+            f.write(json.dumps({"puzzle": r["puzzle"], "solution": r["solution"]}) + "\n")
+    return str(path)
+
+
+# the shapes of tests/models/test_peft_cli.py's evaluations (and its adapter's): one compiled program each
+# in a session (the suite shares a compilation cache)
+EVAL = ["--task", "sudoku", "--prompt-style", "plain", "--gen-lengths", "16", "--block-length", "8",
+        "--batch-size", "6", "--no-progress"]
+
+
+def test_eval_refuses_old_rows_after_data_adapter_or_tokenizer_changed(model_dir, tmp_path, capsys):
+    model = str(tmp_path / "model")
+    shutil.copytree(model_dir, model)
+    data = _sudoku_file(tmp_path / "data.jsonl", 0)
+    out = str(tmp_path / "eval")
+    argv = ["eval", "--model", model, "--data", data, "--out", out, *EVAL]
+    assert cli.main(argv) == 0
+    original = open(data).read()
+    _sudoku_file(data, 1)  # the same file name, other puzzles
+    err = _fails_in_one_line(capsys, argv)
+    assert f"holds results on other contents of --data {data}" in err and "use another --out" in err
+    open(data, "w").write(original)
+    template = os.path.join(model, "chat_template.jinja")
+    saved = open(template).read()
+    open(template, "w").write(saved.replace("<|assistant|>", "<|assistant|> "))
+    assert "holds results of a different model" in _fails_in_one_line(capsys, argv)
+    open(template, "w").write(saved)
+    with open(os.path.join(model, "tokenizer.model"), "wb") as f:  # a SentencePiece model appears
+        f.write(b"\x0a\x05hello")
+    assert "holds results of a different model" in _fails_in_one_line(capsys, argv)
+    os.remove(os.path.join(model, "tokenizer.model"))
+    assert cli.main(argv) == 0  # all restored: it resumes, every row already there
+    assert "resuming, 6 of 6 already done" in capsys.readouterr().out
+    assert len(open(os.path.join(out, "eval_sudoku_16.jsonl")).readlines()) == 6
+
+
+def _save_adapter(model_dir, folder, seed):
+    adapted = add_lora(checkpoints.from_pretrained(model_dir), LoRASettings(rank=4, alpha=8.0, targets=("q", "v", "o", "down"),
+                                                                         dropout=0.05))
+    graphdef, params = models.split(adapted)
+    rng = np.random.default_rng(seed)
+    params = jax.tree.map(lambda x, m: x + 0.3 * rng.standard_normal(x.shape).astype(x.dtype) if m else x,
+                          params, trainable_mask(params))
+    peft.save_adapter(nnx.merge(graphdef, params), folder)
+
+
+def test_eval_refuses_old_rows_after_the_adapter_weights_changed(model_dir, tmp_path, capsys):
+    adapter = str(tmp_path / "adapter")
+    _save_adapter(model_dir, adapter, 0)
+    argv = ["eval", "--model", model_dir, "--adapter", adapter, "--num-examples", "6", *EVAL]
+    assert cli.main(argv) == 0  # (into ADAPTER/eval)
+    _save_adapter(model_dir, adapter, 1)  # retrained in place: the same path, other weights
+    err = _fails_in_one_line(capsys, argv)
+    assert f"holds results of other adapter weights or config in --adapter {adapter}" in err
+
+
+def test_two_evaluations_into_one_folder_and_bad_counts(model_dir, tmp_path, capsys):
+    out = str(tmp_path / "eval")
+    argv = ["eval", "--model", model_dir, "--out", out, "--num-examples", "6", *EVAL]
+    with RunLock(out, log=lambda *_: None):  # another `dlrl-jax eval` holds the folder
+        err = _fails_in_one_line(capsys, argv)
+    assert f"{out}/run.lock: another run is writing to this folder" in err and err.endswith("or use another --out\n")
+    assert not os.path.exists(os.path.join(out, "eval_meta.json"))
+    for flag, value, message in (("--num-examples", "-3", "--num-examples must be >= 0 (0: all records), got -3"),
+                                 ("--batch-size", "0", "--batch-size must be a positive integer, got 0")):
+        assert message in _fails_in_one_line(capsys, ["eval", "--model", model_dir, "--out", out, *EVAL, flag, value])
+
+
+def test_export_carries_the_tokenizer_and_sample_checks_prompt_ids(model_dir, tmp_path, capsys):
+    out = str(tmp_path / "export")
+    os.makedirs(out)
+    open(os.path.join(out, "vocab.json"), "w").write("{}")  # an earlier export's (another model's) tokenizer file
+    assert cli.main(["export", "--model", model_dir, "--out", out]) == 0
+    for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
+        assert open(os.path.join(out, name), "rb").read() == open(os.path.join(model_dir, name), "rb").read()
+    assert not os.path.exists(os.path.join(out, "vocab.json"))
+    capsys.readouterr()
+    assert cli.main(["sample", "--model", out, "--prompt", "12", "--no-chat", "--gen-length", "8", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["completion_ids"][0]) == 8
+    err = _fails_in_one_line(capsys, ["sample", "--model", out, "--prompt-ids", "50 -3 127 128", "--gen-length", "8"])
+    assert "--prompt-ids must be token ids in [0, 128) (the model's vocabulary), got -3 128" in err
+
+
+def test_a_tokenizer_larger_than_the_vocabulary_is_refused(tmp_path, capsys):
+    small = str(tmp_path / "small")
+    cfg = models.preset("tiny")
+    checkpoints.save_pretrained(models.init_model(type(cfg)(**{**vars(cfg), "vocab_size": 64}), seed=0), small)
+    write_char_tokenizer(small)  # 103 tokens (96 characters and 7 specials)
+    err = _fails_in_one_line(capsys, ["eval", "--model", small, *EVAL, "--num-examples", "2"])
+    assert f"{small}: the tokenizer has 103 tokens but the model's vocabulary has 64" in err
+    err = _fails_in_one_line(capsys, ["sample", "--model", small, "--prompt", "12", "--gen-length", "8"])
+    assert "the tokenizer has 103 tokens but the model's vocabulary has 64" in err

@@ -5,6 +5,7 @@ model's vocabulary (12); out-of-range --prompt-ids (13); `--resume` after the tr
 Each refusal is one line naming the file or flag and the fix, exit status 2. The cases share one tiny
 model folder; the refusals happen before anything compiles."""
 
+import hashlib
 import json
 import os
 import shutil
@@ -14,8 +15,10 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from dlrl_jax import checkpoints, cli, models, tasks
+from dlrl_jax import checkpoints, cli, config, models, tasks
+from dlrl_jax.app import train as train_driver
 from dlrl_jax.app.run_lock import RunLock
+from dlrl_jax.data import readers
 from dlrl_jax.checkpoints import peft
 from dlrl_jax.models.lora import LoRASettings, add_lora, trainable_mask
 from dlrl_jax.models.tokenizer import write_char_tokenizer
@@ -142,3 +145,50 @@ def test_a_tokenizer_larger_than_the_vocabulary_is_refused(tmp_path, capsys):
     assert f"{small}: the tokenizer has 103 tokens but the model's vocabulary has 64" in err
     err = _fails_in_one_line(capsys, ["sample", "--model", small, "--prompt", "12", "--gen-length", "8"])
     assert "the tokenizer has 103 tokens but the model's vocabulary has 64" in err
+
+
+# tests/training/test_resume.py's settings (its compiled programs), on a training file
+TRAIN = ["sft.steps=2", "sft.batch_size=8", "task.eval_size=8", "algorithm.prompts_per_batch=2",
+         "algorithm.group_size=4", "run.save_every=1", "run.eval_every=2", "run.tensorboard=false",
+         "run.progress=false", "run.iterations=1"]
+
+
+def test_the_data_record_refuses_changed_bytes(tmp_path):
+    """The check itself, without a training run (the CLI case below is slow): the record written at a
+    start, a resume with the same bytes passes, with other bytes (the same name) is refused by name."""
+    data = tmp_path / "train.jsonl"
+    data.write_text('{"puzzle": "1234341221434321", "solution": "1234341221434321"}\n')
+    cfg = config.load(None, [f"task.train_file={data}", f"run.out_dir={tmp_path / 'run'}"])
+    train_driver._check_same_data(cfg, resuming=False)
+    record = tmp_path / "run" / "data_sha256.json"
+    assert json.loads(record.read_text()) == {"task.train_file": hashlib.sha256(data.read_bytes()).hexdigest()}
+    train_driver._check_same_data(cfg, resuming=True)
+    data.write_text(data.read_text() * 2)
+    with pytest.raises(config.ConfigError, match=rf"task.train_file {data} changed since this run started"):
+        train_driver._check_same_data(cfg, resuming=True)
+    train_driver._check_same_data(cfg, resuming=False)  # a fresh start records the new bytes
+    train_driver._check_same_data(cfg, resuming=True)
+
+
+@pytest.mark.slow  # a training run and two resumes (about 30 s on 2 cores); the check itself is tested above
+def test_resume_refuses_a_changed_training_file(tmp_path, capsys):
+    data = str(tmp_path / "train.jsonl")
+    with open(data, "w") as f:
+        for r in tasks.get("sudoku").generate(0, 24):
+            f.write(json.dumps({"puzzle": r["puzzle"], "solution": r["solution"]}) + "\n")
+    out = str(tmp_path / "run")
+    argv = ["train"] + [a for s in TRAIN + [f"task.train_file={data}", f"run.out_dir={out}"] for a in ("--set", s)]
+    assert cli.main(argv) == 0
+    record = os.path.join(out, "data_sha256.json")
+    assert json.load(open(record)) == {"task.train_file": readers.source_fingerprint(data)}
+    original = open(data).read()
+    lines = original.splitlines(keepends=True)
+    open(data, "w").write("".join(lines[1:] + lines[:1]))  # the same records, another order: another split
+    config_before = open(os.path.join(out, "config.json")).read()
+    err = _fails_in_one_line(capsys, argv + ["--resume"])
+    assert f"run.resume: task.train_file {data} changed since this run started" in err
+    assert f"restore the original file, or start a new run.out_dir (or delete {record} to continue" in err
+    assert open(os.path.join(out, "config.json")).read() == config_before  # a refused resume writes nothing
+    open(data, "w").write(original)
+    assert cli.main(argv + ["--resume"]) == 0  # the original bytes: it resumes (from its final checkpoint)
+    assert "resumed from the checkpoint at iteration 1" in capsys.readouterr().out

@@ -320,6 +320,18 @@ def enable_compilation_cache() -> str | None:
     return folder
 
 
+def _exit(status: int, argv) -> int:
+    """`status` for a caller of main(); the command itself (argv None) ends here, skipping the
+    interpreter's teardown: after a failure, background writers (Orbax's async checkpointing, its event
+    loop) print tens to hundreds of lines of their own tracebacks ("Event loop is closed") around the
+    one-line message. What was to be saved is saved and closed by then (the run's with-blocks)."""
+    if argv is not None:
+        return status
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
 def main(argv: list[str] | None = None) -> int:
     # transformers warns, on every tokenizer load, that `llada` is not one of its model types: noise
     # around the one line an error gets (TRANSFORMERS_VERBOSITY=warning brings it back)
@@ -334,19 +346,22 @@ def main(argv: list[str] | None = None) -> int:
         from dlrl_jax.models import ConfigError as ModelConfigError
         from dlrl_jax.models.tokenizer import TokenizerError
         from dlrl_jax.app.evaluation import EvalError
-        from dlrl_jax.app.preemption import PREEMPTED_EXIT, Preempted
+        from dlrl_jax.app.preemption import PREEMPTED_EXIT, Preempted, received_name
         from dlrl_jax.app.run_lock import RunLockedError
 
         handlers = {"train": _train, "sft": lambda a: _train(a, "sft"), "sample": _sample, "export": _export,
                     "eval": _eval, "plot": _plot}
         return handlers[args.command](args)
-    except Preempted as e:
-        print(f"dlrl-jax {args.command}: preempted: {e}", file=sys.stderr)
-        return PREEMPTED_EXIT
+    except Preempted as e:  # (the messages say SIGTERM; Ctrl-C's SIGINT takes the same path)
+        print(f"dlrl-jax {args.command}: preempted: {str(e).replace('SIGTERM', received_name())}", file=sys.stderr)
+        return _exit(PREEMPTED_EXIT, argv)
+    except KeyboardInterrupt:  # Ctrl-C in a command with nothing to save (sample, export, plot)
+        print(f"dlrl-jax {args.command}: interrupted (Ctrl-C)", file=sys.stderr)
+        return _exit(130, argv)
     except (ConfigError, CheckpointError, ModelConfigError, DataError, EvalError, TokenizerError, RunLockedError,
             FileNotFoundError) as e:
         print(f"dlrl-jax {args.command}: error: {one_line(e)}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _exit(EXIT_BAD_INPUT, argv)
     except Exception as e:  # noqa: BLE001 (only disk errors are turned into one line; the rest re-raised)
         disk = _disk_error(e)
         if disk is None:
@@ -355,11 +370,7 @@ def main(argv: list[str] | None = None) -> int:
         what = "out of disk space" if disk.errno in (errno.ENOSPC, errno.EDQUOT) else "cannot write there"
         print(f"dlrl-jax {args.command}: error: {what} at {where} ({disk.strerror}); free space or choose "
               f"another output folder (what was saved before is intact)", file=sys.stderr)
-        if argv is None:  # the command itself: skip the teardown, where failed background writers would
-            sys.stdout.flush()  # print their own tracebacks
-            sys.stderr.flush()
-            os._exit(EXIT_IO)
-        return EXIT_IO
+        return _exit(EXIT_IO, argv)
 
 
 if __name__ == "__main__":

@@ -94,11 +94,13 @@ def _check_same_data(cfg: Config, resuming: bool) -> None:
                                   f"{started[field][:12]} in {record}, {sha[:12]} now): resuming would train on other "
                                   "records and cut another held-out split; restore the original file, or start a new "
                                   f"run.out_dir (or delete {record} to continue on the new data anyway)")
-    if is_lead_process():
+    if is_lead_process() and now:
         os.makedirs(cfg.run.out_dir, exist_ok=True)
         with open(record + ".tmp", "w") as f:
             json.dump(now, f, indent=2)
         os.replace(record + ".tmp", record)
+    elif is_lead_process() and not resuming and os.path.exists(record):  # a fresh start on generated data
+        os.remove(record)
 
 
 class _Interrupted(Exception):

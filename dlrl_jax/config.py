@@ -393,6 +393,16 @@ def _check(cfg: Config) -> Config:
                           "(adapter_config.json + adapter_model.safetensors)")
     if cfg.run.resume not in (True, False, "auto"):
         raise ConfigError(f"config field 'run.resume' is {cfg.run.resume!r}; choose true, false or auto")
+    for path in PATH_FIELDS:  # a symlink loop, a file used as a folder, a name too long: one line, not a traceback
+        value = flat[path]
+        if value is not None and not value.startswith("hf:"):
+            try:
+                os.stat(value)
+            except FileNotFoundError:
+                pass  # (whether it must exist is checked below, per field)
+            except OSError as e:
+                raise ConfigError(f"config field '{path}': {shown(value)} cannot be used ({e.strerror}); "
+                                  "choose another path") from None
     if os.path.exists(cfg.run.out_dir) and not os.path.isdir(cfg.run.out_dir):
         raise ConfigError(f"run.out_dir {cfg.run.out_dir!r} is a file, not a folder; choose a folder path")
     for path in ("task.train_file", "task.eval_file", "model.tokenizer"):

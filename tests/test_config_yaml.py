@@ -96,3 +96,22 @@ def test_a_home_relative_path_is_expanded(tmp_path, monkeypatch):
     cfg = config.load(None, ["run.out_dir=~/runs/a", "task.name=gsm8k", "task.train_file=~/train.jsonl"])
     assert cfg.run.out_dir == os.path.join(str(tmp_path), "runs", "a")
     assert cfg.task.train_file == str(data)
+
+
+def test_a_symlink_loop_as_out_dir_is_one_line(tmp_path):
+    os.symlink(tmp_path / "b", tmp_path / "a")
+    os.symlink(tmp_path / "a", tmp_path / "b")
+    with pytest.raises(config.ConfigError, match=r"config field 'run.out_dir': '.*/a/run' cannot be used \(Too many "
+                                                 r"levels of symbolic links\); choose another path"):
+        config.load(None, [f"run.out_dir={tmp_path / 'a' / 'run'}"])
+
+
+def test_a_generated_data_set_beyond_memory_is_refused_before_generating():
+    from dlrl_jax.tasks import build_task
+
+    cfg = config.load(None, ["task.eval_size=2000000000"])
+    start = time.perf_counter()
+    with pytest.raises(config.ConfigError, match=r"task.train_size \+ task.eval_size is 2000004096; the sudoku "
+                                                 r"generator makes at most 10000000 records"):
+        build_task(cfg)
+    assert time.perf_counter() - start < 1.0

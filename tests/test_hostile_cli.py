@@ -236,3 +236,19 @@ def test_ctrl_c_during_eval_stops_between_batches_with_one_line(model_dir, tmp_p
     assert err.startswith("dlrl-jax eval: preempted: stopped by SIGINT with ") and "run the same command again" in err
     written = [json.loads(line)["index"] for line in open(rows)]
     assert written == list(range(len(written))) and len(written) % 2 == 0 and len(written) < 96  # whole batches
+
+
+def test_plot_on_a_torn_metrics_file(tmp_path, capsys):
+    """A torn last line (a run killed mid-write, or still writing) is dropped with a note; a broken line
+    before the end is one line naming it."""
+    from dlrl_jax.app.metrics import read_metrics
+
+    run = tmp_path / "run"
+    run.mkdir()
+    rows = '{"phase": "eval", "step": 0, "reward": 0.5}\n{"phase": "rl", "step": 0, "rew'
+    (run / "metrics.jsonl").write_text(rows)
+    torn = []
+    assert read_metrics(str(run), torn_tail=torn) == [{"phase": "eval", "step": 0, "reward": 0.5}] and torn == [2]
+    (run / "metrics.jsonl").write_text(rows + '\n{"phase": "eval", "step": 1, "reward": 0.6}\n')
+    err = _fails_in_one_line(capsys, ["plot", str(run)])
+    assert f"{run}/metrics.jsonl line 2: not a JSON row (" in err and "remove or repair" in err

@@ -363,6 +363,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dlrl-jax {args.command}: error: {one_line(e)}", file=sys.stderr)
         return _exit(EXIT_BAD_INPUT, argv)
     except Exception as e:  # noqa: BLE001 (only disk errors are turned into one line; the rest re-raised)
+        if isinstance(e, OSError) and e.errno in (errno.ELOOP, errno.ENAMETOOLONG):  # a path that cannot be used
+            print(f"dlrl-jax {args.command}: error: {e.filename or args.output}: {e.strerror}; choose another path",
+                  file=sys.stderr)
+            return _exit(EXIT_BAD_INPUT, argv)
         disk = _disk_error(e)
         if disk is None:
             raise

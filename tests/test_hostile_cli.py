@@ -126,6 +126,10 @@ def test_two_evaluations_into_one_folder_and_bad_counts(model_dir, tmp_path, cap
     for flag, value, message in (("--num-examples", "-3", "--num-examples must be >= 0 (0: all records), got -3"),
                                  ("--batch-size", "0", "--batch-size must be a positive integer, got 0")):
         assert message in _fails_in_one_line(capsys, ["eval", "--model", model_dir, "--out", out, *EVAL, flag, value])
+    os.symlink(tmp_path / "b", tmp_path / "a")
+    os.symlink(tmp_path / "a", tmp_path / "b")
+    err = _fails_in_one_line(capsys, ["eval", "--model", model_dir, "--out", str(tmp_path / "a" / "ev"), *EVAL])
+    assert err.endswith("/a/ev: Too many levels of symbolic links; choose another path\n")
 
 
 def test_export_carries_the_tokenizer_and_sample_checks_prompt_ids(model_dir, tmp_path, capsys):

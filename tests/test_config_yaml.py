@@ -115,3 +115,16 @@ def test_a_generated_data_set_beyond_memory_is_refused_before_generating():
                                                  r"generator makes at most 10000000 records"):
         build_task(cfg)
     assert time.perf_counter() - start < 1.0
+
+
+def test_a_lora_rank_beyond_every_projection_dimension_is_refused():
+    """A huge rank (under int32) would allocate adapter factors until memory runs out; it cannot be used
+    anyway: A B has rank at most min(in, out). The tiny preset's widest projection is its MLP (384)."""
+    from dlrl_jax import models
+    from dlrl_jax.models.lora import LoRASettings, add_lora
+
+    abstract = models.abstract_model(models.preset("tiny"))
+    with pytest.raises(models.ConfigError, match=r"model.lora_rank 100000000 exceeds every dimension of the "
+                                                 r"adapted projections \(the widest is 384\)"):
+        add_lora(abstract, LoRASettings(rank=100_000_000, alpha=16.0, targets=("q",)))
+    assert add_lora(abstract, LoRASettings(rank=384, alpha=16.0, targets=("up",))).cfg.lora_rank == 384

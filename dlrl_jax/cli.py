@@ -337,6 +337,9 @@ def main(argv: list[str] | None = None) -> int:
     # around the one line an error gets (TRANSFORMERS_VERBOSITY=warning brings it back)
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     args = build_parser().parse_args(argv)
+    for name in ("config", "model", "adapter", "tokenizer", "data", "out", "run_dir"):  # "--out=~/x": no shell
+        if isinstance(getattr(args, name, None), str):                                  # expands that "~"
+            setattr(args, name, os.path.expanduser(getattr(args, name)))
     enable_compilation_cache()
     args.output = getattr(args, "out", None) or getattr(args, "run_dir", None)
     try:

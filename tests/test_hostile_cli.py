@@ -256,3 +256,11 @@ def test_plot_on_a_torn_metrics_file(tmp_path, capsys):
     (run / "metrics.jsonl").write_text(rows + '\n{"phase": "eval", "step": 1, "reward": 0.6}\n')
     err = _fails_in_one_line(capsys, ["plot", str(run)])
     assert f"{run}/metrics.jsonl line 2: not a JSON row (" in err and "remove or repair" in err
+
+
+def test_home_relative_paths_on_the_command_line_are_expanded(model_dir, monkeypatch):
+    """`--model=~/m` reaches the program with its "~" (a shell expands it only at the start of a word)."""
+    monkeypatch.setenv("HOME", os.path.dirname(model_dir))
+    name = os.path.basename(model_dir)
+    assert cli.main(["export", f"--model=~/{name}", f"--out=~/exported"]) == 0
+    assert os.path.isfile(os.path.join(os.path.dirname(model_dir), "exported", "tokenizer.json"))

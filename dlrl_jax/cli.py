@@ -26,7 +26,7 @@ def _train(args, algorithm: str | None = None) -> int:
         if algorithm:
             overrides.append(f"algorithm.name={algorithm}")
         cfg = config.load(args.config, overrides)
-        args.output = cfg.run.out_dir
+        args.output, args.adapter = cfg.run.out_dir, cfg.model.adapter
         from dlrl_jax.parallel import distributed
         distributed.initialize()  # joins a multi-host job (coordinator from DLRL_*, SLURM or a TPU pod); else nothing
         train(cfg, log=print if distributed.is_lead_process() else (lambda *_: None), stop=stop)
@@ -366,6 +366,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dlrl-jax {args.command}: error: {one_line(e)}", file=sys.stderr)
         return _exit(EXIT_BAD_INPUT, argv)
     except Exception as e:  # noqa: BLE001 (only disk errors are turned into one line; the rest re-raised)
+        if type(e).__name__ == "SafetensorError" and getattr(args, "adapter", None):
+            # (the model's own files are checked where they are read: the adapter's is the other safetensors)
+            print(f"dlrl-jax {args.command}: error: {os.path.join(args.adapter, 'adapter_model.safetensors')} is "
+                  f"truncated or corrupt ({one_line(e)}); download or export the adapter again", file=sys.stderr)
+            return _exit(EXIT_BAD_INPUT, argv)
         if isinstance(e, OSError) and e.errno in (errno.ELOOP, errno.ENAMETOOLONG):  # a path that cannot be used
             print(f"dlrl-jax {args.command}: error: {e.filename or args.output}: {e.strerror}; choose another path",
                   file=sys.stderr)

@@ -264,3 +264,14 @@ def test_home_relative_paths_on_the_command_line_are_expanded(model_dir, monkeyp
     name = os.path.basename(model_dir)
     assert cli.main(["export", f"--model=~/{name}", f"--out=~/exported"]) == 0
     assert os.path.isfile(os.path.join(os.path.dirname(model_dir), "exported", "tokenizer.json"))
+
+
+def test_a_truncated_adapter_is_one_line(model_dir, tmp_path, capsys):
+    adapter = str(tmp_path / "adapter")
+    _save_adapter(model_dir, adapter, 0)
+    weights = os.path.join(adapter, "adapter_model.safetensors")
+    os.truncate(weights, os.path.getsize(weights) // 2)
+    for argv in (["sample", "--model", model_dir, "--adapter", adapter, "--prompt-ids", "5 6", "--gen-length", "8"],
+                 ["export", "--model", model_dir, "--adapter", adapter, "--out", str(tmp_path / "merged")]):
+        err = _fails_in_one_line(capsys, argv)
+        assert f"{weights} is truncated or corrupt (" in err and "download or export the adapter again" in err

@@ -128,3 +128,11 @@ def test_a_lora_rank_beyond_every_projection_dimension_is_refused():
                                                  r"adapted projections \(the widest is 384\)"):
         add_lora(abstract, LoRASettings(rank=100_000_000, alpha=16.0, targets=("q",)))
     assert add_lora(abstract, LoRASettings(rank=384, alpha=16.0, targets=("up",))).cfg.lora_rank == 384
+
+
+@pytest.mark.parametrize("field", ["optim.warmup_steps", "sft.warmup_steps", "task.eval_size", "model.lora_rank"])
+def test_integers_beyond_int32_are_refused_by_name(field):
+    """optax's schedule takes the warmup as an int32 argument: 10**12 was an OverflowError traceback."""
+    with pytest.raises(config.ConfigError, match=rf"config field '{field}' must be at most 2147483647 in size, got "
+                                                 r"1000000000000$"):
+        config.load(None, [f"{field}=1000000000000"])

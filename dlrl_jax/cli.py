@@ -1,4 +1,4 @@
-"""`dlrl-jax`: train (RL with an optional SFT warm start), sft, sample, eval, export, plot."""
+"""`dlrl-jax`: train (RL with an optional SFT warm start), sft, sample, eval, rescore, export, plot."""
 
 from __future__ import annotations
 
@@ -118,14 +118,27 @@ def _export(args) -> int:
         peft.write_adapter(args.out, cfg, settings, factors, dtype=args.dtype, base_model=os.path.abspath(source))
         print(f"[dlrl-jax] wrote the PEFT adapter {args.out}")
         return 0
-    from dlrl_jax.models.tokenizer import copy_tokenizer_files
+    from dlrl_jax.checkpoints.atomic import EXPORT_PATTERNS, replace_folder
+    from dlrl_jax.models.tokenizer import TOKENIZER_FILES, copy_tokenizer_files
 
     model = checkpoints.from_pretrained(source, dtype=args.dtype)
     if args.adapter:  # a PEFT adapter merged into the base
         from dlrl_jax.checkpoints.peft import load_adapter
         model = load_adapter(model, args.adapter)
-    checkpoints.save_pretrained(model, args.out)
-    copied = copy_tokenizer_files(source, args.out)  # eval and sample --prompt need them beside the weights
+    # the weights and the source's tokenizer (eval and sample --prompt need it beside them) in one folder,
+    # replaced whole and listed whole in its manifest, as a run's export; an earlier export's tokenizer
+    # files are the export's own, never carried over beside another model's
+    tmp = None
+    try:
+        with replace_folder(args.out, EXPORT_PATTERNS + TOKENIZER_FILES) as tmp:
+            checkpoints.save_pretrained(model, tmp)
+            copied = copy_tokenizer_files(source, tmp)
+    except Exception as e:
+        disk = _disk_error(e)
+        if disk is None or tmp is None or not (disk.filename or "").startswith(tmp):
+            raise
+        raise OSError(disk.errno, disk.strerror,  # named where it was going, not by the temporary folder
+                      os.path.abspath(args.out) + disk.filename[len(tmp):]) from e
     print(f"[dlrl-jax] wrote {args.out}" + ("" if copied else f" (no tokenizer files in {source} to copy: add the "
                                                               "model's own for eval or sample --prompt)"))
     return 0
@@ -149,11 +162,23 @@ def _eval(args) -> int:
                             remasking=args.remasking, threshold=args.threshold, cache=args.cache,
                             schedule=args.schedule, top_p=args.top_p, top_k=args.top_k, alg_temp=args.alg_temp,
                             noise_dtype=args.noise_dtype, batch_size=args.batch_size,
-                            tokenizer=args.tokenizer, dtype=args.dtype, seed=args.seed, progress=not args.no_progress)
+                            tokenizer=args.tokenizer, dtype=args.dtype, seed=args.seed, progress=not args.no_progress,
+                            protocol=args.protocol, data_dir=args.data_dir, world_size=args.world_size,
+                            attend_pads=None if args.pads is None else args.pads == "attended")
     with StopFlag(args.command) as stop:
         summary = evaluate_model(settings, stop=stop)
     print(format_table(args.task, summary))
     print(f"[dlrl-jax] per-example results in {settings.out_dir}")
+    return 0
+
+
+def _rescore(args) -> int:
+    from dlrl_jax.protocols.rescore import format_report, rescore
+
+    result = rescore(args.protocol, args.task, args.files, note=lambda line: print(line, file=sys.stderr))
+    print(format_report(args.protocol, args.task, result))
+    if args.json:
+        print(json.dumps({"correct": result["correct"], "total": result["total"], "accuracy": result["accuracy"]}))
     return 0
 
 
@@ -169,9 +194,9 @@ def _add_cache_argument(p) -> None:
                    help="Fast-dLLM's approximate KV cache (faster, not exact; see SamplerSettings)")
 
 
-def _add_sampler_arguments(p) -> None:
+def _add_sampler_arguments(p, remasking: str | None = "low_confidence") -> None:
     """The candidate and order options of both samplers (see SamplerSettings)."""
-    p.add_argument("--remasking", default="low_confidence",
+    p.add_argument("--remasking", default=remasking,
                    choices=("low_confidence", "random", "origin", "maskgit_plus", "topk_margin", "entropy"),
                    help="which masked positions a step commits (Dream's alg: origin, maskgit_plus, topk_margin, "
                         "entropy)")
@@ -227,12 +252,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write only the LoRA adapter as a PEFT folder (default: RUN/model/adapter)")
     p.add_argument("--out", required=True)
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
-    p = sub.add_parser("eval", help="evaluate a model on a task at the papers' decoding settings (resumable)")
+    p = sub.add_parser("eval", help="evaluate a model on a task at the papers' decoding settings (resumable)",
+                       description="--protocol d1|egspo|espo evaluates as that paper's released evaluation "
+                                   "computes its numbers: its eval prompt and <reasoning> prefill, its test file "
+                                   "and subsample, bf16, its batch sizes with attended left pads, Dream's order, "
+                                   "special tokens kept for its parser, its parser. These flags override a "
+                                   "protocol's defaults: --data, --num-examples, --gen-lengths, --batch-size, "
+                                   "--pads, --world-size, --dtype, --block-length, --steps-per-token, "
+                                   "--temperature, --remasking, --schedule, --top-p, --top-k, --alg-temp, "
+                                   "--noise-dtype, --threshold, --cache, --seed; --prompt-style, --prompt-recipe, "
+                                   "--reward-set and --decode belong to --protocol dlrl (the default: this "
+                                   "project's evaluation, unchanged).")
     p.add_argument("--model", required=True, help="Hugging Face model folder (e.g. RUN_DIR/model)")
     p.add_argument("--adapter", help="a PEFT LoRA adapter folder to put onto --model (the base)")
     p.add_argument("--task", required=True, help="sudoku | countdown | gsm8k | math | code")
-    p.add_argument("--data", help="records: JSONL/JSON/CSV/Parquet file or hf:NAME[:CONFIG]:SPLIT "
-                                  "(default: the generator, for sudoku and countdown)")
+    p.add_argument("--protocol", default="dlrl", choices=("dlrl", "d1", "egspo", "espo"),
+                   help="whose evaluation (default dlrl, this project's); recorded in eval_meta.json")
+    p.add_argument("--data", help="records: JSONL/JSON/CSV/Parquet file or hf:NAME[:CONFIG]:SPLIT (default: the "
+                                  "protocol's test set; dlrl: the generator, for sudoku and countdown)")
+    p.add_argument("--data-dir", help="folder holding a paper protocol's test files (countdown_cd3_test.jsonl, "
+                                      "4x4_test_sudoku.csv from d1's dataset/); default $DLRL_EVAL_DATA")
     p.add_argument("--gen-lengths", default="128,256,512", help="comma-separated, e.g. 128,256,512")
     p.add_argument("--out", help="results folder (default MODEL/eval); rerun to resume")
     p.add_argument("--num-examples", type=int, default=0, help="first N records (0: all; generator: 256)")
@@ -247,21 +286,39 @@ def build_parser() -> argparse.ArgumentParser:
                    help="default 32 (the papers'); a Dream model without it uses Dream's sampler")
     p.add_argument("--steps-per-token", type=float, default=0.5, help="steps = gen length x this (papers: 0.5)")
     p.add_argument("--temperature", type=float, default=0.0)
-    _add_sampler_arguments(p)
+    _add_sampler_arguments(p, remasking=None)
     p.add_argument("--threshold", type=float, default=None, help="confidence-threshold parallel decoding")
     _add_cache_argument(p)
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="default: the protocol's (dlrl 16; d1/egspo 8, 4 at length 512; espo 1)")
+    p.add_argument("--pads", choices=("masked", "attended"), default=None,
+                   help="left pads masked, or attended as the papers' models (called without a mask) attend them, "
+                        "each batch padded to its own longest prompt; default: the protocol's (dlrl masked)")
+    p.add_argument("--world-size", type=int, default=None,
+                   help="with attended pads: the official processes whose sampler splits the rows into batches "
+                        "(default: the protocol's, d1/egspo 8, espo 1)")
     p.add_argument("--tokenizer", help="tokenizer folder (default: the model folder)")
-    p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
+    p.add_argument("--dtype", default=None, choices=("float32", "bfloat16"),
+                   help="default: the protocol's (dlrl float32, the papers bfloat16)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
+    p = sub.add_parser("rescore", help="score saved generations with a paper's accuracy parser (d1's *.json "
+                                       "generation files or eval_*.jsonl)")
+    p.add_argument("--protocol", required=True, choices=("d1", "egspo", "espo", "dlrl"),
+                   help="whose parser: d1 / egspo (eval/parse_and_get_acc.py), espo (countdown, sudoku), "
+                        "dlrl (this project's accuracy)")
+    p.add_argument("--task", required=True, choices=("gsm8k", "math", "countdown", "sudoku", "code"))
+    p.add_argument("files", nargs="+", metavar="FILE", help="generation files of one setup, summed together")
+    p.add_argument("--json", action="store_true",
+                   help='last line: {"correct": int, "total": int, "accuracy": percent}')
     p = sub.add_parser("plot", help="draw reward, KL, entropy and selected-step curves of a run")
     p.add_argument("run_dir")
     p.add_argument("--out", help="PNG path (default RUN_DIR/curves.png)")
     return parser
 
 
-# Exit statuses (README "Exit statuses"): 0 done, 1 a bug (traceback), these, and 75 preempted (resumable).
+# Exit statuses (README "Exit statuses"): 0 done, 1 a bug (traceback), these, and 75 preempted or a temporary
+# failure (run the same command again).
 EXIT_BAD_INPUT = 2
 EXIT_IO = 74  # EX_IOERR (sysexits.h): out of space, an unwritable path
 
@@ -349,20 +406,25 @@ def main(argv: list[str] | None = None) -> int:
         from dlrl_jax.models import ConfigError as ModelConfigError
         from dlrl_jax.models.tokenizer import TokenizerError
         from dlrl_jax.app.evaluation import EvalError
-        from dlrl_jax.app.preemption import PREEMPTED_EXIT, Preempted, received_name
+        from dlrl_jax.app.preemption import PREEMPTED_EXIT, Preempted, TemporaryFailure, received_name
         from dlrl_jax.app.run_lock import RunLockedError
+        from dlrl_jax.protocols import ProtocolError
+        from dlrl_jax.protocols.rescore import RescoreError
 
         handlers = {"train": _train, "sft": lambda a: _train(a, "sft"), "sample": _sample, "export": _export,
-                    "eval": _eval, "plot": _plot}
+                    "eval": _eval, "rescore": _rescore, "plot": _plot}
         return handlers[args.command](args)
     except Preempted as e:  # (the messages say SIGTERM; Ctrl-C's SIGINT takes the same path)
         print(f"dlrl-jax {args.command}: preempted: {str(e).replace('SIGTERM', received_name())}", file=sys.stderr)
+        return _exit(PREEMPTED_EXIT, argv)
+    except TemporaryFailure as e:  # nothing changed; the same command again continues (a launcher requeues on 75)
+        print(f"dlrl-jax {args.command}: temporary failure: {one_line(e)}", file=sys.stderr)
         return _exit(PREEMPTED_EXIT, argv)
     except KeyboardInterrupt:  # Ctrl-C in a command with nothing to save (sample, export, plot)
         print(f"dlrl-jax {args.command}: interrupted (Ctrl-C)", file=sys.stderr)
         return _exit(130, argv)
     except (ConfigError, CheckpointError, ModelConfigError, DataError, EvalError, TokenizerError, RunLockedError,
-            FileNotFoundError) as e:
+            ProtocolError, RescoreError, FileNotFoundError) as e:
         print(f"dlrl-jax {args.command}: error: {one_line(e)}", file=sys.stderr)
         return _exit(EXIT_BAD_INPUT, argv)
     except Exception as e:  # noqa: BLE001 (only disk errors are turned into one line; the rest re-raised)

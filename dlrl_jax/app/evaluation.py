@@ -22,6 +22,7 @@ by name, never mixed into the same results.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -331,11 +332,11 @@ def evaluate_model(s: EvalSettings, log=print, stop: StopFlag | None = None) -> 
         raise EvalError(f"--batch-size must be a positive integer, got {s.batch_size}")
     if os.path.exists(s.out_dir) and not os.path.isdir(s.out_dir):
         raise EvalError(f"--out {s.out_dir} is a file, not a folder; choose a folder path")
-    with RunLock(s.out_dir, log, fix="or use another --out"):
-        return _evaluate(s, log, stop)
+    with contextlib.ExitStack() as stack:  # (holds the lock, taken once the inputs passed their checks)
+        return _evaluate(s, log, stop, stack)
 
 
-def _evaluate(s: EvalSettings, log, stop: StopFlag | None) -> list[dict]:
+def _evaluate(s: EvalSettings, log, stop: StopFlag | None, stack: contextlib.ExitStack) -> list[dict]:
     if s.task not in tasks.names():
         raise EvalError(f"--task {s.task!r} is unknown; use one of {', '.join(tasks.names())}")
     if not s.gen_lengths or any(g <= 0 for g in s.gen_lengths):
@@ -357,6 +358,7 @@ def _evaluate(s: EvalSettings, log, stop: StopFlag | None) -> list[dict]:
     mask_id = model.cfg.mask_token_id if model.cfg.mask_token_id is not None else tokenizer.mask_id
     settings_by_length = {g: sampler_settings(s, g, int(mask_id), model.cfg.family)
                           for g in s.gen_lengths}  # all checked first
+    stack.enter_context(RunLock(s.out_dir, log, fix="or use another --out"))  # before anything is written there
     _check_meta(s)
     graphdef, params = models.split(model)
     # the user message, and the whole prompt text as it is tokenized: a paper's message through the chat

@@ -380,8 +380,9 @@ def enable_compilation_cache() -> str | None:
 def _exit(status: int, argv) -> int:
     """`status` for a caller of main(); the command itself (argv None) ends here, skipping the
     interpreter's teardown: after a failure, background writers (Orbax's async checkpointing, its event
-    loop) print tens to hundreds of lines of their own tracebacks ("Event loop is closed") around the
-    one-line message. What was to be saved is saved and closed by then (the run's with-blocks)."""
+    loop) can print their own tracebacks ("Event loop is closed": 80-330 lines in issue 26's hostile
+    round) around the one-line message. What was to be saved is saved and closed by then (the run's
+    with-blocks)."""
     if argv is not None:
         return status
     sys.stdout.flush()

@@ -1,7 +1,9 @@
 """Run configuration: YAML -> frozen dataclasses, validated before anything compiles.
 
 Every error is one line naming the field (as a dotted path) and the fix: unknown keys come with the
-closest valid key, wrong types and out-of-range values with the accepted range.
+closest valid key, wrong types and out-of-range values with the accepted range. The YAML is read by
+`config_yaml` (repeated keys and aliases refused, YAML 1.2 numbers); values in messages are cut to 80
+characters.
 """
 
 from __future__ import annotations

@@ -41,10 +41,11 @@ class _StrictLoader(yaml.SafeLoader):
                 key = self.construct_object(key_node, deep=True)
                 line = key_node.start_mark.line + 1
                 try:
-                    first = seen.setdefault(key, line)
+                    first = seen.get(key)
+                    seen.setdefault(key, line)
                 except TypeError:  # an unhashable key: PyYAML's own error names it
                     continue
-                if first != line:
+                if first is not None:
                     raise StrictYAMLError(f"line {line}: the key {_short(key)!r} appears a second time in the "
                                           f"same section (first on line {first}); YAML would silently keep only "
                                           "the last one: merge the two into one")

@@ -27,6 +27,8 @@ def test_a_repeated_key_inside_a_section_is_refused(tmp_path):
     path = _write(tmp_path, "optim:\n  learning_rate: 1.0e-4\n  b1: 0.9\n  learning_rate: 3.0e-5\n")
     with pytest.raises(config.ConfigError, match=r"line 4: the key 'learning_rate' appears a second time.*line 2"):
         config.load(path)
+    with pytest.raises(config.ConfigError, match=r"line 1: the key 'b1' appears a second time.*first on line 1"):
+        config.load(_write(tmp_path, "optim: {b1: 0.9, b1: 0.5}\n"))
     # the same key in two different sections is two fields, not a repeat
     path = _write(tmp_path, "optim: {learning_rate: 1.0e-4, warmup_steps: 3}\nsft: {learning_rate: 1.0e-3, warmup_steps: 2}\n")
     cfg = config.load(path)

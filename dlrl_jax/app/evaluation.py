@@ -22,6 +22,7 @@ by name, never mixed into the same results.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -35,6 +36,7 @@ from tqdm.auto import tqdm
 
 from dlrl_jax import checkpoints, models, rollout, tasks
 from dlrl_jax.app.preemption import Preempted, StopFlag
+from dlrl_jax.app.run_lock import RunLock
 from dlrl_jax.checkpoints.manifest import ManifestMismatch, verify_manifest
 from dlrl_jax.config import SEED_MAX, ConfigError
 from dlrl_jax.data import readers
@@ -208,9 +210,11 @@ def records_and_rows(s: EvalSettings, protocol: eval_protocol.EvalProtocol | Non
     return records[:n], rows[:n]
 
 
-# The files whose bytes decide what a model folder computes: weights, architecture, tokenizer.
+# The files whose bytes decide what a model folder computes: weights, architecture, tokenizer (its chat
+# template may live in its own file, a SentencePiece model in tokenizer.model), and an adapter's config.
 _FINGERPRINTED = ("config.json", "model.safetensors.index.json", "tokenizer.json", "tokenizer_config.json",
-                  "special_tokens_map.json", "added_tokens.json", "vocab.json", "merges.txt")
+                  "special_tokens_map.json", "added_tokens.json", "vocab.json", "merges.txt", "chat_template.jinja",
+                  "chat_template.json", "tokenizer.model", "adapter_config.json")
 
 
 def model_fingerprint(*folders: str) -> str:
@@ -238,6 +242,8 @@ def _meta(s: EvalSettings) -> dict:
         meta.pop("world_size")
     meta["model_sha256"] = model_fingerprint(s.model, s.tokenizer)
     meta["adapter"] = s.adapter and os.path.abspath(s.adapter)
+    meta["adapter_sha256"] = s.adapter and model_fingerprint(s.adapter)  # its weights and config, not its path
+    meta["data_sha256"] = s.data and readers.source_fingerprint(s.data)  # the records, not the file name
     return meta
 
 
@@ -262,6 +268,15 @@ def _check_meta(s: EvalSettings) -> None:
         old.setdefault("protocol", "dlrl")  # ... and before protocols
         old.setdefault("attend_pads", False)
         old.pop("model", None)  # (folders written before the fingerprint: the path only)
+        if old.get("data_sha256") != meta["data_sha256"] and s.data:
+            raise EvalError(f"{s.out_dir} holds results on other contents of --data {s.data} (sha256 "
+                            f"{str(old.get('data_sha256'))[:12]} there, {str(meta['data_sha256'])[:12]} now: the file "
+                            "changed since, or it was written before data fingerprints); refusing to mix them: use "
+                            f"another --out, or delete {s.out_dir} to start afresh")
+        if old.get("adapter_sha256") != meta["adapter_sha256"] and s.adapter:
+            raise EvalError(f"{s.out_dir} holds results of other adapter weights or config in --adapter {s.adapter} "
+                            f"(sha256 {str(old.get('adapter_sha256'))[:12]} there, {meta['adapter_sha256'][:12]} now); "
+                            f"refusing to mix them: use another --out, or delete {s.out_dir} to start afresh")
         if old.get("model_sha256") != meta["model_sha256"]:
             raise EvalError(f"{s.out_dir} holds results of a different model (weights/config/tokenizer sha256 "
                             f"{str(old.get('model_sha256'))[:12]} there, {meta['model_sha256'][:12]} now: the model "
@@ -313,8 +328,21 @@ def _verify_exports(s: EvalSettings) -> None:
 def evaluate_model(s: EvalSettings, log=print, stop: StopFlag | None = None) -> list[dict]:
     """Runs (or resumes) the evaluation; returns one summary row per generation length.
 
-    `stop`: the CLI's SIGTERM flag; once decoding starts a SIGTERM stops it between batches (every
-    written batch whole) with `Preempted`, and the same command continues from there."""
+    Holds `s.out_dir`/run.lock while it runs: a second evaluation into the same folder is refused by
+    name (two would append every row twice). `stop`: the CLI's SIGTERM flag; once decoding starts a
+    SIGTERM stops it between batches (every written batch whole) with `Preempted`, and the same command
+    continues from there."""
+    if s.num_examples < 0:
+        raise EvalError(f"--num-examples must be >= 0 (0: all records), got {s.num_examples}")
+    if s.batch_size is not None and s.batch_size <= 0:
+        raise EvalError(f"--batch-size must be a positive integer, got {s.batch_size}")
+    if os.path.exists(s.out_dir) and not os.path.isdir(s.out_dir):
+        raise EvalError(f"--out {s.out_dir} is a file, not a folder; choose a folder path")
+    with contextlib.ExitStack() as stack:  # (holds the lock, taken once the inputs passed their checks)
+        return _evaluate(s, log, stop, stack)
+
+
+def _evaluate(s: EvalSettings, log, stop: StopFlag | None, stack: contextlib.ExitStack) -> list[dict]:
     if s.task not in tasks.names():
         raise EvalError(f"--task {s.task!r} is unknown; use one of {', '.join(tasks.names())}")
     if not s.gen_lengths or any(g <= 0 for g in s.gen_lengths):
@@ -336,6 +364,7 @@ def evaluate_model(s: EvalSettings, log=print, stop: StopFlag | None = None) -> 
     mask_id = model.cfg.mask_token_id if model.cfg.mask_token_id is not None else tokenizer.mask_id
     settings_by_length = {g: sampler_settings(s, g, int(mask_id), model.cfg.family)
                           for g in s.gen_lengths}  # all checked first
+    stack.enter_context(RunLock(s.out_dir, log, fix="or use another --out"))  # before anything is written there
     _check_meta(s)
     graphdef, params = models.split(model)
     # the user message, and the whole prompt text as it is tokenized: a paper's message through the chat

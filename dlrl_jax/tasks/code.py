@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from dlrl_jax.data.readers import DataError, field, require
+from dlrl_jax.data.readers import DataError, field, require, text_field
 from dlrl_jax.rewards import code as rewards
 from dlrl_jax.tasks.spec import RewardPair, TaskSpec
 
@@ -35,7 +35,7 @@ def _kodcode(r: dict, where: str) -> dict:
     if not tests:
         raise DataError(f"{where}: the KodCode 'test' file has no test functions (def name():) and no asserts")
     imported = re.search(r"from solution import (\w+)", test_file)
-    return {"question": str(require(field(r, "question"), where, "'question'")), "tests": tests,
+    return {"question": text_field(require(field(r, "question"), where, "'question'"), where, "'question'"), "tests": tests,
             "entry_point": imported.group(1) if imported else None, "solution": field(r, "solution"),
             "tests_in_prompt": False, "test_file": test_file}
 
@@ -46,7 +46,7 @@ def _acecode(r: dict, where: str) -> dict:
     tests = field(r, "test_cases")
     if not isinstance(tests, list) or not tests or not all(isinstance(t, str) for t in tests):
         raise DataError(f"{where}: 'test_cases' must be a non-empty list of assert statements, got {tests!r}")
-    question = str(require(field(r, "question"), where, "'question'"))
+    question = text_field(require(field(r, "question"), where, "'question'"), where, "'question'")
     return {"question": question, "tests": list(tests), "entry_point": None, "solution": None,
             "tests_in_prompt": "\n```\n" not in question}
 
@@ -108,10 +108,18 @@ def normalize(r: dict, where: str) -> dict:
         return _kodcode(r, where)
     tests = require(field(r, "tests"), where, "'tests' (or MBPP's 'test_list', HumanEval's 'test')")
     question = require(field(r, "question", "prompt", "text"), where, "'question'")
+    in_prompt = r.get("tests_in_prompt", True)
+    if not isinstance(in_prompt, bool):
+        raise DataError(f"{where}: 'tests_in_prompt' must be true or false, got {in_prompt!r}")
     if not isinstance(tests, list) or not all(isinstance(t, str) for t in tests) or not tests:
-        raise DataError(f"{where}: tests must be a non-empty list of Python statements, got {tests!r}")
-    return {"question": str(question), "tests": list(tests), "entry_point": field(r, "entry_point"),
-            "solution": field(r, "solution"), "tests_in_prompt": bool(r.get("tests_in_prompt", True))}
+        raise DataError(f"{where}: tests must be a non-empty list of Python statements, got {str(tests)[:80]}")
+    solution = field(r, "solution")
+    solution = None if solution is None else text_field(solution, where, "the solution")
+    entry_point = field(r, "entry_point")
+    if entry_point is not None:
+        entry_point = text_field(entry_point, where, "'entry_point'")
+    return {"question": text_field(question, where, "the question"), "tests": list(tests), "entry_point": entry_point,
+            "solution": solution, "tests_in_prompt": in_prompt}
 
 
 def question(r: dict) -> str:

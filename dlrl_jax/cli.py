@@ -324,6 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
 # Exit statuses (README "Exit statuses"): 0 done, 1 a bug (traceback), these, and 75 preempted or a temporary
 # failure (run the same command again).
 EXIT_BAD_INPUT = 2
+EXIT_HALTED = 3  # a run.halt_on guard held; a resumable checkpoint was saved
 EXIT_IO = 74  # EX_IOERR (sysexits.h): out of space, an unwritable path
 
 
@@ -413,6 +414,7 @@ def main(argv: list[str] | None = None) -> int:
         from dlrl_jax.app.evaluation import EvalError
         from dlrl_jax.app.preemption import PREEMPTED_EXIT, Preempted, TemporaryFailure, received_name
         from dlrl_jax.app.run_lock import RunLockedError
+        from dlrl_jax.app.health import Halted
         from dlrl_jax.protocols import ProtocolError
         from dlrl_jax.protocols.rescore import RescoreError
 
@@ -425,6 +427,9 @@ def main(argv: list[str] | None = None) -> int:
     except TemporaryFailure as e:  # nothing changed; the same command again continues (a launcher requeues on 75)
         print(f"dlrl-jax {args.command}: temporary failure: {one_line(e)}", file=sys.stderr)
         return _exit(PREEMPTED_EXIT, argv)
+    except Halted as e:  # a health guard held (run.halt_on): saved, stopped by name
+        print(f"dlrl-jax {args.command}: {one_line(e)}", file=sys.stderr)
+        return _exit(EXIT_HALTED, argv)
     except KeyboardInterrupt:  # Ctrl-C in a command with nothing to save (sample, export, plot)
         print(f"dlrl-jax {args.command}: interrupted (Ctrl-C)", file=sys.stderr)
         return _exit(130, argv)

@@ -154,6 +154,8 @@ class RunSection:
     tensorboard: bool = True
     wandb_project: str | None = None  # log to Weights & Biases under this project (pip install 'dlrl_jax[wandb]')
     progress: bool = True
+    halt_on: str = ""             # guards, e.g. "first_ratio_dev>0.1,kl>0.5,reward_mean<0.01" (dlrl_jax/app/health.py):
+    halt_patience: int = 3        # ... that stop the run with a checkpoint once one holds this many iterations in a row
 
 
 @dataclasses.dataclass(frozen=True)
@@ -199,7 +201,7 @@ _CHOICES = {
 _POSITIVE = {"task.train_size", "task.eval_size", "sampler.gen_length",
              "sampler.steps", "algorithm.prompts_per_batch", "algorithm.group_size", "algorithm.k",
              "algorithm.mu", "algorithm.micro_batches", "algorithm.elbo_samples", "sft.batch_size", "run.iterations",
-             "run.keep_checkpoints"}
+             "run.keep_checkpoints", "run.halt_patience"}
 _NON_NEGATIVE = {"task.min_blanks", "task.max_prompt_length", "sampler.temperature",
                  "sampler.eval_temperature", "algorithm.lam", "algorithm.columns_per_update", "algorithm.elbo_strata", "algorithm.eps_low", "algorithm.eps_high",
                  "algorithm.beta", "algorithm.p_mask_prompt", "optim.learning_rate", "optim.warmup_steps", "optim.weight_decay",

@@ -47,6 +47,7 @@ from flax import nnx
 from dlrl_jax.app.evaluation import held_out
 from dlrl_jax.app.metrics import open_run_metrics, truncate_metrics, truncate_sft_metrics
 from dlrl_jax.app.preemption import Preempted, StopFlag, TemporaryFailure
+from dlrl_jax.app.health import GuardError, Halted, HaltWatch, parse_guards
 from dlrl_jax.app.run_lock import RunLock
 from dlrl_jax.checkpoints import CheckpointError, save_pretrained
 from dlrl_jax.checkpoints.atomic import replace_folder
@@ -62,6 +63,7 @@ SFT_CHECKPOINTS = "checkpoints_sft"  # the SFT warm start's, until RL's first ch
 # Fields a resumed run may change: how long it runs, how it reports, where the folder is (a moved run
 # resumes) and on which mesh (the checkpoint restores onto any), not what it computes.
 _RESUMABLE_CHANGES = ("run.iterations", "run.resume", "run.out_dir", "run.progress", "run.eval_every", "run.save_every",
+                      "run.halt_on", "run.halt_patience",
                       "run.keep_checkpoints", "run.keep_best_checkpoints", "run.tensorboard", "run.wandb_project", "run.keep_best", "mesh.data",
                       "mesh.fsdp", "mesh.tensor", "sft.save_every")
 
@@ -183,6 +185,10 @@ def _start(cfg: Config, log, stop: StopFlag, start: float, stack: contextlib.Exi
     """Finds what to resume from and checks it against the settings before anything is written."""
     out = cfg.run.out_dir
     _check_same_kind(cfg)
+    try:
+        parse_guards(cfg.run.halt_on)
+    except GuardError as e:
+        raise ConfigError(str(e)) from None
     rl_ckpt = None
     if cfg.algorithm.name != "sft":
         rl_ckpt = TrainStateCheckpointer(os.path.join(out, "checkpoints"), max_to_keep=cfg.run.keep_checkpoints,
@@ -416,6 +422,7 @@ def _train(cfg: Config, run: loop.Run, rl_ckpt, sft_checkpoints: _SFTCheckpoints
         return Preempted(f"stopped by SIGTERM {during}; checkpoint at iteration {rl.iteration} saved in "
                          f"{rl_ckpt.directory}, continue with --resume")
 
+    watch = HaltWatch(parse_guards(cfg.run.halt_on), cfg.run.halt_patience)
     while True:
         evaluated = None
         it = rl.iteration
@@ -429,8 +436,19 @@ def _train(cfg: Config, run: loop.Run, rl_ckpt, sft_checkpoints: _SFTCheckpoints
             raise preempted(f"after iteration {it}")
         if it >= cfg.run.iterations:
             break
-        rl.step()
+        metrics = rl.step()
         it = rl.iteration
+        try:
+            reason = watch.observe(it - 1, metrics)
+        except GuardError as e:
+            raise ConfigError(str(e)) from None
+        if reason is not None:  # a guard held: save where it stands (resumable) and stop by name
+            _save(rl_ckpt, rl, summary, cfg)
+            rl.close()
+            rl_ckpt.wait()
+            raise Halted(f"halted by run.halt_on: {reason}; checkpoint at iteration {it} saved in "
+                         f"{rl_ckpt.directory}; look at metrics.jsonl, then --resume (with run.halt_on relaxed "
+                         "by --set to go on)")
         if cfg.run.eval_every and it % cfg.run.eval_every == 0 and it < cfg.run.iterations:
             try:
                 evaluated = evaluate(f"at iteration {it}", it, rl.params)

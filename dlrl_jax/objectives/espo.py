@@ -53,5 +53,5 @@ def espo_loss(graphdef, params, batch, settings: ESPOSettings, total_rows: int):
     surrogate, was_clipped = clipped_surrogate(ratio, adv, settings.eps, settings.eps)
     kl = k2(elbo - batch["ref_elbo"]) / G
     loss = (-surrogate + settings.beta * kl).sum() / total_rows
-    return loss, {"ratio": ratio.sum(), "clip_fraction": was_clipped.sum().astype(jnp.float32),
+    return loss, {"ratio": ratio.sum(), "ratio_dev": jnp.abs(ratio - 1.0).sum(), "clip_fraction": was_clipped.sum().astype(jnp.float32),
                   "kl": kl.sum(), "count": jnp.float32(ratio.shape[0])}

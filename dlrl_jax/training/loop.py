@@ -395,7 +395,8 @@ class RLLoop:
         run.writer.write("rl", self.iteration, metrics)
         self.iteration += 1
         self.bar.update(1)
-        self.bar.set_postfix(reward=f"{reward.mean():.3f}", kl=f"{metrics.get('kl', 0.0):.4f}",
+        health = {"r1": f"{metrics['first_ratio_dev']:.1e}"} if "first_ratio_dev" in metrics else {}
+        self.bar.set_postfix(reward=f"{reward.mean():.3f}", kl=f"{metrics.get('kl', 0.0):.4f}", **health,
                              s=" ".join(f"{name[5:]} {v:.2f}" for name, v in clock.seconds().items()
                                         if name != "time_iteration"))
         return metrics

@@ -28,13 +28,14 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from dlrl_jax import checkpoints, models, rollout, tasks
+from dlrl_jax.app.pass_at_k import mean_pass_at_k
 from dlrl_jax.app.preemption import Preempted, StopFlag
 from dlrl_jax.config import SEED_MAX, ConfigError
 from dlrl_jax.data import readers
 from dlrl_jax.models.tokenizer import Tokenizer
 from dlrl_jax.rewards.decoding import completion_texts
 from dlrl_jax.training import loop, setup
-from dlrl_jax.training.key_streams import EVAL_STREAM
+from dlrl_jax.training.key_streams import EVAL_STREAM, SAMPLES_STREAM
 
 
 def completions_in_batches(indices: list[int], batch_size: int, encode, generate, decode, key_for,
@@ -56,21 +57,50 @@ def completions_in_batches(indices: list[int], batch_size: int, encode, generate
 
 
 def held_out(run: loop.Run, params, records: list[dict], batch_size: int, step: int = 0, stop=lambda: None) -> dict:
-    """Training's held-out evaluation: mean reward and solved fraction (reward >= 1) of `records` with
-    the evaluation sampler.
+    """Training's held-out evaluation with the evaluation sampler: mean reward, solved fraction
+    (reward >= 1), and `eval_correct`, the task's own correctness (`Task.correct`: the fraction of
+    blanks right for Sudoku, 1/0 otherwise; what `dlrl-jax eval` reports as accuracy). With
+    `run.eval_samples` N > 0 also pass@k of N completions per record at the rollout temperature
+    (`held_out_pass_at_k`).
 
     Its keys come from their own stream (seed, step), so evaluating more or less often never changes
     the training run. `stop()` runs between batches (a preempted run raises there)."""
     settings = run.sampler(run.cfg.sampler.eval_temperature)
     eval_key = jax.random.fold_in(jax.random.key(run.cfg.seed ^ EVAL_STREAM), step)
-    scores = []
+    scores, correct = [], []
     for index, texts in completions_in_batches(
             list(range(len(records))), batch_size, encode=lambda rows: run.encode([records[i] for i in rows]),
             generate=lambda ids, mask, key: rollout.generate(run.graphdef, params, ids, mask, key, settings),
             decode=run.decode, key_for=lambda first: jax.random.fold_in(eval_key, first), before_batch=stop):
-        scores.append(run.task.score(texts, [records[i] for i in index]))
+        chunk = [records[i] for i in index]
+        scores.append(run.task.score(texts, chunk))
+        correct.append(run.task.correct(texts, chunk))
     scores = np.concatenate(scores)
-    return {"reward": float(scores.mean()), "solved": float((scores >= 1.0 - 1e-6).mean())}
+    result = {"reward": float(scores.mean()), "solved": float((scores >= 1.0 - 1e-6).mean()),
+              "eval_correct": float(np.mean(np.concatenate(correct)))}
+    if run.cfg.run.eval_samples:
+        result.update(held_out_pass_at_k(run, params, records, batch_size, run.cfg.run.eval_samples, step, stop))
+    return result
+
+
+def held_out_pass_at_k(run: loop.Run, params, records: list[dict], batch_size: int, samples: int, step: int = 0,
+                       stop=lambda: None) -> dict:
+    """pass@k (k = powers of 2 up to `samples`, and `samples`) of `samples` completions per record at the
+    rollout temperature (`sampler.temperature`), a sample counting as correct when `Task.correct` is 1
+    (a Sudoku grid solved whole). Keys from the evaluation stream folded once more (SAMPLES_STREAM), so
+    the greedy evaluation's draws and training's are unchanged."""
+    settings = run.sampler(run.cfg.sampler.temperature)
+    key = jax.random.fold_in(jax.random.fold_in(jax.random.key(run.cfg.seed ^ EVAL_STREAM), step), SAMPLES_STREAM)
+    flat = [(i, j) for i in range(len(records)) for j in range(samples)]  # the samples of a record together
+    right = np.zeros(len(records), np.int64)
+    for index, texts in completions_in_batches(
+            list(range(len(flat))), batch_size, encode=lambda rows: run.encode([records[flat[r][0]] for r in rows]),
+            generate=lambda ids, mask, k: rollout.generate(run.graphdef, params, ids, mask, k, settings),
+            decode=run.decode, key_for=lambda first: jax.random.fold_in(key, first), before_batch=stop):
+        owners = [flat[r][0] for r in index]
+        ok = run.task.correct(texts, [records[i] for i in owners]) >= 1.0 - 1e-6
+        np.add.at(right, owners, ok.astype(np.int64))
+    return {name.replace("pass@", "eval_pass@"): value for name, value in mean_pass_at_k(right, samples).items()}
 
 
 class EvalError(ValueError):

@@ -164,7 +164,8 @@ def _eval_settings(args, **given):
                         remasking=args.remasking, threshold=args.threshold, cache=args.cache,
                         schedule=args.schedule, top_p=args.top_p, top_k=args.top_k, alg_temp=args.alg_temp,
                         noise_dtype=args.noise_dtype, batch_size=args.batch_size,
-                        tokenizer=args.tokenizer, dtype=args.dtype, seed=args.seed, progress=not args.no_progress)
+                        tokenizer=args.tokenizer, dtype=args.dtype, seed=args.seed, progress=not args.no_progress,
+                        samples=args.samples)
 
 
 def _eval_checkpoints(args, lengths) -> int:
@@ -295,7 +296,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--block-length", type=int, default=None,
                    help="default 32 (the papers'); a Dream model without it uses Dream's sampler")
     p.add_argument("--steps-per-token", type=float, default=0.5, help="steps = gen length x this (papers: 0.5)")
-    p.add_argument("--temperature", type=float, default=0.0)
+    p.add_argument("--temperature", type=float, default=0.0,
+                   help="decoding temperature; with --samples, the samples' (the accuracy stays greedy)")
+    p.add_argument("--samples", type=int, default=0,
+                   help="N > 0: also N completions per example at --temperature, and pass@k (k = 1, 2, 4, ..., N) "
+                        "beside the greedy accuracy")
     _add_sampler_arguments(p)
     p.add_argument("--threshold", type=float, default=None, help="confidence-threshold parallel decoding")
     _add_cache_argument(p)

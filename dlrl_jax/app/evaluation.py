@@ -136,6 +136,8 @@ class EvalSettings:
     reward_set: str = "dlrl"         # as task.reward_set
     prompt_recipe: str = "dlrl"      # as task.prompt_recipe
     decode: str = "cut_eos"          # as task.decode
+    samples: int = 0                 # > 0: also this many completions per example at `temperature` for pass@k,
+    #                                  beside the greedy (temperature 0) accuracy
 
 
 def sampler_settings(s: EvalSettings, gen_length: int, mask_id: int, family: str = "llada") -> rollout.SamplerSettings:
@@ -145,6 +147,9 @@ def sampler_settings(s: EvalSettings, gen_length: int, mask_id: int, family: str
             raise EvalError(f"{flag} must be a finite number, got {value}")
     if s.steps_per_token <= 0:
         raise EvalError(f"--steps-per-token must be > 0, got {s.steps_per_token}")
+    if s.samples < 0 or (s.samples and s.temperature <= 0):
+        raise EvalError(f"--samples {s.samples} needs --temperature > 0 (the samples' temperature; the accuracy "
+                        "stays greedy), and --samples must be >= 0")
     steps = max(1, int(round(gen_length * s.steps_per_token)))
     if s.schedule not in ("auto", "blocks", "dream"):
         raise EvalError(f"--schedule {s.schedule!r} is unknown; use auto, blocks or dream")
@@ -216,6 +221,7 @@ def _check_meta(s: EvalSettings) -> None:
                             "--out") from None
         old.setdefault("cache", "none")  # folders written before the cache option existed
         old.setdefault("adapter", None)  # ... and before the adapter option
+        old.setdefault("samples", 0)  # ... and before pass@k
         for key, value in dict(schedule="auto", top_p=None, top_k=None, alg_temp=None, noise_dtype="float32").items():
             old.setdefault(key, value)  # ... and before Dream's sampler options
         old.pop("model", None)  # (folders written before the fingerprint: the path only)
@@ -234,8 +240,8 @@ def _check_meta(s: EvalSettings) -> None:
             json.dump(meta, f, indent=2)
 
 
-def _done_rows(path: str) -> dict[int, dict]:
-    """Rows already written; a torn last line (killed mid-write) is dropped and redone."""
+def _done_rows(path: str, key=lambda row: row["index"]) -> dict[int, dict]:
+    """Rows already written, by `key(row)`; a torn last line (killed mid-write) is dropped and redone."""
     rows = {}
     if not os.path.exists(path):
         return rows
@@ -247,7 +253,7 @@ def _done_rows(path: str) -> dict[int, dict]:
             row = json.loads(line)
         except json.JSONDecodeError:
             break
-        rows[row["index"]] = row
+        rows[key(row)] = row
         good.append(line)
     if len(good) != len(lines):  # rewrite without the torn tail, so appends start on a clean line
         with open(path, "w", encoding="utf-8") as f:
@@ -279,6 +285,10 @@ def evaluate_model(s: EvalSettings, log=print, stop: StopFlag | None = None) -> 
     mask_id = model.cfg.mask_token_id if model.cfg.mask_token_id is not None else tokenizer.mask_id
     settings_by_length = {g: sampler_settings(s, g, int(mask_id), model.cfg.family)
                           for g in s.gen_lengths}  # all checked first
+    sampled_by_length = {}
+    if s.samples:  # pass@k: the accuracy pass is greedy, the samples are drawn at --temperature
+        sampled_by_length = settings_by_length
+        settings_by_length = {g: dataclasses.replace(v, temperature=0.0) for g, v in sampled_by_length.items()}
     _check_meta(s)
     graphdef, params = models.split(model)
     texts = [task.prompt_text(r) for r in records]
@@ -341,14 +351,51 @@ def evaluate_model(s: EvalSettings, log=print, stop: StopFlag | None = None) -> 
                         "block_length": settings.block_length if settings.schedule == "blocks" else "none (dream)",
                         "examples": len(rows), "reward": float(np.mean([r["reward"] for r in rows])),
                         "accuracy": float(np.mean([r["correct"] for r in rows]))})
+        if s.samples:
+            summary[-1].update(_sampled_pass(
+                s, os.path.join(s.out_dir, f"samples_{s.task}_{g}.jsonl"), records, encode,
+                lambda ids, mask, key, st=sampled_by_length[g]: rollout.generate(graphdef, params, ids, mask, key, st),
+                lambda ids: completion_texts(tokenizer, np.asarray(ids), s.decode), task, check_stop, log))
     with open(os.path.join(s.out_dir, "eval_summary.json"), "w") as f:
         json.dump(summary, f, indent=2)
     return summary
 
 
+def _sampled_pass(s: EvalSettings, path: str, records: list[dict], encode, generate, decode, task, check_stop,
+                  log) -> dict:
+    """`s.samples` completions per example at `s.temperature`, written to `path` (index, sample,
+    completion, reward, correct; resumable as the greedy rows are), and their pass@k: a sample counts
+    as correct when the task's correctness is 1 (a Sudoku grid solved whole). Each batch's key is
+    fold_in(fold_in(key(seed), SAMPLES_STREAM), its first (example, sample) position)."""
+    n = s.samples
+    done = _done_rows(path, key=lambda row: row["index"] * n + row["sample"])
+    todo = [r for r in range(len(records) * n) if r not in done]  # an example's samples next to each other
+    if done:
+        log(f"[dlrl-jax] samples: resuming, {len(done)} of {len(records) * n} already drawn")
+    key = jax.random.fold_in(jax.random.key(s.seed), SAMPLES_STREAM)
+    with open(path, "a", encoding="utf-8") as out:
+        for index, completions in completions_in_batches(
+                todo, s.batch_size, lambda rows: encode([r // n for r in rows]), generate, decode,
+                key_for=lambda first: jax.random.fold_in(key, first), before_batch=check_stop):
+            chunk = [records[r // n] for r in index]
+            for r, c, reward, ok in zip(index, completions, task.score(completions, chunk),
+                                        task.correct(completions, chunk)):
+                done[r] = {"index": r // n, "sample": r % n, "completion": c, "reward": float(reward),
+                           "correct": float(ok)}
+                out.write(json.dumps(done[r]) + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+    right = np.zeros(len(records), np.int64)
+    for row in done.values():
+        right[row["index"]] += row["correct"] >= 1.0 - 1e-6
+    return {"samples": n, "temperature": s.temperature, **mean_pass_at_k(right, n)}
+
+
 def format_table(task: str, summary: list[dict]) -> str:
-    lines = [f"| {task} | steps | block | examples | mean reward | accuracy |", "|---|---|---|---|---|---|"]
+    passes = [k for k in summary[0] if k.startswith("pass@")] if summary else []
+    lines = [f"| {task} | steps | block | examples | mean reward | accuracy |" + "".join(f" {k} |" for k in passes),
+             "|---|---|---|---|---|---|" + "---|" * len(passes)]
     for r in summary:
         lines.append(f"| gen {r['gen_length']} | {r['steps']} | {r['block_length']} | {r['examples']} | "
-                     f"{r['reward']:.3f} | {100 * r['accuracy']:.1f}% |")
+                     f"{r['reward']:.3f} | {100 * r['accuracy']:.1f}% |" + "".join(f" {100 * r[k]:.1f}% |" for k in passes))
     return "\n".join(lines)

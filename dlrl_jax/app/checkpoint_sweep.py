@@ -32,7 +32,7 @@ import orbax.checkpoint as ocp
 from flax import nnx
 
 from dlrl_jax import config as config_lib
-from dlrl_jax.app.evaluation import EvalError, EvalSettings, evaluate_model
+from dlrl_jax.app.evaluation import EvalError, EvalSettings, evaluate_model, settings_meta
 from dlrl_jax.checkpoints import save_pretrained
 from dlrl_jax.checkpoints.atomic import replace_folder
 from dlrl_jax.checkpoints.peft import save_adapter
@@ -136,21 +136,19 @@ def sweep(run_dir: str, settings: EvalSettings, last: int = 0, order: str = "num
     chosen = choose(found, last, order)
     log(f"[dlrl-jax] {len(chosen)} of {len(found)} kept checkpoints of {run_dir} ({order} order): "
         + ", ".join(f"step {c.step}" for c in chosen))
-    exporter = _Exporter(run_dir, cfg, settings)
+    exporter = None  # built at the first checkpoint not yet evaluated (a rerun of a finished sweep loads nothing)
     accuracy: dict[int, dict[int, float]] = {}
     for c in chosen:
         folder = os.path.join(settings.out_dir, f"step_{c.step}")
-        summary_path = os.path.join(folder, "eval_summary.json")
-        finished = _finished(summary_path, settings.gen_lengths)
-        if finished is None:
+        summary = _finished(folder, settings)
+        if summary is None:
+            exporter = exporter or _Exporter(run_dir, cfg, settings)
             model, adapter = exporter.write(c.step, folder)
             log(f"[dlrl-jax] checkpoint step {c.step} ({c.official_name}): "
                 + (f"adapter {adapter} on {model}" if adapter else f"model {model}"))
             summary = evaluate_model(dataclasses.replace(settings, model=model, adapter=adapter, out_dir=folder,
                                                          tokenizer=exporter.tokenizer(model)), log=log, stop=stop)
             exporter.done(folder)
-        else:
-            summary = finished
         accuracy[c.step] = {row["gen_length"]: row["accuracy"] for row in summary}
     result = report(accuracy, rule)
     with open(os.path.join(settings.out_dir, "checkpoint_sweep.json"), "w") as f:
@@ -160,13 +158,28 @@ def sweep(run_dir: str, settings: EvalSettings, last: int = 0, order: str = "num
     return result
 
 
-def _finished(summary_path: str, gen_lengths) -> list[dict] | None:
-    """The summary of a checkpoint's finished evaluation at every wanted length, else None."""
-    if not os.path.exists(summary_path):
+def _finished(folder: str, settings: EvalSettings) -> list[dict] | None:
+    """The summary of a checkpoint's evaluation finished at every wanted length, else None. Its settings
+    must be these (the weights were checked by their sha256 when it ran; a full fine-tune's model folder
+    is gone since): other settings are refused by name, never mixed into one report."""
+    try:
+        with open(os.path.join(folder, "eval_summary.json")) as f:
+            summary = json.load(f)
+        with open(os.path.join(folder, "eval_meta.json")) as f:
+            old = json.load(f)
+    except FileNotFoundError:
         return None
-    with open(summary_path) as f:
-        summary = json.load(f)
-    return summary if sorted(r["gen_length"] for r in summary) == sorted(gen_lengths) else None
+    except (OSError, ValueError) as e:
+        raise EvalError(f"{folder} holds an unreadable evaluation ({e}); delete that folder to evaluate the "
+                        "checkpoint again") from None
+    if sorted(r["gen_length"] for r in summary) != sorted(settings.gen_lengths):
+        return None
+    now = settings_meta(dataclasses.replace(settings, adapter=old.get("adapter"), tokenizer=old.get("tokenizer")))
+    changed = sorted(k for k in now if k not in ("adapter", "tokenizer") and old.get(k) != now[k])
+    if changed:
+        raise EvalError(f"{folder} holds an evaluation with different settings ({', '.join(changed)}); use another "
+                        "--out folder to keep both, or delete it to start over")
+    return summary
 
 
 class _Exporter:

@@ -196,13 +196,17 @@ def model_fingerprint(*folders: str) -> str:
     return digest.hexdigest()
 
 
-def _meta(s: EvalSettings) -> dict:
+def settings_meta(s: EvalSettings) -> dict:
+    """What eval_meta.json records of the settings (the model's fingerprint aside)."""
     meta = dataclasses.asdict(s)
     for volatile in ("out_dir", "progress", "batch_size", "gen_lengths", "model"):
         meta.pop(volatile)  # (the model is identified by its fingerprint, wherever it lies)
-    meta["model_sha256"] = model_fingerprint(s.model, s.tokenizer)
     meta["adapter"] = s.adapter and os.path.abspath(s.adapter)
     return meta
+
+
+def _meta(s: EvalSettings) -> dict:
+    return dict(settings_meta(s), model_sha256=model_fingerprint(s.model, s.tokenizer))
 
 
 def _check_meta(s: EvalSettings) -> None:

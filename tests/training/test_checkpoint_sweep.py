@@ -58,6 +58,9 @@ def test_sweep_reports_last_best_mean_and_each_checkpoint_is_its_weights(tmp_pat
     assert cli.main(["eval", "--checkpoints", run, "--out", out, "--selection", "d1", *EVAL]) == 0
     again = capsys.readouterr().out
     assert "checkpoint step" not in again and f"{100 * top:.1f}% (step {best})" in again
+    # ... and other settings in the same folder are refused by name, not mixed into the report
+    assert cli.main(["eval", "--checkpoints", run, "--out", out, "--steps-per-token", "1", *EVAL]) == 2
+    assert "different settings (steps_per_token)" in capsys.readouterr().err
 
 
 # A second training run (~30 s of CPU): `python -m pytest -m slow`. The suite's case above runs the same

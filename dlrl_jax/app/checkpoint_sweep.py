@@ -12,6 +12,9 @@ the papers' selection rules named:
 - d1: the best checkpoint (of every kept one).
 - espo: one checkpoint: the last.
 
+With a rule, the checkpoint written before RL (iteration 0) is left out: TRL's first checkpoint comes
+after `save_steps` optimizer steps, so the papers never choose the model they started from.
+
 Each checkpoint is evaluated as `dlrl-jax eval` evaluates a model, into its own folder
 `OUT/step_<iteration>/` (resumable: a rerun skips what is written). A LoRA run is evaluated as the
 papers evaluate theirs: its adapter, written in PEFT's format to `step_<iteration>/adapter`, on the
@@ -133,6 +136,11 @@ def sweep(run_dir: str, settings: EvalSettings, last: int = 0, order: str = "num
     if rule is not None and rule not in RULES:
         raise EvalError(f"--selection {rule!r} is unknown; use one of {', '.join(RULES)}")
     found, cfg = list_checkpoints(run_dir)
+    if rule is not None:  # TRL saves its first checkpoint after save_steps: the papers never pick the start
+        found = [c for c in found if c.optimizer_steps > 0]
+        if not found:
+            raise EvalError(f"--checkpoints {run_dir}: no checkpoint after RL started, which --selection {rule} picks "
+                            "from; evaluate without --selection")
     chosen = choose(found, last, order)
     log(f"[dlrl-jax] {len(chosen)} of {len(found)} kept checkpoints of {run_dir} ({order} order): "
         + ", ".join(f"step {c.step}" for c in chosen))

@@ -35,7 +35,7 @@ import orbax.checkpoint as ocp
 from flax import nnx
 
 from dlrl_jax import config as config_lib
-from dlrl_jax.app.evaluation import EvalError, EvalSettings, evaluate_model, settings_meta
+from dlrl_jax.app.evaluation import EvalError, EvalSettings, evaluate_model, settings_meta, upgraded_meta
 from dlrl_jax.checkpoints import save_pretrained
 from dlrl_jax.checkpoints.atomic import replace_folder
 from dlrl_jax.checkpoints.peft import save_adapter
@@ -174,20 +174,21 @@ def _finished(folder: str, settings: EvalSettings) -> list[dict] | None:
         with open(os.path.join(folder, "eval_summary.json")) as f:
             summary = json.load(f)
         with open(os.path.join(folder, "eval_meta.json")) as f:
-            old = json.load(f)
+            old = upgraded_meta(json.load(f))
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as e:
         raise EvalError(f"{folder} holds an unreadable evaluation ({e}); delete that folder to evaluate the "
                         "checkpoint again") from None
-    if sorted(r["gen_length"] for r in summary) != sorted(settings.gen_lengths):
+    wanted = [r for r in summary if r["gen_length"] in settings.gen_lengths]
+    if len(wanted) != len(set(settings.gen_lengths)):
         return None
     now = settings_meta(dataclasses.replace(settings, adapter=old.get("adapter"), tokenizer=old.get("tokenizer")))
     changed = sorted(k for k in now if k not in ("adapter", "tokenizer") and old.get(k) != now[k])
     if changed:
         raise EvalError(f"{folder} holds an evaluation with different settings ({', '.join(changed)}); use another "
                         "--out folder to keep both, or delete it to start over")
-    return summary
+    return wanted
 
 
 class _Exporter:

@@ -209,6 +209,18 @@ def _meta(s: EvalSettings) -> dict:
     return dict(settings_meta(s), model_sha256=model_fingerprint(s.model, s.tokenizer))
 
 
+def upgraded_meta(old: dict) -> dict:
+    """eval_meta.json of an older version with the settings it predates at the values it ran with."""
+    old = dict(old)
+    old.setdefault("cache", "none")  # folders written before the cache option existed
+    old.setdefault("adapter", None)  # ... and before the adapter option
+    old.setdefault("samples", 0)  # ... and before pass@k
+    for key, value in dict(schedule="auto", top_p=None, top_k=None, alg_temp=None, noise_dtype="float32").items():
+        old.setdefault(key, value)  # ... and before Dream's sampler options
+    old.pop("model", None)  # (folders written before the fingerprint: the path only)
+    return old
+
+
 def _check_meta(s: EvalSettings) -> None:
     """Results in `s.out_dir` belong to one model and one set of decoding settings: a rerun with the
     same ones resumes, any other is refused by name (nothing is overwritten)."""
@@ -223,12 +235,7 @@ def _check_meta(s: EvalSettings) -> None:
         except (OSError, ValueError) as e:
             raise EvalError(f"{path} is unreadable ({e}); delete {s.out_dir} to start over, or use another "
                             "--out") from None
-        old.setdefault("cache", "none")  # folders written before the cache option existed
-        old.setdefault("adapter", None)  # ... and before the adapter option
-        old.setdefault("samples", 0)  # ... and before pass@k
-        for key, value in dict(schedule="auto", top_p=None, top_k=None, alg_temp=None, noise_dtype="float32").items():
-            old.setdefault(key, value)  # ... and before Dream's sampler options
-        old.pop("model", None)  # (folders written before the fingerprint: the path only)
+        old = upgraded_meta(old)
         if old.get("model_sha256") != meta["model_sha256"]:
             raise EvalError(f"{s.out_dir} holds results of a different model (weights/config/tokenizer sha256 "
                             f"{str(old.get('model_sha256'))[:12]} there, {meta['model_sha256'][:12]} now: the model "

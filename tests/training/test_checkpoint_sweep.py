@@ -12,6 +12,7 @@ import pytest
 
 from dlrl_jax import checkpoints, cli, models
 from dlrl_jax.app.checkpoint_sweep import Checkpoint, choose
+from dlrl_jax.app.evaluation import EvalError
 
 # The shapes of tests/training/test_end_to_end.py's runs (the full-model run and the EGSPO LoRA one), so
 # that the suite's shared compilation cache already holds their programs; every RL iteration saved.
@@ -100,3 +101,13 @@ def test_egspo_lexicographic_choice_is_the_official_listing(tmp_path):
     # by hand: "checkpoint-800" > "-600" > "-4000" > "-400" > "-3800" > "-3600" ... ("8" > "6" > "4" > "3")
     assert [c.optimizer_steps for c in chosen] == [400, 600, 800, 3800, 4000]
     assert [c.optimizer_steps for c in choose(found, 5, "numeric")] == [3200, 3400, 3600, 3800, 4000]
+
+
+def test_bad_sweep_input_is_one_line_naming_the_fix(tmp_path, capsys):
+    assert cli.main(["eval", "--task", "sudoku"]) == 2
+    assert "needs --model DIR and --task T (or --checkpoints RUN_DIR" in capsys.readouterr().err
+    assert cli.main(["eval", "--checkpoints", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "no checkpoints/ folder there" in err and len(err.strip().splitlines()) == 1
+    with pytest.raises(EvalError, match="--last must be >= 0"):
+        choose([Checkpoint(1, 4)], -1, "numeric")

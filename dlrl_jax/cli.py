@@ -1,4 +1,4 @@
-"""`dlrl-jax`: train (RL with an optional SFT warm start), sft, sample, eval, export, plot."""
+"""`dlrl-jax`: train (RL with an optional SFT warm start), sft, sample, eval, rescore, export, plot."""
 
 from __future__ import annotations
 
@@ -129,7 +129,7 @@ _EVAL_TASK_DEFAULTS = {"prompt_style": "chat", "reward_set": "dlrl", "prompt_rec
 
 def _eval(args) -> int:
     from dlrl_jax.config import ConfigError
-    from dlrl_jax.app.evaluation import EvalSettings, evaluate_model, format_table
+    from dlrl_jax.app.evaluation import evaluate_model, format_table
     from dlrl_jax.app.preemption import StopFlag
 
     try:
@@ -165,7 +165,8 @@ def _eval_settings(args, **given):
                         schedule=args.schedule, top_p=args.top_p, top_k=args.top_k, alg_temp=args.alg_temp,
                         noise_dtype=args.noise_dtype, batch_size=args.batch_size,
                         tokenizer=args.tokenizer, dtype=args.dtype, seed=args.seed, progress=not args.no_progress,
-                        samples=args.samples)
+                        samples=args.samples, protocol=args.protocol, data_dir=args.data_dir,
+                        world_size=args.world_size, attend_pads=None if args.pads is None else args.pads == "attended")
 
 
 def _eval_checkpoints(args, lengths) -> int:
@@ -179,12 +180,13 @@ def _eval_checkpoints(args, lengths) -> int:
                           "(--model names the base)")
     rule = checkpoint_sweep.RULES.get(args.selection)
     _, cfg = checkpoint_sweep.list_checkpoints(args.checkpoints)
-    for name in _EVAL_TASK_DEFAULTS:  # the run's task settings, unless a flag says otherwise
+    ours = args.protocol == "dlrl"  # (a paper's protocol brings its own prompt, parser and test file)
+    for name, default in _EVAL_TASK_DEFAULTS.items():  # the run's task settings, unless a flag says otherwise
         if getattr(args, name) is None:
-            setattr(args, name, getattr(cfg.task, name))
+            setattr(args, name, getattr(cfg.task, name) if ours else default)
     settings = _eval_settings(args, model=args.model or "", task=args.task or cfg.task.name,
                               out_dir=args.out or os.path.join(args.checkpoints, "eval_checkpoints"),
-                              gen_lengths=lengths, data=args.data or cfg.task.eval_file)
+                              gen_lengths=lengths, data=args.data or (cfg.task.eval_file if ours else None))
     last = args.last if args.last is not None else (rule.last if rule else 0)
     order = args.checkpoint_order or (rule.order if rule else "numeric")
     with StopFlag(args.command) as stop:
@@ -193,6 +195,16 @@ def _eval_checkpoints(args, lengths) -> int:
     print(checkpoint_sweep.format_report(settings.task, rows))
     print(f"[dlrl-jax] per-checkpoint results in {settings.out_dir}/step_<iteration>; the report in "
           f"{settings.out_dir}/checkpoint_sweep.json")
+    return 0
+
+
+def _rescore(args) -> int:
+    from dlrl_jax.protocols.rescore import format_report, rescore
+
+    result = rescore(args.protocol, args.task, args.files, note=lambda line: print(line, file=sys.stderr))
+    print(format_report(args.protocol, args.task, result))
+    if args.json:
+        print(json.dumps({"correct": result["correct"], "total": result["total"], "accuracy": result["accuracy"]}))
     return 0
 
 
@@ -208,9 +220,9 @@ def _add_cache_argument(p) -> None:
                    help="Fast-dLLM's approximate KV cache (faster, not exact; see SamplerSettings)")
 
 
-def _add_sampler_arguments(p) -> None:
+def _add_sampler_arguments(p, remasking: str | None = "low_confidence") -> None:
     """The candidate and order options of both samplers (see SamplerSettings)."""
-    p.add_argument("--remasking", default="low_confidence",
+    p.add_argument("--remasking", default=remasking,
                    choices=("low_confidence", "random", "origin", "maskgit_plus", "topk_margin", "entropy"),
                    help="which masked positions a step commits (Dream's alg: origin, maskgit_plus, topk_margin, "
                         "entropy)")
@@ -266,7 +278,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write only the LoRA adapter as a PEFT folder (default: RUN/model/adapter)")
     p.add_argument("--out", required=True)
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
-    p = sub.add_parser("eval", help="evaluate a model on a task at the papers' decoding settings (resumable)")
+    p = sub.add_parser("eval", help="evaluate a model on a task at the papers' decoding settings (resumable)",
+                       description="--protocol d1|egspo|espo evaluates as that paper's released evaluation "
+                                   "computes its numbers: its eval prompt and <reasoning> prefill, its test file "
+                                   "and subsample, bf16, its batch sizes with attended left pads, Dream's order, "
+                                   "special tokens kept for its parser, its parser. These flags override a "
+                                   "protocol's defaults: --data, --num-examples, --gen-lengths, --batch-size, "
+                                   "--pads, --world-size, --dtype, --block-length, --steps-per-token, "
+                                   "--temperature, --remasking, --schedule, --top-p, --top-k, --alg-temp, "
+                                   "--noise-dtype, --threshold, --cache, --seed; --prompt-style, --prompt-recipe, "
+                                   "--reward-set and --decode belong to --protocol dlrl (the default: this "
+                                   "project's evaluation, unchanged).")
     p.add_argument("--model", help="Hugging Face model folder (e.g. RUN_DIR/model); with --checkpoints: the base "
                                    "the run started from, where it lies now (default: the run's model.path)")
     p.add_argument("--adapter", help="a PEFT LoRA adapter folder to put onto --model (the base)")
@@ -281,8 +303,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--selection", choices=("egspo", "d1", "espo"), default=None,
                    help="name a paper's checkpoint selection in the report: egspo best of the last 20, d1 best, "
                         "espo the last")
-    p.add_argument("--data", help="records: JSONL/JSON/CSV/Parquet file or hf:NAME[:CONFIG]:SPLIT "
-                                  "(default: the generator, for sudoku and countdown)")
+    p.add_argument("--protocol", default="dlrl", choices=("dlrl", "d1", "egspo", "espo"),
+                   help="whose evaluation (default dlrl, this project's); recorded in eval_meta.json")
+    p.add_argument("--data", help="records: JSONL/JSON/CSV/Parquet file or hf:NAME[:CONFIG]:SPLIT (default: the "
+                                  "protocol's test set; dlrl: the generator, for sudoku and countdown)")
+    p.add_argument("--data-dir", help="folder holding a paper protocol's test files (countdown_cd3_test.jsonl, "
+                                      "4x4_test_sudoku.csv from d1's dataset/); default $DLRL_EVAL_DATA")
     p.add_argument("--gen-lengths", default="128,256,512", help="comma-separated, e.g. 128,256,512")
     p.add_argument("--out", help="results folder (default MODEL/eval); rerun to resume")
     p.add_argument("--num-examples", type=int, default=0, help="first N records (0: all; generator: 256)")
@@ -301,14 +327,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=0,
                    help="N > 0: also N completions per example at --temperature, and pass@k (k = 1, 2, 4, ..., N) "
                         "beside the greedy accuracy")
-    _add_sampler_arguments(p)
+    _add_sampler_arguments(p, remasking=None)
     p.add_argument("--threshold", type=float, default=None, help="confidence-threshold parallel decoding")
     _add_cache_argument(p)
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="default: the protocol's (dlrl 16; d1/egspo 8, 4 at length 512; espo 1)")
+    p.add_argument("--pads", choices=("masked", "attended"), default=None,
+                   help="left pads masked, or attended as the papers' models (called without a mask) attend them, "
+                        "each batch padded to its own longest prompt; default: the protocol's (dlrl masked)")
+    p.add_argument("--world-size", type=int, default=None,
+                   help="with attended pads: the official processes whose sampler splits the rows into batches "
+                        "(default: the protocol's, d1/egspo 8, espo 1)")
     p.add_argument("--tokenizer", help="tokenizer folder (default: the model folder)")
-    p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
+    p.add_argument("--dtype", default=None, choices=("float32", "bfloat16"),
+                   help="default: the protocol's (dlrl float32, the papers bfloat16)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
+    p = sub.add_parser("rescore", help="score saved generations with a paper's accuracy parser (d1's *.json "
+                                       "generation files or eval_*.jsonl)")
+    p.add_argument("--protocol", required=True, choices=("d1", "egspo", "espo", "dlrl"),
+                   help="whose parser: d1 / egspo (eval/parse_and_get_acc.py), espo (countdown, sudoku), "
+                        "dlrl (this project's accuracy)")
+    p.add_argument("--task", required=True, choices=("gsm8k", "math", "countdown", "sudoku", "code"))
+    p.add_argument("files", nargs="+", metavar="FILE", help="generation files of one setup, summed together")
+    p.add_argument("--json", action="store_true",
+                   help='last line: {"correct": int, "total": int, "accuracy": percent}')
     p = sub.add_parser("plot", help="draw reward, KL, entropy and selected-step curves of a run")
     p.add_argument("run_dir")
     p.add_argument("--out", help="PNG path (default RUN_DIR/curves.png)")
@@ -376,15 +419,17 @@ def main(argv: list[str] | None = None) -> int:
         from dlrl_jax.app.evaluation import EvalError
         from dlrl_jax.app.preemption import PREEMPTED_EXIT, Preempted
         from dlrl_jax.app.run_lock import RunLockedError
+        from dlrl_jax.protocols import ProtocolError
+        from dlrl_jax.protocols.rescore import RescoreError
 
         handlers = {"train": _train, "sft": lambda a: _train(a, "sft"), "sample": _sample, "export": _export,
-                    "eval": _eval, "plot": _plot}
+                    "eval": _eval, "rescore": _rescore, "plot": _plot}
         return handlers[args.command](args)
     except Preempted as e:
         print(f"dlrl-jax {args.command}: preempted: {e}", file=sys.stderr)
         return PREEMPTED_EXIT
     except (ConfigError, CheckpointError, ModelConfigError, DataError, EvalError, TokenizerError, RunLockedError,
-            FileNotFoundError) as e:
+            ProtocolError, RescoreError, FileNotFoundError) as e:
         print(f"dlrl-jax {args.command}: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except Exception as e:  # noqa: BLE001 (only disk errors are turned into one line; the rest re-raised)

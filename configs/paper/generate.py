@@ -173,6 +173,37 @@ _BATCH = {
 }
 
 
+# How each paper computed its reported numbers: `dlrl-jax eval --protocol` (dlrl_jax/protocols/eval_protocol.py),
+# or, where no released code computes them, the closest protocol, named as such (FIDELITY.md).
+_EVAL_PROTOCOL = {"egspo": "egspo", "espo": "espo", "d1": "d1"}
+_EVAL_CLOSEST = {
+    ("espo", "gsm8k"): "ESPO's GSM8K numbers come from OpenCompass (LLaDA, 4-shot) and Dream's lm-eval fork; the "
+                       "closest here: --protocol d1",
+    ("espo", "math"): "ESPO's MATH numbers come from OpenCompass (LLaDA) and Dream's lm-eval fork; the closest "
+                      "here: --protocol d1",
+    ("wd1", None): "wd1's wd1/eval/evalR.py is d1's eval.py (its run_eval_all.sh: batch 16, 8 at length 512: "
+                   "add --batch-size 16, 8 at 512)",
+}
+
+
+def eval_line(model: str, task: str, algorithm: str) -> str:
+    """The evaluation command of the paper's reported numbers for this config: a LoRA run's adapter on
+    the original base, as the papers' eval.py loads it (PeftModel over the bf16 base, not merged)."""
+    paper = ALGORITHMS[algorithm]
+    cfg = config(model, task, algorithm)
+    run = cfg["run"]["out_dir"]
+    weights = (f"--model {cfg['model']['path']} --adapter {run}/model/adapter" if cfg["model"].get("lora_rank")
+               else f"--model {run}/model")
+    command = f"dlrl-jax eval {weights} --task {task} --gen-lengths 128,256,512"
+    if task == "code":
+        return (f"Evaluate: {command} --data <MBPP or HumanEval file> (no released code evaluation of the "
+                "papers' code numbers runs: FIDELITY.md)")
+    closest = _EVAL_CLOSEST.get((paper, task)) or _EVAL_CLOSEST.get((paper, None))
+    if closest:
+        return f"Evaluate: {closest}: {command} --protocol d1"
+    return f"Evaluate as the paper: {command} --protocol {_EVAL_PROTOCOL[paper]}"
+
+
 def header(model: str, task: str, algorithm: str) -> str:
     paper = ALGORITHMS[algorithm]
     pending = {k: v for k, v in fields(model, task, algorithm).items() if k in PENDING}
@@ -184,6 +215,7 @@ def header(model: str, task: str, algorithm: str) -> str:
              "Applied once the field exists (official values, not yet written):",
              *[f"  {k}: {json.dumps(v)}" for k, v in sorted(pending.items())],
              "Not in the official code:", *[ln for n in notes for ln in _wrap(n, first="  -", rest="    ")],
+             *_wrap(eval_line(model, task, algorithm)),
              "Differences from the official code and their switches: FIDELITY.md."]
     return "".join(f"# {ln}\n".replace("# \n", "#\n") for ln in lines)
 

@@ -4,10 +4,16 @@ what it yields.
 
 `dlrl-jax eval`: a saved model on a task at one or more generation lengths, with the papers'
 evaluation decoding (temperature 0, block 32, steps = gen_length / 2) through the same rollout engine
-training uses.
+training uses. `protocol` picks whose evaluation: "dlrl" (this project's, the default) or a paper's
+("d1", "egspo", "espo": `dlrl_jax.protocols.eval_protocol`), which sets the prompt and prefill, the
+test file and its subsample, the dtype, batch sizes and pad handling, Dream's order, the text the
+parser reads and the official parser; explicit settings still override its decoding defaults.
 
 Each generation length writes `eval_<task>_<length>.jsonl`, one line per example (index, prompt,
-completion, extracted answer, reward, correct), appended and flushed batch by batch; a rerun with the
+completion, raw_completion (special tokens kept, what the official parsers read), extracted
+answer, reward, correct and total (Sudoku under a paper's parser: correct and blank cells), the
+record (its ground truth, which `dlrl-jax rescore` reads), question and ground_truth as the official
+generation files store them), appended and flushed batch by batch; a rerun with the
 same settings skips the examples already written, so an interrupted evaluation resumes where it
 stopped. `eval_meta.json` records the decoding settings and a fingerprint of the model (sha256 of its
 weights, config and tokenizer files); a rerun with a different model or different settings is refused
@@ -33,6 +39,7 @@ from dlrl_jax.app.preemption import Preempted, StopFlag
 from dlrl_jax.config import SEED_MAX, ConfigError
 from dlrl_jax.data import readers
 from dlrl_jax.models.tokenizer import Tokenizer
+from dlrl_jax.protocols import eval_prompts, eval_protocol, parsers
 from dlrl_jax.rewards.decoding import completion_texts
 from dlrl_jax.training import loop, setup
 from dlrl_jax.training.key_streams import EVAL_STREAM, SAMPLES_STREAM
@@ -113,13 +120,13 @@ class EvalSettings:
     task: str
     out_dir: str
     gen_lengths: tuple[int, ...] = (128, 256, 512)
-    data: str | None = None          # records file / hf: name; None: the task's generator
+    data: str | None = None          # records file / hf: name; None: the protocol's test set (dlrl: the generator)
     num_examples: int = 0            # 0: all records (generator: 256)
     prompt_style: str = "chat"
     block_length: int | None = None  # None: 32 (the papers') for LLaDA's sampler; Dream's sampler for a Dream model
     steps_per_token: float = 0.5     # steps = gen_length * steps_per_token (the papers: 1/2)
     temperature: float = 0.0
-    remasking: str = "low_confidence"
+    remasking: str | None = None     # None: the protocol's (low_confidence; a paper protocol's Dream order)
     schedule: str = "auto"           # blocks | dream | auto (dream for a Dream model without block_length)
     top_p: float | None = None
     top_k: int | None = None
@@ -127,9 +134,9 @@ class EvalSettings:
     noise_dtype: str = "float32"
     threshold: float | None = None   # confidence-threshold parallel decoding instead of fixed steps
     cache: str = "none"              # Fast-dLLM's approximate prefix / dual KV cache
-    batch_size: int = 16
+    batch_size: int | None = None    # None: the protocol's (dlrl 16; d1/EGSPO 8, 4 at length 512; ESPO 1)
     tokenizer: str | None = None
-    dtype: str = "float32"
+    dtype: str | None = None         # None: the protocol's (dlrl float32, the papers bfloat16)
     seed: int = 0
     progress: bool = True
     adapter: str | None = None       # a PEFT LoRA adapter folder put onto the model
@@ -138,6 +145,42 @@ class EvalSettings:
     decode: str = "cut_eos"          # as task.decode
     samples: int = 0                 # > 0: also this many completions per example at `temperature` for pass@k,
     #                                  beside the greedy (temperature 0) accuracy
+    protocol: str = "dlrl"           # whose evaluation: dlrl | d1 | egspo | espo (eval_protocol)
+    attend_pads: bool | None = None  # None: the protocol's (the papers' models attend their left pads)
+    world_size: int | None = None    # None: the protocol's; with attended pads, which rows share a batch
+    data_dir: str | None = None      # where a paper protocol's test file lies (else $DLRL_EVAL_DATA)
+
+
+_PROTOCOL_FIXED = (("prompt_style", "--prompt-style", "chat"), ("prompt_recipe", "--prompt-recipe", "dlrl"),
+                   ("reward_set", "--reward-set", "dlrl"), ("decode", "--decode", "cut_eos"))
+
+
+def resolve(s: EvalSettings, family: str) -> tuple[EvalSettings, eval_protocol.EvalProtocol]:
+    """`s` with every unset setting taken from its protocol (and, for a paper's protocol, its test
+    file located), and the protocol. A paper's protocol fixes the prompt, reward set and decoding of
+    the text itself: --prompt-style / --prompt-recipe / --reward-set / --decode with one are refused."""
+    try:
+        protocol = eval_protocol.get(s.protocol, s.task)
+    except eval_protocol.ProtocolUnavailable as e:
+        raise EvalError(str(e)) from None
+    fixed = {}
+    if protocol.name != "dlrl":
+        given = [flag for field, flag, default in _PROTOCOL_FIXED if getattr(s, field) != default]
+        if given:
+            raise EvalError(f"--protocol {protocol.name} sets the prompt, reward set and completion text itself; "
+                            f"drop {', '.join(given)} (or use --protocol dlrl to choose them)")
+        fixed = dict(reward_set=protocol.reward_set, decode="official",
+                     data=s.data or eval_protocol.locate_data(protocol, s.data_dir))
+    resolved = dataclasses.replace(
+        s, **fixed, dtype=s.dtype or protocol.dtype,
+        remasking=s.remasking or (protocol.dream_remasking if family == "dream" else "low_confidence"),
+        attend_pads=protocol.attend_pads if s.attend_pads is None else s.attend_pads,
+        world_size=s.world_size or protocol.world_size)
+    if resolved.batch_size is not None and resolved.batch_size <= 0:
+        raise EvalError(f"--batch-size must be positive, got {resolved.batch_size}")
+    if resolved.world_size <= 0:
+        raise EvalError(f"--world-size must be positive, got {resolved.world_size}")
+    return resolved, protocol
 
 
 def sampler_settings(s: EvalSettings, gen_length: int, mask_id: int, family: str = "llada") -> rollout.SamplerSettings:
@@ -155,7 +198,8 @@ def sampler_settings(s: EvalSettings, gen_length: int, mask_id: int, family: str
         raise EvalError(f"--schedule {s.schedule!r} is unknown; use auto, blocks or dream")
     schedule = rollout.resolve_schedule(s.schedule, family, s.block_length)
     settings = rollout.SamplerSettings(gen_length=gen_length, block_length=min(s.block_length or 32, gen_length),
-                                       steps=steps, temperature=s.temperature, remasking=s.remasking, mask_id=mask_id,
+                                       steps=steps, temperature=s.temperature, mask_id=mask_id,
+                                       remasking=s.remasking or "low_confidence",
                                        threshold=s.threshold, cache=s.cache, schedule=schedule, top_p=s.top_p,
                                        top_k=s.top_k, alg_temp=s.alg_temp, noise_dtype=s.noise_dtype)
     try:
@@ -164,15 +208,32 @@ def sampler_settings(s: EvalSettings, gen_length: int, mask_id: int, family: str
         raise EvalError(f"gen length {gen_length}: {e}") from None
 
 
-def load_records(s: EvalSettings) -> list[dict]:
+def load_records(s: EvalSettings, protocol: eval_protocol.EvalProtocol | None = None) -> list[dict]:
+    """The records evaluated, in order (see `records_and_rows`)."""
+    return records_and_rows(s, protocol)[0]
+
+
+def records_and_rows(s: EvalSettings, protocol: eval_protocol.EvalProtocol | None = None):
+    """(records, their row numbers in the file): the file's rows (a paper protocol's subsample of them,
+    drawn as its code draws it, in that order), else the generator's; the first --num-examples of
+    them when given."""
     if s.data:
         records = tasks.read_records(s.data, s.task)
+        rows = list(range(len(records)))
+        if protocol is not None and protocol.subsample is not None:
+            try:
+                rows = eval_protocol.subsample_indices(len(records), protocol.subsample, protocol.subsample_seed)
+            except ValueError as e:
+                raise EvalError(f"{s.data}: {e} (--protocol {protocol.name}); give the official test file") from None
+            records = [records[i] for i in rows]
     elif tasks.get(s.task).generate is not None:
         records = tasks.get(s.task).generate(s.seed, s.num_examples or 256)
+        rows = list(range(len(records)))
     else:
         raise EvalError(f"task {s.task!r} has no generator; pass --data FILE (JSONL/Parquet/CSV or "
                         f"hf:NAME[:CONFIG]:SPLIT), e.g. {readers.packaged_file('gsm8k_mini.jsonl')}")
-    return records[:s.num_examples] if s.num_examples else records
+    n = s.num_examples or len(records)
+    return records[:n], rows[:n]
 
 
 # The files whose bytes decide what a model folder computes: weights, architecture, tokenizer.
@@ -199,8 +260,11 @@ def model_fingerprint(*folders: str) -> str:
 def settings_meta(s: EvalSettings) -> dict:
     """What eval_meta.json records of the settings (the model's fingerprint aside)."""
     meta = dataclasses.asdict(s)
-    for volatile in ("out_dir", "progress", "batch_size", "gen_lengths", "model"):
+    for volatile in ("out_dir", "progress", "gen_lengths", "model", "data_dir"):
         meta.pop(volatile)  # (the model is identified by its fingerprint, wherever it lies)
+    if not s.attend_pads:  # masked pads: a row's result does not depend on its batch
+        meta.pop("batch_size")
+        meta.pop("world_size")
     meta["adapter"] = s.adapter and os.path.abspath(s.adapter)
     return meta
 
@@ -217,6 +281,8 @@ def upgraded_meta(old: dict) -> dict:
     old.setdefault("samples", 0)  # ... and before pass@k
     for key, value in dict(schedule="auto", top_p=None, top_k=None, alg_temp=None, noise_dtype="float32").items():
         old.setdefault(key, value)  # ... and before Dream's sampler options
+    old.setdefault("protocol", "dlrl")  # ... and before protocols
+    old.setdefault("attend_pads", False)
     old.pop("model", None)  # (folders written before the fingerprint: the path only)
     return old
 
@@ -283,7 +349,8 @@ def evaluate_model(s: EvalSettings, log=print, stop: StopFlag | None = None) -> 
         raise EvalError(f"--gen-lengths must be positive integers, got {s.gen_lengths}")
     if not 0 <= s.seed <= SEED_MAX:
         raise EvalError(f"--seed must be in [0, {SEED_MAX}], got {s.seed}")
-    records = load_records(s)  # (bad data fails before a big model loads)
+    s, protocol = resolve(s, checkpoints.read_config(s.model).family if os.path.isdir(s.model) else "llada")
+    records, file_rows = records_and_rows(s, protocol)  # (bad data fails before a big model loads)
     try:
         task: tasks.Task = tasks.make_task(s.task, s.prompt_style, [], records, s.reward_set, s.prompt_recipe)
     except ConfigError as e:
@@ -302,22 +369,44 @@ def evaluate_model(s: EvalSettings, log=print, stop: StopFlag | None = None) -> 
         settings_by_length = {g: dataclasses.replace(v, temperature=0.0) for g, v in sampled_by_length.items()}
     _check_meta(s)
     graphdef, params = models.split(model)
-    texts = [task.prompt_text(r) for r in records]
+    # the user message, and the whole prompt text as it is tokenized: a paper's message through the chat
+    # template, then its prefill; ours with the recipe's system message (chat) or bare (plain)
+    if protocol.user_message is not None:
+        texts = [protocol.user_message(s.task, r) for r in records]
+        rendered = [protocol.render(tokenizer, r) for r in records]
+    else:
+        texts = [task.prompt_text(r) for r in records]
+        rendered = [tokenizer.chat_prompt(t, task.system) if s.prompt_style == "chat" else t for t in texts]
     positions = setup.max_positions(s.model)
     if positions <= max(s.gen_lengths):
         raise EvalError(f"--gen-lengths {max(s.gen_lengths)} leaves no room for a prompt in the {positions} "
                         "positions the model holds; lower it")
     source = s.data or f"the {s.task} generator"
-    length = setup.prompt_length(tokenizer, texts, s.prompt_style, 0, limit=positions - max(s.gen_lengths),
-                                 where=lambda i: f"{source} row {i + 1}",
+    length = setup.prompt_length(tokenizer, rendered, "plain", 0, limit=positions - max(s.gen_lengths),
+                                 where=lambda i: f"{source} row {file_rows[i] + 1}",
                                  fix=f"shorten or drop that record (the model holds {positions} positions, "
-                                     f"--gen-lengths up to {max(s.gen_lengths)} of them for the completion)",
-                                 system=task.system)
+                                     f"--gen-lengths up to {max(s.gen_lengths)} of them for the completion)")
+
+    special = protocol.add_special_tokens
+    if special:  # the tokenizer's own additions (a BOS, for some) count toward the fixed width too
+        length = max(length, max(len(tokenizer.encode(t, add_special_tokens=True)) for t in rendered))
+
+    def encode(rows):
+        ids, mask = encode_rendered(tokenizer, [rendered[i] for i in rows], length=length,
+                                    attend_pads=s.attend_pads, add_special_tokens=special)
+        return jnp.asarray(ids), jnp.asarray(mask)
+
     summary = []
     for g, settings in settings_by_length.items():
         path = os.path.join(s.out_dir, f"eval_{s.task}_{g}.jsonl")
         done = _done_rows(path)
-        todo = [i for i in range(len(records)) if i not in done]
+        batch_size = s.batch_size or protocol.batch_size_for(g)
+        if s.attend_pads:  # which rows share a batch decides its pad width: the official grouping
+            groups = [group for group in eval_protocol.official_batches(len(records), s.world_size, batch_size)
+                      if any(i not in done for i in group)]
+        else:
+            todo = [i for i in range(len(records)) if i not in done]
+            groups = [todo[i:i + batch_size] for i in range(0, len(todo), batch_size)]
         if done:
             log(f"[dlrl-jax] eval {s.task} @ {g}: resuming, {len(done)} of {len(records)} already done")
         bar = tqdm(total=len(records), initial=len(done), desc=f"eval {s.task} @ {g}", disable=not s.progress,
@@ -331,53 +420,93 @@ def evaluate_model(s: EvalSettings, log=print, stop: StopFlag | None = None) -> 
                     raise Preempted(f"stopped by SIGTERM with {len(done)} of {len(records)} examples at gen length "
                                     f"{g} written to {path}; run the same command again to continue")
 
-            def encode(rows):
-                ids, mask = setup.encode_prompts(tokenizer, [texts[i] for i in rows], s.prompt_style, length,
-                                                 system=task.system)
-                return jnp.asarray(ids), jnp.asarray(mask)
+            def generate(ids, mask, key):
+                return rollout.generate(graphdef, params, ids, mask, key, settings)
 
-            batches = completions_in_batches(
-                todo, s.batch_size, encode,
-                generate=lambda ids, mask, key: rollout.generate(graphdef, params, ids, mask, key, settings),
-                decode=lambda ids: completion_texts(tokenizer, np.asarray(ids), s.decode),
-                key_for=lambda first: jax.random.fold_in(jax.random.key(s.seed), first),  # per example: resume-invariant
-                before_batch=check_stop)
-            for index, completions in batches:
-                chunk = [records[i] for i in index]
-                reward = task.score(completions, chunk)
-                correct = task.correct(completions, chunk)
-                for i, c, r, ok in zip(index, completions, reward, correct):
-                    row = {"index": i, "prompt": texts[i], "completion": c,
-                           "extracted": tasks.extracted_answer(s.task, c if s.prompt_style == "chat"
-                                                                 else f"<answer>{c.strip()}</answer>", s.reward_set),
-                           "reward": float(r), "correct": float(ok)}
-                    done[i] = row
-                    out.write(json.dumps(row) + "\n")
-                out.flush()
-                os.fsync(out.fileno())
-                bar.update(len(index))
+            def decode(ids):  # the reward's text and the official parsers' text of each completion
+                return list(zip(completion_texts(tokenizer, np.asarray(ids), s.decode),
+                                eval_protocol.parser_text(tokenizer, ids)))
+
+            for group in groups:
+                for index, decoded in completions_in_batches(
+                        group, batch_size, encode, generate, decode,
+                        key_for=lambda first: jax.random.fold_in(jax.random.key(s.seed), first),  # resume-invariant
+                        before_batch=check_stop):
+                    keep = [k for k, i in enumerate(index) if i not in done]
+                    index = [index[k] for k in keep]
+                    completions = [decoded[k][0] for k in keep]
+                    raw = [decoded[k][1] for k in keep]
+                    chunk = [records[i] for i in index]
+                    reward = task.score(completions, chunk)
+                    correct, total = _correct(s, protocol, task, completions, raw, chunk)
+                    for i, c, rc, r, ok, n in zip(index, completions, raw, reward, correct, total):
+                        record = records[i]
+                        row = {"index": i, "prompt": texts[i], "completion": c, "raw_completion": rc,
+                               "extracted": tasks.extracted_answer(
+                                   s.task, c if s.prompt_style == "chat" else f"<answer>{c.strip()}</answer>",
+                                   s.reward_set),
+                               "reward": float(r), "correct": ok, "total": n,
+                               "record": record,  # the ground truth, for `dlrl-jax rescore`
+                               "question": eval_prompts.question_text(s.task, record),
+                               "ground_truth": eval_protocol.ground_truth(s.task, record)}
+                        if protocol.user_message is not None:
+                            row["prompt_input"] = rendered[i]
+                            row["test_row"] = file_rows[i]
+                        done[i] = row
+                        out.write(json.dumps(row) + "\n")
+                    out.flush()
+                    os.fsync(out.fileno())
+                    bar.update(len(index))
         bar.close()
         rows = [done[i] for i in range(len(records))]
+        correct, total = sum(r["correct"] for r in rows), sum(r.get("total", 1) for r in rows)
         summary.append({"gen_length": g, "steps": settings.steps,
                         "block_length": settings.block_length if settings.schedule == "blocks" else "none (dream)",
                         "examples": len(rows), "reward": float(np.mean([r["reward"] for r in rows])),
-                        "accuracy": float(np.mean([r["correct"] for r in rows]))})
+                        "protocol": s.protocol, "correct": correct, "total": total,
+                        "accuracy": float(correct / total) if total else 0.0})
         if s.samples:
             summary[-1].update(_sampled_pass(
                 s, os.path.join(s.out_dir, f"samples_{s.task}_{g}.jsonl"), records, encode,
                 lambda ids, mask, key, st=sampled_by_length[g]: rollout.generate(graphdef, params, ids, mask, key, st),
-                lambda ids: completion_texts(tokenizer, np.asarray(ids), s.decode), task, check_stop, log))
+                decode, lambda c, raw, chunk: (task.score(c, chunk), *_correct(s, protocol, task, c, raw, chunk)),
+                batch_size, check_stop, log))
     with open(os.path.join(s.out_dir, "eval_summary.json"), "w") as f:
         json.dump(summary, f, indent=2)
     return summary
 
 
-def _sampled_pass(s: EvalSettings, path: str, records: list[dict], encode, generate, decode, task, check_stop,
-                  log) -> dict:
+def encode_rendered(tokenizer: Tokenizer, texts: list[str], *, length: int, attend_pads: bool,
+                    add_special_tokens: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Left-padded ids and attention mask of whole prompt texts. Attended pads: the official batch,
+    padded to its own longest prompt and attended (the model called without a mask: every position
+    counts, so positions run from the first pad); else the fixed width `length` with the pads masked."""
+    if attend_pads:
+        ids, mask = tokenizer.encode_batch(texts, chat=False, add_special_tokens=add_special_tokens)
+        return ids, np.ones(mask.shape, bool)
+    return tokenizer.encode_batch(texts, chat=False, length=length, add_special_tokens=add_special_tokens)
+
+
+def _correct(s: EvalSettings, protocol, task, completions, raw, records) -> tuple[list, list]:
+    """(correct, total) per example: under a paper's protocol its parser on the text it reads (the
+    raw text, special tokens kept, for every paper) -- Sudoku: correct and blank cells, summed over the
+    set as the papers sum them; ours otherwise (the reward set's correctness term, Sudoku's fraction of
+    blanks, total 1)."""
+    if protocol.parser is None:
+        return [float(x) for x in task.correct(completions, records)], [1] * len(records)
+    texts = raw if protocol.keep_special_tokens else completions
+    scored = [parsers.score(protocol.parser, s.task, text, r) for text, r in zip(texts, records)]
+    return [c for c, _ in scored], [n for _, n in scored]
+
+
+def _sampled_pass(s: EvalSettings, path: str, records: list[dict], encode, generate, decode, score,
+                  batch_size: int, check_stop, log) -> dict:
     """`s.samples` completions per example at `s.temperature`, written to `path` (index, sample,
-    completion, reward, correct; resumable as the greedy rows are), and their pass@k: a sample counts
-    as correct when the task's correctness is 1 (a Sudoku grid solved whole). Each batch's key is
-    fold_in(fold_in(key(seed), SAMPLES_STREAM), its first (example, sample) position)."""
+    completion, reward, correct, total; resumable as the greedy rows are), and their pass@k: a sample
+    counts as correct when it is wholly right (correct == total: a Sudoku grid solved whole). `decode`
+    gives (reward text, parser text) pairs, `score(texts, parser texts, records)` (rewards, correct,
+    total) as the greedy pass scores. Each batch's key is fold_in(fold_in(key(seed), SAMPLES_STREAM),
+    its first (example, sample) position)."""
     n = s.samples
     done = _done_rows(path, key=lambda row: row["index"] * n + row["sample"])
     todo = [r for r in range(len(records) * n) if r not in done]  # an example's samples next to each other
@@ -385,20 +514,20 @@ def _sampled_pass(s: EvalSettings, path: str, records: list[dict], encode, gener
         log(f"[dlrl-jax] samples: resuming, {len(done)} of {len(records) * n} already drawn")
     key = jax.random.fold_in(jax.random.key(s.seed), SAMPLES_STREAM)
     with open(path, "a", encoding="utf-8") as out:
-        for index, completions in completions_in_batches(
-                todo, s.batch_size, lambda rows: encode([r // n for r in rows]), generate, decode,
+        for index, decoded in completions_in_batches(
+                todo, batch_size, lambda rows: encode([r // n for r in rows]), generate, decode,
                 key_for=lambda first: jax.random.fold_in(key, first), before_batch=check_stop):
             chunk = [records[r // n] for r in index]
-            for r, c, reward, ok in zip(index, completions, task.score(completions, chunk),
-                                        task.correct(completions, chunk)):
+            completions, raw = [d[0] for d in decoded], [d[1] for d in decoded]
+            for r, c, reward, ok, total in zip(index, completions, *score(completions, raw, chunk)):
                 done[r] = {"index": r // n, "sample": r % n, "completion": c, "reward": float(reward),
-                           "correct": float(ok)}
+                           "correct": float(ok), "total": total}
                 out.write(json.dumps(done[r]) + "\n")
             out.flush()
             os.fsync(out.fileno())
     right = np.zeros(len(records), np.int64)
     for row in done.values():
-        right[row["index"]] += row["correct"] >= 1.0 - 1e-6
+        right[row["index"]] += row["correct"] >= row["total"] - 1e-6 and row["total"] > 0
     return {"samples": n, "temperature": s.temperature, **mean_pass_at_k(right, n)}
 
 

@@ -69,16 +69,19 @@ class Tokenizer:
             raise TokenizerError("this tokenizer has no chat_template; pass raw prompt ids or add a template")
         return self.hf.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
-    def encode(self, text: str) -> list[int]:
-        return list(self.hf(text, add_special_tokens=False)["input_ids"])
+    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+        """Ids of `text`; `add_special_tokens`: what the tokenizer's post-processor adds (a BOS, for
+        some), as a plain `tokenizer(text)` call does -- off for text that went through a chat
+        template, which holds its special tokens already."""
+        return list(self.hf(text, add_special_tokens=add_special_tokens)["input_ids"])
 
     def encode_batch(self, texts: Sequence[str], *, chat: bool = True, system: str | None = None,
-                     length: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+                     length: int | None = None, add_special_tokens: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Left-padded ids [B, P] int32 and the real-token mask [B, P] bool.
 
         `length` fixes P (so batches share one compiled shape); a prompt longer than it is an error,
         never silently cut."""
-        rows = [self.encode(self.chat_prompt(t, system) if chat else t) for t in texts]
+        rows = [self.encode(self.chat_prompt(t, system) if chat else t, add_special_tokens) for t in texts]
         width = length or max(len(r) for r in rows)
         too_long = [i for i, r in enumerate(rows) if len(r) > width]
         if too_long:

@@ -25,10 +25,13 @@ from __future__ import annotations
 _BOX = "\\boxed"
 
 
-def boxed_answer(text: str) -> str:
-    """What d1 grades: remove_boxed(last_boxed_only_string(text)), or `text` where that raises."""
+def last_boxed(text: str) -> str | None:
+    """The official last_boxed_only_string: "\\boxed " + what follows the last "\\boxed " up to the
+    next "$" when that spaced form occurs; else the last "\\boxed..." (or, with no \\boxed, the last
+    "\\fbox...") up to the brace that closes it (braces counted from the backslash), markers kept;
+    the whole text when there is neither; None when the box never closes."""
     if _BOX + " " in text:  # this branch wins even when a later \boxed{...} exists
-        return text.split(_BOX + " ")[-1].split("$")[0]
+        return _BOX + " " + text.split(_BOX + " ")[-1].split("$")[0]
     start = text.rfind(_BOX)
     if start < 0:
         start = text.rfind("\\fbox")
@@ -41,9 +44,22 @@ def boxed_answer(text: str) -> str:
         elif text[i] == "}":
             depth -= 1
             if depth == 0:
-                box = text[start:i + 1]
-                return box[len(_BOX) + 1:-1] if box.startswith(_BOX + "{") else box
-    return text  # unclosed: the official remove_boxed(None) raises and the caller keeps the text
+                return text[start:i + 1]
+    return None
+
+
+def unbox(box: str) -> str:
+    """d1's remove_boxed: the contents of "\\boxed{...}" or what follows "\\boxed "; anything else
+    (an "\\fbox{...}", a whole unboxed text) unchanged."""
+    if box.startswith(_BOX + " "):
+        return box[len(_BOX) + 1:]
+    return box[len(_BOX) + 1:-1] if box.startswith(_BOX + "{") and box.endswith("}") else box
+
+
+def boxed_answer(text: str) -> str:
+    """What d1 grades: remove_boxed(last_boxed_only_string(text)), or `text` where that raises."""
+    box = last_boxed(text)
+    return text if box is None else unbox(box)  # unclosed: remove_boxed(None) raises, the caller keeps the text
 
 
 def _fix_fracs(s: str) -> str:

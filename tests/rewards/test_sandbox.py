@@ -3,9 +3,11 @@ against an independent oracle (the same statements run by plain `exec` on honest
 
 import collections
 import concurrent.futures
+import dataclasses
 import enum
 import json
 import os
+import re
 import socket
 import time
 import uuid
@@ -161,6 +163,26 @@ def test_shipped_mbpp_solutions_pass_all_their_tests_and_shuffled_ones_none():
     assert not any(any(r) for r in results[20:])
 
 
+def test_pure_functions_are_taken_from_the_source_never_from_a_label():
+    """Finding 16: a wrong `gcd`/`add` labelled as the standard library's (`__module__`, `__qualname__`) scored
+    1.0. The judge now takes a pure module's function only where the source itself imports it, once."""
+    tests = ["assert gcd(12, 18) == 6", "assert gcd(7, 5) == 1"]
+    cases = {
+        "imports it": "from math import gcd\n",
+        "imports it under another name": "from math import gcd as g\ndef gcd(a, b):\n    return g(a, b)\n",
+        "labels a wrong one": "def gcd(a, b):\n    return 0\ngcd.__module__ = 'math'\ngcd.__qualname__ = 'gcd'\n",
+        "chains out of a pure module": "def gcd(a, b):\n    return 0\ngcd.__module__ = 'fractions'\n"
+                                       "gcd.__qualname__ = 'math.gcd'\n",
+        "imports it, then redefines it": "from math import gcd\ndef gcd(a, b):\n    return 0\n",
+        "imports it, then reassigns it": "from math import gcd\ngcd = lambda a, b: 0\n",
+        "imports it inside a function": "def gcd(a, b):\n    from math import gcd\n    return 0\n",
+    }
+    expected = {name: [_oracle(code, t) for t in tests] for name, code in cases.items()}
+    assert [all(e) for e in expected.values()] == [True, True, False, False, False, False, False]
+    got = run_tests_many(list((code, tests) for code in cases.values()), ROOMY)
+    assert dict(zip(cases, got)) == expected
+
+
 def test_run_python_sees_only_its_own_world(tmp_path):
     """A program in the sandbox: no host network (a listening host socket gets no connection), its own
     pid namespace, a private writable /sandbox and /tmp, nothing else writable, none of the trainer's
@@ -194,6 +216,8 @@ for path in ("/sandbox/ok", "/tmp/ok", "/usr/x", "/etc/x", "/dev/x", "/dev/shm/x
         writes[path] = e.errno
 facts["writes"] = writes
 facts["unshare"] = ctypes.CDLL(None).unshare(0x10000000)
+facts["unshare_mounts"] = ctypes.CDLL(None).unshare(0x20000)
+facts["caps"] = [line.split()[1] for line in open("/proc/self/status") if line.startswith("Cap")]
 print(json.dumps(facts))
 '''
     r = run_python(program, limits=FAST)
@@ -209,9 +233,48 @@ print(json.dumps(facts))
     assert facts["writes"]["/sandbox/ok"] == facts["writes"]["/tmp/ok"] == "written"
     assert all(v != "written" for k, v in facts["writes"].items() if k not in ("/sandbox/ok", "/tmp/ok"))
     assert victim.read_text() == "precious" and sorted(os.listdir(tmp_path)) == ["victim.txt"]
-    assert facts["unshare"] == -1
+    assert facts["unshare"] == -1 and facts["unshare_mounts"] == -1
+    # bwrap lends CAP_SYS_ADMIN for mounting the bounded tmpfs; the program gets none of it
+    assert len(facts["caps"]) == 5 and all(int(v, 16) == 0 for v in facts["caps"])
     if os.geteuid() == 0:
         assert facts["uid"] == 65534  # root's sandboxes run as nobody
+
+
+# A program that starts n children, each running `body` and then sleeping, and says when all have started.
+CHILDREN = """
+import os, time
+ready = []
+for _ in range({n}):
+    r, w = os.pipe()
+    if os.fork() == 0:
+        if True:
+            {body}
+        os.write(w, b"k")
+        time.sleep(60)
+        os._exit(0)
+    ready.append(r)
+for r in ready:
+    os.read(r, 1)
+print("all started", flush=True)
+time.sleep(60)
+"""
+
+
+UNWAITED = """
+import os, signal, time
+signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+for _ in range(6):
+    if os.fork() == 0:
+        start = time.process_time()
+        while time.process_time() - start < 0.5:
+            pass
+        os._exit(0)
+    try:
+        os.wait()  # with SIGCHLD ignored: returns (ECHILD) once the child has ended, its time dropped
+    except ChildProcessError:
+        pass
+print("all started", flush=True)
+"""
 
 
 def test_limits_end_hostile_programs_in_bounded_time():
@@ -225,19 +288,61 @@ def test_limits_end_hostile_programs_in_bounded_time():
                   "print(n)",
                   FAST),
         "disk": ("n = 0\ntry:\n    while True:\n        open('/sandbox/f%d' % n, 'wb').write(b'x' * 2**20)\n"
-                 "        n += 1\nexcept OSError as e:\n    print(n, e.errno)", FAST)}
+                 "        n += 1\nexcept OSError as e:\n    print(n, e.errno)", FAST),
+        # finding 19: empty files cost no bytes but an inode each (~1 KiB of kernel memory)
+        "files": ("n = 0\ntry:\n    while n < 100000:\n        open('/sandbox/e%d' % n, 'w').close()\n        n += 1\n"
+                  "except OSError as e:\n    print(n, e.errno)", FAST),
+        # finding 18: RLIMIT_AS is per process; four children of 100 MiB each hold 400 MiB in one sandbox
+        "memory_in_children": (CHILDREN.format(n=4, body="b = bytearray(100 * 2**20)\n"
+                                                         "            for j in range(0, len(b), 4096): b[j] = 1"),
+                               dataclasses.replace(FAST, wall_seconds=20.0)),
+        # RLIMIT_CPU is per process; four spinning children share one CPU limit per sandbox
+        "cpu_in_children": (CHILDREN.format(n=4, body="while True: pass"), Limits(wall_seconds=20, cpu_seconds=1)),
+        # one child at a time, each reaped by the kernel unseen (SIGCHLD ignored): their time reaches no parent
+        "cpu_in_unwaited_children": (UNWAITED, Limits(wall_seconds=20, cpu_seconds=1))}
     t = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(len(programs)) as pool:
         r = dict(zip(programs, pool.map(lambda p: run_python(p[0], limits=p[1]), programs.values())))
     assert time.monotonic() - t < 30
     assert r["sleeper"].timed_out and r["sleeper"].returncode is None
-    assert not r["busy"].timed_out and r["busy"].returncode in (128 + 9, 128 + 24)  # SIGKILL / SIGXCPU
+    # the kernel's RLIMIT_CPU (SIGKILL / SIGXCPU) or the trainer's CPU limit per sandbox, whichever sees it first
+    assert not r["busy"].timed_out and (r["busy"].returncode in (128 + 9, 128 + 24) or
+                                        r["busy"].stopped.startswith("over the CPU limit")), r["busy"]
     assert r["memory"].returncode == 1 and "MemoryError" in r["memory"].stderr and "allocated" not in r["memory"].stdout
     assert r["flood"].timed_out and len(r["flood"].stdout) == Limits().output_bytes
     # the limit counts processes in the sandbox's own user namespace: bwrap's init, python, and the children
     assert r["forks"].returncode == 0 and 0 < int(r["forks"].stdout) <= FAST.processes - 2
     files, errno = map(int, r["disk"].stdout.split())
     assert errno == 28 and files <= FAST.disk_bytes // 2**20  # ENOSPC: the private tmpfs is full
+    files, errno = map(int, r["files"].stdout.split())
+    assert errno == 28 and files == FAST.disk_files - 1  # its nr_inodes, less the folder itself
+    held = r["memory_in_children"]
+    assert held.returncode is None and not held.timed_out and "all started" not in held.stdout
+    assert re.match(r"over the memory limit: .* held (\d+) MiB", held.stopped), held
+    assert int(re.match(r".* held (\d+) MiB", held.stopped).group(1)) > FAST.memory_bytes // 2**20
+    for name in ("cpu_in_children", "cpu_in_unwaited_children"):
+        spun = r[name]
+        assert spun.returncode is None and not spun.timed_out and spun.stopped.startswith("over the CPU limit"), spun
+        assert "all started" not in spun.stdout
+
+
+def test_where_no_mount_is_allowed_the_tmpfs_is_bounded_in_bytes_only_and_says_so(monkeypatch):
+    """A kernel that refuses the sandbox's own tmpfs mount (an LSM rule on user namespaces) gets bwrap's
+    tmpfs, with a warning naming the cause, instead of no code reward at all."""
+    real_probe = isolation._probe
+    refused = "OSError: [Errno 1] cannot mount the sandbox tmpfs"
+    monkeypatch.setattr(isolation, "_probe", lambda c, limits: refused if c.files_bounded else real_probe(c, limits))
+    isolation.setup.cache_clear()
+    try:
+        with pytest.warns(RuntimeWarning, match=r"cannot mount its own tmpfs here .*Errno 1.*bounded in bytes only"):
+            found = isolation.setup("namespaces", int(FAST.disk_bytes))
+        assert not found.files_bounded and "CAP_SYS_ADMIN" not in found.command_prefix
+        r = run_python("n = 0\nwhile n < 5000:\n    open('/sandbox/e%d' % n, 'w').close()\n    n += 1\n"
+                       "import os\nprint(n, [l.split()[1] for l in open('/proc/self/status') if l.startswith('CapEff')])",
+                       limits=FAST)
+        assert r.stdout.split() == ["5000", "['0000000000000000']"], r
+    finally:
+        isolation.setup.cache_clear()
 
 
 def test_rlimits_mode_still_gives_verdicts_the_code_cannot_forge():

@@ -7,6 +7,8 @@ started may remain, no file may have appeared or changed outside the sandbox (ho
 /var/tmp and a world-writable folder of the test), and a host TCP port and an abstract unix socket must
 have had no connection. The batch runs as the user running pytest (root in CI: the sandboxes run as
 nobody) and, when that is root, once more as an ordinary user (an unnamed uid, through setpriv).
+The fairness cases at the end run CPU burners beside honest completions, 8 tests at once, and compare
+every honest reward with its hand-worked value, batch after batch, as either user.
 """
 
 from __future__ import annotations
@@ -99,6 +101,24 @@ math.isclose = lambda *a, **k: True
 def check(candidate): return None
 def add(a, b):
     return a - b
+''',
+    # finding 16: the judge once took a function by the label on it and followed attribute chains out of
+    # its pure modules (fractions.operator.add, re.sys...)
+    "labels_itself_a_pure_function": '''
+def add(a, b):
+    return a - b
+add.__module__ = 'fractions'
+add.__qualname__ = 'operator.add'
+def check(candidate):
+    return None
+check.__module__ = 'math'
+check.__qualname__ = 'sys.modules.clear'
+''',
+    "labels_itself_operator_add": '''
+def add(a, b):
+    return a - b
+add.__module__ = 'operator'
+add.__qualname__ = 'add'
 ''',
     "fake_math_object": '''
 class FakeMath:
@@ -492,3 +512,97 @@ def test_code_reward_of_honest_completions_is_unchanged_by_hostile_neighbours():
     roomy = dataclasses.replace(LIMITS, wall_seconds=20.0)
     scores = tasks.score("code", completions, [example] * len(completions), reward_set="dlrl", limits=roomy)
     assert scores.tolist() == [0.5, 1.5] * len(hostile)
+
+
+# Fairness (finding 17): CPU burners beside honest completions on a machine with fewer cores than tests. An
+# honest completion needs FAIR_WORK CPU-seconds; alone it passes well within FAIR_LIMITS. The burners spin
+# until the sandbox's CPU limit ends them, one in a single process, one in six (itself and five children).
+FAIR_WORK = 0.3
+FAIR_HONEST = ("import time\ndef work(n):\n    start = time.process_time()\n"
+               f"    while time.process_time() - start < {FAIR_WORK}:\n        pass\n    return 2 * n\n")
+FAIR_BURNERS = ["def work(n):\n    while True:\n        pass\n",
+                "import os\nfor _ in range(5):\n    try:\n        if os.fork() == 0:\n            while True:\n"
+                "                pass\n    except OSError:\n        break\n"
+                "def work(n):\n    while True:\n        pass\n"]
+FAIR_TESTS = ["assert work(21) == 42"]
+# own time 2 s for 0.3 s of CPU; the eight tests of a batch run at once (8 workers on 2 cores: 4 per core)
+FAIR_LIMITS = Limits(wall_seconds=2.0, cpu_seconds=1, memory_bytes=256 * 2**20)
+FAIR_BATCH = [FAIR_HONEST, FAIR_BURNERS[0], FAIR_HONEST, FAIR_HONEST, FAIR_BURNERS[1], FAIR_HONEST, FAIR_HONEST,
+              FAIR_HONEST]
+
+FAIR_DRIVER = r'''
+import json, sys
+spec = json.load(sys.stdin)
+sys.path.insert(0, spec["root"])
+from dlrl_jax.rewards.sandbox import Limits, judge_tests_many
+batches = []
+for _ in range(spec["batches"]):
+    verdicts = judge_tests_many([(code, spec["tests"]) for code in spec["codes"]], Limits(**spec["limits"]))
+    batches.append([[[v.passed, v.reason] for v in vs] for vs in verdicts])
+print(json.dumps(batches))
+'''
+
+
+def _fair_rewards_as_the_current_user(batches: int) -> list[list[float]]:
+    """The code reward itself (dlrl: 0.5 x format + fraction of tests passed), batch after batch."""
+    from dlrl_jax.rewards.code import code_rewards
+    completions = [f"<answer>\n```python\n{code}```\n</answer>" for code in FAIR_BATCH]
+    return [code_rewards(completions, [{"tests": FAIR_TESTS}] * len(FAIR_BATCH), limits=FAIR_LIMITS)
+            for _ in range(batches)]
+
+
+def _fair_rewards_as_an_ordinary_user(batches: int) -> list[list[float]]:
+    """The same batches under an unnamed uid (setpriv), through the copied sandbox package; the reward is
+    0.5 x format (1.0 here) + the fraction of tests passed, as code_rewards computes it."""
+    python, setpriv = shutil.which("python3", path="/usr/bin:/bin"), shutil.which("setpriv")
+    if python is None or setpriv is None:
+        pytest.skip("needs /usr/bin/python3 and setpriv (util-linux) to run the batch as another user")
+    with tempfile.TemporaryDirectory(prefix="dlrl_sandbox_fair_") as folder:
+        os.chmod(folder, 0o755)
+        root = _package_copy(os.path.join(folder, "pkg"))
+        spec = {"root": root, "codes": FAIR_BATCH, "tests": FAIR_TESTS, "batches": batches,
+                "limits": {"wall_seconds": FAIR_LIMITS.wall_seconds, "cpu_seconds": FAIR_LIMITS.cpu_seconds,
+                           "memory_bytes": FAIR_LIMITS.memory_bytes}}
+        proc = subprocess.run([setpriv, "--reuid=54321", "--regid=54321", "--clear-groups", "--", python, "-I", "-c",
+                               FAIR_DRIVER], input=json.dumps(spec), capture_output=True, text=True,
+                              env=_env(uuid.uuid4().hex), timeout=60 + 30 * batches)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    verdicts = json.loads(proc.stdout.strip().splitlines()[-1])
+    return [[0.5 + sum(p for p, _ in vs) / len(vs) for vs in batch] for batch in verdicts]
+
+
+def _check_fair(rewards: list[list[float]]) -> None:
+    # hand-worked: an honest completion passes its one test (0.5 + 1.0); a burner passes none (0.5)
+    expected = [1.5 if code == FAIR_HONEST else 0.5 for code in FAIR_BATCH]
+    for i, batch in enumerate(rewards):
+        assert batch == expected, (i, batch)
+
+
+@pytest.mark.parametrize("user", ["current", "ordinary"])
+def test_cpu_burners_leave_honest_rewards_unchanged(user):
+    """Finding 17: 8 tests at once on 2 cores, two of them burning CPU (one in 6 processes), 2 batches."""
+    if user == "ordinary" and os.geteuid() != 0:
+        pytest.skip("pytest runs as an ordinary user already: the `current` case is that run")
+    run = _fair_rewards_as_the_current_user if user == "current" else _fair_rewards_as_an_ordinary_user
+    _check_fair(run(2))
+
+
+# slow (~2 min): the 2-batch version above stays in the suite
+@pytest.mark.slow
+@pytest.mark.parametrize("user", ["current", "ordinary"])
+def test_cpu_burners_leave_honest_rewards_unchanged_over_20_batches(user):
+    if user == "ordinary" and os.geteuid() != 0:
+        pytest.skip("pytest runs as an ordinary user already: the `current` case is that run")
+    run = _fair_rewards_as_the_current_user if user == "current" else _fair_rewards_as_an_ordinary_user
+    _check_fair(run(20))
+
+
+# slow (~40 s on a loaded 2-core machine): finding 17 as reported, with the code reward's own limits
+@pytest.mark.slow
+def test_finding_17_as_reported_a_solution_needing_1_5_cpu_seconds_passes_among_copies_and_burners():
+    from dlrl_jax.rewards.code import LIMITS as CODE_LIMITS
+    needs_1_5 = FAIR_HONEST.replace(str(FAIR_WORK), "1.5")
+    copies = judge_tests_many([(needs_1_5, FAIR_TESTS)] * 8, CODE_LIMITS)
+    assert [[v.passed for v in vs] for vs in copies] == [[True]] * 8, copies
+    beside = judge_tests_many([(needs_1_5, FAIR_TESTS)] * 3 + [(FAIR_BURNERS[0], FAIR_TESTS)] * 7, CODE_LIMITS)
+    assert [vs[0].passed for vs in beside] == [True] * 3 + [False] * 7, beside

@@ -51,7 +51,13 @@ def test_eval_writes_rows_whose_rewards_rederive_and_a_table(model_dir, tmp_path
             blanks = [i for i, c in enumerate(puzzle) if c == "0"]
             assert r["reward"] == pytest.approx(np.mean([digits[i] == record["solution"][i] for i in blanks]))
             assert r["extracted"] == digits and r["correct"] == r["reward"]
+            assert r["record"] == record  # the ground truth `dlrl-jax rescore` reads
         assert entry["accuracy"] == pytest.approx(np.mean([r["correct"] for r in rows]))
+        # rescore's "dlrl" protocol on the written rows: eval's accuracy (8 blanks each: cells = mean)
+        assert cli.main(["rescore", "--protocol", "dlrl", "--task", "sudoku", "--json",
+                         os.path.join(out, f"eval_sudoku_{length}.jsonl")]) == 0
+        rescored = json.loads(capsys.readouterr().out.splitlines()[-1])
+        assert rescored["total"] == 80 and rescored["accuracy"] == pytest.approx(100 * entry["accuracy"])
         assert entry["steps"] == length // 2 and entry["examples"] == 10
 
 

@@ -20,16 +20,18 @@ from typing import NamedTuple
 from dlrl_jax.rewards.sandbox.channels import read_until_eof
 from dlrl_jax.rewards.sandbox.isolation import MODES, Limits, SandboxUnavailable, Sandboxed, check_mode, setup
 from dlrl_jax.rewards.sandbox.judging import Verdict, judge_tests_many, run_tests, run_tests_many
+from dlrl_jax.rewards.sandbox.watch import Watch, backstop_seconds
 
 __all__ = ["MODES", "Limits", "Result", "SandboxUnavailable", "Verdict", "check_available", "check_mode", "judge_tests_many",
            "run_python", "run_tests", "run_tests_many"]
 
 
 class Result(NamedTuple):
-    returncode: int | None  # None when it was stopped at the wall-clock limit
+    returncode: int | None  # None when it was stopped at a limit of the watch (time, or the sandbox's memory)
     stdout: str             # the first limits.output_bytes of each
     stderr: str
-    timed_out: bool
+    timed_out: bool         # stopped for time
+    stopped: str | None = None  # why the watch stopped it (time or memory), None when it ended by itself
 
 
 def check_available(mode: str = "namespaces") -> None:
@@ -41,14 +43,16 @@ def run_python(source: str, stdin: str = "", limits: Limits = Limits(), mode: st
     """Runs `source` as __main__ in a sandbox, with `stdin` as its standard input; returns its bounded
     output and exit status (under bubblewrap a death by signal N reads as 128 + N)."""
     found = setup(mode, int(limits.disk_bytes))
-    deadline = time.monotonic() + limits.wall_seconds
+    backstop_at = time.monotonic() + backstop_seconds(limits.wall_seconds, limits.cpu_seconds, 1)
     proc = Sandboxed(found, source, None, (), limits, [], stdin=stdin.encode(), capture=True)
     try:
-        out, timed_out = read_until_eof({"out": proc.stdout, "err": proc.stderr}, deadline,
-                                        {"out": limits.output_bytes, "err": limits.output_bytes})
-        if not timed_out and proc.wait(deadline) is None:
-            timed_out = True  # closed its output but went on running
+        watch = Watch([proc.pid], limits.wall_seconds, backstop_at, limits.cpu_seconds, int(limits.memory_bytes))
+        out, stopped = read_until_eof({"out": proc.stdout, "err": proc.stderr}, watch.remaining,
+                                      {"out": limits.output_bytes, "err": limits.output_bytes})
+        if not stopped and proc.wait(watch.remaining) is None:
+            stopped = True  # closed its output but went on running
     finally:
         proc.kill()
-    return Result(None if timed_out else proc.returncode, out["out"].decode("utf-8", "replace"),
-                  out["err"].decode("utf-8", "replace"), timed_out)
+    reason = (watch.exceeded or "no exit within its time") if stopped else None
+    return Result(None if stopped else proc.returncode, out["out"].decode("utf-8", "replace"),
+                  out["err"].decode("utf-8", "replace"), stopped and reason.startswith("no "), reason)

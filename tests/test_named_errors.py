@@ -163,7 +163,7 @@ def test_an_export_replaces_the_folder_whole_or_not_at_all(tmp_path, model_dir):
     new = models.init_model(models.preset("tiny"), seed=2)
     checkpoints.save_pretrained(new, target)
     # the new weights, the folder's other content kept, the old export's stale shard gone
-    assert sorted(os.listdir(target)) == ["config.json", "eval", "model.safetensors"]
+    assert sorted(os.listdir(target)) == ["SHA256SUMS", "config.json", "eval", "model.safetensors"]
     np.testing.assert_array_equal(np.asarray(checkpoints.from_pretrained(target).embed[...]), np.asarray(new.embed[...]))
     assert sorted(os.listdir(tmp_path)) == ["export"]
 

@@ -38,6 +38,7 @@ from dlrl_jax import config as config_lib
 from dlrl_jax.app.evaluation import EvalError, EvalSettings, evaluate_model, settings_meta, upgraded_meta
 from dlrl_jax.checkpoints import save_pretrained
 from dlrl_jax.checkpoints.atomic import replace_folder
+from dlrl_jax.checkpoints.manifest import verify_manifest
 from dlrl_jax.checkpoints.peft import save_adapter
 from dlrl_jax.checkpoints.train_state import TrainStateCheckpointer, abstract_like
 from dlrl_jax.models.lora import adapter_off, has_lora, trainable_mask
@@ -222,7 +223,9 @@ class _Exporter:
         return self.settings.tokenizer or (self.cfg.model.tokenizer if model_dir == self.cfg.model.path else None)
 
     def _params(self, step: int):
-        path = os.path.join(self.run_dir, "checkpoints", str(step), "state")
+        folder = os.path.join(self.run_dir, "checkpoints", str(step))
+        verify_manifest(folder)  # a changed or missing file is named (ManifestMismatch); no manifest: unknown
+        path = os.path.join(folder, "state")
         restored = ocp.PyTreeCheckpointer().restore(path, args=ocp.args.PyTreeRestore(
             item={"params": self.target}, partial_restore=True,
             restore_args=ocp.checkpoint_utils.construct_restore_args({"params": self.target})))
@@ -238,9 +241,10 @@ class _Exporter:
         os.makedirs(folder, exist_ok=True)
         if self.lora:
             adapter = os.path.join(folder, "adapter")
-            if not os.path.isdir(adapter):
+            if not os.path.isdir(adapter):  # (whole or not at all: a kill mid-write leaves no adapter folder)
                 params = self._params(step)
-                save_adapter(nnx.merge(self.graphdef, params), adapter, base_model=os.path.abspath(self.base))
+                with replace_folder(adapter) as tmp:
+                    save_adapter(nnx.merge(self.graphdef, params), tmp, base_model=os.path.abspath(self.base))
             return self.base, adapter
         model = os.path.join(folder, "model")
         if not os.path.isdir(model):  # (an interrupted evaluation resumes on the folder it wrote)

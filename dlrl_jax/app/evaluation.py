@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 from dlrl_jax import checkpoints, models, rollout, tasks
 from dlrl_jax.app.pass_at_k import mean_pass_at_k
 from dlrl_jax.app.preemption import Preempted, StopFlag
+from dlrl_jax.checkpoints.manifest import ManifestMismatch, verify_manifest
 from dlrl_jax.config import SEED_MAX, ConfigError
 from dlrl_jax.data import readers
 from dlrl_jax.models.tokenizer import Tokenizer
@@ -338,6 +339,18 @@ def _done_rows(path: str, key=lambda row: row["index"]) -> dict[int, dict]:
     return rows
 
 
+def _verify_exports(s: EvalSettings) -> None:
+    """A model (or adapter) folder that an export wrote carries a SHA256SUMS manifest: its files must
+    still match it (a folder without one, such as a downloaded model, is read as it is)."""
+    for flag, folder in (("--model", s.model), ("--adapter", s.adapter)):
+        if folder and os.path.isdir(folder):
+            try:
+                verify_manifest(folder)
+            except ManifestMismatch as e:
+                raise EvalError(f"{flag} {folder} is not what was exported: {e}; export it again (or restore the "
+                                "file)") from None
+
+
 def evaluate_model(s: EvalSettings, log=print, stop: StopFlag | None = None) -> list[dict]:
     """Runs (or resumes) the evaluation; returns one summary row per generation length.
 
@@ -355,6 +368,7 @@ def evaluate_model(s: EvalSettings, log=print, stop: StopFlag | None = None) -> 
         task: tasks.Task = tasks.make_task(s.task, s.prompt_style, [], records, s.reward_set, s.prompt_recipe)
     except ConfigError as e:
         raise EvalError(f"{e} (eval flags: --prompt-style, --reward-set, --prompt-recipe)") from None
+    _verify_exports(s)
     model = checkpoints.from_pretrained(s.model, dtype=s.dtype)
     if s.adapter:
         from dlrl_jax.checkpoints.peft import load_adapter

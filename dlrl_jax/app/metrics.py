@@ -115,5 +115,9 @@ def _rewrite(run_dir: str, keep) -> None:
                 continue
             if keep(record):
                 kept.append(line)
-    with open(path, "w") as f:
+    tmp = f"{path}.tmp-{os.getpid()}"  # replaced in one rename: a kill mid-rewrite keeps the old rows
+    with open(tmp, "w") as f:
         f.writelines(kept)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

@@ -13,6 +13,12 @@ import threading
 PREEMPTED_EXIT = 75  # EX_TEMPFAIL (sysexits.h): a temporary failure; run the same command again
 
 
+class TemporaryFailure(Exception):
+    """The run cannot go on for a reason that passes (no threads, memory or file handles while reading a
+    checkpoint): nothing was moved or dropped; the same command again continues. The CLI exits with
+    PREEMPTED_EXIT, so a launcher requeues it like a preemption."""
+
+
 class Preempted(BaseException):
     """The run stopped on SIGTERM after saving what it could; the message says what and how to go on.
     A BaseException, like KeyboardInterrupt: raised at start-up from the signal handler, it must not

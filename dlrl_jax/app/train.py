@@ -1,13 +1,21 @@
 """`dlrl-jax train`: SFT warm start (optional), held-out evaluation, RL, evaluation, checkpoints.
 
-Orbax checkpoints are written after SFT (iteration 0), every `run.save_every` RL iterations, at the
-end, and after every evaluation when `run.keep_best_checkpoints` asks to keep the best ones by held-out
-reward (besides the newest `run.keep_checkpoints`). With `run.resume` (`dlrl-jax train --resume`) a
-run continues from its newest readable checkpoint (an unreadable one is reported in one line, moved to
-checkpoints.unreadable/ and the previous one used): parameters, optimizer state, reference, RNG key
-and data-iterator position come back, the metrics written after that checkpoint are dropped, and the
-continuation is bit-identical to a run that was never interrupted (on the same machine and devices).
-Only the settings that change the result are compared, before anything is written.
+Orbax checkpoints are written every `sft.save_every` SFT steps and after the last one
+(checkpoints_sft/, the newest `run.keep_checkpoints` kept, removed once RL's first checkpoint
+exists), after SFT (RL iteration 0), every `run.save_every` RL iterations, at the end, and after every
+evaluation when `run.keep_best_checkpoints` asks to keep the best ones by held-out reward (besides the
+newest `run.keep_checkpoints`). Each carries a manifest of content hashes (checkpoints.manifest).
+
+With `run.resume` (`dlrl-jax train --resume`) a run continues from its newest good checkpoint:
+parameters, optimizer state, reference, RNG key and data-iterator position come back, the metrics
+written after that checkpoint are dropped, and the continuation is bit-identical to a run that was
+never interrupted (on the same machine and devices). Only the settings that change the result are
+compared, before anything is written. A checkpoint whose content is shown bad (a file that differs
+from its manifest or is missing, or restored parameters that are not finite; for a checkpoint without
+a manifest, any failure to read it that is not a passing shortage) is reported in one line, moved to
+checkpoints.unreadable/ and the previous one used. A passing shortage of threads, memory or file
+handles while reading a checkpoint moves and drops nothing: the run stops with TemporaryFailure and
+the same command continues.
 
 SIGTERM (preemption) at any phase saves what it can and raises `Preempted` (the CLI exits with 75):
 during SFT, an SFT checkpoint after the current step (checkpoints_sft/; resumed SFT continues
@@ -15,13 +23,19 @@ bit-identically); during the evaluation before RL, the same SFT checkpoint (the 
 during RL, a checkpoint after the current iteration; during an evaluation at iteration n, the
 checkpoint at n, and the resumed run makes that evaluation first; during start-up or the initial
 evaluation there is nothing to save and the run starts again. A `kill -9` loses the work since the
-newest checkpoint (for SFT, all of it: SFT checkpoints are written only on SIGTERM).
+newest checkpoint (in SFT, at most `sft.save_every` steps).
+
+A run folder holds one kind of run: `dlrl-jax sft` into an RL run's folder, or `train` into an SFT
+run's, is refused before anything is written.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
+import errno
+import glob
 import json
 import os
 import shutil
@@ -32,24 +46,25 @@ from flax import nnx
 
 from dlrl_jax.app.evaluation import held_out
 from dlrl_jax.app.metrics import open_run_metrics, truncate_metrics, truncate_sft_metrics
-from dlrl_jax.app.preemption import Preempted, StopFlag
+from dlrl_jax.app.preemption import Preempted, StopFlag, TemporaryFailure
 from dlrl_jax.app.run_lock import RunLock
-from dlrl_jax.checkpoints import save_pretrained
+from dlrl_jax.checkpoints import CheckpointError, save_pretrained
 from dlrl_jax.checkpoints.atomic import replace_folder
 from dlrl_jax.checkpoints.peft import save_adapter
-from dlrl_jax.checkpoints.train_state import TrainStateCheckpointer
+from dlrl_jax.checkpoints.manifest import ManifestMismatch
+from dlrl_jax.checkpoints.train_state import TrainStateCheckpointer, nonfinite_leaves
 from dlrl_jax.config import Config, ConfigError, to_dict
 from dlrl_jax.models.lora import has_lora, merge_lora, trainable_mask
 from dlrl_jax.parallel.transfer import is_lead_process, to_host
 from dlrl_jax.training import loop, precision
 
-SFT_CHECKPOINTS = "checkpoints_sft"  # written only when SIGTERM stops the SFT warm start
+SFT_CHECKPOINTS = "checkpoints_sft"  # the SFT warm start's, until RL's first checkpoint supersedes them
 # Fields a resumed run may change: how long it runs, how it reports, where the folder is (a moved run
 # resumes) and on which mesh (the checkpoint restores onto any), not what it computes.
 _RESUMABLE_CHANGES = ("run.iterations", "run.resume", "run.out_dir", "run.progress", "run.eval_every", "run.eval_samples",
                       "run.save_every",
                       "run.keep_checkpoints", "run.keep_best_checkpoints", "run.tensorboard", "run.wandb_project", "run.keep_best", "mesh.data",
-                      "mesh.fsdp", "mesh.tensor")
+                      "mesh.fsdp", "mesh.tensor", "sft.save_every")
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:
@@ -77,10 +92,44 @@ class _Interrupted(Exception):
 
 @dataclasses.dataclass
 class _ResumePoint:
-    kind: str                         # "rl" (an RL checkpoint) or "sft" (an SFT checkpoint of a preempted warm start)
+    kind: str                         # "rl" (an RL checkpoint) or "sft" (an SFT checkpoint of the warm start)
     checkpointer: TrainStateCheckpointer
     step: int
     meta: dict
+    verified: bool                    # its files matched its manifest (False: it has none)
+
+
+class _SFTCheckpoints:
+    """The warm start's checkpointer (checkpoints_sft/), opened when first needed (an RL resume never
+    needs it) and closed with the run, or when RL's first checkpoint makes it superfluous."""
+
+    def __init__(self, cfg: Config, stack: contextlib.ExitStack):
+        self.directory = os.path.join(cfg.run.out_dir, SFT_CHECKPOINTS)
+        self._keep, self._stack, self._opened = cfg.run.keep_checkpoints, stack, None
+        if is_lead_process():  # what a kill in the middle of `drop` left
+            for stale in glob.glob(glob.escape(self.directory) + ".removing-*"):
+                shutil.rmtree(stale, ignore_errors=True)
+        if os.path.isdir(self.directory):
+            self.get()
+
+    @property
+    def opened(self) -> TrainStateCheckpointer | None:
+        return self._opened
+
+    def get(self) -> TrainStateCheckpointer:
+        if self._opened is None:
+            self._opened = TrainStateCheckpointer(self.directory, max_to_keep=self._keep)
+            self._stack.callback(self._opened.close)
+        return self._opened
+
+    def drop(self, lead: bool) -> None:
+        """Removes them (renamed first, so that a kill mid-removal never leaves half a checkpoint)."""
+        if self._opened is not None:
+            self._opened.close()
+        if lead and os.path.isdir(self.directory):
+            doomed = f"{self.directory}.removing-{os.getpid()}"
+            os.rename(self.directory, doomed)
+            shutil.rmtree(doomed, ignore_errors=True)
 
 
 def train(cfg: Config, log=print, stop: StopFlag | None = None) -> dict:
@@ -101,14 +150,14 @@ def train(cfg: Config, log=print, stop: StopFlag | None = None) -> dict:
 def _start(cfg: Config, log, stop: StopFlag, start: float, stack: contextlib.ExitStack) -> dict:
     """Finds what to resume from and checks it against the settings before anything is written."""
     out = cfg.run.out_dir
-    rl_ckpt = sft_ckpt = None
+    _check_same_kind(cfg)
+    rl_ckpt = None
     if cfg.algorithm.name != "sft":
         rl_ckpt = TrainStateCheckpointer(os.path.join(out, "checkpoints"), max_to_keep=cfg.run.keep_checkpoints,
                                          keep_best=cfg.run.keep_best_checkpoints)
         stack.callback(rl_ckpt.close)
-    if os.path.isdir(os.path.join(out, SFT_CHECKPOINTS)):
-        sft_ckpt = TrainStateCheckpointer(os.path.join(out, SFT_CHECKPOINTS), max_to_keep=1)
-        stack.callback(sft_ckpt.close)
+    sft_checkpoints = _SFTCheckpoints(cfg, stack)
+    sft_ckpt = sft_checkpoints.opened
     existing = [(c, c.latest_step()) for c in (rl_ckpt, sft_ckpt) if c is not None and c.latest_step() is not None]
     if existing and not cfg.run.resume:
         raise ConfigError(f"run.out_dir {out} already holds checkpoints (newest: {existing[0][0].directory} step "
@@ -137,45 +186,131 @@ def _start(cfg: Config, log, stop: StopFlag, start: float, stack: contextlib.Exi
     stack.callback(run.writer.close)
     stop.defer()  # from here on every phase can save: SIGTERM sets the flag the phases check
     with jax.set_mesh(run.mesh):  # the model then keeps activations split by rows (constrain_rows)
-        return _train(cfg, run, rl_ckpt, resume, start, log, stop)
+        return _train(cfg, run, rl_ckpt, sft_checkpoints, resume, start, log, stop)
 
 
-def _newest_readable(checkpointer: TrainStateCheckpointer, log) -> tuple[int, dict] | None:
-    """(step, meta) of the newest checkpoint whose metadata reads; unreadable ones are reported in one
-    line each and set aside."""
+def _run_kind(algorithm: str) -> str:
+    return "sft" if algorithm == "sft" else "rl"
+
+
+def _check_same_kind(cfg: Config) -> None:
+    """Refuses to run into a folder that holds the other kind of run (its config.json says which): an
+    SFT run there would delete an RL run's metrics and replace its model, and the other way round."""
+    out = cfg.run.out_dir
+    try:
+        with open(os.path.join(out, "config.json")) as f:
+            algorithm = json.load(f)["algorithm"]["name"]
+    except (OSError, ValueError, KeyError, TypeError):  # no run there yet (or no config.json to tell)
+        return
+    if not isinstance(algorithm, str) or _run_kind(algorithm) == _run_kind(cfg.algorithm.name):
+        return
+    if _run_kind(algorithm) == "rl":
+        raise ConfigError(f"run.out_dir {out} holds an RL run ({algorithm}); `dlrl-jax sft` would delete its "
+                          "metrics and replace its model: choose another run.out_dir, or continue that run with "
+                          "`dlrl-jax train --resume`")
+    raise ConfigError(f"run.out_dir {out} holds an SFT run; `dlrl-jax train` would delete its metrics and replace its "
+                      "model: choose another run.out_dir (its model/ can be the new run's model.path), or continue "
+                      "that run with `dlrl-jax sft --resume`")
+
+
+# A passing shortage (threads, memory, file handles) says nothing of a checkpoint's content.
+_SHORTAGE_ERRNOS = (errno.EAGAIN, errno.ENOMEM, errno.EMFILE, errno.ENFILE, errno.EINTR)
+_SHORTAGE_TEXTS = ("can't start new thread", "Resource temporarily unavailable", "Cannot allocate memory",
+                   "Too many open files", "RESOURCE_EXHAUSTED", "out of memory", "Out of memory")
+
+
+def _is_shortage(error: BaseException) -> bool:
+    """Whether `error` (or an exception it came from) is a passing lack of threads, memory or file
+    handles, however a library wrapped it (Orbax and tensorstore re-raise as ValueError with its text)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, MemoryError) or (isinstance(error, OSError) and error.errno in _SHORTAGE_ERRNOS):
+            return True
+        if any(text in str(error) for text in _SHORTAGE_TEXTS):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def _cannot_read(checkpointer: TrainStateCheckpointer, step: int, error: BaseException, what: str) -> Exception:
+    """The error for a checkpoint that is kept although it could not be read: a passing shortage
+    (TemporaryFailure: run again), or a failure of a checkpoint whose files match their manifest."""
+    failed = (f"{what} checkpoint step {step} in {checkpointer.directory} failed ({type(error).__name__}: "
+              f"{_first_line(error)}); nothing was moved or dropped")
+    if _is_shortage(error):
+        return TemporaryFailure(f"{failed}: run the same command again once threads and memory are free")
+    return CheckpointError(f"{failed} (its files match their manifest: the cause is not its content; a different "
+                           "dlrl_jax or Orbax version?): resume with the version that wrote it, or run again")
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [""])[0][:200]
+
+
+def _newest_readable(checkpointer: TrainStateCheckpointer, log) -> tuple[int, dict, bool] | None:
+    """(step, meta, verified) of the newest checkpoint that matches its manifest (or has none) and whose
+    metadata reads. A bad one is reported in one line and set aside; a passing shortage while reading
+    one raises TemporaryFailure, as does any failure to read a checkpoint whose manifest matched (its
+    content is shown good: the cause is elsewhere)."""
     for step in sorted(checkpointer.all_steps(), reverse=True):
         try:
-            return step, checkpointer.read_meta(step)
+            verified = checkpointer.verify(step)
+        except ManifestMismatch as e:
+            _set_aside(checkpointer, step, e, log, "fails its integrity check")
+            continue
+        except Exception as e:  # noqa: BLE001 (not a content error: those are ManifestMismatch)
+            if not (_is_shortage(e) or isinstance(e, OSError)):
+                raise
+            raise TemporaryFailure(f"checking checkpoint step {step} in {checkpointer.directory} failed "
+                                   f"({type(e).__name__}: {_first_line(e)}); nothing was moved or dropped: run the "
+                                   "same command again") from None
+        if not verified:
+            log(f"[dlrl-jax] warning: checkpoint step {step} in {checkpointer.directory} has no manifest of content "
+                "hashes (written before they existed, or killed before it was written): restored unverified")
+        try:
+            return step, checkpointer.read_meta(step), verified
         except Exception as e:  # noqa: BLE001 (whatever Orbax raises on a damaged step)
-            _set_aside(checkpointer, step, e, log)
+            if verified or _is_shortage(e):
+                raise _cannot_read(checkpointer, step, e, "reading") from None
+            _set_aside(checkpointer, step, e, log, "is unreadable")
     return None
 
 
-def _set_aside(checkpointer: TrainStateCheckpointer, step: int, error: Exception, log) -> None:
+def _set_aside(checkpointer: TrainStateCheckpointer, step: int, error: Exception | str, log, problem: str) -> None:
     try:
         where = f"moved to {checkpointer.set_aside(step)}"
     except FileNotFoundError:  # another process of the job moved it first
         checkpointer.manager.reload()
         where = "moved aside"
-    reason = (str(error).strip().splitlines() or [""])[0][:200]
-    log(f"[dlrl-jax] checkpoint step {step} in {checkpointer.directory} is unreadable ({type(error).__name__}: "
-        f"{reason}); {where}; using the previous one")
+    reason = error if isinstance(error, str) else f"{type(error).__name__}: {_first_line(error)}"
+    log(f"[dlrl-jax] checkpoint step {step} in {checkpointer.directory} {problem} ({reason}); {where}; using the "
+        "previous one")
 
 
 def _restore(resume: _ResumePoint, target, cfg: Config, log):
-    """(tree, meta) of the resume point; an unreadable one is set aside and the previous one used."""
+    """(tree, meta) of the resume point; a bad one (see _newest_readable; also one whose floating-point
+    arrays hold NaN or infinities) is set aside and the previous one used."""
+    checkpointer = resume.checkpointer
     while True:
         try:
-            return resume.checkpointer.restore(resume.step, target)
+            tree, meta = checkpointer.restore(resume.step, target)
         except Exception as e:  # noqa: BLE001
-            _set_aside(resume.checkpointer, resume.step, e, log)
-        found = _newest_readable(resume.checkpointer, log)
+            if resume.verified or _is_shortage(e):
+                raise _cannot_read(checkpointer, resume.step, e, "restoring") from None
+            _set_aside(checkpointer, resume.step, e, log, "is unreadable")
+        else:
+            bad = nonfinite_leaves(tree)
+            if not bad:
+                return tree, meta
+            _set_aside(checkpointer, resume.step, f"NaN or infinite values in {', '.join(bad[:3])}"
+                       f"{f' and {len(bad) - 3} more arrays' if len(bad) > 3 else ''}", log, "is not finite")
+        found = _newest_readable(checkpointer, log)
         if found is None:
-            raise ConfigError(f"run.resume: no readable checkpoint is left in {resume.checkpointer.directory} "
-                              f"(the unreadable ones are in {resume.checkpointer.directory}.unreadable); start "
-                              "afresh in a new run.out_dir")
-        resume.step, resume.meta = found
-        _check_same_run(resume.meta["config"], cfg, resume.checkpointer.directory)
+            raise ConfigError(f"run.resume: no good checkpoint is left in {checkpointer.directory} (the bad ones are "
+                              f"in {checkpointer.directory}.unreadable); start afresh in a new run.out_dir")
+        resume.step, resume.meta, resume.verified = found
+        _check_same_run(resume.meta["config"], cfg, checkpointer.directory)
         if is_lead_process():
             _truncate(resume)
 
@@ -189,7 +324,8 @@ def _truncate(resume: _ResumePoint) -> None:
         truncate_sft_metrics(run_dir, resume.step, evaluations=int("initial" in resume.meta.get("summary", {})))
 
 
-def _train(cfg: Config, run: loop.Run, rl_ckpt, resume: _ResumePoint | None, start, log, stop: StopFlag) -> dict:
+def _train(cfg: Config, run: loop.Run, rl_ckpt, sft_checkpoints: _SFTCheckpoints, resume: _ResumePoint | None, start,
+           log, stop: StopFlag) -> dict:
     eval_batch = cfg.algorithm.prompts_per_batch * cfg.algorithm.group_size
     params = run.params
     summary: dict = {"seed": cfg.seed, "algorithm": cfg.algorithm.name, "eval_examples": len(run.task.eval)}
@@ -214,22 +350,23 @@ def _train(cfg: Config, run: loop.Run, rl_ckpt, resume: _ResumePoint | None, sta
         return result
 
     if resume is None or resume.kind == "sft":
-        sft = _warm_start(cfg, run, params, resume, summary, evaluate, log, stop) if cfg.sft.steps else None
+        sft = _warm_start(cfg, run, params, sft_checkpoints, resume, summary, evaluate, log, stop) \
+            if cfg.sft.steps else None
         params = sft.params if sft else params
         phase = "before RL" if cfg.algorithm.name != "sft" else "after SFT"
         try:
             summary["before"] = evaluate(phase, 0, params)
         except _Interrupted:
-            raise _preempted_in_sft(cfg, run, sft, summary, f"during the evaluation {phase}") from None
+            raise _preempted_in_sft(cfg, run, sft, sft_checkpoints, summary, f"during the evaluation {phase}") from None
         if cfg.algorithm.name == "sft":
             result = _finish(cfg, run, params, summary, start, log)
-            _drop_sft_checkpoints(run)
+            sft_checkpoints.drop(run.lead)
             return result
         # the update donates params; the reference stays (a copy, or the base itself with LoRA)
         rl = loop.RLLoop(run, params, run.reference(params), cfg.run.progress)
         _save(rl_ckpt, rl, summary, cfg, summary["before"])
         rl_ckpt.wait()
-        _drop_sft_checkpoints(run)  # the RL checkpoint at iteration 0 supersedes them
+        sft_checkpoints.drop(run.lead)  # the RL checkpoint at iteration 0 supersedes them
         pending_eval = False
     else:
         rl = loop.RLLoop(run, params, run.reference(params), cfg.run.progress)
@@ -281,9 +418,11 @@ def _train(cfg: Config, run: loop.Run, rl_ckpt, resume: _ResumePoint | None, sta
     return _finish(cfg, run, rl.params, summary, start, log)
 
 
-def _warm_start(cfg: Config, run: loop.Run, params, resume, summary: dict, evaluate, log, stop) -> loop.SFTLoop:
-    """The initial evaluation and the SFT steps, resumed from an SFT checkpoint when there is one. A
-    SIGTERM between SFT steps saves an SFT checkpoint (params, optimizer, key, data position)."""
+def _warm_start(cfg: Config, run: loop.Run, params, sft_checkpoints: _SFTCheckpoints, resume, summary: dict,
+                evaluate, log, stop) -> loop.SFTLoop:
+    """The initial evaluation and the SFT steps, resumed from an SFT checkpoint when there is one. An SFT
+    checkpoint (params, optimizer, key, data position) is saved every `sft.save_every` steps, after the
+    last step (so that a kill in the evaluation after SFT loses no step), and on SIGTERM between steps."""
     sft = loop.SFTLoop(run, params, cfg.sft.steps, cfg.run.progress)
     if resume is not None:
         tree, meta = _restore(resume, sft.state_tree(), cfg, log)
@@ -298,32 +437,38 @@ def _warm_start(cfg: Config, run: loop.Run, params, resume, summary: dict, evalu
                             "the run again (without --resume, or with --resume-or-start)") from None
     while not sft.done:
         if stop.set:
-            raise _preempted_in_sft(cfg, run, sft, summary, f"at SFT step {sft.step_index}")
+            raise _preempted_in_sft(cfg, run, sft, sft_checkpoints, summary, f"at SFT step {sft.step_index}")
         sft.step()
+        every = cfg.sft.save_every
+        if every and (sft.step_index % every == 0 or sft.done):
+            _save_sft(sft_checkpoints.get(), sft, summary, cfg)
     sft.close()
     return sft
 
 
-def _preempted_in_sft(cfg: Config, run: loop.Run, sft: loop.SFTLoop | None, summary: dict, during: str) -> Preempted:
+def _save_sft(checkpointer: TrainStateCheckpointer, sft: loop.SFTLoop, summary: dict, cfg: Config) -> None:
+    """Starts saving an SFT checkpoint of the current step (the arrays are copied before this returns;
+    the files are written in the background while SFT goes on)."""
+    if sft.step_index not in checkpointer.all_steps():
+        # (a copy: the metadata is written in the background, and the summary grows meanwhile)
+        meta = dict(sft.meta(), summary=copy.deepcopy(summary), config=to_dict(cfg))
+        checkpointer.save(sft.step_index, sft.state_tree(), meta)
+
+
+def _preempted_in_sft(cfg: Config, run: loop.Run, sft: loop.SFTLoop | None, sft_checkpoints: _SFTCheckpoints,
+                      summary: dict, during: str) -> Preempted:
     """Saves an SFT checkpoint (when there was SFT) and says what a resumed run redoes."""
     if sft is None:
         return Preempted(f"stopped by SIGTERM {during}, before anything was saved; start the run again "
                          "(without --resume, or with --resume-or-start)")
-    checkpointer = TrainStateCheckpointer(os.path.join(run.out_dir, SFT_CHECKPOINTS), max_to_keep=1)
+    checkpointer = sft_checkpoints.get()
     try:
-        if sft.step_index not in checkpointer.all_steps():
-            checkpointer.save(sft.step_index, sft.state_tree(),
-                              dict(sft.meta(), summary=summary, config=to_dict(cfg)))
+        _save_sft(checkpointer, sft, summary, cfg)
     finally:
         sft.close()
         checkpointer.close()
     return Preempted(f"stopped by SIGTERM {during}; SFT checkpoint at step {sft.step_index} of {cfg.sft.steps} "
                      f"saved in {checkpointer.directory}, continue with --resume")
-
-
-def _drop_sft_checkpoints(run: loop.Run) -> None:
-    if run.lead:
-        shutil.rmtree(os.path.join(run.out_dir, SFT_CHECKPOINTS), ignore_errors=True)
 
 
 def _save(checkpointer: TrainStateCheckpointer, rl: loop.RLLoop, summary: dict, cfg: Config,

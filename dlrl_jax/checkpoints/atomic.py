@@ -1,6 +1,8 @@
 """Folders written whole or not at all: a model export goes into a temporary folder beside its target
 and replaces the target in one rename, so a kill or a full disk mid-export leaves the previous
-folder intact (never a half-written one under the target's name).
+folder intact (never a half-written one under the target's name). Its last file is a manifest of
+content hashes (`SHA256SUMS`, dlrl_jax.checkpoints.manifest) of everything written into it, checked by
+`dlrl-jax eval`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ _RENAME_EXCHANGE = 2  # linux/fs.h
 _AT_FDCWD = -100
 # What an export writes: a replaced folder's own copies of these are stale; anything else in it (an
 # eval/ folder of results, notes) moves over to the new folder.
-EXPORT_PATTERNS = ("*.safetensors", "*.safetensors.index.json", "config.json")
+EXPORT_PATTERNS = ("*.safetensors", "*.safetensors.index.json", "config.json", "SHA256SUMS")
 
 
 def _exchange(a: str, b: str) -> bool:
@@ -48,9 +50,9 @@ def _fsync_tree(folder: str) -> None:
 @contextlib.contextmanager
 def replace_folder(path: str, own_patterns: tuple[str, ...] = EXPORT_PATTERNS):
     """Yields an empty temporary folder in `path`'s parent; when the block ends without an error it
-    becomes `path` in one step (the old folder's entries that match none of `own_patterns` and that
-    the new folder lacks are moved into it). On an error the temporary folder is removed and `path` is
-    untouched."""
+    gets a SHA256SUMS manifest of what the block wrote and becomes `path` in one step (the old folder's
+    entries that match none of `own_patterns` and that the new folder lacks are moved into it). On an
+    error the temporary folder is removed and `path` is untouched."""
     path = os.path.abspath(path)
     parent, name = os.path.split(path)
     os.makedirs(parent, exist_ok=True)
@@ -62,6 +64,8 @@ def replace_folder(path: str, own_patterns: tuple[str, ...] = EXPORT_PATTERNS):
     tmp = tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=parent)
     try:
         yield tmp
+        from dlrl_jax.checkpoints.manifest import write_manifest  # (here: manifest -> hf -> this module)
+        write_manifest(tmp)  # an export nested in another is listed again, whole, by the outer one
         _fsync_tree(tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -8,6 +8,11 @@ returns, then written in the background). Orbax's preservation policies keep the
 interrupted half-way never replaces the previous finished one: Orbax writes into a temporary folder
 and commits a step by an atomic rename, and `latest_step` only sees committed steps.
 
+Every committed step gets a manifest of content hashes (STEP/SHA256SUMS, checkpoints.manifest),
+written atomically by Orbax's background finalize thread once the step is final (after its commit
+rename, before older steps are deleted); `verify(step)` checks it. A kill in the moment between the
+commit and the manifest leaves a step without one, like a step written before manifests existed.
+
 Restoring takes abstract targets (`jax.ShapeDtypeStruct`s with shardings), so a checkpoint written on
 one mesh restores onto another: each array is read straight into the target sharding.
 """
@@ -21,8 +26,11 @@ import shutil
 import time
 
 import jax
+import jax.numpy as jnp
 import orbax.checkpoint as ocp
 from orbax.checkpoint.checkpoint_managers import preservation_policy
+
+from dlrl_jax.checkpoints.manifest import verify_manifest, write_manifest
 
 METRIC = "eval_reward"
 
@@ -48,6 +56,20 @@ def abstract_like(tree):
     return jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
 
 
+class _ManifestingManager(ocp.CheckpointManager):
+    """Orbax's manager, writing each step's manifest once the step is final. `_finalize_checkpoint` runs
+    on the finalize thread (or inline for a synchronous save) after the step's commit and before the
+    retention policy deletes older steps, on the primary process; the step folder exists only if the
+    commit succeeded."""
+
+    def _finalize_checkpoint(self, step: int):
+        result = super()._finalize_checkpoint(step)
+        folder = os.path.join(str(self.directory), str(step))
+        if jax.process_index() == 0 and os.path.isdir(folder):
+            write_manifest(folder)
+        return result
+
+
 class TrainStateCheckpointer:
     def __init__(self, directory: str, max_to_keep: int = 3, keep_best: int = 0):
         self.directory = os.path.abspath(directory)
@@ -56,7 +78,8 @@ class TrainStateCheckpointer:
             policies.append(preservation_policy.BestN(get_metric_fn=lambda metrics: metrics[METRIC], n=keep_best,
                                                       keep_checkpoints_without_metrics=False))
         # best_fn only makes Orbax write the metrics into each step, so that they survive a restart
-        self.manager = ocp.CheckpointManager(self.directory, options=ocp.CheckpointManagerOptions(
+        self._closed = False
+        self.manager = _ManifestingManager(self.directory, options=ocp.CheckpointManagerOptions(
             create=True, preservation_policy=preservation_policy.AnyPreservationPolicy(policies),
             best_fn=(lambda metrics: metrics[METRIC]) if keep_best else None))
 
@@ -87,6 +110,14 @@ class TrainStateCheckpointer:
             state=ocp.args.StandardRestore(abstract_like(target)), meta=ocp.args.JsonRestore()))
         return restored["state"], dict(restored["meta"] or {})
 
+    def verify(self, step: int) -> bool:
+        """True when `step` matches its manifest, False when it has none; a changed, missing or broken file
+        raises checkpoints.manifest.ManifestMismatch naming it."""
+        return verify_manifest(self.step_folder(step))
+
+    def step_folder(self, step: int) -> str:
+        return os.path.join(self.directory, str(step))
+
     def read_meta(self, step: int) -> dict:
         """The JSON metadata of `step` alone (no arrays are read)."""
         restored = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
@@ -105,5 +136,17 @@ class TrainStateCheckpointer:
         self.manager.wait_until_finished()
 
     def close(self) -> None:
-        self.manager.wait_until_finished()
-        self.manager.close()
+        if not self._closed:  # (closed early when its folder is dropped, then again by the run's exit)
+            self._closed = True
+            self.manager.wait_until_finished()
+            self.manager.close()
+
+
+def nonfinite_leaves(tree) -> list[str]:
+    """The paths of the floating-point arrays of `tree` that hold a NaN or an infinity (a restored
+    state with them is refused: training on would only spread them)."""
+    bad = []
+    for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+        if hasattr(leaf, "dtype") and jnp.issubdtype(leaf.dtype, jnp.floating) and not bool(jnp.isfinite(leaf).all()):
+            bad.append(jax.tree_util.keystr(path))
+    return bad

@@ -113,7 +113,7 @@ def test_every_algorithm_trains_through_the_cli(tmp_path, algorithm, extra):
         assert np.isfinite(r["loss"]) and r["skipped"] == 0.0 and 0.3 < r["ratio"] < 3.0
 
 
-def test_sft_command_trains_and_saves_the_model(tmp_path):
+def test_sft_command_trains_and_saves_the_model(tmp_path, capsys):
     out = str(tmp_path / "sft")
     assert cli.main(["sft", "--set", "model.lora_rank=4", "--set", "model.lora_dropout=0.1",
                      "--set", f"run.out_dir={out}", "--set", "sft.steps=2", "--set", "sft.batch_size=8",
@@ -123,6 +123,18 @@ def test_sft_command_trains_and_saves_the_model(tmp_path):
     assert len(losses) == 2 and all(np.isfinite(losses))
     summary = json.load(open(os.path.join(out, "summary.json")))
     assert "after" not in summary and summary["algorithm"] == "sft"
+    # finding 2 (issue 26): `train` into this finished SFT run's folder is refused, changing nothing
+    before = {name: open(os.path.join(out, name), "rb").read() for name in ("metrics.jsonl", "summary.json",
+                                                                           "config.json", "model/model.safetensors")}
+    for resume in ([], ["--resume-or-start"]):
+        assert cli.main(["train", "--set", f"run.out_dir={out}", "--set", "run.progress=false"] + resume) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and f"run.out_dir {out} holds an SFT run" in err[0], err
+    assert "choose another run.out_dir" in err[0] and "dlrl-jax sft --resume" in err[0]
+    assert {name: open(os.path.join(out, name), "rb").read() for name in before} == before
+    # its model/ export (merged weights, tokenizer, adapter/) is listed whole in its manifest
+    listed = {line.rstrip("\n").split("  ")[1] for line in open(os.path.join(out, "model", "SHA256SUMS"))}
+    assert {"model.safetensors", "config.json", "adapter/adapter_model.safetensors"} <= listed
     saved = checkpoints.from_pretrained(os.path.join(out, "model")).cfg
     assert saved.family == "llada" and saved.lora_rank == 0  # the adapter is merged into the export
     # ... and written alone in PEFT's format: the random-init base (seed 0) plus it is the merged export

@@ -41,6 +41,11 @@ def test_eval_results_are_tied_to_the_weights(tmp_path):
         f.seek(stat.st_size - 5)
         f.write(bytes([byte[0] ^ 0x01]))
     os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    # the export's manifest names the changed file first; without one (a folder that no export of ours
+    # wrote) the results' fingerprint still refuses it
+    with pytest.raises(EvalError, match=rf"--model {moved} is not what was exported: {weights}: sha256"):
+        evaluate_model(EvalSettings(**dict(settings.__dict__, model=moved)), log=lambda *_: None)
+    os.remove(os.path.join(moved, "SHA256SUMS"))
     with pytest.raises(EvalError, match=rf"{out} holds results of a different model .*{fingerprint[:12]} there"):
         evaluate_model(EvalSettings(**dict(settings.__dict__, model=moved)), log=lambda *_: None)
 

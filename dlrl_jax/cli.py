@@ -26,7 +26,7 @@ def _train(args, algorithm: str | None = None) -> int:
         if algorithm:
             overrides.append(f"algorithm.name={algorithm}")
         cfg = config.load(args.config, overrides)
-        args.output = cfg.run.out_dir
+        args.output, args.adapter = cfg.run.out_dir, cfg.model.adapter
         from dlrl_jax.parallel import distributed
         distributed.initialize()  # joins a multi-host job (coordinator from DLRL_*, SLURM or a TPU pod); else nothing
         train(cfg, log=print if distributed.is_lead_process() else (lambda *_: None), stop=stop)
@@ -69,7 +69,12 @@ def _sample(args) -> int:
             row = [int(t) for t in args.prompt_ids.split()]
         except ValueError:
             raise ConfigError(f"--prompt-ids must be integers separated by spaces, got "
-                             f"{args.prompt_ids!r}")
+                             f"{args.prompt_ids[:80]!r}")
+        vocab = model.cfg.vocab_size
+        outside = [t for t in row if not 0 <= t < vocab]
+        if outside or not row:  # (XLA would clamp them to a row of the embedding without a word)
+            raise ConfigError(f"--prompt-ids must be token ids in [0, {vocab}) (the model's vocabulary), "
+                              f"got {' '.join(map(str, outside[:5])) or 'none'}")
         ids, mask = np.asarray([row], np.int32), np.ones((1, len(row)), bool)
     schedule = rollout.resolve_schedule(args.schedule, model.cfg.family, args.block_length)
     settings = rollout.SamplerSettings(gen_length=args.gen_length, block_length=args.block_length or args.gen_length,
@@ -113,12 +118,29 @@ def _export(args) -> int:
         peft.write_adapter(args.out, cfg, settings, factors, dtype=args.dtype, base_model=os.path.abspath(source))
         print(f"[dlrl-jax] wrote the PEFT adapter {args.out}")
         return 0
+    from dlrl_jax.checkpoints.atomic import EXPORT_PATTERNS, replace_folder
+    from dlrl_jax.models.tokenizer import TOKENIZER_FILES, copy_tokenizer_files
+
     model = checkpoints.from_pretrained(source, dtype=args.dtype)
     if args.adapter:  # a PEFT adapter merged into the base
         from dlrl_jax.checkpoints.peft import load_adapter
         model = load_adapter(model, args.adapter)
-    checkpoints.save_pretrained(model, args.out)
-    print(f"[dlrl-jax] wrote {args.out}")
+    # the weights and the source's tokenizer (eval and sample --prompt need it beside them) in one folder,
+    # replaced whole and listed whole in its manifest, as a run's export; an earlier export's tokenizer
+    # files are the export's own, never carried over beside another model's
+    tmp = None
+    try:
+        with replace_folder(args.out, EXPORT_PATTERNS + TOKENIZER_FILES) as tmp:
+            checkpoints.save_pretrained(model, tmp)
+            copied = copy_tokenizer_files(source, tmp)
+    except Exception as e:
+        disk = _disk_error(e)
+        if disk is None or tmp is None or not (disk.filename or "").startswith(tmp):
+            raise
+        raise OSError(disk.errno, disk.strerror,  # named where it was going, not by the temporary folder
+                      os.path.abspath(args.out) + disk.filename[len(tmp):]) from e
+    print(f"[dlrl-jax] wrote {args.out}" + ("" if copied else f" (no tokenizer files in {source} to copy: add the "
+                                                              "model's own for eval or sample --prompt)"))
     return 0
 
 
@@ -288,7 +310,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "--temperature, --remasking, --schedule, --top-p, --top-k, --alg-temp, "
                                    "--noise-dtype, --threshold, --cache, --seed; --prompt-style, --prompt-recipe, "
                                    "--reward-set and --decode belong to --protocol dlrl (the default: this "
-                                   "project's evaluation, unchanged).")
+                                   "project's evaluation, unchanged). Code: --protocol egspo --data "
+                                   "hf:openai/openai_humaneval:test (or hf:google-research-datasets/mbpp:sanitized:"
+                                   "test) is the closest to EGSPO's intended HumanEval/MBPP pass@1 (its release "
+                                   "cannot run), tests run in the sandbox.")
     p.add_argument("--model", help="Hugging Face model folder (e.g. RUN_DIR/model); with --checkpoints: the base "
                                    "the run started from, where it lies now (default: the run's model.path)")
     p.add_argument("--adapter", help="a PEFT LoRA adapter folder to put onto --model (the base)")
@@ -346,7 +371,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("rescore", help="score saved generations with a paper's accuracy parser (d1's *.json "
                                        "generation files or eval_*.jsonl)")
     p.add_argument("--protocol", required=True, choices=("d1", "egspo", "espo", "dlrl"),
-                   help="whose parser: d1 / egspo (eval/parse_and_get_acc.py), espo (countdown, sudoku), "
+                   help="whose parser: d1 / egspo (eval/parse_and_get_acc.py; egspo code: HumanEval/MBPP "
+                        "pass@1 as eval/parser_json.py intends, in the sandbox), espo (countdown, sudoku), "
                         "dlrl (this project's accuracy)")
     p.add_argument("--task", required=True, choices=("gsm8k", "math", "countdown", "sudoku", "code"))
     p.add_argument("files", nargs="+", metavar="FILE", help="generation files of one setup, summed together")
@@ -362,6 +388,20 @@ def build_parser() -> argparse.ArgumentParser:
 # failure (run the same command again).
 EXIT_BAD_INPUT = 2
 EXIT_IO = 74  # EX_IOERR (sysexits.h): out of space, an unwritable path
+
+
+MESSAGE_CHARS = 1000
+
+
+def one_line(error: BaseException) -> str:
+    """An error message as one line of at most MESSAGE_CHARS characters, keeping its start (what and
+    where) and its end (the fix): the last guard against a value quoted whole or a library's
+    multi-line text."""
+    text = " ".join(str(error).split())
+    if len(text) <= MESSAGE_CHARS:
+        return text
+    half = MESSAGE_CHARS // 2
+    return f"{text[:half]} [... {len(text) - 2 * half} characters ...] {text[-half:]}"
 
 
 def _disk_error(error: BaseException) -> OSError | None:
@@ -404,11 +444,27 @@ def enable_compilation_cache() -> str | None:
     return folder
 
 
+def _exit(status: int, argv) -> int:
+    """`status` for a caller of main(); the command itself (argv None) ends here, skipping the
+    interpreter's teardown: after a failure, background writers (Orbax's async checkpointing, its event
+    loop) can print their own tracebacks ("Event loop is closed": 80-330 lines in issue 26's hostile
+    round) around the one-line message. What was to be saved is saved and closed by then (the run's
+    with-blocks)."""
+    if argv is not None:
+        return status
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
 def main(argv: list[str] | None = None) -> int:
     # transformers warns, on every tokenizer load, that `llada` is not one of its model types: noise
     # around the one line an error gets (TRANSFORMERS_VERBOSITY=warning brings it back)
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     args = build_parser().parse_args(argv)
+    for name in ("config", "model", "adapter", "tokenizer", "data", "out", "run_dir"):  # "--out=~/x": no shell
+        if isinstance(getattr(args, name, None), str):                                  # expands that "~"
+            setattr(args, name, os.path.expanduser(getattr(args, name)))
     enable_compilation_cache()
     args.output = getattr(args, "out", None) or getattr(args, "run_dir", None)
     try:
@@ -418,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:
         from dlrl_jax.models import ConfigError as ModelConfigError
         from dlrl_jax.models.tokenizer import TokenizerError
         from dlrl_jax.app.evaluation import EvalError
-        from dlrl_jax.app.preemption import PREEMPTED_EXIT, Preempted, TemporaryFailure
+        from dlrl_jax.app.preemption import PREEMPTED_EXIT, Preempted, TemporaryFailure, received_name
         from dlrl_jax.app.run_lock import RunLockedError
         from dlrl_jax.protocols import ProtocolError
         from dlrl_jax.protocols.rescore import RescoreError
@@ -426,17 +482,29 @@ def main(argv: list[str] | None = None) -> int:
         handlers = {"train": _train, "sft": lambda a: _train(a, "sft"), "sample": _sample, "export": _export,
                     "eval": _eval, "rescore": _rescore, "plot": _plot}
         return handlers[args.command](args)
-    except Preempted as e:
-        print(f"dlrl-jax {args.command}: preempted: {e}", file=sys.stderr)
-        return PREEMPTED_EXIT
+    except Preempted as e:  # (the messages say SIGTERM; Ctrl-C's SIGINT takes the same path)
+        print(f"dlrl-jax {args.command}: preempted: {str(e).replace('SIGTERM', received_name())}", file=sys.stderr)
+        return _exit(PREEMPTED_EXIT, argv)
     except TemporaryFailure as e:  # nothing changed; the same command again continues (a launcher requeues on 75)
-        print(f"dlrl-jax {args.command}: temporary failure: {e}", file=sys.stderr)
-        return PREEMPTED_EXIT
+        print(f"dlrl-jax {args.command}: temporary failure: {one_line(e)}", file=sys.stderr)
+        return _exit(PREEMPTED_EXIT, argv)
+    except KeyboardInterrupt:  # Ctrl-C in a command with nothing to save (sample, export, plot)
+        print(f"dlrl-jax {args.command}: interrupted (Ctrl-C)", file=sys.stderr)
+        return _exit(130, argv)
     except (ConfigError, CheckpointError, ModelConfigError, DataError, EvalError, TokenizerError, RunLockedError,
             ProtocolError, RescoreError, FileNotFoundError) as e:
-        print(f"dlrl-jax {args.command}: error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        print(f"dlrl-jax {args.command}: error: {one_line(e)}", file=sys.stderr)
+        return _exit(EXIT_BAD_INPUT, argv)
     except Exception as e:  # noqa: BLE001 (only disk errors are turned into one line; the rest re-raised)
+        if type(e).__name__ == "SafetensorError" and getattr(args, "adapter", None):
+            # (the model's own files are checked where they are read: the adapter's is the other safetensors)
+            print(f"dlrl-jax {args.command}: error: {os.path.join(args.adapter, 'adapter_model.safetensors')} is "
+                  f"truncated or corrupt ({one_line(e)}); download or export the adapter again", file=sys.stderr)
+            return _exit(EXIT_BAD_INPUT, argv)
+        if isinstance(e, OSError) and e.errno in (errno.ELOOP, errno.ENAMETOOLONG):  # a path that cannot be used
+            print(f"dlrl-jax {args.command}: error: {e.filename or args.output}: {e.strerror}; choose another path",
+                  file=sys.stderr)
+            return _exit(EXIT_BAD_INPUT, argv)
         disk = _disk_error(e)
         if disk is None:
             raise
@@ -444,11 +512,7 @@ def main(argv: list[str] | None = None) -> int:
         what = "out of disk space" if disk.errno in (errno.ENOSPC, errno.EDQUOT) else "cannot write there"
         print(f"dlrl-jax {args.command}: error: {what} at {where} ({disk.strerror}); free space or choose "
               f"another output folder (what was saved before is intact)", file=sys.stderr)
-        if argv is None:  # the command itself: skip the teardown, where failed background writers would
-            sys.stdout.flush()  # print their own tracebacks
-            sys.stderr.flush()
-            os._exit(EXIT_IO)
-        return EXIT_IO
+        return _exit(EXIT_IO, argv)
 
 
 if __name__ == "__main__":

@@ -196,8 +196,9 @@ def eval_line(model: str, task: str, algorithm: str) -> str:
                else f"--model {run}/model")
     command = f"dlrl-jax eval {weights} --task {task} --gen-lengths 128,256,512"
     if task == "code":
-        return (f"Evaluate: {command} --data <MBPP or HumanEval file> (no released code evaluation of the "
-                "papers' code numbers runs: FIDELITY.md)")
+        return (f"Evaluate (no released code computes the papers' code numbers; the closest to EGSPO's intended "
+                f"HumanEval/MBPP pass@1, FIDELITY.md): {command} --protocol egspo --data "
+                "hf:openai/openai_humaneval:test (or hf:google-research-datasets/mbpp:sanitized:test)")
     closest = _EVAL_CLOSEST.get((paper, task)) or _EVAL_CLOSEST.get((paper, None))
     if closest:
         return f"Evaluate: {closest}: {command} --protocol d1"

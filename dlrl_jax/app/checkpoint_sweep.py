@@ -184,9 +184,10 @@ def _finished(folder: str, settings: EvalSettings) -> list[dict] | None:
     wanted = [r for r in summary if r["gen_length"] in settings.gen_lengths]
     if len(wanted) != len(set(settings.gen_lengths)):
         return None
-    now = settings_meta(dataclasses.replace(settings, adapter=old.get("adapter"), tokenizer=old.get("tokenizer")))
+    now = settings_meta(dataclasses.replace(settings, adapter=None))  # (the adapter is this checkpoint's own)
     # (a setting left unset, None, was resolved from the protocol, which is compared itself)
-    changed = sorted(k for k in now if k not in ("adapter", "tokenizer") and now[k] is not None and old.get(k) != now[k])
+    changed = sorted(k for k in now if k not in ("adapter", "adapter_sha256", "tokenizer") and now[k] is not None
+                     and old.get(k) != now[k])
     if changed:
         raise EvalError(f"{folder} holds an evaluation with different settings ({', '.join(changed)}); use another "
                         "--out folder to keep both, or delete it to start over")

@@ -22,6 +22,7 @@ by name, never mixed into the same results.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -36,6 +37,7 @@ from tqdm.auto import tqdm
 from dlrl_jax import checkpoints, models, rollout, tasks
 from dlrl_jax.app.pass_at_k import mean_pass_at_k
 from dlrl_jax.app.preemption import Preempted, StopFlag
+from dlrl_jax.app.run_lock import RunLock
 from dlrl_jax.checkpoints.manifest import ManifestMismatch, verify_manifest
 from dlrl_jax.config import SEED_MAX, ConfigError
 from dlrl_jax.data import readers
@@ -233,13 +235,21 @@ def records_and_rows(s: EvalSettings, protocol: eval_protocol.EvalProtocol | Non
     else:
         raise EvalError(f"task {s.task!r} has no generator; pass --data FILE (JSONL/Parquet/CSV or "
                         f"hf:NAME[:CONFIG]:SPLIT), e.g. {readers.packaged_file('gsm8k_mini.jsonl')}")
+    if protocol is not None and protocol.name == "egspo" and s.task == "code":
+        for record, row in zip(records, rows):
+            if record.get("benchmark") not in ("humaneval", "mbpp"):
+                raise EvalError(f"{s.data or 'the data'} row {row + 1}: --protocol egspo evaluates HumanEval or MBPP "
+                                "rows (task_id, prompt, test, entry_point / prompt, test_list, test_imports); this "
+                                "row is neither: give a HumanEval or MBPP file, or use --protocol dlrl")
     n = s.num_examples or len(records)
     return records[:n], rows[:n]
 
 
-# The files whose bytes decide what a model folder computes: weights, architecture, tokenizer.
+# The files whose bytes decide what a model folder computes: weights, architecture, tokenizer (its chat
+# template may live in its own file, a SentencePiece model in tokenizer.model), and an adapter's config.
 _FINGERPRINTED = ("config.json", "model.safetensors.index.json", "tokenizer.json", "tokenizer_config.json",
-                  "special_tokens_map.json", "added_tokens.json", "vocab.json", "merges.txt")
+                  "special_tokens_map.json", "added_tokens.json", "vocab.json", "merges.txt", "chat_template.jinja",
+                  "chat_template.json", "tokenizer.model", "adapter_config.json")
 
 
 def model_fingerprint(*folders: str) -> str:
@@ -267,6 +277,8 @@ def settings_meta(s: EvalSettings) -> dict:
         meta.pop("batch_size")
         meta.pop("world_size")
     meta["adapter"] = s.adapter and os.path.abspath(s.adapter)
+    meta["adapter_sha256"] = s.adapter and model_fingerprint(s.adapter)  # its weights and config, not its path
+    meta["data_sha256"] = s.data and readers.source_fingerprint(s.data)  # the records, not the file name
     return meta
 
 
@@ -303,6 +315,15 @@ def _check_meta(s: EvalSettings) -> None:
             raise EvalError(f"{path} is unreadable ({e}); delete {s.out_dir} to start over, or use another "
                             "--out") from None
         old = upgraded_meta(old)
+        if old.get("data_sha256") != meta["data_sha256"] and s.data:
+            raise EvalError(f"{s.out_dir} holds results on other contents of --data {s.data} (sha256 "
+                            f"{str(old.get('data_sha256'))[:12]} there, {str(meta['data_sha256'])[:12]} now: the file "
+                            "changed since, or it was written before data fingerprints); refusing to mix them: use "
+                            f"another --out, or delete {s.out_dir} to start afresh")
+        if old.get("adapter_sha256") != meta["adapter_sha256"] and s.adapter:
+            raise EvalError(f"{s.out_dir} holds results of other adapter weights or config in --adapter {s.adapter} "
+                            f"(sha256 {str(old.get('adapter_sha256'))[:12]} there, {meta['adapter_sha256'][:12]} now); "
+                            f"refusing to mix them: use another --out, or delete {s.out_dir} to start afresh")
         if old.get("model_sha256") != meta["model_sha256"]:
             raise EvalError(f"{s.out_dir} holds results of a different model (weights/config/tokenizer sha256 "
                             f"{str(old.get('model_sha256'))[:12]} there, {meta['model_sha256'][:12]} now: the model "
@@ -354,8 +375,21 @@ def _verify_exports(s: EvalSettings) -> None:
 def evaluate_model(s: EvalSettings, log=print, stop: StopFlag | None = None) -> list[dict]:
     """Runs (or resumes) the evaluation; returns one summary row per generation length.
 
-    `stop`: the CLI's SIGTERM flag; once decoding starts a SIGTERM stops it between batches (every
-    written batch whole) with `Preempted`, and the same command continues from there."""
+    Holds `s.out_dir`/run.lock while it runs: a second evaluation into the same folder is refused by
+    name (two would append every row twice). `stop`: the CLI's SIGTERM flag; once decoding starts a
+    SIGTERM stops it between batches (every written batch whole) with `Preempted`, and the same command
+    continues from there."""
+    if s.num_examples < 0:
+        raise EvalError(f"--num-examples must be >= 0 (0: all records), got {s.num_examples}")
+    if s.batch_size is not None and s.batch_size <= 0:
+        raise EvalError(f"--batch-size must be a positive integer, got {s.batch_size}")
+    if os.path.exists(s.out_dir) and not os.path.isdir(s.out_dir):
+        raise EvalError(f"--out {s.out_dir} is a file, not a folder; choose a folder path")
+    with contextlib.ExitStack() as stack:  # (holds the lock, taken once the inputs passed their checks)
+        return _evaluate(s, log, stop, stack)
+
+
+def _evaluate(s: EvalSettings, log, stop: StopFlag | None, stack: contextlib.ExitStack) -> list[dict]:
     if s.task not in tasks.names():
         raise EvalError(f"--task {s.task!r} is unknown; use one of {', '.join(tasks.names())}")
     if not s.gen_lengths or any(g <= 0 for g in s.gen_lengths):
@@ -381,6 +415,7 @@ def evaluate_model(s: EvalSettings, log=print, stop: StopFlag | None = None) -> 
     if s.samples:  # pass@k: the accuracy pass is greedy, the samples are drawn at --temperature
         sampled_by_length = settings_by_length
         settings_by_length = {g: dataclasses.replace(v, temperature=0.0) for g, v in sampled_by_length.items()}
+    stack.enter_context(RunLock(s.out_dir, log, fix="or use another --out"))  # before anything is written there
     _check_meta(s)
     graphdef, params = models.split(model)
     # the user message, and the whole prompt text as it is tokenized: a paper's message through the chat
@@ -509,7 +544,7 @@ def _correct(s: EvalSettings, protocol, task, completions, raw, records) -> tupl
     if protocol.parser is None:
         return [float(x) for x in task.correct(completions, records)], [1] * len(records)
     texts = raw if protocol.keep_special_tokens else completions
-    scored = [parsers.score(protocol.parser, s.task, text, r) for text, r in zip(texts, records)]
+    scored = parsers.score_many(protocol.parser, s.task, texts, records)  # (code: one sandbox batch)
     return [c for c, _ in scored], [n for _, n in scored]
 
 

@@ -21,7 +21,11 @@ def plot_run(run_dir: str, out: str | None = None) -> str:
     """Draws the run's metrics into RUN_DIR/curves.png (or `out`) and returns the path."""
     if not os.path.isfile(os.path.join(run_dir, "metrics.jsonl")):
         raise FileNotFoundError(f"{run_dir} has no metrics.jsonl; pass the run folder of `dlrl-jax train`")
-    records = read_metrics(run_dir)
+    torn = []
+    records = read_metrics(run_dir, torn_tail=torn)
+    if torn:
+        print(f"[dlrl-jax] plot: {run_dir}/metrics.jsonl line {torn[0]} is torn (a run killed mid-write, or "
+              "still writing); plotting the rows before it")
     rl = [r for r in records if r["phase"] == "rl"]
     evals = [r for r in records if r["phase"] == "eval"]
     # With an SFT warm start there are two evaluations at step 0 (random init, then before RL): the

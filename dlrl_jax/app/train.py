@@ -86,6 +86,39 @@ def _check_same_run(saved: dict, cfg: Config, directory: str) -> None:
                           "the original settings, or choose a new run.out_dir")
 
 
+DATA_FINGERPRINTS = "data_sha256.json"  # RUN_DIR/: the bytes of the data files the run started on
+
+
+def _check_same_data(cfg: Config, resuming: bool) -> None:
+    """A resumed run must read the records it started on: another train/eval file would continue on
+    other data, cut another held-out split and compare "before" and "after" on two sets (issue 26).
+    The settings compare file names; this compares their bytes (sha256, recorded at the start). A hub
+    source (hf:) is its name only."""
+    from dlrl_jax.data.readers import source_fingerprint
+
+    now = {field: source_fingerprint(path) for field, path in (("task.train_file", cfg.task.train_file),
+                                                               ("task.eval_file", cfg.task.eval_file))
+           if path is not None and not path.startswith("hf:")}
+    record = os.path.join(cfg.run.out_dir, DATA_FINGERPRINTS)
+    if resuming and os.path.exists(record):  # (a run started before these records: nothing to compare)
+        with open(record) as f:
+            started = json.load(f)
+        for field, sha in now.items():
+            if started.get(field, sha) != sha:
+                path = getattr(cfg.task, field.split(".")[1])
+                raise ConfigError(f"run.resume: {field} {path} changed since this run started (sha256 "
+                                  f"{started[field][:12]} in {record}, {sha[:12]} now): resuming would train on other "
+                                  "records and cut another held-out split; restore the original file, or start a new "
+                                  f"run.out_dir (or delete {record} to continue on the new data anyway)")
+    if is_lead_process() and now:
+        os.makedirs(cfg.run.out_dir, exist_ok=True)
+        with open(record + ".tmp", "w") as f:
+            json.dump(now, f, indent=2)
+        os.replace(record + ".tmp", record)
+    elif is_lead_process() and not resuming and os.path.exists(record):  # a fresh start on generated data
+        os.remove(record)
+
+
 class _Interrupted(Exception):
     """SIGTERM arrived during a held-out evaluation: the evaluation stops between batches."""
 
@@ -174,6 +207,7 @@ def _start(cfg: Config, log, stop: StopFlag, start: float, stack: contextlib.Exi
     if resume is None and cfg.run.resume is True:
         raise ConfigError(f"run.resume: {out} holds no checkpoint to resume from; start it without --resume, or "
                           "with --resume-or-start (run.resume=auto), which starts fresh when there is none")
+    _check_same_data(cfg, resume is not None)
     metrics_path = os.path.join(out, "metrics.jsonl")
     if is_lead_process():
         if resume is None and os.path.exists(metrics_path):

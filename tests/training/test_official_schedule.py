@@ -15,6 +15,7 @@ from dlrl_jax.training import loop
 from dlrl_jax.training.optimizer import OptimizerSettings, make_optimizer
 
 K, COLUMNS, MU, GROUP = 4, 2, 2, 2
+SFT_STEPS = 8  # enough for rewards that differ within a group (asserted below)
 
 
 def _run_one_iteration(tmp_path):
@@ -23,7 +24,7 @@ def _run_one_iteration(tmp_path):
                              f"algorithm.k={K}", f"algorithm.columns_per_update={COLUMNS}", f"algorithm.mu={MU}",
                              "algorithm.micro_batches=2", "sft.batch_size=16", "run.progress=false", "run.tensorboard=false"])
     run = loop.Run(cfg)
-    params = loop.run_sft(run, run.params, 30, progress=False)  # a warm start, so that rewards (and advantages) vary
+    params = loop.run_sft(run, run.params, SFT_STEPS, progress=False)  # a warm start, so that rewards (and advantages) vary
     rl = loop.RLLoop(run, params, run.reference(params), progress=False)
     start = jax.tree.map(np.asarray, rl.params)
     seen = {}
@@ -63,37 +64,42 @@ def _oracle(cfg, run, start, traj, reward):
     advantage = (grouped - grouped.mean(axis=1, keepdims=True)).reshape(B)  # egspo: lambda 0, every column
     attention = jnp.asarray(np.concatenate([prompt_mask, np.ones((B, G), bool)], axis=1))
 
+    # (jitted with the column as an argument: one compile each for the forward and the gradient, where
+    # running them op by op would compile every operation of the model separately)
+    @jax.jit
     def step_logprob(params, column):
-        step = selected[:, column]
-        canvas = tokens.copy()
-        canvas[:, P:] = np.where(unmask_step < step[:, None], tokens[:, P:], run.mask_id)
-        logp = jax.nn.log_softmax(models.forward(run.graphdef, params, jnp.asarray(canvas), attention), axis=-1)
+        step = jnp.asarray(selected)[:, column]
+        completion = jnp.where(jnp.asarray(unmask_step) < step[:, None], jnp.asarray(tokens[:, P:]), run.mask_id)
+        canvas = jnp.concatenate([jnp.asarray(tokens[:, :P]), completion], axis=1)
+        logp = jax.nn.log_softmax(models.forward(run.graphdef, params, canvas, attention), axis=-1)
         token_logp = jnp.take_along_axis(logp[:, P:], jnp.asarray(tokens[:, P:, None]), axis=-1)[..., 0]
-        return jnp.where(jnp.asarray(unmask_step == step[:, None]), token_logp, 0.0).sum(axis=1)
+        return jnp.where(jnp.asarray(unmask_step) == step[:, None], token_logp, 0.0).sum(axis=1)
 
     ref = np.stack([np.asarray(step_logprob(start, c)) for c in range(K)], axis=1)
 
     def column_loss(params, column):
         logp = step_logprob(params, column)
-        ratio = jnp.exp(logp - old[:, column])
+        ratio = jnp.exp(logp - jnp.asarray(old)[:, column])
         clipped = jnp.clip(ratio, 1 - a.eps_low, 1 + a.eps_high)
-        delta = ref[:, column] - logp
+        delta = jnp.asarray(ref)[:, column] - logp
         per_row = -jnp.minimum(ratio * advantage, clipped * advantage) + a.beta * (jnp.exp(delta) - delta - 1)
         return per_row.mean() / (s.gen_length // s.steps)
 
     o = cfg.optim
     tx = make_optimizer(OptimizerSettings(learning_rate=o.learning_rate, warmup_steps=o.warmup_steps,
                                           weight_decay=o.weight_decay, b1=o.b1, b2=o.b2, grad_clip=o.grad_clip))
+    column_grad = jax.jit(jax.grad(column_loss))
+    apply_update = jax.jit(lambda g, state, p: tx.update(g, state, p))
     params = jax.tree.map(jnp.asarray, start)
     opt_state, accumulated, out = tx.init(params), None, []
     for micro_step in range(MU * K):
         column = (micro_step + 1) % K  # the trainer's counter is incremented before compute_loss reads it
-        grads = jax.grad(column_loss)(params, column)
+        grads = column_grad(params, column)
         grads = jax.tree.map(lambda g: g / COLUMNS, grads)  # the trainer's loss / gradient_accumulation_steps
         accumulated = grads if accumulated is None else jax.tree.map(jnp.add, accumulated, grads)
         if (micro_step + 1) % COLUMNS == 0:
             norm = float(optax.tree.norm(accumulated))
-            updates, opt_state = tx.update(accumulated, opt_state, params)
+            updates, opt_state = apply_update(accumulated, opt_state, params)
             params = optax.apply_updates(params, updates)
             out.append((jax.tree.map(np.asarray, params), norm))
             accumulated = None

@@ -144,31 +144,79 @@ def _export(args) -> int:
     return 0
 
 
+# Task settings of `dlrl-jax eval` when no flag gives them: a model's evaluation takes these, a checkpoint
+# sweep the run's own (task.*).
+_EVAL_TASK_DEFAULTS = {"prompt_style": "chat", "reward_set": "dlrl", "prompt_recipe": "dlrl", "decode": "cut_eos"}
+
+
 def _eval(args) -> int:
     from dlrl_jax.config import ConfigError
-    from dlrl_jax.app.evaluation import EvalSettings, evaluate_model, format_table
+    from dlrl_jax.app.evaluation import evaluate_model, format_table
     from dlrl_jax.app.preemption import StopFlag
 
     try:
         lengths = tuple(int(x) for x in args.gen_lengths.split(","))
     except ValueError:
         raise ConfigError(f"--gen-lengths must be integers separated by commas, got {args.gen_lengths!r}")
+    if args.checkpoints:
+        return _eval_checkpoints(args, lengths)
+    if not args.model or not args.task:
+        raise ConfigError("dlrl-jax eval needs --model DIR and --task T (or --checkpoints RUN_DIR to evaluate a "
+                          "training run's checkpoints)")
+    for name, default in _EVAL_TASK_DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
     default_out = os.path.join(args.adapter or args.model, "eval")
-    settings = EvalSettings(model=args.model, task=args.task, out_dir=args.out or default_out, adapter=args.adapter,
-                            gen_lengths=lengths, data=args.data, num_examples=args.num_examples,
-                            prompt_style=args.prompt_style, block_length=args.block_length,
-                            reward_set=args.reward_set, prompt_recipe=args.prompt_recipe, decode=args.decode,
-                            steps_per_token=args.steps_per_token, temperature=args.temperature,
-                            remasking=args.remasking, threshold=args.threshold, cache=args.cache,
-                            schedule=args.schedule, top_p=args.top_p, top_k=args.top_k, alg_temp=args.alg_temp,
-                            noise_dtype=args.noise_dtype, batch_size=args.batch_size,
-                            tokenizer=args.tokenizer, dtype=args.dtype, seed=args.seed, progress=not args.no_progress,
-                            protocol=args.protocol, data_dir=args.data_dir, world_size=args.world_size,
-                            attend_pads=None if args.pads is None else args.pads == "attended")
+    settings = _eval_settings(args, model=args.model, task=args.task, out_dir=args.out or default_out,
+                              gen_lengths=lengths, data=args.data)
     with StopFlag(args.command) as stop:
         summary = evaluate_model(settings, stop=stop)
     print(format_table(args.task, summary))
     print(f"[dlrl-jax] per-example results in {settings.out_dir}")
+    return 0
+
+
+def _eval_settings(args, **given):
+    from dlrl_jax.app.evaluation import EvalSettings
+
+    return EvalSettings(**given, adapter=args.adapter, num_examples=args.num_examples,
+                        prompt_style=args.prompt_style, block_length=args.block_length,
+                        reward_set=args.reward_set, prompt_recipe=args.prompt_recipe, decode=args.decode,
+                        steps_per_token=args.steps_per_token, temperature=args.temperature,
+                        remasking=args.remasking, threshold=args.threshold, cache=args.cache,
+                        schedule=args.schedule, top_p=args.top_p, top_k=args.top_k, alg_temp=args.alg_temp,
+                        noise_dtype=args.noise_dtype, batch_size=args.batch_size,
+                        tokenizer=args.tokenizer, dtype=args.dtype, seed=args.seed, progress=not args.no_progress,
+                        samples=args.samples, protocol=args.protocol, data_dir=args.data_dir,
+                        world_size=args.world_size, attend_pads=None if args.pads is None else args.pads == "attended")
+
+
+def _eval_checkpoints(args, lengths) -> int:
+    """`dlrl-jax eval --checkpoints RUN_DIR`: every kept checkpoint (or the last N), last / best / mean."""
+    from dlrl_jax.config import ConfigError
+    from dlrl_jax.app import checkpoint_sweep
+    from dlrl_jax.app.preemption import StopFlag
+
+    if args.adapter:
+        raise ConfigError("--adapter does not go with --checkpoints: each checkpoint's adapter is written from it "
+                          "(--model names the base)")
+    rule = checkpoint_sweep.RULES.get(args.selection)
+    _, cfg = checkpoint_sweep.list_checkpoints(args.checkpoints)
+    ours = args.protocol == "dlrl"  # (a paper's protocol brings its own prompt, parser and test file)
+    for name, default in _EVAL_TASK_DEFAULTS.items():  # the run's task settings, unless a flag says otherwise
+        if getattr(args, name) is None:
+            setattr(args, name, getattr(cfg.task, name) if ours else default)
+    settings = _eval_settings(args, model=args.model or "", task=args.task or cfg.task.name,
+                              out_dir=args.out or os.path.join(args.checkpoints, "eval_checkpoints"),
+                              gen_lengths=lengths, data=args.data or (cfg.task.eval_file if ours else None))
+    last = args.last if args.last is not None else (rule.last if rule else 0)
+    order = args.checkpoint_order or (rule.order if rule else "numeric")
+    with StopFlag(args.command) as stop:
+        rows = checkpoint_sweep.sweep(args.checkpoints, settings, last=last, order=order, rule=args.selection,
+                                      stop=stop)
+    print(checkpoint_sweep.format_report(settings.task, rows))
+    print(f"[dlrl-jax] per-checkpoint results in {settings.out_dir}/step_<iteration>; the report in "
+          f"{settings.out_dir}/checkpoint_sweep.json")
     return 0
 
 
@@ -266,9 +314,20 @@ def build_parser() -> argparse.ArgumentParser:
                                    "hf:openai/openai_humaneval:test (or hf:google-research-datasets/mbpp:sanitized:"
                                    "test) is the closest to EGSPO's intended HumanEval/MBPP pass@1 (its release "
                                    "cannot run), tests run in the sandbox.")
-    p.add_argument("--model", required=True, help="Hugging Face model folder (e.g. RUN_DIR/model)")
+    p.add_argument("--model", help="Hugging Face model folder (e.g. RUN_DIR/model); with --checkpoints: the base "
+                                   "the run started from, where it lies now (default: the run's model.path)")
     p.add_argument("--adapter", help="a PEFT LoRA adapter folder to put onto --model (the base)")
-    p.add_argument("--task", required=True, help="sudoku | countdown | gsm8k | math | code")
+    p.add_argument("--task", help="sudoku | countdown | gsm8k | math | code (with --checkpoints: the run's)")
+    p.add_argument("--checkpoints", metavar="RUN_DIR",
+                   help="evaluate the kept RL checkpoints of a training run; reports last, best and mean per length")
+    p.add_argument("--last", type=int, default=None,
+                   help="with --checkpoints: only the last N (default: all kept; --selection egspo: 20)")
+    p.add_argument("--checkpoint-order", choices=("numeric", "lexicographic"), default=None,
+                   help="how the last N are chosen: numeric (newest N, the default) or lexicographic (the greatest "
+                        "official checkpoint-<step> names, as EGSPO's eval_checkpoints.py; --selection egspo's)")
+    p.add_argument("--selection", choices=("egspo", "d1", "espo"), default=None,
+                   help="name a paper's checkpoint selection in the report: egspo best of the last 20, d1 best, "
+                        "espo the last")
     p.add_argument("--protocol", default="dlrl", choices=("dlrl", "d1", "egspo", "espo"),
                    help="whose evaluation (default dlrl, this project's); recorded in eval_meta.json")
     p.add_argument("--data", help="records: JSONL/JSON/CSV/Parquet file or hf:NAME[:CONFIG]:SPLIT (default: the "
@@ -278,17 +337,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gen-lengths", default="128,256,512", help="comma-separated, e.g. 128,256,512")
     p.add_argument("--out", help="results folder (default MODEL/eval); rerun to resume")
     p.add_argument("--num-examples", type=int, default=0, help="first N records (0: all; generator: 256)")
-    p.add_argument("--prompt-style", default="chat", choices=("chat", "plain"))
-    p.add_argument("--reward-set", default="dlrl", choices=("dlrl", "d1", "espo"),
+    p.add_argument("--prompt-style", default=None, choices=("chat", "plain"), help="default chat (--checkpoints: the run's)")
+    p.add_argument("--reward-set", default=None, choices=("dlrl", "d1", "espo"),
                    help="whose reward functions score the completions (as task.reward_set)")
-    p.add_argument("--prompt-recipe", default="dlrl", choices=("dlrl", "d1", "egspo", "espo"),
+    p.add_argument("--prompt-recipe", default=None, choices=("dlrl", "d1", "egspo", "espo"),
                    help="whose prompt text (as task.prompt_recipe)")
-    p.add_argument("--decode", default="cut_eos", choices=("cut_eos", "official"),
+    p.add_argument("--decode", default=None, choices=("cut_eos", "official"),
                    help="completion text for rewards (as task.decode)")
     p.add_argument("--block-length", type=int, default=None,
                    help="default 32 (the papers'); a Dream model without it uses Dream's sampler")
     p.add_argument("--steps-per-token", type=float, default=0.5, help="steps = gen length x this (papers: 0.5)")
-    p.add_argument("--temperature", type=float, default=0.0)
+    p.add_argument("--temperature", type=float, default=0.0,
+                   help="decoding temperature; with --samples, the samples' (the accuracy stays greedy)")
+    p.add_argument("--samples", type=int, default=0,
+                   help="N > 0: also N completions per example at --temperature, and pass@k (k = 1, 2, 4, ..., N) "
+                        "beside the greedy accuracy")
     _add_sampler_arguments(p, remasking=None)
     p.add_argument("--threshold", type=float, default=None, help="confidence-threshold parallel decoding")
     _add_cache_argument(p)

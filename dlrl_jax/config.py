@@ -144,6 +144,8 @@ class SFTSection:
 class RunSection:
     iterations: int = 150
     eval_every: int = 50          # RL iterations between held-out evaluations (0: only before/after)
+    eval_samples: int = 0         # > 0: each held-out evaluation also reports pass@k of this many samples per
+    #                               record at sampler.temperature (eval_pass@k; 0: greedy metrics only)
     save_every: int = 0           # RL iterations between Orbax checkpoints (0: after SFT and at the end only)
     keep_checkpoints: int = 3     # the newest N checkpoints are kept
     keep_best_checkpoints: int = 0  # and the N with the best held-out reward (a checkpoint at every evaluation)
@@ -207,7 +209,7 @@ _NON_NEGATIVE = {"task.min_blanks", "task.max_prompt_length", "sampler.temperatu
                  "algorithm.beta", "algorithm.p_mask_prompt", "optim.learning_rate", "optim.warmup_steps", "optim.weight_decay",
                  "algorithm.ref_sync_every",
                  "optim.grad_clip", "sft.steps", "sft.learning_rate", "sft.warmup_steps", "sft.save_every", "run.eval_every",
-                 "run.save_every", "run.keep_best_checkpoints"}
+                 "run.eval_samples", "run.save_every", "run.keep_best_checkpoints"}
 
 
 SEED_MAX = 2**31 - 2

@@ -120,6 +120,12 @@ def fields(model: str, task: str, algorithm: str) -> dict:
         f["algorithm.old_logprob_dropout"] = True  # (EGSPO's old log-probs are the rollout's own)
     # TRL: warmup steps = ceil(warmup_ratio x max_steps); max_steps here: ITERATIONS rollouts
     f["optim.warmup_steps"] = math.ceil(v("warmup_ratio") * ITERATIONS * steps_per_rollout)
+    # TRL saves every save_steps optimizer steps: the first iteration boundary at or after them; the run
+    # keeps what the paper's evaluation chooses from (EGSPO: the last 20 it evaluates; the others every
+    # checkpoint their runs keep, save_total_limit, as many as the budget writes)
+    f["run.save_every"] = math.ceil(v("save_steps") / steps_per_rollout)
+    written = math.ceil(ITERATIONS / f["run.save_every"])
+    f["run.keep_checkpoints"] = v("checkpoints_evaluated") if paper == "egspo" else min(v("save_total_limit"), written)
     for key, val in _data(paper, task).items():
         f[f"task.{key}"] = val
     return f
@@ -136,9 +142,9 @@ def config(model: str, task: str, algorithm: str) -> dict:
             continue
         section, key = dotted.split(".")
         out.setdefault(section, {})[key] = val
+    run = out.pop("run", {})
     out["sft"] = {"steps": 0}
-    out["run"] = {"iterations": ITERATIONS, "eval_every": 100, "save_every": 50, "keep_checkpoints": 3,
-                  "out_dir": f"runs/{model}_{task}_{algorithm}"}
+    out["run"] = {"iterations": ITERATIONS, "eval_every": 100, **run, "out_dir": f"runs/{model}_{task}_{algorithm}"}
     out["mesh"] = {"data": -1, "fsdp": 1, "tensor": 1}
     return out
 

@@ -62,8 +62,8 @@ from dlrl_jax.training import loop, precision
 SFT_CHECKPOINTS = "checkpoints_sft"  # the SFT warm start's, until RL's first checkpoint supersedes them
 # Fields a resumed run may change: how long it runs, how it reports, where the folder is (a moved run
 # resumes) and on which mesh (the checkpoint restores onto any), not what it computes.
-_RESUMABLE_CHANGES = ("run.iterations", "run.resume", "run.out_dir", "run.progress", "run.eval_every", "run.save_every",
-                      "run.halt_on", "run.halt_patience",
+_RESUMABLE_CHANGES = ("run.iterations", "run.resume", "run.out_dir", "run.progress", "run.eval_every", "run.eval_samples",
+                      "run.save_every", "run.halt_on", "run.halt_patience",
                       "run.keep_checkpoints", "run.keep_best_checkpoints", "run.tensorboard", "run.wandb_project", "run.keep_best", "mesh.data",
                       "mesh.fsdp", "mesh.tensor", "sft.save_every")
 
@@ -379,7 +379,9 @@ def _train(cfg: Config, run: loop.Run, rl_ckpt, sft_checkpoints: _SFTCheckpoints
         t = time.perf_counter()
         result = held_out(run, p, run.task.eval, eval_batch, step, stop=check_stop)
         run.writer.write("eval", step, dict(result, seconds=time.perf_counter() - t))
-        log(f"[dlrl-jax] eval {phase}: reward {result['reward']:.3f}, solved {result['solved']:.1%}")
+        passes = "".join(f", {k[5:]} {v:.1%}" for k, v in result.items() if k.startswith("eval_pass@"))
+        log(f"[dlrl-jax] eval {phase}: reward {result['reward']:.3f}, solved {result['solved']:.1%}, "
+            f"correct {result['eval_correct']:.3f}{passes}")
         if candidate and cfg.run.keep_best and result["reward"] > summary.get("best", {}).get("reward", -1.0):
             summary["best"] = dict(result, step=step)
             _export(run, p, os.path.join(run.out_dir, "best_model"))

@@ -45,13 +45,17 @@ def test_sample_cli_block_length_selects_llada_blocks_on_a_dream_folder(pair, ca
 def test_eval_flags_reach_the_sampler():
     args = cli.build_parser().parse_args(
         ["eval", "--model", "M", "--task", "sudoku", "--remasking", "maskgit_plus", "--top-p", "0.95", "--top-k", "50",
-         "--alg-temp", "0.1", "--noise-dtype", "float32"])
+         "--alg-temp", "0.1", "--noise-dtype", "float32", "--dream-mask-candidate", "official"])
     s = EvalSettings(model=args.model, task=args.task, out_dir="", block_length=args.block_length,
                      remasking=args.remasking, schedule=args.schedule, top_p=args.top_p, top_k=args.top_k,
-                     alg_temp=args.alg_temp, noise_dtype=args.noise_dtype)
+                     alg_temp=args.alg_temp, noise_dtype=args.noise_dtype,
+                     dream_mask_candidate=args.dream_mask_candidate)
     dream = sampler_settings(s, 64, 7, family="dream")
-    assert (dream.schedule, dream.remasking, dream.top_p, dream.top_k, dream.alg_temp) == \
-        ("dream", "maskgit_plus", 0.95, 50, 0.1)
+    assert (dream.schedule, dream.remasking, dream.top_p, dream.top_k, dream.alg_temp, dream.dream_mask_candidate) == \
+        ("dream", "maskgit_plus", 0.95, 50, 0.1, "official")
+    parser = cli.build_parser()  # unset, eval takes the protocol's; sample keeps this project's default
+    assert parser.parse_args(["eval", "--model", "M", "--task", "sudoku"]).dream_mask_candidate is None
+    assert parser.parse_args(["sample", "--model", "M", "--prompt-ids", "1"]).dream_mask_candidate == "exclude"
     llada = sampler_settings(EvalSettings(model="M", task="sudoku", out_dir="", noise_dtype="bfloat16"), 64, 7)
     assert (llada.schedule, llada.block_length, llada.steps, llada.noise_dtype) == ("blocks", 32, 32, "bfloat16")
 

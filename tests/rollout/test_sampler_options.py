@@ -99,10 +99,12 @@ def tiny_dream_dir(tmp_path_factory):
 
 
 @pytest.mark.slow  # about 40 s each on two shared cores
-@pytest.mark.parametrize("algorithm", ["egspo_sa", "espo"])
-def test_train_dream_with_dreams_sampler(tiny_dream_dir, tmp_path, algorithm):
+@pytest.mark.parametrize("algorithm,mask_candidate", [("egspo_sa", "exclude"), ("espo", "exclude"),
+                                                      ("espo", "official")])
+def test_train_dream_with_dreams_sampler(tiny_dream_dir, tmp_path, algorithm, mask_candidate):
     """EGSPO-SA (step log-probs, entropies, greedy completions) and ESPO train a Dream-layout model whose
-    rollouts run Dream's sampler (schedule auto, no block_length: 16 tokens in 8 steps is [1, 2, ...])."""
+    rollouts run Dream's sampler (schedule auto, no block_length: 16 tokens in 8 steps is [1, 2, ...]);
+    ESPO also as its paper configs run it, the mask token among the candidates."""
     from dlrl_jax.training.loop import Run
     from dlrl_jax.app.metrics import read_metrics
 
@@ -110,9 +112,10 @@ def test_train_dream_with_dreams_sampler(tiny_dream_dir, tmp_path, algorithm):
             "sft.steps=0", "run.iterations=1", "task.train_size=16", "task.eval_size=4",
             "algorithm.prompts_per_batch=2", "algorithm.group_size=2", "algorithm.k=2", "sampler.steps=8",
             "sampler.remasking=entropy", "sampler.top_p=0.95", "sampler.temperature=1.0", "run.progress=false",
-            "run.tensorboard=false", "run.eval_every=0"]
+            "run.tensorboard=false", "run.eval_every=0", f"sampler.dream_mask_candidate={mask_candidate}"]
     settings = Run(config.from_dict({}, sets)).sampler(1.0, record_greedy=True)
-    assert (settings.schedule, settings.remasking, settings.top_p) == ("dream", "entropy", 0.95)
+    assert (settings.schedule, settings.remasking, settings.top_p, settings.dream_mask_candidate) == (
+        "dream", "entropy", 0.95, mask_candidate)
     assert cli.main(["train", *sum((["--set", s] for s in sets), [])]) == 0
     rl = [r for r in read_metrics(str(tmp_path)) if r["phase"] == "rl"]
     assert len(rl) == 1 and np.isfinite(rl[0]["loss"]) and rl[0]["skipped"] == 0.0

@@ -81,7 +81,7 @@ def _sample(args) -> int:
                                        steps=args.steps or args.gen_length, temperature=args.temperature,
                                        remasking=args.remasking, mask_id=int(mask_id), cache=args.cache,
                                        schedule=schedule, top_p=args.top_p, top_k=args.top_k, alg_temp=args.alg_temp,
-                                       noise_dtype=args.noise_dtype)
+                                       noise_dtype=args.noise_dtype, dream_mask_candidate=args.dream_mask_candidate)
     try:
         settings.validate()
     except rollout.SamplerSettingsError as e:
@@ -185,8 +185,8 @@ def _eval_settings(args, **given):
                         steps_per_token=args.steps_per_token, temperature=args.temperature,
                         remasking=args.remasking, threshold=args.threshold, cache=args.cache,
                         schedule=args.schedule, top_p=args.top_p, top_k=args.top_k, alg_temp=args.alg_temp,
-                        noise_dtype=args.noise_dtype, batch_size=args.batch_size,
-                        tokenizer=args.tokenizer, dtype=args.dtype, seed=args.seed, progress=not args.no_progress,
+                        noise_dtype=args.noise_dtype, dream_mask_candidate=args.dream_mask_candidate,
+                        batch_size=args.batch_size, tokenizer=args.tokenizer, dtype=args.dtype, seed=args.seed, progress=not args.no_progress,
                         samples=args.samples, protocol=args.protocol, data_dir=args.data_dir,
                         world_size=args.world_size, attend_pads=None if args.pads is None else args.pads == "attended")
 
@@ -242,7 +242,7 @@ def _add_cache_argument(p) -> None:
                    help="Fast-dLLM's approximate KV cache (faster, not exact; see SamplerSettings)")
 
 
-def _add_sampler_arguments(p, remasking: str | None = "low_confidence") -> None:
+def _add_sampler_arguments(p, remasking: str | None = "low_confidence", mask_candidate: str | None = "exclude") -> None:
     """The candidate and order options of both samplers (see SamplerSettings)."""
     p.add_argument("--remasking", default=remasking,
                    choices=("low_confidence", "random", "origin", "maskgit_plus", "topk_margin", "entropy"),
@@ -257,6 +257,10 @@ def _add_sampler_arguments(p, remasking: str | None = "low_confidence") -> None:
                    help="Dream: draw positions from softmax(confidence / alg-temp) instead of the top ones")
     p.add_argument("--noise-dtype", default="float32", choices=("float32", "bfloat16", "float64"),
                    help="Gumbel-max precision at temperature > 0; bfloat16 as the official EGSPO/d1/ESPO trainers")
+    p.add_argument("--dream-mask-candidate", default=mask_candidate, choices=("exclude", "official"),
+                   help="Dream's sampler: exclude (never draw the mask token) or official (as Dream's sample_tokens: "
+                        "a drawn mask token leaves the position masked)"
+                        + ("" if mask_candidate else "; default: the protocol's (dlrl exclude, the papers official)"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -308,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "protocol's defaults: --data, --num-examples, --gen-lengths, --batch-size, "
                                    "--pads, --world-size, --dtype, --block-length, --steps-per-token, "
                                    "--temperature, --remasking, --schedule, --top-p, --top-k, --alg-temp, "
-                                   "--noise-dtype, --threshold, --cache, --seed; --prompt-style, --prompt-recipe, "
+                                   "--noise-dtype, --dream-mask-candidate, --threshold, --cache, --seed; --prompt-style, --prompt-recipe, "
                                    "--reward-set and --decode belong to --protocol dlrl (the default: this "
                                    "project's evaluation, unchanged). Code: --protocol egspo --data "
                                    "hf:openai/openai_humaneval:test (or hf:google-research-datasets/mbpp:sanitized:"
@@ -352,7 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=0,
                    help="N > 0: also N completions per example at --temperature, and pass@k (k = 1, 2, 4, ..., N) "
                         "beside the greedy accuracy")
-    _add_sampler_arguments(p, remasking=None)
+    _add_sampler_arguments(p, remasking=None, mask_candidate=None)
     p.add_argument("--threshold", type=float, default=None, help="confidence-threshold parallel decoding")
     _add_cache_argument(p)
     p.add_argument("--batch-size", type=int, default=None,

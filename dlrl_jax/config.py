@@ -82,6 +82,8 @@ class SamplerSection:
     top_k: int | None = None
     alg_temp: float | None = None  # dream: positions drawn from softmax(confidence / alg_temp); None/0: top-k
     noise_dtype: str = "float32"  # Gumbel-max draw: float32 | bfloat16 (the official trainers') | float64
+    dream_mask_candidate: str = "exclude"  # dream: exclude (the mask token is never drawn) | official (Dream's
+    #                               sample_tokens: a drawn mask token leaves the position masked)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -195,6 +197,7 @@ _CHOICES = {
     "sampler.cache": ("none", "prefix", "dual"),
     "sampler.schedule": ("auto", "blocks", "dream"),
     "sampler.noise_dtype": ("float32", "bfloat16", "float64"),
+    "sampler.dream_mask_candidate": ("exclude", "official"),
     "algorithm.name": ("egspo", "egspo_sa", "espo", "diffu_grpo", "sft", "wd1"),
     "algorithm.selection": ("top_k_entropy", "random", "uniform", "adaptive"),
     "algorithm.aggregation": ("sum", "mean"),
@@ -441,6 +444,9 @@ def _check_sampler(s: SamplerSection) -> None:
     if s.alg_temp and blocks:
         raise ConfigError(f"sampler.alg_temp {s.alg_temp} is part of Dream's sampler; set sampler.schedule=dream "
                           f"(and no block_length) or sampler.alg_temp=null")
+    if s.dream_mask_candidate == "official" and blocks:
+        raise ConfigError("sampler.dream_mask_candidate official is part of Dream's sampler; set "
+                          "sampler.schedule=dream (and no block_length) or sampler.dream_mask_candidate=exclude")
     if s.schedule == "dream" and s.block_length is not None:
         raise ConfigError(f"sampler.block_length {s.block_length} has no meaning for sampler.schedule=dream (no "
                           f"blocks); set sampler.block_length=null, or sampler.schedule=blocks")

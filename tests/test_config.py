@@ -61,6 +61,9 @@ from dlrl_jax.config import ConfigError
      r"sampler.steps 128 exceeds sampler.gen_length 64"),
     (["model.lora_alpha=[1"], r"--set model.lora_alpha: the value '\[1' is not a YAML scalar"),
     (["run.resume=maybe"], r"'run.resume' must be true, false or auto, got 'maybe'"),
+    (["sampler.dream_mask_candidate=keep"], r"'sampler.dream_mask_candidate' is 'keep'; choose one of"),
+    (["sampler.dream_mask_candidate=official", "sampler.block_length=4", "sampler.steps=16"],
+     r"sampler.dream_mask_candidate official is part of Dream's sampler; set sampler.schedule=dream"),
     (["run.out_dir=" + __file__], r"run.out_dir '.*test_config.py' is a file, not a folder"),
 ])
 def test_broken_config_names_the_field(overrides, message):
@@ -214,6 +217,23 @@ def test_generated_files_are_the_generator_output_and_pending_fields_are_shown_n
     text = (tmp_path / "llada8b_gsm8k_diffu_grpo.yaml").read_text()
     assert "  quantize_base: nf4" in text and "\nalgorithm:\n" in text  # a field that exists is written
     assert "  token_mean: batch" in text.split("Differences from")[1]  # a field that exists is written
+
+
+def test_paper_configs_keep_the_mask_candidate_where_they_run_diffusion_generate():
+    """ESPO's Dream rollouts call diffusion_generate with no logits hook (the mask token stays a candidate);
+    every other paper config decodes with LLaDA's blocks, where the switch does not apply."""
+    import yaml
+
+    seen = 0
+    for name in sorted(os.listdir(PAPER_DIR)):
+        if name.endswith(".yaml"):
+            with open(os.path.join(PAPER_DIR, name)) as f:
+                sampler = yaml.safe_load(f)["sampler"]
+            dream = sampler.get("schedule") == "dream"
+            assert sampler.get("dream_mask_candidate") == ("official" if dream else None), name
+            seen += dream
+    assert seen == 5  # dream7b x 5 tasks x espo
+    assert config.load(None, []).sampler.dream_mask_candidate == "exclude"  # this project's default
 
 
 def test_extreme_but_valid_values_are_accepted():

@@ -100,7 +100,8 @@ def fields(model: str, task: str, algorithm: str) -> dict:
                       "algorithm.elbo_strata": v("per_device_train_batch_size")})
             if model == "dream7b":  # Dream's own diffusion_generate: entropy order, top_p 0.95, no blocks
                 f.update({"sampler.schedule": "dream", "sampler.remasking": "entropy", "sampler.top_p": 0.95,
-                          "sampler.alg_temp": 0.0, "sampler.block_length": None})
+                          "sampler.alg_temp": 0.0, "sampler.block_length": None,
+                          "sampler.dream_mask_candidate": v("dream_mask_candidate")})
                 del f["sampler.noise_dtype"]
             else:
                 f.update({"sampler.schedule": "blocks", "sampler.remasking": "low_confidence"})

@@ -154,6 +154,9 @@ OFFICIAL = {
             "gumbel_noise_dtype": ("bfloat16", _ES_TRAINER + " generate: add_gumbel_noise(..., dtype=model.dtype)"),
             "dream_sampler": ("diffusion_generate(alg='entropy', top_p=0.95, alg_temp=0.0, steps=diffusion_steps, "
                               "no blocks)", _ES_TRAINER + " _generate_and_score_completions (non-LLaDA models)"),
+            "dream_mask_candidate": ("official", _ES_TRAINER + " _generate_and_score_completions: diffusion_generate "
+                                     "without a generation_logits_hook_func, so the model repository's sample_tokens "
+                                     "draws from every logit, the mask token's included"),
             "sync_ref_model": (True, _ES_YAML + " (a no-op with PEFT, see EGSPO; active for the full fine-tune of "
                                                 "code)"),
             "ref_model_sync_steps": (64, _ES_YAML),

@@ -135,6 +135,8 @@ class EvalSettings:
     top_k: int | None = None
     alg_temp: float | None = None
     noise_dtype: str = "float32"
+    dream_mask_candidate: str | None = None  # None: the protocol's under Dream's sampler (dlrl exclude, papers
+    #                                          official), else exclude
     threshold: float | None = None   # confidence-threshold parallel decoding instead of fixed steps
     cache: str = "none"              # Fast-dLLM's approximate prefix / dual KV cache
     batch_size: int | None = None    # None: the protocol's (dlrl 16; d1/EGSPO 8, 4 at length 512; ESPO 1)
@@ -177,6 +179,9 @@ def resolve(s: EvalSettings, family: str) -> tuple[EvalSettings, eval_protocol.E
     resolved = dataclasses.replace(
         s, **fixed, dtype=s.dtype or protocol.dtype,
         remasking=s.remasking or (protocol.dream_remasking if family == "dream" else "low_confidence"),
+        dream_mask_candidate=s.dream_mask_candidate or (
+            protocol.dream_mask_candidate if rollout.resolve_schedule(s.schedule, family, s.block_length) == "dream"
+            else "exclude"),
         attend_pads=protocol.attend_pads if s.attend_pads is None else s.attend_pads,
         world_size=s.world_size or protocol.world_size)
     if resolved.batch_size is not None and resolved.batch_size <= 0:
@@ -204,7 +209,8 @@ def sampler_settings(s: EvalSettings, gen_length: int, mask_id: int, family: str
                                        steps=steps, temperature=s.temperature, mask_id=mask_id,
                                        remasking=s.remasking or "low_confidence",
                                        threshold=s.threshold, cache=s.cache, schedule=schedule, top_p=s.top_p,
-                                       top_k=s.top_k, alg_temp=s.alg_temp, noise_dtype=s.noise_dtype)
+                                       top_k=s.top_k, alg_temp=s.alg_temp, noise_dtype=s.noise_dtype,
+                                       dream_mask_candidate=s.dream_mask_candidate or "exclude")
     try:
         return settings.validate()
     except rollout.SamplerSettingsError as e:
@@ -296,6 +302,7 @@ def upgraded_meta(old: dict) -> dict:
         old.setdefault(key, value)  # ... and before Dream's sampler options
     old.setdefault("protocol", "dlrl")  # ... and before protocols
     old.setdefault("attend_pads", False)
+    old.setdefault("dream_mask_candidate", "exclude")  # ... and before the mask-candidate switch
     old.pop("model", None)  # (folders written before the fingerprint: the path only)
     return old
 

@@ -9,7 +9,8 @@ frozen `EvalProtocol` that `dlrl-jax eval --protocol P` follows.
   egspo  vishnutez/egspo-dllm-rl eval/ (eval_checkpoints.py, eval_checkpoints.sh): the same dataset
          classes, generate() and decoding as d1, byte for byte; its own parse_and_get_acc.py.
   espo   ML-GSAI/ESPO eval/ (eval.py, data_utils.py, run_eval.sh): Countdown and Sudoku only, batch 1
-         on one GPU; LLaDA through generate(), Dream through diffusion_generate(alg="entropy").
+         on one GPU; LLaDA through generate(), Dream through diffusion_generate(alg="entropy") with no
+         logits hook (the mask token stays among the candidates: dream_mask_candidate "official").
 
 What they share (eval.py): bf16 weights, temperature 0, block 32, steps = gen_length // 2, low-
 confidence remasking, prompts tokenized by a plain `tokenizer(prompts)` call (its default
@@ -63,6 +64,7 @@ class EvalProtocol:
     world_size: int = 1                                    # processes the official run splits the rows over
     attend_pads: bool = False                              # left pads attended (the model called without a mask)
     dream_remasking: str = "low_confidence"                # the order Dream's sampler uses under this protocol
+    dream_mask_candidate: str = "exclude"                  # official: the mask token a candidate (sample_tokens)
     keep_special_tokens: bool = False                      # the parser reads batch_decode(skip_special_tokens=False)
     add_special_tokens: bool = False                       # prompts tokenized as tokenizer(prompts) with its defaults
     parser: str | None = None                              # the protocol the official parser belongs to; None: ours
@@ -100,8 +102,9 @@ def _paper(name: str, task: str, message, source: str, **decoding) -> EvalProtoc
     return EvalProtocol(name=name, task=task, source=source, user_message=message, prefill=prompts.PREFILL,
                         default_data=data, data_origin=origin, subsample=_SUBSAMPLE[task], dtype="bfloat16",
                         attend_pads=True, keep_special_tokens=True, add_special_tokens=True, parser=name,
-                        # ESPO eval.py's Dream call; d1 and EGSPO release no Dream evaluation, so theirs is used
-                        dream_remasking="entropy", **decoding)
+                        # ESPO eval.py's Dream call; d1 and EGSPO release no Dream evaluation, so theirs is used.
+                        # It passes no generation_logits_hook_func: the mask token stays among the candidates.
+                        dream_remasking="entropy", dream_mask_candidate="official", **decoding)
 
 
 _TABLE: dict[tuple[str, str], EvalProtocol] = {}

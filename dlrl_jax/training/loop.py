@@ -118,7 +118,7 @@ class Run:
                                            schedule=rollout.resolve_schedule(s.schedule, self.model_family,
                                                                              s.block_length),
                                            top_p=s.top_p, top_k=s.top_k, alg_temp=s.alg_temp,
-                                           noise_dtype=s.noise_dtype)
+                                           noise_dtype=s.noise_dtype, dream_mask_candidate=s.dream_mask_candidate)
         try:
             return settings.validate()
         except rollout.SamplerSettingsError as e:

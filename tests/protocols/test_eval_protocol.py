@@ -171,16 +171,22 @@ def test_protocol_defaults_fill_only_unset_settings():
         "bfloat16", "entropy", True, 1, "espo", "official")
     assert dream.batch_size is None and spec.batch_size_for(512) == 1
     assert sampler_settings(dream, 128, 7, "dream").schedule == "dream"  # ESPO's diffusion_generate call
+    # ... with no logits hook: the mask token stays among the candidates
+    assert sampler_settings(dream, 128, 7, "dream").dream_mask_candidate == "official"
+    blocks, _ = resolve(EvalSettings(**base, protocol="espo", block_length=32), "dream")  # LLaDA's blocks asked
+    assert sampler_settings(blocks, 128, 7, "dream").dream_mask_candidate == "exclude"
+    asked, _ = resolve(EvalSettings(**base, protocol="espo", dream_mask_candidate="exclude"), "dream")
+    assert sampler_settings(asked, 128, 7, "dream").dream_mask_candidate == "exclude"
     llada, _ = resolve(EvalSettings(**base, protocol="d1"), "llada")
-    assert (llada.dtype, llada.remasking, llada.attend_pads, llada.world_size) == (
-        "bfloat16", "low_confidence", True, 8)
+    assert (llada.dtype, llada.remasking, llada.attend_pads, llada.world_size, llada.dream_mask_candidate) == (
+        "bfloat16", "low_confidence", True, 8, "exclude")
     given, _ = resolve(EvalSettings(**base, protocol="d1", dtype="float32", remasking="random", attend_pads=False,
                                     world_size=7, batch_size=3), "llada")
     assert (given.dtype, given.remasking, given.attend_pads, given.world_size, given.batch_size) == (
         "float32", "random", False, 7, 3)
     ours, _ = resolve(EvalSettings(model="M", task="sudoku", out_dir=""), "dream")  # dlrl: today's defaults
-    assert (ours.dtype, ours.remasking, ours.attend_pads, ours.data, ours.reward_set) == (
-        "float32", "low_confidence", False, None, "dlrl")
+    assert (ours.dtype, ours.remasking, ours.attend_pads, ours.data, ours.reward_set, ours.dream_mask_candidate) == (
+        "float32", "low_confidence", False, None, "dlrl", "exclude")
 
 
 def test_ground_truth_in_d1s_generation_file_formats():

@@ -4,7 +4,7 @@
     functions = spec.make(context)                 # an Algorithm: pure functions of this run
 
 An `Algorithm` is what one iteration needs after the rewards, all of it traceable (the loop runs it
-inside ONE jitted function, `training.iteration.make_iteration`):
+inside ONE jitted function, `training.iteration.Iteration`):
 
 - `loss(params, item) -> (loss, metric sums)`: one update item's loss, already divided by the whole
   batch (items add up to the objective).

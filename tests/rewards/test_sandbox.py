@@ -317,7 +317,9 @@ def test_limits_end_hostile_programs_in_bounded_time():
     files, errno = map(int, r["files"].stdout.split())
     assert errno == 28 and files == FAST.disk_files - 1  # its nr_inodes, less the folder itself
     held = r["memory_in_children"]
-    assert held.returncode is None and not held.timed_out and "all started" not in held.stdout
+    # (stopped by the per-sandbox sum, not let run to its 60 s sleep; on a loaded machine the watcher's
+    # 0.1 s poll can come after all four children have allocated, so "all started" may be printed first)
+    assert held.returncode is None and not held.timed_out
     assert re.match(r"over the memory limit: .* held (\d+) MiB", held.stopped), held
     assert int(re.match(r".* held (\d+) MiB", held.stopped).group(1)) > FAST.memory_bytes // 2**20
     for name in ("cpu_in_children", "cpu_in_unwaited_children"):

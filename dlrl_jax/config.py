@@ -59,6 +59,10 @@ class TaskSection:
     decode: str = "cut_eos"       # completion text for rewards: cut_eos (up to the first EOS) | official
     #                               (the papers' batch_decode: special tokens skipped, text after an EOS kept)
     code_sandbox: str = "namespaces"  # code task: bubblewrap namespaces; "rlimits": the weaker opt-in mode
+    sft_teacher: str = "solution"  # sudoku: SFT targets from the true solution, or "mixed": for a
+    #                               heuristic_fraction of the training puzzles from the row-order heuristic
+    #                               (each row's missing digits in increasing order; dlrl_jax/data/sudoku_teacher.py)
+    heuristic_fraction: float = 0.0  # mixed: the fraction of training puzzles taught by the heuristic
 
 
 @dataclasses.dataclass(frozen=True)
@@ -190,6 +194,7 @@ _CHOICES = {
     "algorithm.selection": ("top_k_entropy", "random", "uniform", "adaptive"),
     "algorithm.aggregation": ("sum", "mean"),
     "algorithm.token_mean": ("row", "batch"),
+    "task.sft_teacher": ("solution", "mixed"),
 }
 _POSITIVE = {"task.train_size", "task.eval_size", "sampler.gen_length",
              "sampler.steps", "algorithm.prompts_per_batch", "algorithm.group_size", "algorithm.k",
@@ -207,7 +212,7 @@ SEED_MAX = 2**31 - 2  # the RL data stream uses seed + 1, and grain takes 32-bit
 # Fields whose value must lie in an interval (every float must also be finite): (low, high, low closed, high closed).
 _RANGES = {"optim.learning_rate": (0.0, math.inf, False, False), "sft.learning_rate": (0.0, math.inf, False, False),
            "optim.b1": (0.0, 1.0, True, False), "optim.b2": (0.0, 1.0, True, False),
-           "algorithm.p_mask_prompt": (0.0, 1.0, True, True), "seed": (0, SEED_MAX, True, True)}
+           "algorithm.p_mask_prompt": (0.0, 1.0, True, True), "task.heuristic_fraction": (0.0, 1.0, True, True), "seed": (0, SEED_MAX, True, True)}
 
 
 def _from_dict(cls, raw: Any, where: str):
@@ -302,6 +307,13 @@ def _check(cfg: Config) -> Config:
     if s.steps > s.gen_length:
         raise ConfigError(f"sampler.steps {s.steps} exceeds sampler.gen_length {s.gen_length}: every step must "
                           f"commit at least one token; use at most {s.gen_length} steps")
+    t = cfg.task
+    if t.sft_teacher == "mixed" and t.name != "sudoku":
+        raise ConfigError(f"task.sft_teacher 'mixed' (the row-order heuristic) exists for sudoku only, not {t.name}; "
+                          "use task.sft_teacher=solution")
+    if t.sft_teacher != "mixed" and t.heuristic_fraction:
+        raise ConfigError(f"task.heuristic_fraction {t.heuristic_fraction} is used only with task.sft_teacher=mixed; "
+                          "set task.sft_teacher=mixed or task.heuristic_fraction=0")
     a = cfg.algorithm
     if s.cache != "none" and a.name in ("egspo", "egspo_sa"):
         raise ConfigError(f"sampler.cache {s.cache!r} cannot serve {a.name}: its update uses the rollout's per-step "

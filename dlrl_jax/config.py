@@ -116,6 +116,9 @@ class AlgorithmSection:
     ref_sync_mix: float = 0.6     # (TRL's sync_ref_model / ref_model_mixup_alpha; full fine-tuning only)
     wd1_negative_term: bool = True  # wd1: also push down the negative-weighted samples (wll_d1_neg, the paper's);
     #                               false: positive weights only (wd1's wll_d1_pos_only ablation)
+    zero_variance_groups: str = "keep"  # keep | drop: weight the groups whose rewards are all equal out of
+    #                               the loss, renormalised to the mean over the kept rows (DAPO's dynamic
+    #                               sampling in fixed shapes; no paper config uses it)
     # espo and diffu_grpo clip symmetrically at eps_low (ESPO 0.2, d1 0.5)
 
 
@@ -195,6 +198,7 @@ _CHOICES = {
     "algorithm.aggregation": ("sum", "mean"),
     "algorithm.token_mean": ("row", "batch"),
     "task.sft_teacher": ("solution", "mixed"),
+    "algorithm.zero_variance_groups": ("keep", "drop"),
 }
 _POSITIVE = {"task.train_size", "task.eval_size", "sampler.gen_length",
              "sampler.steps", "algorithm.prompts_per_batch", "algorithm.group_size", "algorithm.k",

@@ -146,6 +146,9 @@ class SFTSection:
 class RunSection:
     iterations: int = 150
     eval_every: int = 50          # RL iterations between held-out evaluations (0: only before/after)
+    eval_samples: int = 0         # > 0: before and after RL also N samples per held-out puzzle at
+    #                               sampler.temperature: solved per sample and pass@k, k = algorithm.group_size
+    #                               (N >= k; the demo's 256 x 8 samples cost about 8 greedy evaluations)
     save_every: int = 0           # RL iterations between Orbax checkpoints (0: after SFT and at the end only)
     keep_checkpoints: int = 3     # the newest N checkpoints are kept
     keep_best_checkpoints: int = 0  # and the N with the best held-out reward (a checkpoint at every evaluation)
@@ -209,7 +212,7 @@ _NON_NEGATIVE = {"task.min_blanks", "task.max_prompt_length", "sampler.temperatu
                  "algorithm.beta", "algorithm.p_mask_prompt", "optim.learning_rate", "optim.warmup_steps", "optim.weight_decay",
                  "algorithm.ref_sync_every",
                  "optim.grad_clip", "sft.steps", "sft.learning_rate", "sft.warmup_steps", "sft.save_every", "run.eval_every",
-                 "run.save_every", "run.keep_best_checkpoints"}
+                 "run.eval_samples", "run.save_every", "run.keep_best_checkpoints"}
 
 
 SEED_MAX = 2**31 - 2  # the RL data stream uses seed + 1, and grain takes 32-bit seeds
@@ -311,6 +314,10 @@ def _check(cfg: Config) -> Config:
     if s.steps > s.gen_length:
         raise ConfigError(f"sampler.steps {s.steps} exceeds sampler.gen_length {s.gen_length}: every step must "
                           f"commit at least one token; use at most {s.gen_length} steps")
+    if cfg.run.eval_samples and cfg.run.eval_samples < cfg.algorithm.group_size:
+        raise ConfigError(f"run.eval_samples {cfg.run.eval_samples} is below algorithm.group_size "
+                          f"{cfg.algorithm.group_size}: pass@k (k = the group size) needs at least k samples; "
+                          f"set run.eval_samples >= {cfg.algorithm.group_size} or 0")
     t = cfg.task
     if t.sft_teacher == "mixed" and t.name != "sudoku":
         raise ConfigError(f"task.sft_teacher 'mixed' (the row-order heuristic) exists for sudoku only, not {t.name}; "

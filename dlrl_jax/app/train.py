@@ -48,6 +48,7 @@ from dlrl_jax.app.evaluation import held_out
 from dlrl_jax.app.metrics import open_run_metrics, truncate_metrics, truncate_sft_metrics
 from dlrl_jax.app.preemption import Preempted, StopFlag, TemporaryFailure
 from dlrl_jax.app.run_lock import RunLock
+from dlrl_jax.app.sampled_eval import sampled_held_out
 from dlrl_jax.checkpoints import CheckpointError, save_pretrained
 from dlrl_jax.checkpoints.atomic import replace_folder
 from dlrl_jax.checkpoints.peft import save_adapter
@@ -61,7 +62,8 @@ from dlrl_jax.training import loop, precision
 SFT_CHECKPOINTS = "checkpoints_sft"  # the SFT warm start's, until RL's first checkpoint supersedes them
 # Fields a resumed run may change: how long it runs, how it reports, where the folder is (a moved run
 # resumes) and on which mesh (the checkpoint restores onto any), not what it computes.
-_RESUMABLE_CHANGES = ("run.iterations", "run.resume", "run.out_dir", "run.progress", "run.eval_every", "run.save_every",
+_RESUMABLE_CHANGES = ("run.iterations", "run.resume", "run.out_dir", "run.progress", "run.eval_every", "run.eval_samples",
+                      "run.save_every",
                       "run.keep_checkpoints", "run.keep_best_checkpoints", "run.tensorboard", "run.wandb_project", "run.keep_best", "mesh.data",
                       "mesh.fsdp", "mesh.tensor", "sft.save_every")
 
@@ -335,11 +337,16 @@ def _train(cfg: Config, run: loop.Run, rl_ckpt, sft_checkpoints: _SFTCheckpoints
         if stop.set:
             raise _Interrupted()
 
-    def evaluate(phase, step, p, candidate=True):
+    def evaluate(phase, step, p, candidate=True, sampled=False):
         t = time.perf_counter()
         result = held_out(run, p, run.task.eval, eval_batch, step, stop=check_stop)
+        if sampled and cfg.run.eval_samples:  # before and after RL: the samples' solved rate and pass@k
+            result.update(sampled_held_out(run, p, run.task.eval, eval_batch, cfg.run.eval_samples,
+                                           cfg.algorithm.group_size, step, stop=check_stop))
         run.writer.write("eval", step, dict(result, seconds=time.perf_counter() - t))
-        log(f"[dlrl-jax] eval {phase}: reward {result['reward']:.3f}, solved {result['solved']:.1%}")
+        sampled_text = "".join(f", {name.replace('_', ' ')} {value:.1%}" for name, value in result.items()
+                               if name == "sampled_solved" or name.startswith("pass@"))
+        log(f"[dlrl-jax] eval {phase}: reward {result['reward']:.3f}, solved {result['solved']:.1%}{sampled_text}")
         if candidate and cfg.run.keep_best and result["reward"] > summary.get("best", {}).get("reward", -1.0):
             summary["best"] = dict(result, step=step)
             _export(run, p, os.path.join(run.out_dir, "best_model"))
@@ -352,7 +359,7 @@ def _train(cfg: Config, run: loop.Run, rl_ckpt, sft_checkpoints: _SFTCheckpoints
         params = sft.params if sft else params
         phase = "before RL" if cfg.algorithm.name != "sft" else "after SFT"
         try:
-            summary["before"] = evaluate(phase, 0, params)
+            summary["before"] = evaluate(phase, 0, params, sampled=True)
         except _Interrupted:
             raise _preempted_in_sft(cfg, run, sft, sft_checkpoints, summary, f"during the evaluation {phase}") from None
         if cfg.algorithm.name == "sft":
@@ -408,7 +415,7 @@ def _train(cfg: Config, run: loop.Run, rl_ckpt, sft_checkpoints: _SFTCheckpoints
     rl.close()
     if "after" not in summary:  # (a run resumed from its final checkpoint has it already)
         try:
-            summary["after"] = evaluate("after RL", cfg.run.iterations, rl.params)
+            summary["after"] = evaluate("after RL", cfg.run.iterations, rl.params, sampled=True)
         except _Interrupted:
             raise preempted("during the final evaluation") from None
     _save(rl_ckpt, rl, summary, cfg, summary["after"])
@@ -508,10 +515,17 @@ def _export(run: loop.Run, params, folder: str) -> None:
 
 
 def format_summary(summary: dict) -> str:
+    """The before/after table: held-out cell reward and greedy solved rate; with run.eval_samples also
+    the solved rate per sample and pass@k at the rollout temperature (before and after RL)."""
     rows = [(name, summary[key]) for key, name in
             (("initial", "initial (random init)"), ("before", "before RL"), ("after", "after RL")) if key in summary]
-    lines = [f"{'held-out (' + str(summary['eval_examples']) + ')':<24} {'reward':>8} {'solved':>8}"]
-    lines += [f"{name:<24} {r['reward']:>8.3f} {r['solved']:>8.1%}" for name, r in rows]
+    passes = sorted({name for _, r in rows for name in r if name.startswith("pass@")})
+    sampled = ["sampled_solved"] + passes if any("sampled_solved" in r for _, r in rows) else []
+    heads = {"sampled_solved": "per sample"}
+    lines = [f"{'held-out (' + str(summary['eval_examples']) + ')':<24} {'reward':>8} {'solved':>8}"
+             + "".join(f" {heads.get(name, name):>10}" for name in sampled)]
+    lines += [f"{name:<24} {r['reward']:>8.3f} {r['solved']:>8.1%}"
+              + "".join(f" {r[c]:>10.1%}" if c in r else f" {'-':>10}" for c in sampled) for name, r in rows]
     if "before" in summary and "after" in summary:
         before, after = summary["before"]["solved"], summary["after"]["solved"]
         ratio = f"x{after / before:.2f}" if before > 0 else "from none"

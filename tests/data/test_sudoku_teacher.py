@@ -62,3 +62,19 @@ def test_mixed_teacher_picks_the_documented_fraction_per_seed():
             expected = "".join("".join(row) for row in rows) if i in chosen else r["solution"]
             assert task.target_text(r) == expected
         assert solution_task.target_text(solution_task.train[0]) == solution_task.train[0]["solution"]
+
+
+def test_the_seeded_program_learns_the_same_mixed_targets():
+    """training/seeded.py's SFT targets (token ids) are the digits of the heuristic's grid on the chosen
+    records and of the solution elsewhere (the character tokenizer: one token per digit, then EOS)."""
+    from dlrl_jax.training import seeded
+
+    cfg = config.load(None, ["seed=2", "task.train_size=40", "task.eval_size=8", "task.sft_teacher=mixed",
+                             "task.heuristic_fraction=0.5", "sft.steps=1", "run.iterations=1"])
+    data = seeded.seed_data(cfg, 2)
+    task = build_task(cfg)
+    _, _, tokenizer = seeded._build(cfg.model)
+    chosen = set(np.random.default_rng([2, TEACHER_STREAM]).permutation(len(task.train))[:20])
+    for i, r in enumerate(task.train):
+        grid = row_order_fill(r["puzzle"]) if i in chosen else r["solution"]
+        assert list(data.train_target_ids[i]) == tokenizer.encode(grid) + [tokenizer.eos_id] * (16 - len(grid))

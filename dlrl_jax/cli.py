@@ -26,7 +26,7 @@ def _train(args, algorithm: str | None = None) -> int:
         if algorithm:
             overrides.append(f"algorithm.name={algorithm}")
         cfg = config.load(args.config, overrides)
-        args.output = cfg.run.out_dir
+        args.output, args.adapter = cfg.run.out_dir, cfg.model.adapter
         from dlrl_jax.parallel import distributed
         distributed.initialize()  # joins a multi-host job (coordinator from DLRL_*, SLURM or a TPU pod); else nothing
         train(cfg, log=print if distributed.is_lead_process() else (lambda *_: None), stop=stop)
@@ -69,14 +69,19 @@ def _sample(args) -> int:
             row = [int(t) for t in args.prompt_ids.split()]
         except ValueError:
             raise ConfigError(f"--prompt-ids must be integers separated by spaces, got "
-                             f"{args.prompt_ids!r}")
+                             f"{args.prompt_ids[:80]!r}")
+        vocab = model.cfg.vocab_size
+        outside = [t for t in row if not 0 <= t < vocab]
+        if outside or not row:  # (XLA would clamp them to a row of the embedding without a word)
+            raise ConfigError(f"--prompt-ids must be token ids in [0, {vocab}) (the model's vocabulary), "
+                              f"got {' '.join(map(str, outside[:5])) or 'none'}")
         ids, mask = np.asarray([row], np.int32), np.ones((1, len(row)), bool)
     schedule = rollout.resolve_schedule(args.schedule, model.cfg.family, args.block_length)
     settings = rollout.SamplerSettings(gen_length=args.gen_length, block_length=args.block_length or args.gen_length,
                                        steps=args.steps or args.gen_length, temperature=args.temperature,
                                        remasking=args.remasking, mask_id=int(mask_id), cache=args.cache,
                                        schedule=schedule, top_p=args.top_p, top_k=args.top_k, alg_temp=args.alg_temp,
-                                       noise_dtype=args.noise_dtype)
+                                       noise_dtype=args.noise_dtype, dream_mask_candidate=args.dream_mask_candidate)
     try:
         settings.validate()
     except rollout.SamplerSettingsError as e:
@@ -113,40 +118,105 @@ def _export(args) -> int:
         peft.write_adapter(args.out, cfg, settings, factors, dtype=args.dtype, base_model=os.path.abspath(source))
         print(f"[dlrl-jax] wrote the PEFT adapter {args.out}")
         return 0
+    from dlrl_jax.checkpoints.atomic import EXPORT_PATTERNS, replace_folder
+    from dlrl_jax.models.tokenizer import TOKENIZER_FILES, copy_tokenizer_files
+
     model = checkpoints.from_pretrained(source, dtype=args.dtype)
     if args.adapter:  # a PEFT adapter merged into the base
         from dlrl_jax.checkpoints.peft import load_adapter
         model = load_adapter(model, args.adapter)
-    checkpoints.save_pretrained(model, args.out)
-    print(f"[dlrl-jax] wrote {args.out}")
+    # the weights and the source's tokenizer (eval and sample --prompt need it beside them) in one folder,
+    # replaced whole and listed whole in its manifest, as a run's export; an earlier export's tokenizer
+    # files are the export's own, never carried over beside another model's
+    tmp = None
+    try:
+        with replace_folder(args.out, EXPORT_PATTERNS + TOKENIZER_FILES) as tmp:
+            checkpoints.save_pretrained(model, tmp)
+            copied = copy_tokenizer_files(source, tmp)
+    except Exception as e:
+        disk = _disk_error(e)
+        if disk is None or tmp is None or not (disk.filename or "").startswith(tmp):
+            raise
+        raise OSError(disk.errno, disk.strerror,  # named where it was going, not by the temporary folder
+                      os.path.abspath(args.out) + disk.filename[len(tmp):]) from e
+    print(f"[dlrl-jax] wrote {args.out}" + ("" if copied else f" (no tokenizer files in {source} to copy: add the "
+                                                              "model's own for eval or sample --prompt)"))
     return 0
+
+
+# Task settings of `dlrl-jax eval` when no flag gives them: a model's evaluation takes these, a checkpoint
+# sweep the run's own (task.*).
+_EVAL_TASK_DEFAULTS = {"prompt_style": "chat", "reward_set": "dlrl", "prompt_recipe": "dlrl", "decode": "cut_eos"}
 
 
 def _eval(args) -> int:
     from dlrl_jax.config import ConfigError
-    from dlrl_jax.app.evaluation import EvalSettings, evaluate_model, format_table
+    from dlrl_jax.app.evaluation import evaluate_model, format_table
     from dlrl_jax.app.preemption import StopFlag
 
     try:
         lengths = tuple(int(x) for x in args.gen_lengths.split(","))
     except ValueError:
         raise ConfigError(f"--gen-lengths must be integers separated by commas, got {args.gen_lengths!r}")
+    if args.checkpoints:
+        return _eval_checkpoints(args, lengths)
+    if not args.model or not args.task:
+        raise ConfigError("dlrl-jax eval needs --model DIR and --task T (or --checkpoints RUN_DIR to evaluate a "
+                          "training run's checkpoints)")
+    for name, default in _EVAL_TASK_DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
     default_out = os.path.join(args.adapter or args.model, "eval")
-    settings = EvalSettings(model=args.model, task=args.task, out_dir=args.out or default_out, adapter=args.adapter,
-                            gen_lengths=lengths, data=args.data, num_examples=args.num_examples,
-                            prompt_style=args.prompt_style, block_length=args.block_length,
-                            reward_set=args.reward_set, prompt_recipe=args.prompt_recipe, decode=args.decode,
-                            steps_per_token=args.steps_per_token, temperature=args.temperature,
-                            remasking=args.remasking, threshold=args.threshold, cache=args.cache,
-                            schedule=args.schedule, top_p=args.top_p, top_k=args.top_k, alg_temp=args.alg_temp,
-                            noise_dtype=args.noise_dtype, batch_size=args.batch_size,
-                            tokenizer=args.tokenizer, dtype=args.dtype, seed=args.seed, progress=not args.no_progress,
-                            protocol=args.protocol, data_dir=args.data_dir, world_size=args.world_size,
-                            attend_pads=None if args.pads is None else args.pads == "attended")
+    settings = _eval_settings(args, model=args.model, task=args.task, out_dir=args.out or default_out,
+                              gen_lengths=lengths, data=args.data)
     with StopFlag(args.command) as stop:
         summary = evaluate_model(settings, stop=stop)
     print(format_table(args.task, summary))
     print(f"[dlrl-jax] per-example results in {settings.out_dir}")
+    return 0
+
+
+def _eval_settings(args, **given):
+    from dlrl_jax.app.evaluation import EvalSettings
+
+    return EvalSettings(**given, adapter=args.adapter, num_examples=args.num_examples,
+                        prompt_style=args.prompt_style, block_length=args.block_length,
+                        reward_set=args.reward_set, prompt_recipe=args.prompt_recipe, decode=args.decode,
+                        steps_per_token=args.steps_per_token, temperature=args.temperature,
+                        remasking=args.remasking, threshold=args.threshold, cache=args.cache,
+                        schedule=args.schedule, top_p=args.top_p, top_k=args.top_k, alg_temp=args.alg_temp,
+                        noise_dtype=args.noise_dtype, dream_mask_candidate=args.dream_mask_candidate,
+                        batch_size=args.batch_size, tokenizer=args.tokenizer, dtype=args.dtype, seed=args.seed, progress=not args.no_progress,
+                        samples=args.samples, protocol=args.protocol, data_dir=args.data_dir,
+                        world_size=args.world_size, attend_pads=None if args.pads is None else args.pads == "attended")
+
+
+def _eval_checkpoints(args, lengths) -> int:
+    """`dlrl-jax eval --checkpoints RUN_DIR`: every kept checkpoint (or the last N), last / best / mean."""
+    from dlrl_jax.config import ConfigError
+    from dlrl_jax.app import checkpoint_sweep
+    from dlrl_jax.app.preemption import StopFlag
+
+    if args.adapter:
+        raise ConfigError("--adapter does not go with --checkpoints: each checkpoint's adapter is written from it "
+                          "(--model names the base)")
+    rule = checkpoint_sweep.RULES.get(args.selection)
+    _, cfg = checkpoint_sweep.list_checkpoints(args.checkpoints)
+    ours = args.protocol == "dlrl"  # (a paper's protocol brings its own prompt, parser and test file)
+    for name, default in _EVAL_TASK_DEFAULTS.items():  # the run's task settings, unless a flag says otherwise
+        if getattr(args, name) is None:
+            setattr(args, name, getattr(cfg.task, name) if ours else default)
+    settings = _eval_settings(args, model=args.model or "", task=args.task or cfg.task.name,
+                              out_dir=args.out or os.path.join(args.checkpoints, "eval_checkpoints"),
+                              gen_lengths=lengths, data=args.data or (cfg.task.eval_file if ours else None))
+    last = args.last if args.last is not None else (rule.last if rule else 0)
+    order = args.checkpoint_order or (rule.order if rule else "numeric")
+    with StopFlag(args.command) as stop:
+        rows = checkpoint_sweep.sweep(args.checkpoints, settings, last=last, order=order, rule=args.selection,
+                                      stop=stop)
+    print(checkpoint_sweep.format_report(settings.task, rows))
+    print(f"[dlrl-jax] per-checkpoint results in {settings.out_dir}/step_<iteration>; the report in "
+          f"{settings.out_dir}/checkpoint_sweep.json")
     return 0
 
 
@@ -172,7 +242,7 @@ def _add_cache_argument(p) -> None:
                    help="Fast-dLLM's approximate KV cache (faster, not exact; see SamplerSettings)")
 
 
-def _add_sampler_arguments(p, remasking: str | None = "low_confidence") -> None:
+def _add_sampler_arguments(p, remasking: str | None = "low_confidence", mask_candidate: str | None = "exclude") -> None:
     """The candidate and order options of both samplers (see SamplerSettings)."""
     p.add_argument("--remasking", default=remasking,
                    choices=("low_confidence", "random", "origin", "maskgit_plus", "topk_margin", "entropy"),
@@ -187,6 +257,10 @@ def _add_sampler_arguments(p, remasking: str | None = "low_confidence") -> None:
                    help="Dream: draw positions from softmax(confidence / alg-temp) instead of the top ones")
     p.add_argument("--noise-dtype", default="float32", choices=("float32", "bfloat16", "float64"),
                    help="Gumbel-max precision at temperature > 0; bfloat16 as the official EGSPO/d1/ESPO trainers")
+    p.add_argument("--dream-mask-candidate", default=mask_candidate, choices=("exclude", "official"),
+                   help="Dream's sampler: exclude (never draw the mask token) or official (as Dream's sample_tokens: "
+                        "a drawn mask token leaves the position masked)"
+                        + ("" if mask_candidate else "; default: the protocol's (dlrl exclude, the papers official)"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -238,12 +312,26 @@ def build_parser() -> argparse.ArgumentParser:
                                    "protocol's defaults: --data, --num-examples, --gen-lengths, --batch-size, "
                                    "--pads, --world-size, --dtype, --block-length, --steps-per-token, "
                                    "--temperature, --remasking, --schedule, --top-p, --top-k, --alg-temp, "
-                                   "--noise-dtype, --threshold, --cache, --seed; --prompt-style, --prompt-recipe, "
+                                   "--noise-dtype, --dream-mask-candidate, --threshold, --cache, --seed; --prompt-style, --prompt-recipe, "
                                    "--reward-set and --decode belong to --protocol dlrl (the default: this "
-                                   "project's evaluation, unchanged).")
-    p.add_argument("--model", required=True, help="Hugging Face model folder (e.g. RUN_DIR/model)")
+                                   "project's evaluation, unchanged). Code: --protocol egspo --data "
+                                   "hf:openai/openai_humaneval:test (or hf:google-research-datasets/mbpp:sanitized:"
+                                   "test) is the closest to EGSPO's intended HumanEval/MBPP pass@1 (its release "
+                                   "cannot run), tests run in the sandbox.")
+    p.add_argument("--model", help="Hugging Face model folder (e.g. RUN_DIR/model); with --checkpoints: the base "
+                                   "the run started from, where it lies now (default: the run's model.path)")
     p.add_argument("--adapter", help="a PEFT LoRA adapter folder to put onto --model (the base)")
-    p.add_argument("--task", required=True, help="sudoku | countdown | gsm8k | math | code")
+    p.add_argument("--task", help="sudoku | countdown | gsm8k | math | code (with --checkpoints: the run's)")
+    p.add_argument("--checkpoints", metavar="RUN_DIR",
+                   help="evaluate the kept RL checkpoints of a training run; reports last, best and mean per length")
+    p.add_argument("--last", type=int, default=None,
+                   help="with --checkpoints: only the last N (default: all kept; --selection egspo: 20)")
+    p.add_argument("--checkpoint-order", choices=("numeric", "lexicographic"), default=None,
+                   help="how the last N are chosen: numeric (newest N, the default) or lexicographic (the greatest "
+                        "official checkpoint-<step> names, as EGSPO's eval_checkpoints.py; --selection egspo's)")
+    p.add_argument("--selection", choices=("egspo", "d1", "espo"), default=None,
+                   help="name a paper's checkpoint selection in the report: egspo best of the last 20, d1 best, "
+                        "espo the last")
     p.add_argument("--protocol", default="dlrl", choices=("dlrl", "d1", "egspo", "espo"),
                    help="whose evaluation (default dlrl, this project's); recorded in eval_meta.json")
     p.add_argument("--data", help="records: JSONL/JSON/CSV/Parquet file or hf:NAME[:CONFIG]:SPLIT (default: the "
@@ -253,18 +341,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gen-lengths", default="128,256,512", help="comma-separated, e.g. 128,256,512")
     p.add_argument("--out", help="results folder (default MODEL/eval); rerun to resume")
     p.add_argument("--num-examples", type=int, default=0, help="first N records (0: all; generator: 256)")
-    p.add_argument("--prompt-style", default="chat", choices=("chat", "plain"))
-    p.add_argument("--reward-set", default="dlrl", choices=("dlrl", "d1", "espo"),
+    p.add_argument("--prompt-style", default=None, choices=("chat", "plain"), help="default chat (--checkpoints: the run's)")
+    p.add_argument("--reward-set", default=None, choices=("dlrl", "d1", "espo"),
                    help="whose reward functions score the completions (as task.reward_set)")
-    p.add_argument("--prompt-recipe", default="dlrl", choices=("dlrl", "d1", "egspo", "espo"),
+    p.add_argument("--prompt-recipe", default=None, choices=("dlrl", "d1", "egspo", "espo"),
                    help="whose prompt text (as task.prompt_recipe)")
-    p.add_argument("--decode", default="cut_eos", choices=("cut_eos", "official"),
+    p.add_argument("--decode", default=None, choices=("cut_eos", "official"),
                    help="completion text for rewards (as task.decode)")
     p.add_argument("--block-length", type=int, default=None,
                    help="default 32 (the papers'); a Dream model without it uses Dream's sampler")
     p.add_argument("--steps-per-token", type=float, default=0.5, help="steps = gen length x this (papers: 0.5)")
-    p.add_argument("--temperature", type=float, default=0.0)
-    _add_sampler_arguments(p, remasking=None)
+    p.add_argument("--temperature", type=float, default=0.0,
+                   help="decoding temperature; with --samples, the samples' (the accuracy stays greedy)")
+    p.add_argument("--samples", type=int, default=0,
+                   help="N > 0: also N completions per example at --temperature, and pass@k (k = 1, 2, 4, ..., N) "
+                        "beside the greedy accuracy")
+    _add_sampler_arguments(p, remasking=None, mask_candidate=None)
     p.add_argument("--threshold", type=float, default=None, help="confidence-threshold parallel decoding")
     _add_cache_argument(p)
     p.add_argument("--batch-size", type=int, default=None,
@@ -283,7 +375,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("rescore", help="score saved generations with a paper's accuracy parser (d1's *.json "
                                        "generation files or eval_*.jsonl)")
     p.add_argument("--protocol", required=True, choices=("d1", "egspo", "espo", "dlrl"),
-                   help="whose parser: d1 / egspo (eval/parse_and_get_acc.py), espo (countdown, sudoku), "
+                   help="whose parser: d1 / egspo (eval/parse_and_get_acc.py; egspo code: HumanEval/MBPP "
+                        "pass@1 as eval/parser_json.py intends, in the sandbox), espo (countdown, sudoku), "
                         "dlrl (this project's accuracy)")
     p.add_argument("--task", required=True, choices=("gsm8k", "math", "countdown", "sudoku", "code"))
     p.add_argument("files", nargs="+", metavar="FILE", help="generation files of one setup, summed together")
@@ -298,7 +391,22 @@ def build_parser() -> argparse.ArgumentParser:
 # Exit statuses (README "Exit statuses"): 0 done, 1 a bug (traceback), these, and 75 preempted or a temporary
 # failure (run the same command again).
 EXIT_BAD_INPUT = 2
+EXIT_HALTED = 3  # a run.halt_on guard held; a resumable checkpoint was saved
 EXIT_IO = 74  # EX_IOERR (sysexits.h): out of space, an unwritable path
+
+
+MESSAGE_CHARS = 1000
+
+
+def one_line(error: BaseException) -> str:
+    """An error message as one line of at most MESSAGE_CHARS characters, keeping its start (what and
+    where) and its end (the fix): the last guard against a value quoted whole or a library's
+    multi-line text."""
+    text = " ".join(str(error).split())
+    if len(text) <= MESSAGE_CHARS:
+        return text
+    half = MESSAGE_CHARS // 2
+    return f"{text[:half]} [... {len(text) - 2 * half} characters ...] {text[-half:]}"
 
 
 def _disk_error(error: BaseException) -> OSError | None:
@@ -341,11 +449,27 @@ def enable_compilation_cache() -> str | None:
     return folder
 
 
+def _exit(status: int, argv) -> int:
+    """`status` for a caller of main(); the command itself (argv None) ends here, skipping the
+    interpreter's teardown: after a failure, background writers (Orbax's async checkpointing, its event
+    loop) can print their own tracebacks ("Event loop is closed": 80-330 lines in issue 26's hostile
+    round) around the one-line message. What was to be saved is saved and closed by then (the run's
+    with-blocks)."""
+    if argv is not None:
+        return status
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
 def main(argv: list[str] | None = None) -> int:
     # transformers warns, on every tokenizer load, that `llada` is not one of its model types: noise
     # around the one line an error gets (TRANSFORMERS_VERBOSITY=warning brings it back)
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     args = build_parser().parse_args(argv)
+    for name in ("config", "model", "adapter", "tokenizer", "data", "out", "run_dir"):  # "--out=~/x": no shell
+        if isinstance(getattr(args, name, None), str):                                  # expands that "~"
+            setattr(args, name, os.path.expanduser(getattr(args, name)))
     enable_compilation_cache()
     args.output = getattr(args, "out", None) or getattr(args, "run_dir", None)
     try:
@@ -355,25 +479,41 @@ def main(argv: list[str] | None = None) -> int:
         from dlrl_jax.models import ConfigError as ModelConfigError
         from dlrl_jax.models.tokenizer import TokenizerError
         from dlrl_jax.app.evaluation import EvalError
-        from dlrl_jax.app.preemption import PREEMPTED_EXIT, Preempted, TemporaryFailure
+        from dlrl_jax.app.preemption import PREEMPTED_EXIT, Preempted, TemporaryFailure, received_name
         from dlrl_jax.app.run_lock import RunLockedError
+        from dlrl_jax.app.health import Halted
         from dlrl_jax.protocols import ProtocolError
         from dlrl_jax.protocols.rescore import RescoreError
 
         handlers = {"train": _train, "sft": lambda a: _train(a, "sft"), "sample": _sample, "export": _export,
                     "eval": _eval, "rescore": _rescore, "plot": _plot}
         return handlers[args.command](args)
-    except Preempted as e:
-        print(f"dlrl-jax {args.command}: preempted: {e}", file=sys.stderr)
-        return PREEMPTED_EXIT
+    except Preempted as e:  # (the messages say SIGTERM; Ctrl-C's SIGINT takes the same path)
+        print(f"dlrl-jax {args.command}: preempted: {str(e).replace('SIGTERM', received_name())}", file=sys.stderr)
+        return _exit(PREEMPTED_EXIT, argv)
     except TemporaryFailure as e:  # nothing changed; the same command again continues (a launcher requeues on 75)
-        print(f"dlrl-jax {args.command}: temporary failure: {e}", file=sys.stderr)
-        return PREEMPTED_EXIT
+        print(f"dlrl-jax {args.command}: temporary failure: {one_line(e)}", file=sys.stderr)
+        return _exit(PREEMPTED_EXIT, argv)
+    except Halted as e:  # a health guard held (run.halt_on): saved, stopped by name
+        print(f"dlrl-jax {args.command}: {one_line(e)}", file=sys.stderr)
+        return _exit(EXIT_HALTED, argv)
+    except KeyboardInterrupt:  # Ctrl-C in a command with nothing to save (sample, export, plot)
+        print(f"dlrl-jax {args.command}: interrupted (Ctrl-C)", file=sys.stderr)
+        return _exit(130, argv)
     except (ConfigError, CheckpointError, ModelConfigError, DataError, EvalError, TokenizerError, RunLockedError,
             ProtocolError, RescoreError, FileNotFoundError) as e:
-        print(f"dlrl-jax {args.command}: error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        print(f"dlrl-jax {args.command}: error: {one_line(e)}", file=sys.stderr)
+        return _exit(EXIT_BAD_INPUT, argv)
     except Exception as e:  # noqa: BLE001 (only disk errors are turned into one line; the rest re-raised)
+        if type(e).__name__ == "SafetensorError" and getattr(args, "adapter", None):
+            # (the model's own files are checked where they are read: the adapter's is the other safetensors)
+            print(f"dlrl-jax {args.command}: error: {os.path.join(args.adapter, 'adapter_model.safetensors')} is "
+                  f"truncated or corrupt ({one_line(e)}); download or export the adapter again", file=sys.stderr)
+            return _exit(EXIT_BAD_INPUT, argv)
+        if isinstance(e, OSError) and e.errno in (errno.ELOOP, errno.ENAMETOOLONG):  # a path that cannot be used
+            print(f"dlrl-jax {args.command}: error: {e.filename or args.output}: {e.strerror}; choose another path",
+                  file=sys.stderr)
+            return _exit(EXIT_BAD_INPUT, argv)
         disk = _disk_error(e)
         if disk is None:
             raise
@@ -381,11 +521,7 @@ def main(argv: list[str] | None = None) -> int:
         what = "out of disk space" if disk.errno in (errno.ENOSPC, errno.EDQUOT) else "cannot write there"
         print(f"dlrl-jax {args.command}: error: {what} at {where} ({disk.strerror}); free space or choose "
               f"another output folder (what was saved before is intact)", file=sys.stderr)
-        if argv is None:  # the command itself: skip the teardown, where failed background writers would
-            sys.stdout.flush()  # print their own tracebacks
-            sys.stderr.flush()
-            os._exit(EXIT_IO)
-        return EXIT_IO
+        return _exit(EXIT_IO, argv)
 
 
 if __name__ == "__main__":

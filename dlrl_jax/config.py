@@ -1,7 +1,9 @@
 """Run configuration: YAML -> frozen dataclasses, validated before anything compiles.
 
 Every error is one line naming the field (as a dotted path) and the fix: unknown keys come with the
-closest valid key, wrong types and out-of-range values with the accepted range.
+closest valid key, wrong types and out-of-range values with the accepted range. The YAML is read by
+`config_yaml` (repeated keys and aliases refused, YAML 1.2 numbers); values in messages are cut to 80
+characters.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ import typing
 from typing import Any
 
 import yaml
+
+from dlrl_jax import config_yaml
+from dlrl_jax.config_yaml import shown
 
 
 class ConfigError(ValueError):
@@ -81,6 +86,8 @@ class SamplerSection:
     top_k: int | None = None
     alg_temp: float | None = None  # dream: positions drawn from softmax(confidence / alg_temp); None/0: top-k
     noise_dtype: str = "float32"  # Gumbel-max draw: float32 | bfloat16 (the official trainers') | float64
+    dream_mask_candidate: str = "exclude"  # dream: exclude (the mask token is never drawn) | official (Dream's
+    #                               sample_tokens: a drawn mask token leaves the position masked)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,9 +153,8 @@ class SFTSection:
 class RunSection:
     iterations: int = 150
     eval_every: int = 50          # RL iterations between held-out evaluations (0: only before/after)
-    eval_samples: int = 0         # > 0: before and after RL also N samples per held-out puzzle at
-    #                               sampler.temperature: solved per sample and pass@k, k = algorithm.group_size
-    #                               (N >= k; the demo's 256 x 8 samples cost about 8 greedy evaluations)
+    eval_samples: int = 0         # > 0: each held-out evaluation also reports pass@k of this many samples per
+    #                               record at sampler.temperature (eval_pass@k; 0: greedy metrics only)
     save_every: int = 0           # RL iterations between Orbax checkpoints (0: after SFT and at the end only)
     keep_checkpoints: int = 3     # the newest N checkpoints are kept
     keep_best_checkpoints: int = 0  # and the N with the best held-out reward (a checkpoint at every evaluation)
@@ -159,6 +165,8 @@ class RunSection:
     tensorboard: bool = True
     wandb_project: str | None = None  # log to Weights & Biases under this project (pip install 'dlrl_jax[wandb]')
     progress: bool = True
+    halt_on: str = ""             # guards, e.g. "first_ratio_dev>0.1,kl>0.5,reward_mean<0.01" (dlrl_jax/app/health.py):
+    halt_patience: int = 3        # ... that stop the run with a checkpoint once one holds this many iterations in a row
 
 
 @dataclasses.dataclass(frozen=True)
@@ -196,6 +204,7 @@ _CHOICES = {
     "sampler.cache": ("none", "prefix", "dual"),
     "sampler.schedule": ("auto", "blocks", "dream"),
     "sampler.noise_dtype": ("float32", "bfloat16", "float64"),
+    "sampler.dream_mask_candidate": ("exclude", "official"),
     "algorithm.name": ("egspo", "egspo_sa", "espo", "diffu_grpo", "sft", "wd1"),
     "algorithm.selection": ("top_k_entropy", "random", "uniform", "adaptive"),
     "algorithm.aggregation": ("sum", "mean"),
@@ -206,7 +215,7 @@ _CHOICES = {
 _POSITIVE = {"task.train_size", "task.eval_size", "sampler.gen_length",
              "sampler.steps", "algorithm.prompts_per_batch", "algorithm.group_size", "algorithm.k",
              "algorithm.mu", "algorithm.micro_batches", "algorithm.elbo_samples", "sft.batch_size", "run.iterations",
-             "run.keep_checkpoints"}
+             "run.keep_checkpoints", "run.halt_patience"}
 _NON_NEGATIVE = {"task.min_blanks", "task.max_prompt_length", "sampler.temperature",
                  "sampler.eval_temperature", "algorithm.lam", "algorithm.columns_per_update", "algorithm.elbo_strata", "algorithm.eps_low", "algorithm.eps_high",
                  "algorithm.beta", "algorithm.p_mask_prompt", "optim.learning_rate", "optim.warmup_steps", "optim.weight_decay",
@@ -215,7 +224,9 @@ _NON_NEGATIVE = {"task.min_blanks", "task.max_prompt_length", "sampler.temperatu
                  "run.eval_samples", "run.save_every", "run.keep_best_checkpoints"}
 
 
-SEED_MAX = 2**31 - 2  # the RL data stream uses seed + 1, and grain takes 32-bit seeds
+SEED_MAX = 2**31 - 2
+INT_MAX = 2**31 - 1  # every integer field: sizes and counts become int32 values
+PATH_FIELDS = ("model.path", "model.tokenizer", "model.adapter", "task.train_file", "task.eval_file", "run.out_dir")  # the RL data stream uses seed + 1, and grain takes 32-bit seeds
 # Fields whose value must lie in an interval (every float must also be finite): (low, high, low closed, high closed).
 _RANGES = {"optim.learning_rate": (0.0, math.inf, False, False), "sft.learning_rate": (0.0, math.inf, False, False),
            "optim.b1": (0.0, 1.0, True, False), "optim.b2": (0.0, 1.0, True, False),
@@ -224,7 +235,7 @@ _RANGES = {"optim.learning_rate": (0.0, math.inf, False, False), "sft.learning_r
 
 def _from_dict(cls, raw: Any, where: str):
     if not isinstance(raw, dict):
-        raise ConfigError(f"{where or 'config'}: expected a mapping of fields, got {type(raw).__name__}")
+        raise ConfigError(f"{where or 'config'}: expected a mapping of fields, got {type(raw).__name__} {shown(raw)}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
     values = {}
@@ -233,7 +244,7 @@ def _from_dict(cls, raw: Any, where: str):
         if key not in fields:
             close = difflib.get_close_matches(str(key), list(fields), n=1)
             hint = f"; did you mean '{close[0]}'?" if close else f"; valid keys: {sorted(fields)}"
-            raise ConfigError(f"unknown config key '{path}'{hint}")
+            raise ConfigError(f"unknown config key {shown(path)}{hint}")
         values[key] = _coerce(hints[key], value, path)
     return cls(**values)
 
@@ -254,11 +265,13 @@ def _coerce(hint, value, path):
     if base is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"config field '{path}' must be true{', false or auto' if str in args else ' or false'}, "
-                              f"got {value!r}")
+                              f"got {shown(value)}")
         return value
     if base is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"config field '{path}' must be an integer, got {value!r}")
+            raise ConfigError(f"config field '{path}' must be an integer, got {shown(value)}")
+        if abs(value) > INT_MAX and path not in _RANGES:  # counts and sizes feed int32 arrays and schedules: beyond that, a traceback
+            raise ConfigError(f"config field '{path}' must be at most {INT_MAX} in size, got {shown(value)}")
         return value
     if base is float:
         if isinstance(value, str):  # YAML 1.1 reads "1e-4" (no dot) as a string
@@ -267,15 +280,16 @@ def _coerce(hint, value, path):
             except ValueError:
                 pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"config field '{path}' must be a number, got {value!r}")
+            raise ConfigError(f"config field '{path}' must be a number, got {shown(value)}")
         try:
             return float(value)
         except OverflowError:  # an integer beyond float range
-            raise ConfigError(f"config field '{path}' must be a finite number, got {value!r}") from None
+            raise ConfigError(f"config field '{path}' must be a finite number, got {shown(value)}") from None
     if base is str:
         if not isinstance(value, str):
-            raise ConfigError(f"config field '{path}' must be a string, got {value!r}")
-        return value
+            raise ConfigError(f"config field '{path}' must be a string, got {shown(value)}")
+        return os.path.expanduser(value) if path in PATH_FIELDS else value  # "~/data.jsonl": no shell expands it
+        #                                                                    after "--set x=" or in YAML
     return value
 
 
@@ -286,22 +300,22 @@ def _check(cfg: Config) -> Config:
     for path, choices in _CHOICES.items():
         choices = task_names() if choices is None else choices
         if flat[path] not in choices:
-            raise ConfigError(f"config field '{path}' is {flat[path]!r}; choose one of {list(choices)}")
+            raise ConfigError(f"config field '{path}' is {shown(flat[path])}; choose one of {list(choices)}")
     for path, value in flat.items():
         if isinstance(value, float) and not math.isfinite(value):
-            raise ConfigError(f"config field '{path}' must be a finite number, got {value}")
+            raise ConfigError(f"config field '{path}' must be a finite number, got {shown(value)}")
     for path, (low, high, low_closed, high_closed) in _RANGES.items():
         value = flat[path]
         if not ((value >= low if low_closed else value > low) and (value <= high if high_closed else value < high)):
             interval = (f"{'[' if low_closed else '('}{low}, {'inf' if high == math.inf else high}"
                         f"{']' if high_closed else ')'}")
-            raise ConfigError(f"config field '{path}' must be in {interval}, got {value}")
+            raise ConfigError(f"config field '{path}' must be in {interval}, got {shown(value)}")
     for path in _POSITIVE:
         if flat[path] <= 0:
-            raise ConfigError(f"config field '{path}' must be > 0, got {flat[path]}")
+            raise ConfigError(f"config field '{path}' must be > 0, got {shown(flat[path])}")
     for path in _NON_NEGATIVE:
         if flat[path] < 0:
-            raise ConfigError(f"config field '{path}' must be >= 0, got {flat[path]}")
+            raise ConfigError(f"config field '{path}' must be >= 0, got {shown(flat[path])}")
     s = cfg.sampler
     _check_sampler(s)
     if s.block_length is not None and s.gen_length % s.block_length:
@@ -314,10 +328,6 @@ def _check(cfg: Config) -> Config:
     if s.steps > s.gen_length:
         raise ConfigError(f"sampler.steps {s.steps} exceeds sampler.gen_length {s.gen_length}: every step must "
                           f"commit at least one token; use at most {s.gen_length} steps")
-    if cfg.run.eval_samples and cfg.run.eval_samples < cfg.algorithm.group_size:
-        raise ConfigError(f"run.eval_samples {cfg.run.eval_samples} is below algorithm.group_size "
-                          f"{cfg.algorithm.group_size}: pass@k (k = the group size) needs at least k samples; "
-                          f"set run.eval_samples >= {cfg.algorithm.group_size} or 0")
     t = cfg.task
     if t.sft_teacher == "mixed" and t.name != "sudoku":
         raise ConfigError(f"task.sft_teacher 'mixed' (the row-order heuristic) exists for sudoku only, not {t.name}; "
@@ -371,7 +381,7 @@ def _check(cfg: Config) -> Config:
         # PEFT module names (q_proj, attn_out, self_attn.o_proj, ...) are resolved once the architecture is known
         peft_names = [x for x in targets if x not in known and all(p.isidentifier() for p in x.split("."))]
         if not targets or len(ours) + len(peft_names) != len(targets) or (ours and peft_names):
-            raise ConfigError(f"model.lora_targets {m.lora_targets!r}: use a comma-separated subset of "
+            raise ConfigError(f"model.lora_targets {shown(m.lora_targets)}: use a comma-separated subset of "
                               f"{','.join(known)}, or PEFT module names (e.g. q_proj,k_proj,v_proj,o_proj,"
                               "up_proj,down_proj,gate_proj), not a mix")
         if m.lora_alpha <= 0:
@@ -410,12 +420,22 @@ def _check(cfg: Config) -> Config:
                           "(adapter_config.json + adapter_model.safetensors)")
     if cfg.run.resume not in (True, False, "auto"):
         raise ConfigError(f"config field 'run.resume' is {cfg.run.resume!r}; choose true, false or auto")
+    for path in PATH_FIELDS:  # a symlink loop, a file used as a folder, a name too long: one line, not a traceback
+        value = flat[path]
+        if value is not None and not value.startswith("hf:"):
+            try:
+                os.stat(value)
+            except FileNotFoundError:
+                pass  # (whether it must exist is checked below, per field)
+            except OSError as e:
+                raise ConfigError(f"config field '{path}': {shown(value)} cannot be used ({e.strerror}); "
+                                  "choose another path") from None
     if os.path.exists(cfg.run.out_dir) and not os.path.isdir(cfg.run.out_dir):
         raise ConfigError(f"run.out_dir {cfg.run.out_dir!r} is a file, not a folder; choose a folder path")
     for path in ("task.train_file", "task.eval_file", "model.tokenizer"):
         value = flat[path]
         if value is not None and not value.startswith("hf:") and not os.path.exists(value):
-            raise ConfigError(f"config field '{path}': {value!r} does not exist")
+            raise ConfigError(f"config field '{path}': {shown(value)} does not exist")
     for path in ("task.train_file", "task.eval_file"):
         if flat[path] is not None:
             from dlrl_jax.data.readers import DataError, check_source  # known hub data sets' columns
@@ -440,6 +460,9 @@ def _check_sampler(s: SamplerSection) -> None:
     if s.alg_temp and blocks:
         raise ConfigError(f"sampler.alg_temp {s.alg_temp} is part of Dream's sampler; set sampler.schedule=dream "
                           f"(and no block_length) or sampler.alg_temp=null")
+    if s.dream_mask_candidate == "official" and blocks:
+        raise ConfigError("sampler.dream_mask_candidate official is part of Dream's sampler; set "
+                          "sampler.schedule=dream (and no block_length) or sampler.dream_mask_candidate=exclude")
     if s.schedule == "dream" and s.block_length is not None:
         raise ConfigError(f"sampler.block_length {s.block_length} has no meaning for sampler.schedule=dream (no "
                           f"blocks); set sampler.block_length=null, or sampler.schedule=blocks")
@@ -470,7 +493,7 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     """`--set a.b=value` pairs (values parsed as YAML scalars) applied onto the raw mapping."""
     for item in overrides:
         if "=" not in item:
-            raise ConfigError(f"--set {item!r} must look like section.key=value")
+            raise ConfigError(f"--set {shown(item)} must look like section.key=value")
         dotted, text = item.split("=", 1)
         node = raw
         parts = dotted.strip().split(".")
@@ -479,11 +502,13 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
             if not isinstance(node, dict):
                 raise ConfigError(f"--set {dotted}: '{part}' is not a section")
         try:
-            node[parts[-1]] = yaml.safe_load(text) if text.strip() else None
+            node[parts[-1]] = config_yaml.load(text) if text.strip() else None
+        except config_yaml.StrictYAMLError as e:
+            raise ConfigError(f"--set {dotted}: {e}") from None
         except yaml.YAMLError as e:
             problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-            raise ConfigError(f"--set {dotted}: the value {text!r} is not a YAML scalar ({problem}); quote it "
-                              f"or write it as YAML (e.g. 0.5, true, text)") from None
+            raise ConfigError(f"--set {dotted}: the value {shown(text)} is not a YAML scalar ({problem}); quote "
+                              f"it or write it as YAML (e.g. 0.5, true, text)") from None
     return raw
 
 
@@ -499,9 +524,11 @@ def load(path: str | None, overrides: list[str] = ()) -> Config:
             raise ConfigError(f"config file {path!r} does not exist")
         with open(path) as f:
             try:
-                raw = yaml.safe_load(f) or {}
+                raw = config_yaml.load(f) or {}
+            except config_yaml.StrictYAMLError as e:
+                raise ConfigError(f"{path} {e}") from None
             except yaml.YAMLError as e:
-                raise ConfigError(f"{path} is not valid YAML: {e}") from e
+                raise ConfigError(f"{path} is not valid YAML: {' '.join(str(e).split())}") from None
     return from_dict(raw, overrides)
 
 

@@ -61,6 +61,9 @@ from dlrl_jax.config import ConfigError
      r"sampler.steps 128 exceeds sampler.gen_length 64"),
     (["model.lora_alpha=[1"], r"--set model.lora_alpha: the value '\[1' is not a YAML scalar"),
     (["run.resume=maybe"], r"'run.resume' must be true, false or auto, got 'maybe'"),
+    (["sampler.dream_mask_candidate=keep"], r"'sampler.dream_mask_candidate' is 'keep'; choose one of"),
+    (["sampler.dream_mask_candidate=official", "sampler.block_length=4", "sampler.steps=16"],
+     r"sampler.dream_mask_candidate official is part of Dream's sampler; set sampler.schedule=dream"),
     (["run.out_dir=" + __file__], r"run.out_dir '.*test_config.py' is a file, not a folder"),
     (["task.name=countdown", "task.sft_teacher=mixed", "task.heuristic_fraction=0.5"],
      r"task.sft_teacher 'mixed' \(the row-order heuristic\) exists for sudoku only, not countdown"),
@@ -115,6 +118,13 @@ MODULES = {"llada8b": {"q_proj", "k_proj", "v_proj", "attn_out", "ff_proj", "up_
            "dream7b": {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}}
 
 
+# (run.save_every, run.keep_checkpoints) by hand: EGSPO save_steps 200 / 4 optimizer steps per rollout = 50,
+# the 20 its eval_checkpoints.sh evaluates; d1 gsm8k 100 / mu 12 -> 9 (108 steps), 1000 / 9 -> 112 of its 500;
+# ESPO 500 / mu 8 -> 63, 16 in 1000 of its 40; wd1 countdown 500 / 12 -> 42, 24 in 1000, its limit 20.
+HAND_WORKED_CHECKPOINTS = {"llada8b_gsm8k_egspo_sa.yaml": (50, 20), "llada8b_gsm8k_diffu_grpo.yaml": (9, 112),
+                           "llada8b_sudoku_espo.yaml": (63, 16), "llada8b_countdown_wd1.yaml": (42, 20)}
+
+
 def _load(name):
     spec = importlib.util.spec_from_file_location(f"paper_{name}", os.path.join(PAPER_DIR, f"{name}.py"))
     module = importlib.util.module_from_spec(spec)
@@ -138,6 +148,12 @@ def _expected(model, task, algorithm, official):
            "optim.learning_rate": v("learning_rate"), "optim.weight_decay": v("weight_decay"),
            "optim.b1": v("adam_beta1"), "optim.b2": v("adam_beta2"), "optim.grad_clip": v("max_grad_norm"),
            "algorithm.ref_sync_every": 0 if lora else v("ref_model_sync_steps")}
+    # checkpoints: TRL saves every save_steps optimizer steps (EGSPO: K / GA = 4 per rollout, else mu per
+    # rollout), and the run keeps what the paper evaluates (EGSPO: 20; else all its run keeps, within 1000)
+    per_rollout = v("logps_eval_num_steps") // GA if paper == "egspo" else v("num_iterations")
+    exp["run.save_every"] = -(-v("save_steps") // per_rollout)
+    exp["run.keep_checkpoints"] = v("checkpoints_evaluated") if paper == "egspo" else \
+        min(v("save_total_limit"), -(-1000 // exp["run.save_every"]))
     if lora:
         targets = {m[:-len("_proj")] for m in MODULES[model] & set(v("lora_target_modules"))}
         exp.update({"model.lora_alpha": v("lora_alpha"), "model.lora_dropout": v("lora_dropout"),
@@ -177,6 +193,8 @@ def test_paper_configs_follow_the_table_of_official_values():
             assert rows // cfg.algorithm.micro_batches == 6 * 8, name
         if algorithm == "wd1":  # 6 rows per device per micro-step on wd1's 4 devices, its own loss
             assert rows // cfg.algorithm.micro_batches == 6 * 4 and cfg.algorithm.wd1_negative_term, name
+        if name in HAND_WORKED_CHECKPOINTS:
+            assert (cfg.run.save_every, cfg.run.keep_checkpoints) == HAND_WORKED_CHECKPOINTS[name], name
         if task == "math":  # the official MATH training data, whose rows carry the answer in the solution
             assert cfg.task.train_file == "hf:ankner/math-500:train", name
             assert official.value(PAPER_OF[algorithm], task, "dataset").startswith("ankner/math-500 train")
@@ -204,6 +222,23 @@ def test_generated_files_are_the_generator_output_and_pending_fields_are_shown_n
     text = (tmp_path / "llada8b_gsm8k_diffu_grpo.yaml").read_text()
     assert "  quantize_base: nf4" in text and "\nalgorithm:\n" in text  # a field that exists is written
     assert "  token_mean: batch" in text.split("Differences from")[1]  # a field that exists is written
+
+
+def test_paper_configs_keep_the_mask_candidate_where_they_run_diffusion_generate():
+    """ESPO's Dream rollouts call diffusion_generate with no logits hook (the mask token stays a candidate);
+    every other paper config decodes with LLaDA's blocks, where the switch does not apply."""
+    import yaml
+
+    seen = 0
+    for name in sorted(os.listdir(PAPER_DIR)):
+        if name.endswith(".yaml"):
+            with open(os.path.join(PAPER_DIR, name)) as f:
+                sampler = yaml.safe_load(f)["sampler"]
+            dream = sampler.get("schedule") == "dream"
+            assert sampler.get("dream_mask_candidate") == ("official" if dream else None), name
+            seen += dream
+    assert seen == 5  # dream7b x 5 tasks x espo
+    assert config.load(None, []).sampler.dream_mask_candidate == "exclude"  # this project's default
 
 
 def test_extreme_but_valid_values_are_accepted():

@@ -100,7 +100,8 @@ def fields(model: str, task: str, algorithm: str) -> dict:
                       "algorithm.elbo_strata": v("per_device_train_batch_size")})
             if model == "dream7b":  # Dream's own diffusion_generate: entropy order, top_p 0.95, no blocks
                 f.update({"sampler.schedule": "dream", "sampler.remasking": "entropy", "sampler.top_p": 0.95,
-                          "sampler.alg_temp": 0.0, "sampler.block_length": None})
+                          "sampler.alg_temp": 0.0, "sampler.block_length": None,
+                          "sampler.dream_mask_candidate": v("dream_mask_candidate")})
                 del f["sampler.noise_dtype"]
             else:
                 f.update({"sampler.schedule": "blocks", "sampler.remasking": "low_confidence"})
@@ -120,6 +121,12 @@ def fields(model: str, task: str, algorithm: str) -> dict:
         f["algorithm.old_logprob_dropout"] = True  # (EGSPO's old log-probs are the rollout's own)
     # TRL: warmup steps = ceil(warmup_ratio x max_steps); max_steps here: ITERATIONS rollouts
     f["optim.warmup_steps"] = math.ceil(v("warmup_ratio") * ITERATIONS * steps_per_rollout)
+    # TRL saves every save_steps optimizer steps: the first iteration boundary at or after them; the run
+    # keeps what the paper's evaluation chooses from (EGSPO: the last 20 it evaluates; the others every
+    # checkpoint their runs keep, save_total_limit, as many as the budget writes)
+    f["run.save_every"] = math.ceil(v("save_steps") / steps_per_rollout)
+    written = math.ceil(ITERATIONS / f["run.save_every"])
+    f["run.keep_checkpoints"] = v("checkpoints_evaluated") if paper == "egspo" else min(v("save_total_limit"), written)
     for key, val in _data(paper, task).items():
         f[f"task.{key}"] = val
     return f
@@ -136,9 +143,9 @@ def config(model: str, task: str, algorithm: str) -> dict:
             continue
         section, key = dotted.split(".")
         out.setdefault(section, {})[key] = val
+    run = out.pop("run", {})
     out["sft"] = {"steps": 0}
-    out["run"] = {"iterations": ITERATIONS, "eval_every": 100, "save_every": 50, "keep_checkpoints": 3,
-                  "out_dir": f"runs/{model}_{task}_{algorithm}"}
+    out["run"] = {"iterations": ITERATIONS, "eval_every": 100, **run, "out_dir": f"runs/{model}_{task}_{algorithm}"}
     out["mesh"] = {"data": -1, "fsdp": 1, "tensor": 1}
     return out
 
@@ -190,8 +197,9 @@ def eval_line(model: str, task: str, algorithm: str) -> str:
                else f"--model {run}/model")
     command = f"dlrl-jax eval {weights} --task {task} --gen-lengths 128,256,512"
     if task == "code":
-        return (f"Evaluate: {command} --data <MBPP or HumanEval file> (no released code evaluation of the "
-                "papers' code numbers runs: FIDELITY.md)")
+        return (f"Evaluate (no released code computes the papers' code numbers; the closest to EGSPO's intended "
+                f"HumanEval/MBPP pass@1, FIDELITY.md): {command} --protocol egspo --data "
+                "hf:openai/openai_humaneval:test (or hf:google-research-datasets/mbpp:sanitized:test)")
     closest = _EVAL_CLOSEST.get((paper, task)) or _EVAL_CLOSEST.get((paper, None))
     if closest:
         return f"Evaluate: {closest}: {command} --protocol d1"

@@ -89,6 +89,11 @@ OFFICIAL = {
                                                 "GRPOTrainer sets ref_model None and SyncRefModelCallback skips it"),
             "ref_model_sync_steps": (64, _EG_YAML),
             "num_train_epochs": (50, _EG_YAML),
+            "save_steps": (200, _EG_YAML + " (optimizer steps: TRL's global step)"),
+            "save_total_limit": (40, _EG_YAML),
+            "checkpoints_evaluated": (20, "eval/eval_checkpoints.sh NUM_CHECKPOINTS=20; eval/eval_checkpoints.py takes "
+                                          "sorted(os.listdir(checkpoint_dir))[::-1][:20] (a lexicographic order) and "
+                                          "eval/get_and_save_metrics.py the best per length"),
             "seed": (42, _EG_YAML),
             "model": ("GSAI-ML/LLaDA-8B-Instruct", _EG_SH + " MODEL_PATH"),
             "reward_set": ("d1", "egspo/reward_func.py (d1's functions plus coding_reward_func)"),
@@ -149,6 +154,9 @@ OFFICIAL = {
             "gumbel_noise_dtype": ("bfloat16", _ES_TRAINER + " generate: add_gumbel_noise(..., dtype=model.dtype)"),
             "dream_sampler": ("diffusion_generate(alg='entropy', top_p=0.95, alg_temp=0.0, steps=diffusion_steps, "
                               "no blocks)", _ES_TRAINER + " _generate_and_score_completions (non-LLaDA models)"),
+            "dream_mask_candidate": ("official", _ES_TRAINER + " _generate_and_score_completions: diffusion_generate "
+                                     "without a generation_logits_hook_func, so the model repository's sample_tokens "
+                                     "draws from every logit, the mask token's included"),
             "sync_ref_model": (True, _ES_YAML + " (a no-op with PEFT, see EGSPO; active for the full fine-tune of "
                                                 "code)"),
             "ref_model_sync_steps": (64, _ES_YAML),
@@ -156,6 +164,8 @@ OFFICIAL = {
                                            "SyncRefModelCallback: ref = alpha * policy + (1 - alpha) * ref"),
             "scale_rewards": (False, _ES_YAML),
             "num_train_epochs": (1, _ES_YAML),
+            "save_steps": (500, _ES_YAML + " (optimizer steps)"),
+            "save_total_limit": (40, _ES_YAML),
             "seed": (42, _ES_YAML),
             "model": ("GSAI-ML/LLaDA-8B-Instruct", "recipes/run_*_llada.sh model_name_or_path"),
             "reward_set": ("espo", "espo/rewards.py"),
@@ -229,6 +239,8 @@ OFFICIAL = {
             "sync_ref_model": (True, _D1_YAML + " (a no-op with PEFT, see EGSPO)"),
             "ref_model_sync_steps": (64, _D1_YAML),
             "num_train_epochs": (10, _D1_YAML),
+            "save_steps": (100, _D1_YAML + " (optimizer steps)"),
+            "save_total_limit": (500, _D1_YAML),
             "seed": (42, _D1_YAML),
             "model": ("LLaDA-8B-Instruct", "diffu-grpo/slurm_scripts/*_base.sbatch MODEL_PATH"),
             "reward_set": ("d1", "diffu-grpo/reward_func.py"),
@@ -296,6 +308,8 @@ OFFICIAL = {
             "sync_ref_model": (True, _WD_YAML + " (a no-op with PEFT, see EGSPO)"),
             "ref_model_sync_steps": (64, _WD_YAML),
             "num_train_epochs": (10, _WD_YAML),
+            "save_steps": (500, _WD_YAML + " (optimizer steps)"),
+            "save_total_limit": (20, _WD_YAML),
             "seed": (42, _WD_YAML),
             "model": ("GSAI-ML/LLaDA-8B-Instruct", "run/wll_NP_*.sh MODEL_NAME (overrides train.yaml's model_path)"),
             "reward_set": ("d1", "wd1/reward_func.py (d1's functions, equal up to formatting)"),

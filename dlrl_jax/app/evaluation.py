@@ -22,6 +22,7 @@ by name, never mixed into the same results.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -34,7 +35,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from dlrl_jax import checkpoints, models, rollout, tasks
+from dlrl_jax.app.pass_at_k import mean_pass_at_k, pass_at_k
 from dlrl_jax.app.preemption import Preempted, StopFlag
+from dlrl_jax.app.run_lock import RunLock
 from dlrl_jax.checkpoints.manifest import ManifestMismatch, verify_manifest
 from dlrl_jax.config import SEED_MAX, ConfigError
 from dlrl_jax.data import readers
@@ -42,7 +45,7 @@ from dlrl_jax.models.tokenizer import Tokenizer
 from dlrl_jax.protocols import eval_prompts, eval_protocol, parsers
 from dlrl_jax.rewards.decoding import completion_texts
 from dlrl_jax.training import loop, setup
-from dlrl_jax.training.key_streams import EVAL_STREAM
+from dlrl_jax.training.key_streams import EVAL_STREAM, SAMPLES_STREAM
 
 
 def completions_in_batches(indices: list[int], batch_size: int, encode, generate, decode, key_for,
@@ -64,21 +67,54 @@ def completions_in_batches(indices: list[int], batch_size: int, encode, generate
 
 
 def held_out(run: loop.Run, params, records: list[dict], batch_size: int, step: int = 0, stop=lambda: None) -> dict:
-    """Training's held-out evaluation: mean reward and solved fraction (reward >= 1) of `records` with
-    the evaluation sampler.
+    """Training's held-out evaluation with the evaluation sampler: mean reward, solved fraction
+    (reward >= 1), and `eval_correct`, the task's own correctness (`Task.correct`: the fraction of
+    blanks right for Sudoku, 1/0 otherwise; what `dlrl-jax eval` reports as accuracy). With
+    `run.eval_samples` N > 0 also pass@k of N completions per record at the rollout temperature
+    (`held_out_pass_at_k`).
 
     Its keys come from their own stream (seed, step), so evaluating more or less often never changes
     the training run. `stop()` runs between batches (a preempted run raises there)."""
     settings = run.sampler(run.cfg.sampler.eval_temperature)
     eval_key = jax.random.fold_in(jax.random.key(run.cfg.seed ^ EVAL_STREAM), step)
-    scores = []
+    scores, correct = [], []
     for index, texts in completions_in_batches(
             list(range(len(records))), batch_size, encode=lambda rows: run.encode([records[i] for i in rows]),
             generate=lambda ids, mask, key: rollout.generate(run.graphdef, params, ids, mask, key, settings),
             decode=run.decode, key_for=lambda first: jax.random.fold_in(eval_key, first), before_batch=stop):
-        scores.append(run.task.score(texts, [records[i] for i in index]))
+        chunk = [records[i] for i in index]
+        scores.append(run.task.score(texts, chunk))
+        correct.append(run.task.correct(texts, chunk))
     scores = np.concatenate(scores)
-    return {"reward": float(scores.mean()), "solved": float((scores >= 1.0 - 1e-6).mean())}
+    result = {"reward": float(scores.mean()), "solved": float((scores >= 1.0 - 1e-6).mean()),
+              "eval_correct": float(np.mean(np.concatenate(correct)))}
+    if run.cfg.run.eval_samples:
+        result.update(held_out_pass_at_k(run, params, records, batch_size, run.cfg.run.eval_samples, step, stop))
+    return result
+
+
+def held_out_pass_at_k(run: loop.Run, params, records: list[dict], batch_size: int, samples: int, step: int = 0,
+                       stop=lambda: None) -> dict:
+    """pass@k (k = powers of 2 up to `samples`, `samples`, and algorithm.group_size when at most `samples`) of `samples` completions per record at the
+    rollout temperature (`sampler.temperature`), a sample counting as correct when `Task.correct` is 1
+    (a Sudoku grid solved whole). Keys from the evaluation stream folded once more (SAMPLES_STREAM), so
+    the greedy evaluation's draws and training's are unchanged."""
+    settings = run.sampler(run.cfg.sampler.temperature)
+    key = jax.random.fold_in(jax.random.fold_in(jax.random.key(run.cfg.seed ^ EVAL_STREAM), step), SAMPLES_STREAM)
+    flat = [(i, j) for i in range(len(records)) for j in range(samples)]  # the samples of a record together
+    right = np.zeros(len(records), np.int64)
+    for index, texts in completions_in_batches(
+            list(range(len(flat))), batch_size, encode=lambda rows: run.encode([records[flat[r][0]] for r in rows]),
+            generate=lambda ids, mask, k: rollout.generate(run.graphdef, params, ids, mask, k, settings),
+            decode=run.decode, key_for=lambda first: jax.random.fold_in(key, first), before_batch=stop):
+        owners = [flat[r][0] for r in index]
+        ok = run.task.correct(texts, [records[i] for i in owners]) >= 1.0 - 1e-6
+        np.add.at(right, owners, ok.astype(np.int64))
+    passes = mean_pass_at_k(right, samples)
+    group = run.cfg.algorithm.group_size  # and k = the group size (the end-of-run table's), where n allows
+    if group <= samples and f"pass@{group}" not in passes:
+        passes[f"pass@{group}"] = float(np.mean([pass_at_k(samples, int(c), group) for c in right]))
+    return {name.replace("pass@", "eval_pass@"): value for name, value in passes.items()}
 
 
 class EvalError(ValueError):
@@ -103,6 +139,8 @@ class EvalSettings:
     top_k: int | None = None
     alg_temp: float | None = None
     noise_dtype: str = "float32"
+    dream_mask_candidate: str | None = None  # None: the protocol's under Dream's sampler (dlrl exclude, papers
+    #                                          official), else exclude
     threshold: float | None = None   # confidence-threshold parallel decoding instead of fixed steps
     cache: str = "none"              # Fast-dLLM's approximate prefix / dual KV cache
     batch_size: int | None = None    # None: the protocol's (dlrl 16; d1/EGSPO 8, 4 at length 512; ESPO 1)
@@ -114,6 +152,8 @@ class EvalSettings:
     reward_set: str = "dlrl"         # as task.reward_set
     prompt_recipe: str = "dlrl"      # as task.prompt_recipe
     decode: str = "cut_eos"          # as task.decode
+    samples: int = 0                 # > 0: also this many completions per example at `temperature` for pass@k,
+    #                                  beside the greedy (temperature 0) accuracy
     protocol: str = "dlrl"           # whose evaluation: dlrl | d1 | egspo | espo (eval_protocol)
     attend_pads: bool | None = None  # None: the protocol's (the papers' models attend their left pads)
     world_size: int | None = None    # None: the protocol's; with attended pads, which rows share a batch
@@ -143,6 +183,9 @@ def resolve(s: EvalSettings, family: str) -> tuple[EvalSettings, eval_protocol.E
     resolved = dataclasses.replace(
         s, **fixed, dtype=s.dtype or protocol.dtype,
         remasking=s.remasking or (protocol.dream_remasking if family == "dream" else "low_confidence"),
+        dream_mask_candidate=s.dream_mask_candidate or (
+            protocol.dream_mask_candidate if rollout.resolve_schedule(s.schedule, family, s.block_length) == "dream"
+            else "exclude"),
         attend_pads=protocol.attend_pads if s.attend_pads is None else s.attend_pads,
         world_size=s.world_size or protocol.world_size)
     if resolved.batch_size is not None and resolved.batch_size <= 0:
@@ -159,6 +202,9 @@ def sampler_settings(s: EvalSettings, gen_length: int, mask_id: int, family: str
             raise EvalError(f"{flag} must be a finite number, got {value}")
     if s.steps_per_token <= 0:
         raise EvalError(f"--steps-per-token must be > 0, got {s.steps_per_token}")
+    if s.samples < 0 or (s.samples and s.temperature <= 0):
+        raise EvalError(f"--samples {s.samples} needs --temperature > 0 (the samples' temperature; the accuracy "
+                        "stays greedy), and --samples must be >= 0")
     steps = max(1, int(round(gen_length * s.steps_per_token)))
     if s.schedule not in ("auto", "blocks", "dream"):
         raise EvalError(f"--schedule {s.schedule!r} is unknown; use auto, blocks or dream")
@@ -167,7 +213,8 @@ def sampler_settings(s: EvalSettings, gen_length: int, mask_id: int, family: str
                                        steps=steps, temperature=s.temperature, mask_id=mask_id,
                                        remasking=s.remasking or "low_confidence",
                                        threshold=s.threshold, cache=s.cache, schedule=schedule, top_p=s.top_p,
-                                       top_k=s.top_k, alg_temp=s.alg_temp, noise_dtype=s.noise_dtype)
+                                       top_k=s.top_k, alg_temp=s.alg_temp, noise_dtype=s.noise_dtype,
+                                       dream_mask_candidate=s.dream_mask_candidate or "exclude")
     try:
         return settings.validate()
     except rollout.SamplerSettingsError as e:
@@ -198,13 +245,21 @@ def records_and_rows(s: EvalSettings, protocol: eval_protocol.EvalProtocol | Non
     else:
         raise EvalError(f"task {s.task!r} has no generator; pass --data FILE (JSONL/Parquet/CSV or "
                         f"hf:NAME[:CONFIG]:SPLIT), e.g. {readers.packaged_file('gsm8k_mini.jsonl')}")
+    if protocol is not None and protocol.name == "egspo" and s.task == "code":
+        for record, row in zip(records, rows):
+            if record.get("benchmark") not in ("humaneval", "mbpp"):
+                raise EvalError(f"{s.data or 'the data'} row {row + 1}: --protocol egspo evaluates HumanEval or MBPP "
+                                "rows (task_id, prompt, test, entry_point / prompt, test_list, test_imports); this "
+                                "row is neither: give a HumanEval or MBPP file, or use --protocol dlrl")
     n = s.num_examples or len(records)
     return records[:n], rows[:n]
 
 
-# The files whose bytes decide what a model folder computes: weights, architecture, tokenizer.
+# The files whose bytes decide what a model folder computes: weights, architecture, tokenizer (its chat
+# template may live in its own file, a SentencePiece model in tokenizer.model), and an adapter's config.
 _FINGERPRINTED = ("config.json", "model.safetensors.index.json", "tokenizer.json", "tokenizer_config.json",
-                  "special_tokens_map.json", "added_tokens.json", "vocab.json", "merges.txt")
+                  "special_tokens_map.json", "added_tokens.json", "vocab.json", "merges.txt", "chat_template.jinja",
+                  "chat_template.json", "tokenizer.model", "adapter_config.json")
 
 
 def model_fingerprint(*folders: str) -> str:
@@ -223,16 +278,37 @@ def model_fingerprint(*folders: str) -> str:
     return digest.hexdigest()
 
 
-def _meta(s: EvalSettings) -> dict:
+def settings_meta(s: EvalSettings) -> dict:
+    """What eval_meta.json records of the settings (the model's fingerprint aside)."""
     meta = dataclasses.asdict(s)
     for volatile in ("out_dir", "progress", "gen_lengths", "model", "data_dir"):
         meta.pop(volatile)  # (the model is identified by its fingerprint, wherever it lies)
     if not s.attend_pads:  # masked pads: a row's result does not depend on its batch
         meta.pop("batch_size")
         meta.pop("world_size")
-    meta["model_sha256"] = model_fingerprint(s.model, s.tokenizer)
     meta["adapter"] = s.adapter and os.path.abspath(s.adapter)
+    meta["adapter_sha256"] = s.adapter and model_fingerprint(s.adapter)  # its weights and config, not its path
+    meta["data_sha256"] = s.data and readers.source_fingerprint(s.data)  # the records, not the file name
     return meta
+
+
+def _meta(s: EvalSettings) -> dict:
+    return dict(settings_meta(s), model_sha256=model_fingerprint(s.model, s.tokenizer))
+
+
+def upgraded_meta(old: dict) -> dict:
+    """eval_meta.json of an older version with the settings it predates at the values it ran with."""
+    old = dict(old)
+    old.setdefault("cache", "none")  # folders written before the cache option existed
+    old.setdefault("adapter", None)  # ... and before the adapter option
+    old.setdefault("samples", 0)  # ... and before pass@k
+    for key, value in dict(schedule="auto", top_p=None, top_k=None, alg_temp=None, noise_dtype="float32").items():
+        old.setdefault(key, value)  # ... and before Dream's sampler options
+    old.setdefault("protocol", "dlrl")  # ... and before protocols
+    old.setdefault("attend_pads", False)
+    old.setdefault("dream_mask_candidate", "exclude")  # ... and before the mask-candidate switch
+    old.pop("model", None)  # (folders written before the fingerprint: the path only)
+    return old
 
 
 def _check_meta(s: EvalSettings) -> None:
@@ -249,13 +325,16 @@ def _check_meta(s: EvalSettings) -> None:
         except (OSError, ValueError) as e:
             raise EvalError(f"{path} is unreadable ({e}); delete {s.out_dir} to start over, or use another "
                             "--out") from None
-        old.setdefault("cache", "none")  # folders written before the cache option existed
-        old.setdefault("adapter", None)  # ... and before the adapter option
-        for key, value in dict(schedule="auto", top_p=None, top_k=None, alg_temp=None, noise_dtype="float32").items():
-            old.setdefault(key, value)  # ... and before Dream's sampler options
-        old.setdefault("protocol", "dlrl")  # ... and before protocols
-        old.setdefault("attend_pads", False)
-        old.pop("model", None)  # (folders written before the fingerprint: the path only)
+        old = upgraded_meta(old)
+        if old.get("data_sha256") != meta["data_sha256"] and s.data:
+            raise EvalError(f"{s.out_dir} holds results on other contents of --data {s.data} (sha256 "
+                            f"{str(old.get('data_sha256'))[:12]} there, {str(meta['data_sha256'])[:12]} now: the file "
+                            "changed since, or it was written before data fingerprints); refusing to mix them: use "
+                            f"another --out, or delete {s.out_dir} to start afresh")
+        if old.get("adapter_sha256") != meta["adapter_sha256"] and s.adapter:
+            raise EvalError(f"{s.out_dir} holds results of other adapter weights or config in --adapter {s.adapter} "
+                            f"(sha256 {str(old.get('adapter_sha256'))[:12]} there, {meta['adapter_sha256'][:12]} now); "
+                            f"refusing to mix them: use another --out, or delete {s.out_dir} to start afresh")
         if old.get("model_sha256") != meta["model_sha256"]:
             raise EvalError(f"{s.out_dir} holds results of a different model (weights/config/tokenizer sha256 "
                             f"{str(old.get('model_sha256'))[:12]} there, {meta['model_sha256'][:12]} now: the model "
@@ -271,8 +350,8 @@ def _check_meta(s: EvalSettings) -> None:
             json.dump(meta, f, indent=2)
 
 
-def _done_rows(path: str) -> dict[int, dict]:
-    """Rows already written; a torn last line (killed mid-write) is dropped and redone."""
+def _done_rows(path: str, key=lambda row: row["index"]) -> dict[int, dict]:
+    """Rows already written, by `key(row)`; a torn last line (killed mid-write) is dropped and redone."""
     rows = {}
     if not os.path.exists(path):
         return rows
@@ -284,7 +363,7 @@ def _done_rows(path: str) -> dict[int, dict]:
             row = json.loads(line)
         except json.JSONDecodeError:
             break
-        rows[row["index"]] = row
+        rows[key(row)] = row
         good.append(line)
     if len(good) != len(lines):  # rewrite without the torn tail, so appends start on a clean line
         with open(path, "w", encoding="utf-8") as f:
@@ -307,8 +386,21 @@ def _verify_exports(s: EvalSettings) -> None:
 def evaluate_model(s: EvalSettings, log=print, stop: StopFlag | None = None) -> list[dict]:
     """Runs (or resumes) the evaluation; returns one summary row per generation length.
 
-    `stop`: the CLI's SIGTERM flag; once decoding starts a SIGTERM stops it between batches (every
-    written batch whole) with `Preempted`, and the same command continues from there."""
+    Holds `s.out_dir`/run.lock while it runs: a second evaluation into the same folder is refused by
+    name (two would append every row twice). `stop`: the CLI's SIGTERM flag; once decoding starts a
+    SIGTERM stops it between batches (every written batch whole) with `Preempted`, and the same command
+    continues from there."""
+    if s.num_examples < 0:
+        raise EvalError(f"--num-examples must be >= 0 (0: all records), got {s.num_examples}")
+    if s.batch_size is not None and s.batch_size <= 0:
+        raise EvalError(f"--batch-size must be a positive integer, got {s.batch_size}")
+    if os.path.exists(s.out_dir) and not os.path.isdir(s.out_dir):
+        raise EvalError(f"--out {s.out_dir} is a file, not a folder; choose a folder path")
+    with contextlib.ExitStack() as stack:  # (holds the lock, taken once the inputs passed their checks)
+        return _evaluate(s, log, stop, stack)
+
+
+def _evaluate(s: EvalSettings, log, stop: StopFlag | None, stack: contextlib.ExitStack) -> list[dict]:
     if s.task not in tasks.names():
         raise EvalError(f"--task {s.task!r} is unknown; use one of {', '.join(tasks.names())}")
     if not s.gen_lengths or any(g <= 0 for g in s.gen_lengths):
@@ -330,6 +422,11 @@ def evaluate_model(s: EvalSettings, log=print, stop: StopFlag | None = None) -> 
     mask_id = model.cfg.mask_token_id if model.cfg.mask_token_id is not None else tokenizer.mask_id
     settings_by_length = {g: sampler_settings(s, g, int(mask_id), model.cfg.family)
                           for g in s.gen_lengths}  # all checked first
+    sampled_by_length = {}
+    if s.samples:  # pass@k: the accuracy pass is greedy, the samples are drawn at --temperature
+        sampled_by_length = settings_by_length
+        settings_by_length = {g: dataclasses.replace(v, temperature=0.0) for g, v in sampled_by_length.items()}
+    stack.enter_context(RunLock(s.out_dir, log, fix="or use another --out"))  # before anything is written there
     _check_meta(s)
     graphdef, params = models.split(model)
     # the user message, and the whole prompt text as it is tokenized: a paper's message through the chat
@@ -428,6 +525,12 @@ def evaluate_model(s: EvalSettings, log=print, stop: StopFlag | None = None) -> 
                         "examples": len(rows), "reward": float(np.mean([r["reward"] for r in rows])),
                         "protocol": s.protocol, "correct": correct, "total": total,
                         "accuracy": float(correct / total) if total else 0.0})
+        if s.samples:
+            summary[-1].update(_sampled_pass(
+                s, os.path.join(s.out_dir, f"samples_{s.task}_{g}.jsonl"), records, encode,
+                lambda ids, mask, key, st=sampled_by_length[g]: rollout.generate(graphdef, params, ids, mask, key, st),
+                decode, lambda c, raw, chunk: (task.score(c, chunk), *_correct(s, protocol, task, c, raw, chunk)),
+                batch_size, check_stop, log))
     with open(os.path.join(s.out_dir, "eval_summary.json"), "w") as f:
         json.dump(summary, f, indent=2)
     return summary
@@ -452,13 +555,47 @@ def _correct(s: EvalSettings, protocol, task, completions, raw, records) -> tupl
     if protocol.parser is None:
         return [float(x) for x in task.correct(completions, records)], [1] * len(records)
     texts = raw if protocol.keep_special_tokens else completions
-    scored = [parsers.score(protocol.parser, s.task, text, r) for text, r in zip(texts, records)]
+    scored = parsers.score_many(protocol.parser, s.task, texts, records)  # (code: one sandbox batch)
     return [c for c, _ in scored], [n for _, n in scored]
 
 
+def _sampled_pass(s: EvalSettings, path: str, records: list[dict], encode, generate, decode, score,
+                  batch_size: int, check_stop, log) -> dict:
+    """`s.samples` completions per example at `s.temperature`, written to `path` (index, sample,
+    completion, reward, correct, total; resumable as the greedy rows are), and their pass@k: a sample
+    counts as correct when it is wholly right (correct == total: a Sudoku grid solved whole). `decode`
+    gives (reward text, parser text) pairs, `score(texts, parser texts, records)` (rewards, correct,
+    total) as the greedy pass scores. Each batch's key is fold_in(fold_in(key(seed), SAMPLES_STREAM),
+    its first (example, sample) position)."""
+    n = s.samples
+    done = _done_rows(path, key=lambda row: row["index"] * n + row["sample"])
+    todo = [r for r in range(len(records) * n) if r not in done]  # an example's samples next to each other
+    if done:
+        log(f"[dlrl-jax] samples: resuming, {len(done)} of {len(records) * n} already drawn")
+    key = jax.random.fold_in(jax.random.key(s.seed), SAMPLES_STREAM)
+    with open(path, "a", encoding="utf-8") as out:
+        for index, decoded in completions_in_batches(
+                todo, batch_size, lambda rows: encode([r // n for r in rows]), generate, decode,
+                key_for=lambda first: jax.random.fold_in(key, first), before_batch=check_stop):
+            chunk = [records[r // n] for r in index]
+            completions, raw = [d[0] for d in decoded], [d[1] for d in decoded]
+            for r, c, reward, ok, total in zip(index, completions, *score(completions, raw, chunk)):
+                done[r] = {"index": r // n, "sample": r % n, "completion": c, "reward": float(reward),
+                           "correct": float(ok), "total": total}
+                out.write(json.dumps(done[r]) + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+    right = np.zeros(len(records), np.int64)
+    for row in done.values():
+        right[row["index"]] += row["correct"] >= row["total"] - 1e-6 and row["total"] > 0
+    return {"samples": n, "temperature": s.temperature, **mean_pass_at_k(right, n)}
+
+
 def format_table(task: str, summary: list[dict]) -> str:
-    lines = [f"| {task} | steps | block | examples | mean reward | accuracy |", "|---|---|---|---|---|---|"]
+    passes = [k for k in summary[0] if k.startswith("pass@")] if summary else []
+    lines = [f"| {task} | steps | block | examples | mean reward | accuracy |" + "".join(f" {k} |" for k in passes),
+             "|---|---|---|---|---|---|" + "---|" * len(passes)]
     for r in summary:
         lines.append(f"| gen {r['gen_length']} | {r['steps']} | {r['block_length']} | {r['examples']} | "
-                     f"{r['reward']:.3f} | {100 * r['accuracy']:.1f}% |")
+                     f"{r['reward']:.3f} | {100 * r['accuracy']:.1f}% |" + "".join(f" {100 * r[k]:.1f}% |" for k in passes))
     return "\n".join(lines)

@@ -71,9 +71,29 @@ def open_run_metrics(cfg, lead: bool) -> MetricsWriter:
                          wandb_project=cfg.run.wandb_project, config=to_dict(cfg))
 
 
-def read_metrics(run_dir: str) -> list[dict]:
-    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
-        return [json.loads(line) for line in f if line.strip()]
+def read_metrics(run_dir: str, torn_tail: list | None = None) -> list[dict]:
+    """The rows of RUN_DIR/metrics.jsonl. A line that is not JSON is a DataError naming it, except,
+    with `torn_tail` (a list), the last line: a run killed mid-write (or still writing) leaves it
+    torn; it is dropped and its line number appended to `torn_tail`."""
+    from dlrl_jax.data.readers import DataError
+
+    path = os.path.join(run_dir, "metrics.jsonl")
+    with open(path) as f:
+        lines = [(n, line) for n, line in enumerate(f, 1) if line.strip()]
+    rows = []
+    for i, (n, line) in enumerate(lines):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            if torn_tail is not None and i == len(lines) - 1:
+                torn_tail.append(n)
+                break
+            raise DataError(f"{path} line {n}: not a JSON row ({e.msg}); remove or repair that line") from None
+        if not isinstance(row, dict) or not {"phase", "step"} <= set(row):
+            raise DataError(f"{path} line {n}: not a metrics row (an object with phase and step); remove or repair "
+                            "that line")
+        rows.append(row)
+    return rows
 
 
 def truncate_metrics(run_dir: str, iteration: int) -> None:

@@ -21,7 +21,11 @@ def plot_run(run_dir: str, out: str | None = None) -> str:
     """Draws the run's metrics into RUN_DIR/curves.png (or `out`) and returns the path."""
     if not os.path.isfile(os.path.join(run_dir, "metrics.jsonl")):
         raise FileNotFoundError(f"{run_dir} has no metrics.jsonl; pass the run folder of `dlrl-jax train`")
-    records = read_metrics(run_dir)
+    torn = []
+    records = read_metrics(run_dir, torn_tail=torn)
+    if torn:
+        print(f"[dlrl-jax] plot: {run_dir}/metrics.jsonl line {torn[0]} is torn (a run killed mid-write, or "
+              "still writing); plotting the rows before it")
     rl = [r for r in records if r["phase"] == "rl"]
     evals = [r for r in records if r["phase"] == "eval"]
     # With an SFT warm start there are two evaluations at step 0 (random init, then before RL): the
@@ -42,8 +46,14 @@ def plot_run(run_dir: str, out: str | None = None) -> str:
     ax["reward"].legend(fontsize=7)
     solved = [r for r in evals if "solved" in r]
     if solved:  # the share of held-out prompts answered fully right, greedy decoding
-        ax["held-out solved"].plot([r["step"] for r in solved], [100 * r["solved"] for r in solved], "o-", color="C2")
-    ax["held-out solved"].set_ylabel("% solved")
+        ax["held-out solved"].plot([r["step"] for r in solved], [100 * r["solved"] for r in solved], "o-", color="C2",
+                                   label="solved (reward >= 1)")
+    correct = [r for r in evals if "eval_correct" in r]
+    if correct:  # the task's own correctness, what `dlrl-jax eval` reports as accuracy (Sudoku: blanks right)
+        ax["held-out solved"].plot([r["step"] for r in correct], [100 * r["eval_correct"] for r in correct], "s--",
+                                   color="C3", label="task accuracy")
+        ax["held-out solved"].legend(fontsize=7)
+    ax["held-out solved"].set_ylabel("% solved / accuracy")
     with_kl = [r for r in rl if "kl" in r]  # wd1 has no reference term
     ax["kl"].plot([r["step"] for r in with_kl], [r["kl"] for r in with_kl])
     if rl:

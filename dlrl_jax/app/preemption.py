@@ -1,5 +1,6 @@
 """SIGTERM (a preemption, SLURM's warning before the time limit) at any phase of a run: the run saves
-what it can and exits with PREEMPTED_EXIT, which launchers read as "requeue and resume".
+what it can and exits with PREEMPTED_EXIT, which launchers read as "requeue and resume". SIGINT (Ctrl-C)
+is handled the same way (a second Ctrl-C stops at once, saving nothing more).
 
 Light on purpose (no JAX import): the CLI installs the handler before anything heavy loads.
 """
@@ -11,6 +12,13 @@ import signal
 import threading
 
 PREEMPTED_EXIT = 75  # EX_TEMPFAIL (sysexits.h): a temporary failure; run the same command again
+INTERRUPTED_EXIT = 130  # 128 + SIGINT, as a shell reports a command Ctrl-C ended
+SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def received_name() -> str:
+    """The name of the stopping signal received last ("SIGTERM" when none): messages say which."""
+    return StopFlag.received or "SIGTERM"
 
 
 class TemporaryFailure(Exception):
@@ -26,9 +34,11 @@ class Preempted(BaseException):
 
 
 class StopFlag:
-    """The SIGTERM handler of one run. While `immediate` (start-up: nothing to save yet) a SIGTERM
+    """The SIGTERM and SIGINT handler of one run. While `immediate` (start-up: nothing to save yet) a SIGTERM
     raises Preempted at once; after `defer()` it only sets `set`, which the phases check between
     steps (an SFT step, an evaluation batch, an RL iteration), then save and raise Preempted."""
+
+    received: str | None = None  # the name of the last stopping signal, for messages
 
     def __init__(self, command: str | None = None):
         """`command` (the CLI's, e.g. "train"): at start-up the process then ends at once with one line
@@ -38,18 +48,24 @@ class StopFlag:
         self.set = False
         self.immediate = True
         self.command = command
-        self._previous = None
+        self._previous = {}
 
     def __enter__(self):
+        StopFlag.received = None
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGTERM, self._handle)
+            self._previous = {s: signal.signal(s, self._handle) for s in SIGNALS}
         return self
 
     def _handle(self, signum, frame):
+        name = signal.Signals(signum).name
+        if signum == signal.SIGINT and self.set and not self.immediate:  # Ctrl-C again: the user will not wait
+            os.write(2, f"dlrl-jax: {name} again: stopping at once, without saving\n".encode())
+            os._exit(INTERRUPTED_EXIT)
+        StopFlag.received = name
         self.set = True
         if self.immediate:
             self.immediate = False  # once: the unwinding itself must not be interrupted again
-            message = "stopped by SIGTERM during start-up, before anything was saved; run the same command again"
+            message = f"stopped by {name} during start-up, before anything was saved; run the same command again"
             if self.command is not None:
                 os.write(2, f"dlrl-jax {self.command}: preempted: {message}\n".encode())
                 os._exit(PREEMPTED_EXIT)
@@ -60,6 +76,6 @@ class StopFlag:
         self.immediate = False
 
     def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
-            self._previous = None
+        for s, previous in self._previous.items():
+            signal.signal(s, previous)
+        self._previous = {}

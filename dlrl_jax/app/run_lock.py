@@ -22,9 +22,10 @@ class RunLockedError(RuntimeError):
 
 
 class RunLock:
-    def __init__(self, run_dir: str, log=print):
+    def __init__(self, run_dir: str, log=print, fix: str = "or choose another run.out_dir"):
         self.path = os.path.join(run_dir, LOCK_FILE)
         self.log = log
+        self.fix = fix  # the end of the refusal: how else to proceed
         self._fd = None
 
     def __enter__(self):
@@ -37,8 +38,7 @@ class RunLock:
             os.close(fd)
             raise RunLockedError(f"{self.path}: another run is writing to this folder (host "
                                  f"{holder.get('host', '?')}, pid {holder.get('pid', '?')}, since "
-                                 f"{holder.get('started', '?')}); wait for it to end, stop it, or choose "
-                                 "another run.out_dir") from None
+                                 f"{holder.get('started', '?')}); wait for it to end, stop it, {self.fix}") from None
         except OSError as e:  # a file system without flock (some Lustre/GPFS mounts): say so and go on
             self.log(f"[dlrl-jax] cannot lock {self.path} ({e.strerror}); nothing stops a second run into this "
                      "folder: make sure there is none")

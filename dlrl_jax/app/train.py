@@ -47,8 +47,8 @@ from flax import nnx
 from dlrl_jax.app.evaluation import held_out
 from dlrl_jax.app.metrics import open_run_metrics, truncate_metrics, truncate_sft_metrics
 from dlrl_jax.app.preemption import Preempted, StopFlag, TemporaryFailure
+from dlrl_jax.app.health import GuardError, Halted, HaltWatch, parse_guards
 from dlrl_jax.app.run_lock import RunLock
-from dlrl_jax.app.sampled_eval import sampled_held_out
 from dlrl_jax.checkpoints import CheckpointError, save_pretrained
 from dlrl_jax.checkpoints.atomic import replace_folder
 from dlrl_jax.checkpoints.peft import save_adapter
@@ -63,7 +63,7 @@ SFT_CHECKPOINTS = "checkpoints_sft"  # the SFT warm start's, until RL's first ch
 # Fields a resumed run may change: how long it runs, how it reports, where the folder is (a moved run
 # resumes) and on which mesh (the checkpoint restores onto any), not what it computes.
 _RESUMABLE_CHANGES = ("run.iterations", "run.resume", "run.out_dir", "run.progress", "run.eval_every", "run.eval_samples",
-                      "run.save_every",
+                      "run.save_every", "run.halt_on", "run.halt_patience",
                       "run.keep_checkpoints", "run.keep_best_checkpoints", "run.tensorboard", "run.wandb_project", "run.keep_best", "mesh.data",
                       "mesh.fsdp", "mesh.tensor", "sft.save_every")
 
@@ -85,6 +85,39 @@ def _check_same_run(saved: dict, cfg: Config, directory: str) -> None:
         raise ConfigError(f"run.resume: the checkpoints in {directory} were written with different settings "
                           f"({', '.join(f'{k}: {old.get(k)!r} -> {new.get(k)!r}' for k in changed)}); resume with "
                           "the original settings, or choose a new run.out_dir")
+
+
+DATA_FINGERPRINTS = "data_sha256.json"  # RUN_DIR/: the bytes of the data files the run started on
+
+
+def _check_same_data(cfg: Config, resuming: bool) -> None:
+    """A resumed run must read the records it started on: another train/eval file would continue on
+    other data, cut another held-out split and compare "before" and "after" on two sets (issue 26).
+    The settings compare file names; this compares their bytes (sha256, recorded at the start). A hub
+    source (hf:) is its name only."""
+    from dlrl_jax.data.readers import source_fingerprint
+
+    now = {field: source_fingerprint(path) for field, path in (("task.train_file", cfg.task.train_file),
+                                                               ("task.eval_file", cfg.task.eval_file))
+           if path is not None and not path.startswith("hf:")}
+    record = os.path.join(cfg.run.out_dir, DATA_FINGERPRINTS)
+    if resuming and os.path.exists(record):  # (a run started before these records: nothing to compare)
+        with open(record) as f:
+            started = json.load(f)
+        for field, sha in now.items():
+            if started.get(field, sha) != sha:
+                path = getattr(cfg.task, field.split(".")[1])
+                raise ConfigError(f"run.resume: {field} {path} changed since this run started (sha256 "
+                                  f"{started[field][:12]} in {record}, {sha[:12]} now): resuming would train on other "
+                                  "records and cut another held-out split; restore the original file, or start a new "
+                                  f"run.out_dir (or delete {record} to continue on the new data anyway)")
+    if is_lead_process() and now:
+        os.makedirs(cfg.run.out_dir, exist_ok=True)
+        with open(record + ".tmp", "w") as f:
+            json.dump(now, f, indent=2)
+        os.replace(record + ".tmp", record)
+    elif is_lead_process() and not resuming and os.path.exists(record):  # a fresh start on generated data
+        os.remove(record)
 
 
 class _Interrupted(Exception):
@@ -152,6 +185,10 @@ def _start(cfg: Config, log, stop: StopFlag, start: float, stack: contextlib.Exi
     """Finds what to resume from and checks it against the settings before anything is written."""
     out = cfg.run.out_dir
     _check_same_kind(cfg)
+    try:
+        parse_guards(cfg.run.halt_on)
+    except GuardError as e:
+        raise ConfigError(str(e)) from None
     rl_ckpt = None
     if cfg.algorithm.name != "sft":
         rl_ckpt = TrainStateCheckpointer(os.path.join(out, "checkpoints"), max_to_keep=cfg.run.keep_checkpoints,
@@ -175,6 +212,7 @@ def _start(cfg: Config, log, stop: StopFlag, start: float, stack: contextlib.Exi
     if resume is None and cfg.run.resume is True:
         raise ConfigError(f"run.resume: {out} holds no checkpoint to resume from; start it without --resume, or "
                           "with --resume-or-start (run.resume=auto), which starts fresh when there is none")
+    _check_same_data(cfg, resume is not None)
     metrics_path = os.path.join(out, "metrics.jsonl")
     if is_lead_process():
         if resume is None and os.path.exists(metrics_path):
@@ -337,16 +375,13 @@ def _train(cfg: Config, run: loop.Run, rl_ckpt, sft_checkpoints: _SFTCheckpoints
         if stop.set:
             raise _Interrupted()
 
-    def evaluate(phase, step, p, candidate=True, sampled=False):
+    def evaluate(phase, step, p, candidate=True):
         t = time.perf_counter()
         result = held_out(run, p, run.task.eval, eval_batch, step, stop=check_stop)
-        if sampled and cfg.run.eval_samples:  # before and after RL: the samples' solved rate and pass@k
-            result.update(sampled_held_out(run, p, run.task.eval, eval_batch, cfg.run.eval_samples,
-                                           cfg.algorithm.group_size, step, stop=check_stop))
         run.writer.write("eval", step, dict(result, seconds=time.perf_counter() - t))
-        sampled_text = "".join(f", {name.replace('_', ' ')} {value:.1%}" for name, value in result.items()
-                               if name == "sampled_solved" or name.startswith("pass@"))
-        log(f"[dlrl-jax] eval {phase}: reward {result['reward']:.3f}, solved {result['solved']:.1%}{sampled_text}")
+        passes = "".join(f", {k[5:]} {v:.1%}" for k, v in result.items() if k.startswith("eval_pass@"))
+        log(f"[dlrl-jax] eval {phase}: reward {result['reward']:.3f}, solved {result['solved']:.1%}, "
+            f"correct {result['eval_correct']:.3f}{passes}")
         if candidate and cfg.run.keep_best and result["reward"] > summary.get("best", {}).get("reward", -1.0):
             summary["best"] = dict(result, step=step)
             _export(run, p, os.path.join(run.out_dir, "best_model"))
@@ -359,7 +394,7 @@ def _train(cfg: Config, run: loop.Run, rl_ckpt, sft_checkpoints: _SFTCheckpoints
         params = sft.params if sft else params
         phase = "before RL" if cfg.algorithm.name != "sft" else "after SFT"
         try:
-            summary["before"] = evaluate(phase, 0, params, sampled=True)
+            summary["before"] = evaluate(phase, 0, params)
         except _Interrupted:
             raise _preempted_in_sft(cfg, run, sft, sft_checkpoints, summary, f"during the evaluation {phase}") from None
         if cfg.algorithm.name == "sft":
@@ -389,6 +424,7 @@ def _train(cfg: Config, run: loop.Run, rl_ckpt, sft_checkpoints: _SFTCheckpoints
         return Preempted(f"stopped by SIGTERM {during}; checkpoint at iteration {rl.iteration} saved in "
                          f"{rl_ckpt.directory}, continue with --resume")
 
+    watch = HaltWatch(parse_guards(cfg.run.halt_on), cfg.run.halt_patience)
     while True:
         evaluated = None
         it = rl.iteration
@@ -402,8 +438,19 @@ def _train(cfg: Config, run: loop.Run, rl_ckpt, sft_checkpoints: _SFTCheckpoints
             raise preempted(f"after iteration {it}")
         if it >= cfg.run.iterations:
             break
-        rl.step()
+        metrics = rl.step()
         it = rl.iteration
+        try:
+            reason = watch.observe(it - 1, metrics)
+        except GuardError as e:
+            raise ConfigError(str(e)) from None
+        if reason is not None:  # a guard held: save where it stands (resumable) and stop by name
+            _save(rl_ckpt, rl, summary, cfg)
+            rl.close()
+            rl_ckpt.wait()
+            raise Halted(f"halted by run.halt_on: {reason}; checkpoint at iteration {it} saved in "
+                         f"{rl_ckpt.directory}; look at metrics.jsonl, then --resume (with run.halt_on relaxed "
+                         "by --set to go on)")
         if cfg.run.eval_every and it % cfg.run.eval_every == 0 and it < cfg.run.iterations:
             try:
                 evaluated = evaluate(f"at iteration {it}", it, rl.params)
@@ -415,7 +462,7 @@ def _train(cfg: Config, run: loop.Run, rl_ckpt, sft_checkpoints: _SFTCheckpoints
     rl.close()
     if "after" not in summary:  # (a run resumed from its final checkpoint has it already)
         try:
-            summary["after"] = evaluate("after RL", cfg.run.iterations, rl.params, sampled=True)
+            summary["after"] = evaluate("after RL", cfg.run.iterations, rl.params)
         except _Interrupted:
             raise preempted("during the final evaluation") from None
     _save(rl_ckpt, rl, summary, cfg, summary["after"])
@@ -494,7 +541,7 @@ def _finish(cfg: Config, run: loop.Run, params, summary: dict, start: float, log
     if run.lead:
         with open(os.path.join(run.out_dir, "summary.json"), "w") as f:
             json.dump(summary, f, indent=2)
-        log(format_summary(summary))
+        log(format_summary(summary, cfg.algorithm.group_size))
     return summary
 
 
@@ -514,18 +561,18 @@ def _export(run: loop.Run, params, folder: str) -> None:
                 save_adapter(nnx.merge(run.graphdef, adapter), os.path.join(tmp, "adapter"))
 
 
-def format_summary(summary: dict) -> str:
+def format_summary(summary: dict, group_size: int | None = None) -> str:
     """The before/after table: held-out cell reward and greedy solved rate; with run.eval_samples also
-    the solved rate per sample and pass@k at the rollout temperature (before and after RL)."""
+    the solved rate per sample (eval_pass@1) and pass@k for k = `group_size` (the algorithm's group:
+    how often a group holds a solved completion) at the rollout temperature."""
     rows = [(name, summary[key]) for key, name in
             (("initial", "initial (random init)"), ("before", "before RL"), ("after", "after RL")) if key in summary]
-    passes = sorted({name for _, r in rows for name in r if name.startswith("pass@")})
-    sampled = ["sampled_solved"] + passes if any("sampled_solved" in r for _, r in rows) else []
-    heads = {"sampled_solved": "per sample"}
+    columns = [(key, head) for key, head in (("eval_pass@1", "per sample"), (f"eval_pass@{group_size}", f"pass@{group_size}"))
+               if group_size and any(key in r for _, r in rows)]
     lines = [f"{'held-out (' + str(summary['eval_examples']) + ')':<24} {'reward':>8} {'solved':>8}"
-             + "".join(f" {heads.get(name, name):>10}" for name in sampled)]
+             + "".join(f" {head:>10}" for _, head in columns)]
     lines += [f"{name:<24} {r['reward']:>8.3f} {r['solved']:>8.1%}"
-              + "".join(f" {r[c]:>10.1%}" if c in r else f" {'-':>10}" for c in sampled) for name, r in rows]
+              + "".join(f" {r[key]:>10.1%}" if key in r else f" {'-':>10}" for key, _ in columns) for name, r in rows]
     if "before" in summary and "after" in summary:
         before, after = summary["before"]["solved"], summary["after"]["solved"]
         ratio = f"x{after / before:.2f}" if before > 0 else "from none"

@@ -11,9 +11,12 @@ HUB_SOURCES names the hub data sets the papers use and the official files that l
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
+import math
 import os
+import re
 
 
 class DataError(ValueError):
@@ -62,8 +65,13 @@ def _read_file(path: str) -> list[dict]:
         except csv.Error as e:
             raise DataError(f"{path} line {reader.line_num}: not valid CSV ({e}); fix the file there") from None
     if ext == ".parquet":
+        import pyarrow as pa
         import pyarrow.parquet as pq
-        return pq.read_table(path).to_pylist()
+        try:
+            return pq.read_table(path).to_pylist()
+        except pa.ArrowException as e:
+            raise DataError(f"{path}: not a readable Parquet file ({' '.join(str(e).split())[:200]}); re-export it, "
+                            "or use .jsonl") from None
     raise DataError(f"{path}: unsupported extension {ext!r}; use .jsonl, .json, .csv or .parquet")
 
 
@@ -109,8 +117,14 @@ HUB_SOURCES = {
                                      "official": "EGSPO egspo/data_utils.py get_code_questions"},
     "TIGER-Lab/AceCode-89K": {"tasks": ("code",), "columns": ("question", "test_cases"),
                               "official": "ESPO recipes/process_data.py -> recipes/acecode_hard.jsonl"},
-    "google-research-datasets/mbpp": {"tasks": ("code",), "columns": ("text", "test_list", "code")},
-    "openai/openai_humaneval": {"tasks": ("code",), "columns": ("prompt", "test", "entry_point")},
+    "google-research-datasets/mbpp": {"tasks": ("code",), "columns": ("text or prompt", "test_list", "code"),
+                                      "official": "EGSPO eval/mbpp.py load_dataset(\"mbpp\", \"sanitized\", "
+                                                  "split=\"test\") (sanitized: prompt, test_imports)"},
+    "mbpp": {"tasks": ("code",), "columns": ("text or prompt", "test_list", "code"),
+             "official": "the old name of google-research-datasets/mbpp (EGSPO eval/mbpp.py)"},
+    "openai/openai_humaneval": {"tasks": ("code",), "columns": ("prompt", "test", "entry_point"),
+                                "official": "EGSPO eval/human_eval.py load_dataset(\"openai/openai_humaneval\", "
+                                            "split=\"test\")"},
 }
 
 
@@ -136,6 +150,18 @@ def _official_rows(source: str, rows: list[dict]) -> list[dict]:
     return [r for r in rows if len(field(r, "nums", "numbers") or ()) == keep]
 
 
+def source_fingerprint(source: str) -> str | None:
+    """sha256 of a local data file's bytes (what a resumed run or evaluation must find unchanged); None
+    for a hub name (its rows come from the hub's own versioned copy)."""
+    if source.startswith("hf:"):
+        return None
+    digest = hashlib.sha256()
+    with open(source, "rb") as f:
+        for block in iter(lambda: f.read(1 << 24), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def field(r: dict, *names: str):
     """The first of `names` the row has (case-insensitive) that is not None, else None."""
     lower = {str(k).lower(): v for k, v in r.items()}
@@ -150,6 +176,38 @@ def require(value, where: str, what: str):
     if value is None or value == "" or value == []:
         raise DataError(f"{where}: missing {what}")
     return value
+
+
+def _shown(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:80] + "..."
+
+
+def text_field(value, where: str, what: str, numbers: bool = False) -> str:
+    """`value` as text; with `numbers`, a finite int or float is also taken (an answer stored as a
+    number: 72, 0.5). Anything else (a list, a mapping, true/false, NaN, infinity) is a DataError naming
+    `where` and `what`: str() of it would quietly become a question or a reference answer ("True")."""
+    if isinstance(value, str):
+        return value
+    if numbers and isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return str(value)
+    kind = "text or a finite number" if numbers else "text"
+    raise DataError(f"{where}: {what} must be {kind}, got {type(value).__name__} {_shown(value)}; fix that row")
+
+
+_INTEGER = re.compile(r"^\s*[-+]?[0-9]+\s*$")
+
+
+def integer_field(value, where: str, what: str) -> int:
+    """`value` as an int: an int, a float with no fraction (2.0, as Parquet/pandas may store it) or the
+    text of one ("23"); true/false, 1.9, NaN or other text are a DataError naming `where` and `what`."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and _INTEGER.match(value) and len(value) < 100:
+        return int(value)
+    raise DataError(f"{where}: {what} must be an integer, got {type(value).__name__} {_shown(value)}; fix that row")
 
 
 def packaged_file(name: str) -> str:

@@ -57,6 +57,12 @@ def add_lora(model: Transformer, settings: LoRASettings, seed: int = 0) -> Trans
         raise ConfigError(f"LoRA rank must be positive, got {settings.rank}")
     if model.cfg.lora_rank:
         raise ConfigError("the model already has LoRA adapters; merge_lora first to add new ones")
+    c = model.cfg
+    widest = max(c.d_model, c.mlp_hidden, c.n_heads * (c.head_dim or c.d_model // c.n_heads))
+    if settings.rank > widest:  # (a huge rank would only allocate factors until memory runs out, with a traceback)
+        raise ConfigError(f"model.lora_rank {settings.rank} exceeds every dimension of the adapted projections (the "
+                          f"widest is {widest}), so A B cannot use it; set model.lora_rank <= {widest} (the papers: "
+                          "128)")
     cfg = model.cfg.replace(lora_rank=settings.rank, lora_alpha=float(settings.alpha),
                             lora_targets=tuple(settings.targets), lora_dropout=float(settings.dropout))
     fresh = nnx.eval_shape(lambda: Transformer(cfg, rngs=nnx.Rngs(params=seed)))

@@ -27,6 +27,34 @@ CHAR_CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}<|assistant|>{% endif %}")
 
 
+# A tokenizer's files in a Hugging Face folder (a remote-code class's module too, for PyTorch users of
+# the folder): what an export copies beside the weights.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+                   "vocab.json", "merges.txt", "chat_template.jinja", "chat_template.json", "tokenizer.model",
+                   "tokenization_*.py")
+
+
+def copy_tokenizer_files(source: str, target: str) -> list[str]:
+    """Makes the tokenizer files of folder `target` those of `source` (copied, each written whole; the
+    target's others, of another model, removed); returns their names."""
+    import fnmatch
+    import shutil
+
+    def tokenizer_files(folder):
+        return sorted(n for n in os.listdir(folder) if any(fnmatch.fnmatch(n, p) for p in TOKENIZER_FILES)
+                      and os.path.isfile(os.path.join(folder, n)))
+
+    names = tokenizer_files(source)
+    if os.path.samefile(source, target):
+        return names
+    for name in names:
+        shutil.copyfile(os.path.join(source, name), os.path.join(target, f".{name}.tmp"))
+        os.replace(os.path.join(target, f".{name}.tmp"), os.path.join(target, name))
+    for name in set(tokenizer_files(target)) - set(names):
+        os.remove(os.path.join(target, name))
+    return names
+
+
 class TokenizerError(ValueError):
     """The tokenizer folder or its special ids are unusable; the message says what to set."""
 
@@ -56,6 +84,8 @@ class Tokenizer:
         for name, value in (("mask_id", mask_id), ("eos_id", eos_id)):
             if value is None:
                 raise TokenizerError(f"{path}: no {name} in the model config or tokenizer; pass {name}=... explicitly")
+        if cfg is not None:
+            _check_fits(path, hf, cfg.vocab_size, mask_id=mask_id, eos_id=eos_id, pad_id=pad_id)
         return cls(hf, mask_id=mask_id, eos_id=eos_id, pad_id=pad_id)
 
     @property
@@ -128,6 +158,20 @@ def _load_hf_tokenizer(path: str):
         return transformers.AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
     except (OSError, ValueError) as e:
         raise TokenizerError(f"cannot load a tokenizer from {path}: {e}") from e
+
+
+def _check_fits(path: str, hf, vocab_size: int, **special_ids: int) -> None:
+    """Every id the tokenizer can produce must index the model's embedding: a larger tokenizer (one of
+    another model) would feed out-of-range ids, which XLA clamps to the last row without a word and the
+    run reports a plausible 0% (issue 26). A smaller one is usual (embeddings padded to a multiple)."""
+    size = len(hf)  # the base vocabulary and every added token
+    if size > vocab_size:
+        raise TokenizerError(f"{path}: the tokenizer has {size} tokens but the model's vocabulary has {vocab_size} "
+                             "(config.json vocab_size): it belongs to another model; use the model's own tokenizer")
+    for name, value in special_ids.items():
+        if value is not None and not 0 <= value < vocab_size:
+            raise TokenizerError(f"{path}: {name} {value} is outside the model's vocabulary [0, {vocab_size}); set "
+                                 "the right id in config.json")
 
 
 def _first(*values):

@@ -73,5 +73,6 @@ def diffu_grpo_loss(graphdef, params, batch, settings: DiffuGRPOSettings, total_
         per_row = per_token.sum(axis=1) / jnp.maximum(real.sum(axis=1), 1.0)
         loss = (per_row if weight is None else per_row * weight).sum() / total_rows
     return loss, {
-        "ratio": (ratio * real).sum(), "clip_fraction": (was_clipped * real).sum(),
+        "ratio": (ratio * real).sum(), "ratio_dev": (jnp.abs(ratio - 1.0) * real).sum(),
+        "clip_fraction": (was_clipped * real).sum(),
         "kl": (kl * real).sum(), "count": real.sum()}

@@ -57,5 +57,5 @@ def espo_loss(graphdef, params, batch, settings: ESPOSettings, total_rows: int):
     if "row_weight" in batch:  # algorithm.zero_variance_groups=drop: 0 on a group without signal
         per_row = per_row * batch["row_weight"]
     loss = per_row.sum() / total_rows
-    return loss, {"ratio": ratio.sum(), "clip_fraction": was_clipped.sum().astype(jnp.float32),
+    return loss, {"ratio": ratio.sum(), "ratio_dev": jnp.abs(ratio - 1.0).sum(), "clip_fraction": was_clipped.sum().astype(jnp.float32),
                   "kl": kl.sum(), "count": jnp.float32(ratio.shape[0])}

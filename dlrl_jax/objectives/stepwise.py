@@ -102,6 +102,7 @@ def stepwise_loss(graphdef, params, batch, settings: StepwiseLossSettings, total
     loss = (valid * per_row).sum() * scale / total_rows
     metrics = {
         "ratio": (valid * ratio).sum(),
+        "ratio_dev": (valid * jnp.abs(ratio - 1.0)).sum(),  # (its first optimizer step's: the rollout/trainer mismatch)
         "clip_fraction": (valid * was_clipped).sum(),
         "kl": (valid * kl).sum(),
         "count": valid.sum(),

@@ -57,15 +57,72 @@ ESPO_COUNTDOWN_TEMPLATE = (
 # ESPO eval/data_utils.py SUDOKU_SYSTEM_PROMPT (with its worked example): the same text as ESPO's training one
 ESPO_SUDOKU_SYSTEM_PROMPT = recipe_prompts.ESPO_SUDOKU_SYSTEM_PROMPT
 
+# vishnutez/egspo-dllm-rl eval/human_eval.py HUMANEVAL_SYSTEM_PROMPT (its stray `" ` after </answer> included)
+EGSPO_HUMANEVAL_SYSTEM_PROMPT = (
+    "You are a coding expert. You will be given a coding problem to solve. Solve it step by step.\n\n"
+    "Respond in the following format:\n<reasoning>\nYour reasoning here\n</reasoning>\n<answer>\n```python\n"
+    "Your code here\n```\n</answer>\" \n")
+
+# vishnutez/egspo-dllm-rl eval/mbpp.py MBPP_SYSTEM_PROMPT (four backticks closing its first line, and the
+# same stray `" `)
+EGSPO_MBPP_SYSTEM_PROMPT = (
+    "You are a coding expert. You will be given a coding problem to solve. Solve it step by step. Ensure you wrap "
+    "the answer in ```python````\n\nRespond in the following format:\n<reasoning>\nYour reasoning here\n"
+    "</reasoning>\n<answer>\n```python\nYour code here\n```\n</answer>\" \n")
+
+# vishnutez/egspo-dllm-rl eval/mbpp.py __getitem__: the problem, this line, then the assert lines
+EGSPO_MBPP_TESTS_INTRO = "\n\n Your code should pass the following tests:\n\n"
+
 # The assistant-side prefill every official evaluation appends after the chat template.
 PREFILL = "<reasoning>"
+
+
+def humaneval_docstring(prompt: str) -> str:
+    """EGSPO's HumanEval question (eval/parsers.py `extract_human_eval_prompt`): the FIRST docstring of
+    the prompt, each line stripped of its indentation, without the signature. Read line by line: the
+    docstring opens on a line that starts (after indentation) with three quotes; a line holding both
+    quotes and more than six characters is the whole docstring; else it runs up to the first line that
+    ends with the same quotes. (Where a prompt defines a helper first, such as HumanEval/38 and /50,
+    this is the helper's docstring: a quirk of the official code, kept.)"""
+    lines, quote = [], None
+    for line in prompt.splitlines():
+        stripped = line.strip()
+        if quote is None and stripped.startswith(('"""', "'''")):
+            quote = stripped[:3]
+            if stripped.count(quote) == 2 and len(stripped) > 6:
+                return stripped[3:-3].strip()
+            lines.append(stripped[3:])
+        elif quote is not None:
+            if stripped.endswith(quote):
+                lines.append(stripped[:-3])
+                break
+            lines.append(stripped)
+    return "\n".join(lines).strip()
+
+
+def egspo_code_question(record: dict) -> str:
+    """EGSPO's question of a HumanEval or MBPP record (eval/human_eval.py, mbpp.py __getitem__)."""
+    if record.get("benchmark") == "humaneval":
+        return humaneval_docstring(record["question"])
+    if record.get("benchmark") == "mbpp":
+        return record["question"] + EGSPO_MBPP_TESTS_INTRO + "\n".join(record["test_list"])
+    raise ValueError("EGSPO's code evaluation reads HumanEval or MBPP records (task_id, prompt, test, entry_point "
+                     "/ prompt, test_list, test_imports); this record is neither")
+
+
+def egspo_code_message(task: str, record: dict) -> str:
+    """d1's create_prompt with the benchmark's EGSPO system prompt."""
+    system = EGSPO_HUMANEVAL_SYSTEM_PROMPT if record.get("benchmark") == "humaneval" else EGSPO_MBPP_SYSTEM_PROMPT
+    return system + "\n\n" + egspo_code_question(record)
 
 
 def question_text(task: str, record: dict) -> str:
     """The official `question` of a record (what the generation JSON stores and the parsers read):
     the problem text for GSM8K/MATH, "Numbers: [..]\\nTarget: N" for Countdown (an f-string of the
     Python list), "Solve the following Sudoku puzzle: <16 digits>\\n" for Sudoku (d1 eval/*.py
-    __getitem__; ESPO eval/data_utils.py builds the same two)."""
+    __getitem__; ESPO eval/data_utils.py builds the same two); EGSPO's for a HumanEval or MBPP record."""
+    if task == "code" and record.get("benchmark") in ("humaneval", "mbpp"):
+        return egspo_code_question(record)
     if task == "countdown":
         return f"Numbers: {list(record['numbers'])}\nTarget: {record['target']}"
     if task == "sudoku":

@@ -9,7 +9,8 @@ frozen `EvalProtocol` that `dlrl-jax eval --protocol P` follows.
   egspo  vishnutez/egspo-dllm-rl eval/ (eval_checkpoints.py, eval_checkpoints.sh): the same dataset
          classes, generate() and decoding as d1, byte for byte; its own parse_and_get_acc.py.
   espo   ML-GSAI/ESPO eval/ (eval.py, data_utils.py, run_eval.sh): Countdown and Sudoku only, batch 1
-         on one GPU; LLaDA through generate(), Dream through diffusion_generate(alg="entropy").
+         on one GPU; LLaDA through generate(), Dream through diffusion_generate(alg="entropy") with no
+         logits hook (the mask token stays among the candidates: dream_mask_candidate "official").
 
 What they share (eval.py): bf16 weights, temperature 0, block 32, steps = gen_length // 2, low-
 confidence remasking, prompts tokenized by a plain `tokenizer(prompts)` call (its default
@@ -34,6 +35,7 @@ from typing import Callable
 
 import numpy as np
 
+from dlrl_jax.protocols import egspo_code
 from dlrl_jax.protocols import eval_prompts as prompts
 
 EVAL_PROTOCOLS = ("dlrl", "d1", "egspo", "espo")
@@ -62,6 +64,7 @@ class EvalProtocol:
     world_size: int = 1                                    # processes the official run splits the rows over
     attend_pads: bool = False                              # left pads attended (the model called without a mask)
     dream_remasking: str = "low_confidence"                # the order Dream's sampler uses under this protocol
+    dream_mask_candidate: str = "exclude"                  # official: the mask token a candidate (sample_tokens)
     keep_special_tokens: bool = False                      # the parser reads batch_decode(skip_special_tokens=False)
     add_special_tokens: bool = False                       # prompts tokenized as tokenizer(prompts) with its defaults
     parser: str | None = None                              # the protocol the official parser belongs to; None: ours
@@ -99,8 +102,9 @@ def _paper(name: str, task: str, message, source: str, **decoding) -> EvalProtoc
     return EvalProtocol(name=name, task=task, source=source, user_message=message, prefill=prompts.PREFILL,
                         default_data=data, data_origin=origin, subsample=_SUBSAMPLE[task], dtype="bfloat16",
                         attend_pads=True, keep_special_tokens=True, add_special_tokens=True, parser=name,
-                        # ESPO eval.py's Dream call; d1 and EGSPO release no Dream evaluation, so theirs is used
-                        dream_remasking="entropy", **decoding)
+                        # ESPO eval.py's Dream call; d1 and EGSPO release no Dream evaluation, so theirs is used.
+                        # It passes no generation_logits_hook_func: the mask token stays among the candidates.
+                        dream_remasking="entropy", dream_mask_candidate="official", **decoding)
 
 
 _TABLE: dict[tuple[str, str], EvalProtocol] = {}
@@ -115,21 +119,30 @@ for _task, _message in _ESPO_MESSAGES.items():  # run_eval.sh: NUM_GPUS=1, batch
     _TABLE["espo", _task] = _paper("espo", _task, _message, f"{prompts.ESPO_EVAL}, eval.py, run_eval.sh",
                                    batch_size=1, batch_size_at_512=1, world_size=1, reward_set="espo")
 
+# EGSPO code: eval/human_eval.py and mbpp.py build their prompts as gsm8k.py does; eval.py would run
+# them as every other task (it refuses --dataset humaneval/mbpp: FIDELITY.md), so the same decoding.
+_TABLE["egspo", "code"] = dataclasses.replace(
+    _TABLE["egspo", "gsm8k"], task="code", user_message=prompts.egspo_code_message, default_data=None,
+    source="vishnutez/egspo-dllm-rl eval/human_eval.py, mbpp.py, parser_json.py (closest to its intended "
+           "evaluation: the release cannot run as published)",
+    data_origin="HumanEval (load_dataset(\"openai/openai_humaneval\", split=\"test\"), 164 problems) or MBPP "
+                "sanitized (load_dataset(\"mbpp\", \"sanitized\", split=\"test\"), 257)")
+CODE_TEST_SETS = ("hf:openai/openai_humaneval:test", "hf:google-research-datasets/mbpp:sanitized:test")
+
 _UNAVAILABLE = {
     ("espo", "gsm8k"): "ESPO's LLaDA GSM8K numbers come from OpenCompass (4-shot GSM8K, LLaDA's opencompass "
                        "configs) and its Dream numbers from Dream's lm-eval fork, not from ESPO's eval/ (Countdown "
                        "and Sudoku only)",
     ("espo", "math"): "ESPO's LLaDA MATH numbers come from OpenCompass and its Dream numbers from Dream's lm-eval "
                       "fork, not from ESPO's eval/ (Countdown and Sudoku only)",
-    ("espo", "code"): "ESPO's code numbers come from OpenCompass (LLaDA) and Dream's lm-eval fork, not from ESPO's "
-                      "eval/",
-    ("egspo", "code"): "EGSPO's released HumanEval/MBPP evaluation cannot run as published (eval.py does not "
-                       "accept --dataset humaneval/mbpp, and their dataset classes pass an output_dir that "
-                       "GSM8KDataset.__init__ does not take)",
+    ("espo", "code"): "ESPO's code numbers come from OpenCompass for LLaDA (humaneval_gen_8e312c: 'Complete the "
+                      "following python code:'; mbpp_gen_830460: 3-shot on MBPP's full 500-problem test split) and "
+                      "Dream's lm-eval fork (humaneval_instruct, mbpp_instruct), not from ESPO's eval/",
     ("d1", "code"): "d1 evaluates no code task",
 }
 _CLOSEST = {"gsm8k": "--protocol d1 (zero-shot, the same LLaDA decoding)", "math": "--protocol d1",
-            "code": "--protocol dlrl with --data <MBPP or HumanEval file> (this project's sandboxed tests)"}
+            "code": "--protocol egspo --data hf:openai/openai_humaneval:test (zero-shot instruct prompt, greedy "
+                    "pass@1; no protocol here reproduces OpenCompass or lm-eval), or --protocol dlrl"}
 
 
 def get(name: str, task: str) -> EvalProtocol:
@@ -175,7 +188,8 @@ def ground_truth(task: str, record: dict):
     """The record's `ground_truth` as the official generation JSON stores it (d1 eval/*.py
     __getitem__): GSM8K the float `Parser.extract_answer_gsm8k` takes after "####" (None when it
     finds no number), MATH the `answer` string, Countdown [numbers, target], Sudoku the solution
-    string; code: its tests."""
+    string; code: EGSPO's (HumanEval's test, MBPP's imports and asserts) for a HumanEval or MBPP
+    record, else its tests."""
     if task == "gsm8k":  # eval/parsers.py: r"####\s*\$?([\d,]+(?:\.\d+)?)", commas dropped
         found = re.search(r"####\s*\$?([\d,]+(?:\.\d+)?)", "#### " + str(record["answer"]))
         return float(found.group(1).replace(",", "")) if found else None
@@ -184,7 +198,7 @@ def ground_truth(task: str, record: dict):
     if task == "sudoku":
         return record["solution"]
     if task == "code":
-        return record.get("tests")
+        return egspo_code.ground_truth(record) if record.get("benchmark") else record.get("tests")
     return record["answer"]
 
 
@@ -192,6 +206,10 @@ def locate_data(protocol: EvalProtocol, data_dir: str | None) -> str:
     """The protocol's default test set: a hub name as it is, or its file in `data_dir` (--data-dir,
     else $DLRL_EVAL_DATA). A missing file is one line naming it and where to get it."""
     name = protocol.default_data
+    if name is None:  # code: two test sets, the user names one
+        raise FileNotFoundError(f"--protocol {protocol.name} --task {protocol.task} evaluates {protocol.data_origin}: "
+                                f"pass --data {CODE_TEST_SETS[0]} or --data {CODE_TEST_SETS[1]} (or a local "
+                                "JSONL/Parquet copy with their columns)")
     if name.startswith("hf:"):
         return name
     folder = data_dir or os.environ.get(DATA_DIR_ENV)

@@ -1,6 +1,7 @@
 """Each paper's accuracy parser behind one call:
 
     score(protocol, task, text, record) -> (correct, total)
+    score_many(protocol, task, texts, records) -> [(correct, total), ...]   (code: one sandbox batch)
 
 for one generation: total 1 and correct 1/0, except Sudoku, where it is (blank cells filled as the
 record's solution fills them, blank cells of the puzzle), summed over a set as the papers sum them.
@@ -8,7 +9,9 @@ record's solution fills them, blank cells of the puzzle), summed over a set as t
 Protocols ("whose evaluation"):
   d1     dllm-reasoning/d1 eval/parse_and_get_acc.py (`d1_parse`): gsm8k, math, countdown, sudoku.
   egspo  vishnutez/egspo-dllm-rl eval/parse_and_get_acc.py and get_and_save_metrics.py: the same
-         parse functions as d1's, byte for byte, so the same port.
+         parse functions as d1's, byte for byte, so the same port; code (HumanEval, MBPP): the pass@1
+         its eval/parser_json.py intends, run in this project's sandbox (`egspo_code`: the release
+         itself cannot run, FIDELITY.md).
   espo   ML-GSAI/ESPO eval/parse_and_get_acc.py (`espo_parse`): countdown and sudoku only.
   dlrl   this project's own accuracy: the correctness term of reward set "dlrl", as `dlrl-jax eval`
          computes it by default (`dlrl_jax.tasks.accuracy`); every task.
@@ -18,19 +21,21 @@ completion decoded with special tokens kept; for dlrl the completion cut at its 
 special tokens dropped (what `dlrl-jax eval` writes as "completion").
 `record` is the ground truth in this project's record schema (dlrl_jax/tasks/<task>.py): gsm8k and
 math {"answer"}, countdown {"numbers", "target"}, sudoku {"puzzle", "solution"}, code the task's
-record. `protocols.records.record_from_d1_entry` builds one from a d1 generation-file entry.
+record (egspo: a HumanEval or MBPP one, dlrl_jax/tasks/code.py). `protocols.records.record_from_d1_entry` builds one from a d1 generation-file entry.
 """
 
 from __future__ import annotations
 
-from dlrl_jax.protocols import d1_parse, espo_parse
+import re
+
+from dlrl_jax.protocols import d1_parse, egspo_code, espo_parse
 
 PROTOCOLS = ("d1", "egspo", "espo", "dlrl")
 TASKS = ("gsm8k", "math", "countdown", "sudoku", "code")
 
 SUPPORTED = {
     "d1": ("gsm8k", "math", "countdown", "sudoku"),
-    "egspo": ("gsm8k", "math", "countdown", "sudoku"),
+    "egspo": TASKS,
     "espo": ("countdown", "sudoku"),
     "dlrl": TASKS,
 }
@@ -38,14 +43,18 @@ SUPPORTED = {
 # Why a paper has no parser for a task, said in the error.
 _NO_PARSER = {
     "d1": "d1 evaluates no code task",
-    "egspo": "EGSPO's released HumanEval/MBPP evaluation (eval/human_eval.py, mbpp.py) cannot run as published",
     "espo": "ESPO's GSM8K, MATH and code numbers come from OpenCompass and Dream's lm-eval, not from its "
             "eval/parse_and_get_acc.py",
 }
 
 
 class ProtocolError(ValueError):
-    """An unsupported protocol/task pair or an unusable record; the message names it and the fix."""
+    """An unsupported protocol/task pair or an unusable record; the message names it and the fix.
+    `index`: which record of a `score_many` batch (None for one record)."""
+
+    def __init__(self, message: str, index: int | None = None):
+        super().__init__(message)
+        self.index = index
 
 
 def check(protocol: str, task: str) -> None:
@@ -94,24 +103,63 @@ def _official(protocol: str, task: str, text: str, record: dict) -> tuple[int, i
     return int(d1_parse.countdown_correct(expression, numbers, target)), 1
 
 
-def _dlrl(task: str, text: str, record: dict) -> tuple[int, int]:
+def _dlrl_many(task: str, texts: list[str], records: list[dict]) -> list[tuple[int, int]]:
     from dlrl_jax import tasks  # (the task registry: imported on use, the parsers above need none of it)
 
+    for i, record in enumerate(records):
+        if task == "code" and isinstance(record, dict) and record.get("benchmark") == "humaneval" \
+                and not record.get("tests"):
+            raise ProtocolError("a HumanEval entry of an EGSPO generation file names no entry point (only the test "
+                                "is saved): rescore it with --protocol egspo, or evaluate with `dlrl-jax eval`", i)
     try:
-        value = float(tasks.accuracy(task, [text], [record], reward_set="dlrl")[0])
-    except ValueError as e:  # the task's record check: "examples[0]['answer'] must be ..."
-        raise ProtocolError(str(e).replace("examples[0]", "record")) from None
+        values = [float(v) for v in tasks.accuracy(task, list(texts), list(records), reward_set="dlrl")]
+    except ValueError as e:  # the task's record check: "examples[i]['answer'] must be ..."
+        found = re.match(r"examples\[(\d+)\]", str(e))
+        raise ProtocolError(re.sub(r"examples\[\d+\]", "record", str(e)),
+                            int(found.group(1)) if found else None) from None
+    return [_dlrl_count(task, v, r) for v, r in zip(values, records)]
+
+
+def _dlrl_count(task: str, value: float, record: dict) -> tuple[int, int]:
     if task == "sudoku":  # the fraction of blanks, back to cells (k / b in float32 times b rounds to k)
         blanks = sum(ch == "0" for ch in record["puzzle"])
         return int(round(value * blanks)), blanks
     return int(value >= 1.0 - 1e-6), 1
 
 
+def _egspo_code(texts: list[str], records: list[dict]) -> list[tuple[int, int]]:
+    for i, record in enumerate(records):
+        try:
+            egspo_code.ground_truth(record)
+        except egspo_code.CodeRecordError as e:
+            raise ProtocolError(str(e), i) from None
+    return [(c, 1) for c in egspo_code.correct_many(list(texts), list(records))]
+
+
 def score(protocol: str, task: str, text: str, record: dict) -> tuple[int, int]:
     """(correct, total) of one generation `text` against `record` under `protocol`'s parser."""
+    try:
+        return score_many(protocol, task, [text], [record])[0]
+    except ProtocolError as e:
+        raise ProtocolError(str(e)) from None
+
+
+def score_many(protocol: str, task: str, texts: list[str], records: list[dict]) -> list[tuple[int, int]]:
+    """`score` of each (text, record) pair; code runs every program of the batch in one parallel
+    sandbox batch (a sandboxed test costs about a second). A bad record raises ProtocolError with
+    its position as `.index`."""
     check(protocol, task)
-    if not isinstance(text, str):
-        raise ProtocolError(f"the generation must be a string, got {type(text).__name__}")
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise ProtocolError(f"the generation must be a string, got {type(text).__name__}", i)
     if protocol == "dlrl":
-        return _dlrl(task, text, record)
-    return _official(protocol, task, text, record)
+        return _dlrl_many(task, texts, records)
+    if task == "code":
+        return _egspo_code(texts, records)
+    out = []
+    for i, (text, record) in enumerate(zip(texts, records)):
+        try:
+            out.append(_official(protocol, task, text, record))
+        except ProtocolError as e:
+            raise ProtocolError(str(e), i) from None
+    return out

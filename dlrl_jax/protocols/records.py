@@ -8,6 +8,9 @@ ground truth as its data set classes return it (eval/gsm8k.py, math500.py, count
              from the question
   sudoku     the solution string; the puzzle is read from the question: its first 16 characters if
              they are digits, else the 16 digits after "Sudoku puzzle: "
+  code       EGSPO's eval/human_eval.py, mbpp.py: HumanEval's `test` (a `def check(candidate):`
+             function), MBPP's test_imports + a blank line + its assert lines; which one it is is
+             read from the text (a `def check(` line: HumanEval)
 """
 
 from __future__ import annotations
@@ -75,4 +78,27 @@ def record_from_d1_entry(task: str, entry) -> dict:
         if not isinstance(truth, str) or len(truth) != 16 or not truth.isdigit():
             raise ProtocolError(f"'ground_truth' must be the 16-digit solution, got {truth!r}")
         return {"puzzle": _sudoku_puzzle(question), "solution": truth}
-    raise ProtocolError(f"d1 generation files hold gsm8k, math, countdown or sudoku, not {task}")
+    if task == "code":
+        return _code(question, truth)
+    raise ProtocolError(f"d1 generation files hold gsm8k, math, countdown, sudoku or code, not {task}")
+
+
+def _code(question: str, truth) -> dict:
+    """A HumanEval or MBPP record from EGSPO's saved ground truth. A HumanEval entry saves no entry
+    point (EGSPO checks the program's first function), so its record has no `tests` of its own."""
+    if not isinstance(truth, str) or not truth.strip():
+        raise ProtocolError(f"'ground_truth' must be the test text (HumanEval's check function or MBPP's imports "
+                            f"and asserts), got {truth!r}")
+    if re.search(r"^def check\(", truth, re.MULTILINE):
+        return {"question": question, "tests": None, "entry_point": None, "solution": None,
+                "tests_in_prompt": False, "benchmark": "humaneval", "check_code": truth}
+    imports, _, asserts = truth.partition("\n\n")
+    test_list = [line for line in asserts.split("\n") if line.strip()]
+    if not test_list:
+        raise ProtocolError("'ground_truth' is neither a HumanEval test (no `def check(` line) nor MBPP's imports, a "
+                            f"blank line and assert lines, got {truth[:80]!r}")
+    test_imports = [line for line in imports.split("\n") if line.strip()]
+    # (one test statement: the whole script, all or nothing, as pass@1 counts it)
+    return {"question": question, "tests": [truth], "entry_point": None,
+            "solution": None, "tests_in_prompt": True, "benchmark": "mbpp", "test_list": test_list,
+            "test_imports": test_imports}

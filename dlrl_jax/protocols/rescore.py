@@ -1,7 +1,8 @@
 """`dlrl-jax rescore --protocol P --task T FILE...`: a paper's accuracy parser over saved generations.
 
 Files:
-  *.json   d1's generation files ({"generations": [{"question", "generations", "ground_truth"}, ...]},
+  *.json   d1's generation files ({"generations": [{"question", "generations", "ground_truth"}, ...]};
+           code: EGSPO's HumanEval / MBPP files, the ground truth its test text),
            as d1's, EGSPO's and ESPO's eval.py write them, one per GPU rank). Several files are one
            setup, summed as parse_and_get_acc.py sums a setup: correct over processed (Sudoku: correct
            cells over blank cells), x 100. Files named as d1 names them ("<setup>_<rank>_generations.json")
@@ -22,7 +23,7 @@ import json
 import os
 import re
 
-from dlrl_jax.protocols.parsers import ProtocolError, check, score
+from dlrl_jax.protocols.parsers import ProtocolError, check, score_many
 from dlrl_jax.protocols.records import record_from_d1_entry
 
 _D1_NAME = re.compile(r"(.+)_\d+_generations\.json$")  # parse_and_get_acc.py extract_setup_name
@@ -132,14 +133,13 @@ def rescore(protocol: str, task: str, paths: list[str], note=print) -> dict:
         else:
             raise RescoreError(f"{path}: unknown kind of file; give d1's generation files (.json) or "
                                "`dlrl-jax eval` results (.jsonl)")
-        correct = total = 0
-        for where, text, record in items:
-            try:
-                c, t = score(protocol, task, text, record)
-            except ProtocolError as e:
-                raise RescoreError(f"{where}: {e}") from None
-            correct, total = correct + c, total + t
-        files.append({"path": path, "correct": correct, "total": total})
+        items = list(items)
+        try:  # one batch per file: code runs all its programs in one parallel sandbox batch
+            scored = score_many(protocol, task, [text for _, text, _ in items], [record for _, _, record in items])
+        except ProtocolError as e:
+            where = items[e.index][0] if e.index is not None else path
+            raise RescoreError(f"{where}: {e}") from None
+        files.append({"path": path, "correct": sum(c for c, _ in scored), "total": sum(t for _, t in scored)})
     correct = sum(f["correct"] for f in files)
     total = sum(f["total"] for f in files)
     return {"correct": correct, "total": total, "accuracy": 100.0 * correct / total if total else 0.0,

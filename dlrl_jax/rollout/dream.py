@@ -11,6 +11,15 @@ No blocks. timesteps = linspace(1, eps, T + 1); at step i (t = timesteps[i], s =
 - "origin" (or "random"): each masked position is committed with probability 1 - s / t (1 at the last
   step), independently, so rows commit different numbers per step.
 
+settings.dream_mask_candidate "official" (Dream's sample_tokens draws from every logit, the mask token's
+included): a picked position whose candidate is the mask token keeps its mask, so the masks left no
+longer follow the static schedule. The count is then computed at every step as `_sample` does it:
+int(n * (1 - s / t)) (int(n) at the last step) with n = the batch's masked positions / B in float32, a
+mean over the rows, which can differ. Where that count exceeds a row's masked positions, the official
+torch.topk also picks positions of confidence -inf (ties, in an order torch leaves unspecified) and
+writes the mask token over their tokens; here such a row commits its masked positions and nothing else
+(FIDELITY.md). With a batch of one row (ESPO's evaluation) that never arises.
+
 Random draws (a reference can reproduce them): the key of step i is fold_in(key, i), split into
 (gumbel_key, remask_key) as in the block sampler; origin's coin flips are the uniform [B, G] draw of
 remask_key; alg_temp's Gumbel noise [B, G] comes from fold_in(fold_in(key, i), 1).
@@ -61,6 +70,13 @@ def transfer_counts(gen_length: int, steps: int, eps: float) -> np.ndarray:
     return counts
 
 
+def _official_count(completion, mask_id, p_transfer):
+    """`_sample`'s count with the masks actually left: int(mean masks per row * (1 - s / t)), float32
+    as torch computes `mask_index.sum() / B` and the product (p_transfer is 1 at the last step)."""
+    mean = jnp.sum(completion == mask_id).astype(jnp.float32) / jnp.float32(completion.shape[0])
+    return (mean * p_transfer).astype(jnp.int32)  # int() truncates; both factors are >= 0
+
+
 def _origin_commit(p_transfer):
     """Origin's coin flips: the confidence of remasking "origin"/"random" is the uniform draw itself."""
     def eligible(masked, positions, uniform):
@@ -93,13 +109,14 @@ def generate_dream(graphdef, params, prompt_ids, prompt_mask, key, settings: Sam
     def body(carry, s):
         x, unmask = carry
         logits = window_logits(graphdef, params, settings, prompt_ids, x, attention, 0, G)
+        count = _official_count(x[:, P:], settings.mask_id, p_transfer[s]) if settings.mask_is_candidate else counts[s]
         if origin:
             eligible = _origin_commit(p_transfer[s])
         elif settings.alg_temp:
-            eligible = _sampled_top_k_commit(counts[s], settings.alg_temp,
+            eligible = _sampled_top_k_commit(count, settings.alg_temp,
                                              jax.random.fold_in(jax.random.fold_in(key, s), 1), G)
         else:
-            eligible = top_k_commit(counts[s], 0, G)
+            eligible = top_k_commit(count, 0, G)
         x, commit, rec = denoise_step(settings, logits, x, P, key, s, 0, eligible)
         return (x, jnp.where(commit, s, unmask)), rec
 

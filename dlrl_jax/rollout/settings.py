@@ -10,6 +10,7 @@ REMASKING = ("low_confidence", "random", "origin", "entropy", "maskgit_plus", "t
 CACHES = ("none", "prefix", "dual")
 SCHEDULES = ("blocks", "dream")
 NOISE_DTYPES = ("float32", "bfloat16", "float64")
+DREAM_MASK_CANDIDATES = ("exclude", "official")
 
 
 class SamplerSettingsError(ValueError):
@@ -32,6 +33,12 @@ class SamplerSettings:
     minus top-2 prob). alg_temp (schedule dream, ranked orders): positions are drawn from
     softmax(confidence / alg_temp) without replacement instead of taken top-k. eps: Dream's final
     time (timesteps linspace(1, eps, T + 1)).
+    dream_mask_candidate (schedule dream): "exclude" (this project's default) gives the mask token's
+    logit -inf, so every committed position holds a real token and each step commits a fixed count.
+    "official" keeps the mask token among the candidates as Dream's sample_tokens does: a position
+    picked with the mask token as its candidate stays masked (not counted as committed), and each
+    step's count is recomputed from the masks left, averaged over the batch's rows, as `_sample` does
+    (dlrl_jax.rollout.dream); completions can end with masks left in them.
     noise_dtype: the Gumbel-max candidate draw at temperature > 0. float32: logits / T + Gumbel in
     log space; bfloat16: the official EGSPO / d1 / ESPO trainers' exp(logits) / (-log U)^T in the
     model's bfloat16, rounding after every operation (dlrl_jax.rollout.noise); float64: LLaDA's
@@ -69,6 +76,7 @@ class SamplerSettings:
     alg_temp: float | None = None
     eps: float = 1e-3
     noise_dtype: str = "float32"
+    dream_mask_candidate: str = "exclude"
 
     @property
     def num_blocks(self) -> int:
@@ -77,6 +85,11 @@ class SamplerSettings:
     @property
     def steps_per_block(self) -> int:
         return self.steps // self.num_blocks
+
+    @property
+    def mask_is_candidate(self) -> bool:
+        """Dream's official sample_tokens: the mask token may be drawn (and then the position stays masked)."""
+        return self.dream_mask_candidate == "official"
 
     def validate(self) -> "SamplerSettings":
         def fail(msg):
@@ -113,6 +126,11 @@ class SamplerSettings:
             fail(f"alg_temp must be >= 0 (0 or None: take the top-k positions), got {self.alg_temp}")
         if self.alg_temp and self.schedule != "dream":
             fail(f"alg_temp {self.alg_temp} is part of Dream's sampler; set schedule 'dream' or alg_temp None")
+        if self.dream_mask_candidate not in DREAM_MASK_CANDIDATES:
+            fail(f"dream_mask_candidate {self.dream_mask_candidate!r} is unknown; use one of {DREAM_MASK_CANDIDATES}")
+        if self.mask_is_candidate and self.schedule != "dream":
+            fail("dream_mask_candidate 'official' is part of Dream's sampler; set schedule 'dream' or "
+                 "dream_mask_candidate 'exclude'")
         if self.noise_dtype not in NOISE_DTYPES:
             fail(f"noise_dtype {self.noise_dtype!r} is unknown; use one of {NOISE_DTYPES}")
         if self.noise_dtype == "float64" and not jax.config.jax_enable_x64:

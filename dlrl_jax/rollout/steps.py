@@ -78,8 +78,10 @@ def candidates(settings, logits, gumbel_key, remask_key):
     sample_tokens (logits / temperature, then top_p, then top_k; a categorical draw, argmax at
     temperature 0) and its confidences, or LLaDA's low_confidence (prob under the raw logits).
 
-    The mask token is never a candidate: committing it would leave the position looking masked."""
-    candidate_logits = logits.at[..., settings.mask_id].set(-jnp.inf)
+    The mask token is no candidate (its logit -inf), unless settings.mask_is_candidate (Dream's official
+    sample_tokens, which draws from every logit): then a position whose candidate is the mask token
+    stays masked when picked (denoise_step)."""
+    candidate_logits = logits if settings.mask_is_candidate else logits.at[..., settings.mask_id].set(-jnp.inf)
     T = settings.temperature
     filtered = filter_logits(candidate_logits / T if T > 0 else candidate_logits, settings.top_p, settings.top_k)
     if T > 0:
@@ -115,7 +117,9 @@ def denoise_step(settings, logits, x, P, key, s, start, eligible_fn):
     completion = x[:, P:]
     masked_w = jax.lax.dynamic_slice_in_dim(completion, start, width, axis=1) == settings.mask_id
     positions_w = start + jnp.arange(width)
-    commit_w = eligible_fn(masked_w, positions_w, confidence_w)
+    # A picked position whose candidate is the mask token keeps the mask: nothing is committed there
+    # (only possible with settings.mask_is_candidate).
+    commit_w = eligible_fn(masked_w, positions_w, confidence_w) & (x0_w != settings.mask_id)
     logp = jax.nn.log_softmax(logits / settings.logprob_temperature, axis=-1)
     token_logp = jnp.take_along_axis(logp, x0_w[..., None], axis=-1)[..., 0]
     logp1 = jax.nn.log_softmax(logits, axis=-1) if settings.logprob_temperature != 1.0 else logp

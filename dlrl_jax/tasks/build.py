@@ -94,6 +94,9 @@ def make_task(name: str, style: str, train: list[dict], evaluation: list[dict], 
                 lambda r: target_text(name, r, style), reward_set, system, code_sandbox)
 
 
+GENERATED_MAX = 10_000_000  # about 5 GB of Python records and minutes of generating
+
+
 def build_task(cfg: Config) -> Task:
     t = cfg.task
     make_task(t.name, t.prompt_style, [], [], t.reward_set, t.prompt_recipe, t.code_sandbox)  # the checks, before any data is read
@@ -107,6 +110,9 @@ def build_task(cfg: Config) -> Task:
     elif get(t.name).generate_training is not None:
         if t.eval_file:
             raise ConfigError("task.eval_file without task.train_file: set both, or neither to use the generator")
+        if t.train_size + t.eval_size > GENERATED_MAX:  # all are made in memory, one Python dict each
+            raise ConfigError(f"task.train_size + task.eval_size is {t.train_size + t.eval_size}; the {t.name} "
+                              f"generator makes at most {GENERATED_MAX} records (all in memory): lower them")
         records = get(t.name).generate_training(cfg.seed, t.train_size + t.eval_size, t)
         evaluation, train = _split_unique(records, t.eval_size, t.name)
     else:

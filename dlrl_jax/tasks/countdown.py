@@ -14,7 +14,7 @@ import json
 import numpy as np
 
 from dlrl_jax.data.countdown import generate_countdown
-from dlrl_jax.data.readers import DataError, field, require
+from dlrl_jax.data.readers import DataError, field, integer_field, require
 from dlrl_jax.rewards import countdown as rewards
 from dlrl_jax.tasks.spec import TaskSpec, pair
 
@@ -23,12 +23,12 @@ NUMBERS = 3  # the official trainers keep the 3-number rows; d1's test file has 
 
 def _normalize_d1_test(r: dict, where: str) -> dict:
     """d1's dataset/countdown_cd3_test.jsonl: {"input": "30,100,93", "output": "23"} (eval/countdown.py)."""
-    try:
-        numbers = [int(x) for x in str(r["input"]).split(",")]
-        target = int(str(require(field(r, "output"), where, "'output' (the target)")).strip())
-    except ValueError:
-        raise DataError(f"{where}: d1's Countdown rows hold 'input' as comma-separated integers and 'output' as an "
-                        f"integer, got {r.get('input')!r}, {r.get('output')!r}") from None
+    text = field(r, "input")
+    if not isinstance(text, str) or not all(x.strip().isdigit() for x in text.split(",")):
+        raise DataError(f"{where}: d1's Countdown rows hold 'input' as comma-separated integers (\"30,100,93\"), got "
+                        f"{str(text)[:80]!r}")
+    numbers = [int(x) for x in text.split(",")]
+    target = integer_field(require(field(r, "output"), where, "'output' (the target)"), where, "'output' (the target)")
     return {"numbers": numbers, "target": target}
 
 
@@ -37,14 +37,16 @@ def normalize(r: dict, where: str) -> dict:
         return _normalize_d1_test(r, where)
     numbers = require(field(r, "numbers", "nums"), where, "'numbers' (a list of integers)")
     target = require(field(r, "target"), where, "'target' (an integer)")
-    if isinstance(numbers, str):
-        numbers = json.loads(numbers)
-    try:
-        numbers = [int(x) for x in numbers]
-        target = int(target)
-    except (TypeError, ValueError):
-        raise DataError(f"{where}: 'numbers' must be integers and 'target' an integer, got {numbers!r}, {target!r}")
-    return {"numbers": numbers, "target": target}
+    if isinstance(numbers, str):  # a CSV cell holding the list's JSON text
+        try:
+            numbers = json.loads(numbers)
+        except ValueError:
+            numbers = None
+    if not isinstance(numbers, (list, tuple)):  # (also a list that arrived as other text, "1 2 3")
+        raise DataError(f"{where}: 'numbers' must be a list of integers such as [30, 100, 93], got "
+                        f"{str(field(r, 'numbers', 'nums'))[:80]!r}; fix that row")
+    return {"numbers": [integer_field(x, where, "each of 'numbers'") for x in numbers],
+            "target": integer_field(target, where, "'target'")}
 
 
 def question(r: dict) -> str:

@@ -8,19 +8,19 @@ integer, formats, tags), or ESPO's 1/0.
 
 from __future__ import annotations
 
-from dlrl_jax.data.readers import field, require
+from dlrl_jax.data.readers import field, require, text_field
 from dlrl_jax.rewards import gsm8k as rewards
 from dlrl_jax.tasks.spec import TaskSpec, pair
 
 
 def normalize(r: dict, where: str) -> dict:
-    question = require(field(r, "question", "problem"), where, "'question'")
-    answer = str(require(field(r, "answer"), where, "'answer'"))
+    question = text_field(require(field(r, "question", "problem"), where, "'question'"), where, "'question'")
+    answer = text_field(require(field(r, "answer"), where, "'answer'"), where, "'answer'", numbers=True)
     solution = None
     if "####" in answer:  # GSM8K's own layout: worked solution, then "#### final answer"
         solution, answer = answer.rsplit("####", 1)
         solution = solution.strip()
-    return {"question": str(question), "answer": answer.strip().replace(",", ""), "solution": solution}
+    return {"question": question, "answer": answer.strip().replace(",", ""), "solution": solution}
 
 
 def extract_answer(completion: str, reward_set: str) -> str | None:

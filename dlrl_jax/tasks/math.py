@@ -9,7 +9,7 @@ normalisation ("d1", `dlrl_jax.rewards.math_strings`), ESPO's 1/0 ("espo").
 
 from __future__ import annotations
 
-from dlrl_jax.data.readers import field, require
+from dlrl_jax.data.readers import field, require, text_field
 from dlrl_jax.rewards import math_answer, math_strings
 from dlrl_jax.tasks.spec import TaskSpec, pair
 
@@ -32,12 +32,16 @@ def boxed_reference(solution: str) -> str | None:
 
 
 def normalize(r: dict, where: str) -> dict:
-    question = require(field(r, "question", "problem"), where, "'problem' or 'question'")
+    question = text_field(require(field(r, "question", "problem"), where, "'problem' or 'question'"), where,
+                          "'problem'")
+    solution = field(r, "solution")
+    if solution is not None:
+        solution = text_field(solution, where, "'solution'")
     answer = field(r, "answer")
     if answer is None and isinstance(field(r, "solution"), str):  # MATH train rows: only the worked solution
         answer = boxed_reference(field(r, "solution"))
     answer = require(answer, where, "'answer' (the reference final answer), or a 'solution' ending in \\boxed{}")
-    return {"question": str(question), "answer": str(answer), "solution": field(r, "solution")}
+    return {"question": question, "answer": text_field(answer, where, "'answer'", numbers=True), "solution": solution}
 
 
 def extract_answer(completion: str, reward_set: str) -> str | None:

@@ -86,6 +86,10 @@ class Iteration:
         (params, opt_state, ref, count), sums = jax.lax.scan(
             optimizer_step, (state.params, state.opt_state, state.ref_params, state.optimizer_steps), items)
         last = jax.tree.map(lambda x: x[-1], sums)  # the loop reports its last optimizer step's sums
+        if "ratio_dev" in sums:  # ... and the first's mean |ratio - 1|: taken at the policy that made the
+            # rollout, so it measures how far the trainer's log-probs are from the rollout's (or old pass's)
+            first = jax.tree.map(lambda x: x[0], sums)
+            metrics = dict(metrics, first_ratio_dev=first["ratio_dev"] / jnp.maximum(first["count"], 1.0))
         state = state.replace(params=params, opt_state=opt_state, ref_params=ref, key=key,
                               iteration=state.iteration + 1, optimizer_steps=count)
         return state, (last, metrics)

@@ -5,3 +5,4 @@ resumed run (or the vmapped seeds of training/seeded.py) draws exactly what a st
 DROPOUT_STREAM = 0xD0     # LoRA dropout keys of the training forwards (old-policy passes: DROPOUT_STREAM + 1)
 MASK_STREAM = 0x5EED      # ESPO's, diffu-GRPO's and wd1's mask draws, then folded with the update index
 EVAL_STREAM = 0xE7A1      # held-out evaluation: key(seed ^ EVAL_STREAM), folded with the RL iteration
+SAMPLES_STREAM = 0x5A3E   # pass@k samples of an evaluation: its key folded with this (then the sample's batch)

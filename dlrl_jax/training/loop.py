@@ -119,7 +119,7 @@ class Run:
                                            schedule=rollout.resolve_schedule(s.schedule, self.model_family,
                                                                              s.block_length),
                                            top_p=s.top_p, top_k=s.top_k, alg_temp=s.alg_temp,
-                                           noise_dtype=s.noise_dtype)
+                                           noise_dtype=s.noise_dtype, dream_mask_candidate=s.dream_mask_candidate)
         try:
             return settings.validate()
         except rollout.SamplerSettingsError as e:
@@ -397,7 +397,8 @@ class RLLoop:
         run.writer.write("rl", self.iteration, metrics)
         self.iteration += 1
         self.bar.update(1)
-        self.bar.set_postfix(reward=f"{reward.mean():.3f}", kl=f"{metrics.get('kl', 0.0):.4f}",
+        health = {"r1": f"{metrics['first_ratio_dev']:.1e}"} if "first_ratio_dev" in metrics else {}
+        self.bar.set_postfix(reward=f"{reward.mean():.3f}", kl=f"{metrics.get('kl', 0.0):.4f}", **health,
                              s=" ".join(f"{name[5:]} {v:.2f}" for name, v in clock.seconds().items()
                                         if name != "time_iteration"))
         return metrics

@@ -139,3 +139,22 @@ def test_state_before_matches_the_definition(setup):
         want = tokens.copy()
         want[:, P:][unmask_step >= s] = MASK
         np.testing.assert_array_equal(got, want)
+
+
+def test_ratio_dev_sums_each_valid_rows_distance_of_the_ratio_from_one(setup):
+    """The health metric behind first_ratio_dev: sum over valid rows of |ratio - 1|. With the old
+    log-probs set to the current ones shifted by ln 2, 0, -ln 2 and ln 4, the ratios are 2, 1, 1/2 and 4
+    (hand-worked |r - 1|: 1, 0, 0.5, 3); the last row is invalid, so the sum is 1.5 over 3 rows."""
+    graphdef, params, tokens, prompt_mask, unmask_step = setup
+    step = np.array([1, 0, 2, 1], np.int32)
+    current, _ = jax.jit(functools.partial(stepwise.step_logprob, graphdef, mask_id=MASK))(
+        params, tokens, prompt_mask, unmask_step, step)
+    shift = np.log([2.0, 1.0, 0.5, 4.0]).astype(np.float32)
+    batch = {"tokens": tokens, "prompt_mask": prompt_mask, "unmask_step": unmask_step, "step": step,
+             "valid": np.array([True, True, True, False]), "advantage": np.zeros(B, np.float32),
+             "old_logprob": np.asarray(current) - shift, "ref_logprob": np.asarray(current)}
+    settings = stepwise.StepwiseLossSettings(mask_id=MASK, tokens_per_step=TPS, eps_low=0.2, eps_high=0.5, beta=0.0)
+    _, sums = jax.jit(functools.partial(stepwise.stepwise_loss, graphdef, settings=settings, total_rows=B))(
+        params, batch)
+    np.testing.assert_allclose(float(sums["ratio_dev"]), 1.5, rtol=1e-5)
+    np.testing.assert_allclose(float(sums["count"]), 3.0)

@@ -68,6 +68,13 @@ ESPO_SUDOKU = ("\nPlease solve the following 4x4 Sudoku puzzle. The puzzle is pr
                "representing your final solved grid.\n\nRespond in this exact format:\n<reasoning>\n"
                "Your step-by-step solving process\n</reasoning>\n<answer>\n[16-character solution string with no "
                "spaces or separators]\n</answer>\n")
+HUMANEVAL = {"question": 'def add(x, y):\n    """Add x and y.\n    >>> add(2, 3)\n    5\n    """\n', "benchmark": "humaneval",
+             "tests": ["def check(candidate):\n    assert candidate(1, 1) == 2\n\ncheck(add)\n"], "entry_point": "add",
+             "check_code": "def check(candidate):\n    assert candidate(1, 1) == 2\n"}
+# vishnutez/egspo-dllm-rl eval/human_eval.py HUMANEVAL_SYSTEM_PROMPT
+EGSPO_HUMANEVAL = ("You are a coding expert. You will be given a coding problem to solve. Solve it step by step.\n\n"
+                   "Respond in the following format:\n<reasoning>\nYour reasoning here\n</reasoning>\n<answer>\n"
+                   "```python\nYour code here\n```\n</answer>\" \n")
 SUDOKU_QUESTION = "Solve the following Sudoku puzzle: 3102200002100320\n"  # d1 / ESPO SudokuDataset.__getitem__
 
 # (protocol, task, record) -> the user message: create_prompt's `system_prompt + "\n\n" + question`
@@ -79,6 +86,9 @@ EXPECTED = {
     **{(p, "sudoku"): (SUDOKU, D1_SUDOKU + "\n\n" + SUDOKU_QUESTION) for p in ("d1", "egspo")},
     ("espo", "countdown"): (COUNTDOWN, ESPO_COUNTDOWN),
     ("espo", "sudoku"): (SUDOKU, ESPO_SUDOKU + "\n\n" + SUDOKU_QUESTION),
+    # vishnutez/egspo-dllm-rl eval/human_eval.py: HUMANEVAL_SYSTEM_PROMPT (its stray `" ` line end) and the
+    # prompt's docstring alone, each line stripped (parsers.py extract_human_eval_prompt)
+    ("egspo", "code"): (HUMANEVAL, EGSPO_HUMANEVAL + "\n\n" + "Add x and y.\n>>> add(2, 3)\n5"),
 }
 
 
@@ -125,7 +135,7 @@ def test_decoding_settings_per_protocol():
         spec = eval_protocol.get(protocol, task)
         assert (spec.dtype, spec.attend_pads, spec.keep_special_tokens, spec.prefill, spec.dream_remasking) == (
             "bfloat16", True, True, "<reasoning>", "entropy")
-        assert spec.subsample == {"gsm8k": None, "math": None, "countdown": 256, "sudoku": 256}[task]
+        assert spec.subsample == {"gsm8k": None, "math": None, "countdown": 256, "sudoku": 256, "code": None}[task]
     ours = eval_protocol.get("dlrl", "sudoku")
     assert (ours.dtype, ours.batch_size, ours.attend_pads, ours.user_message, ours.parser) == (
         "float32", 16, False, None, None)
@@ -161,16 +171,22 @@ def test_protocol_defaults_fill_only_unset_settings():
         "bfloat16", "entropy", True, 1, "espo", "official")
     assert dream.batch_size is None and spec.batch_size_for(512) == 1
     assert sampler_settings(dream, 128, 7, "dream").schedule == "dream"  # ESPO's diffusion_generate call
+    # ... with no logits hook: the mask token stays among the candidates
+    assert sampler_settings(dream, 128, 7, "dream").dream_mask_candidate == "official"
+    blocks, _ = resolve(EvalSettings(**base, protocol="espo", block_length=32), "dream")  # LLaDA's blocks asked
+    assert sampler_settings(blocks, 128, 7, "dream").dream_mask_candidate == "exclude"
+    asked, _ = resolve(EvalSettings(**base, protocol="espo", dream_mask_candidate="exclude"), "dream")
+    assert sampler_settings(asked, 128, 7, "dream").dream_mask_candidate == "exclude"
     llada, _ = resolve(EvalSettings(**base, protocol="d1"), "llada")
-    assert (llada.dtype, llada.remasking, llada.attend_pads, llada.world_size) == (
-        "bfloat16", "low_confidence", True, 8)
+    assert (llada.dtype, llada.remasking, llada.attend_pads, llada.world_size, llada.dream_mask_candidate) == (
+        "bfloat16", "low_confidence", True, 8, "exclude")
     given, _ = resolve(EvalSettings(**base, protocol="d1", dtype="float32", remasking="random", attend_pads=False,
                                     world_size=7, batch_size=3), "llada")
     assert (given.dtype, given.remasking, given.attend_pads, given.world_size, given.batch_size) == (
         "float32", "random", False, 7, 3)
     ours, _ = resolve(EvalSettings(model="M", task="sudoku", out_dir=""), "dream")  # dlrl: today's defaults
-    assert (ours.dtype, ours.remasking, ours.attend_pads, ours.data, ours.reward_set) == (
-        "float32", "low_confidence", False, None, "dlrl")
+    assert (ours.dtype, ours.remasking, ours.attend_pads, ours.data, ours.reward_set, ours.dream_mask_candidate) == (
+        "float32", "low_confidence", False, None, "dlrl", "exclude")
 
 
 def test_ground_truth_in_d1s_generation_file_formats():
@@ -211,7 +227,11 @@ def test_a_missing_default_file_is_one_line_naming_it_and_where_to_get_it(model_
 
 @pytest.mark.parametrize("argv,message", [
     (["--protocol", "espo", "--task", "gsm8k"], "OpenCompass .*closest is --protocol d1"),
-    (["--protocol", "egspo", "--task", "code"], "cannot run as published.*closest is --protocol dlrl"),
+    (["--protocol", "egspo", "--task", "code"], "HumanEval .*164.*MBPP sanitized.*257.*pass --data "
+                                                 "hf:openai/openai_humaneval:test or --data "
+                                                 "hf:google-research-datasets/mbpp:sanitized:test"),
+    (["--protocol", "espo", "--task", "code"], "OpenCompass for LLaDA .*mbpp_gen_830460.*Dream's lm-eval.*closest is "
+                                               "--protocol egspo --data hf:openai/openai_humaneval:test"),
     (["--protocol", "d1", "--task", "sudoku", "--prompt-recipe", "d1"], "drop --prompt-recipe"),
 ])
 def test_unreproducible_or_contradictory_requests_are_one_line(model_dir, tmp_path, capsys, argv, message):

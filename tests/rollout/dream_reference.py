@@ -3,7 +3,8 @@ generation_utils.py of the Dream-v0-Instruct-7B model repository), written from 
 algorithm, over a transformers Qwen2 model run bidirectionally with Dream's one-position logit shift.
 
 The one liberty: the mask token's logit is set to -inf before sampling, as a caller of the real
-function would do with its `generation_logits_hook_func` (dlrl_jax never commits the mask token).
+function would do with its `generation_logits_hook_func` (dlrl_jax's default, dream_mask_candidate
+"exclude"; tests/rollout/dream_official_reference.py transcribes the call without the hook).
 """
 
 from __future__ import annotations

@@ -45,13 +45,17 @@ def test_sample_cli_block_length_selects_llada_blocks_on_a_dream_folder(pair, ca
 def test_eval_flags_reach_the_sampler():
     args = cli.build_parser().parse_args(
         ["eval", "--model", "M", "--task", "sudoku", "--remasking", "maskgit_plus", "--top-p", "0.95", "--top-k", "50",
-         "--alg-temp", "0.1", "--noise-dtype", "float32"])
+         "--alg-temp", "0.1", "--noise-dtype", "float32", "--dream-mask-candidate", "official"])
     s = EvalSettings(model=args.model, task=args.task, out_dir="", block_length=args.block_length,
                      remasking=args.remasking, schedule=args.schedule, top_p=args.top_p, top_k=args.top_k,
-                     alg_temp=args.alg_temp, noise_dtype=args.noise_dtype)
+                     alg_temp=args.alg_temp, noise_dtype=args.noise_dtype,
+                     dream_mask_candidate=args.dream_mask_candidate)
     dream = sampler_settings(s, 64, 7, family="dream")
-    assert (dream.schedule, dream.remasking, dream.top_p, dream.top_k, dream.alg_temp) == \
-        ("dream", "maskgit_plus", 0.95, 50, 0.1)
+    assert (dream.schedule, dream.remasking, dream.top_p, dream.top_k, dream.alg_temp, dream.dream_mask_candidate) == \
+        ("dream", "maskgit_plus", 0.95, 50, 0.1, "official")
+    parser = cli.build_parser()  # unset, eval takes the protocol's; sample keeps this project's default
+    assert parser.parse_args(["eval", "--model", "M", "--task", "sudoku"]).dream_mask_candidate is None
+    assert parser.parse_args(["sample", "--model", "M", "--prompt-ids", "1"]).dream_mask_candidate == "exclude"
     llada = sampler_settings(EvalSettings(model="M", task="sudoku", out_dir="", noise_dtype="bfloat16"), 64, 7)
     assert (llada.schedule, llada.block_length, llada.steps, llada.noise_dtype) == ("blocks", 32, 32, "bfloat16")
 
@@ -95,10 +99,12 @@ def tiny_dream_dir(tmp_path_factory):
 
 
 @pytest.mark.slow  # about 40 s each on two shared cores
-@pytest.mark.parametrize("algorithm", ["egspo_sa", "espo"])
-def test_train_dream_with_dreams_sampler(tiny_dream_dir, tmp_path, algorithm):
+@pytest.mark.parametrize("algorithm,mask_candidate", [("egspo_sa", "exclude"), ("espo", "exclude"),
+                                                      ("espo", "official")])
+def test_train_dream_with_dreams_sampler(tiny_dream_dir, tmp_path, algorithm, mask_candidate):
     """EGSPO-SA (step log-probs, entropies, greedy completions) and ESPO train a Dream-layout model whose
-    rollouts run Dream's sampler (schedule auto, no block_length: 16 tokens in 8 steps is [1, 2, ...])."""
+    rollouts run Dream's sampler (schedule auto, no block_length: 16 tokens in 8 steps is [1, 2, ...]);
+    ESPO also as its paper configs run it, the mask token among the candidates."""
     from dlrl_jax.training.loop import Run
     from dlrl_jax.app.metrics import read_metrics
 
@@ -106,9 +112,10 @@ def test_train_dream_with_dreams_sampler(tiny_dream_dir, tmp_path, algorithm):
             "sft.steps=0", "run.iterations=1", "task.train_size=16", "task.eval_size=4",
             "algorithm.prompts_per_batch=2", "algorithm.group_size=2", "algorithm.k=2", "sampler.steps=8",
             "sampler.remasking=entropy", "sampler.top_p=0.95", "sampler.temperature=1.0", "run.progress=false",
-            "run.tensorboard=false", "run.eval_every=0"]
+            "run.tensorboard=false", "run.eval_every=0", f"sampler.dream_mask_candidate={mask_candidate}"]
     settings = Run(config.from_dict({}, sets)).sampler(1.0, record_greedy=True)
-    assert (settings.schedule, settings.remasking, settings.top_p) == ("dream", "entropy", 0.95)
+    assert (settings.schedule, settings.remasking, settings.top_p, settings.dream_mask_candidate) == (
+        "dream", "entropy", 0.95, mask_candidate)
     assert cli.main(["train", *sum((["--set", s] for s in sets), [])]) == 0
     rl = [r for r in read_metrics(str(tmp_path)) if r["phase"] == "rl"]
     assert len(rl) == 1 and np.isfinite(rl[0]["loss"]) and rl[0]["skipped"] == 0.0

@@ -567,8 +567,8 @@ def format_summary(summary: dict, group_size: int | None = None) -> str:
     how often a group holds a solved completion) at the rollout temperature."""
     rows = [(name, summary[key]) for key, name in
             (("initial", "initial (random init)"), ("before", "before RL"), ("after", "after RL")) if key in summary]
-    columns = [(key, head) for key, head in (("eval_pass@1", "per sample"), (f"eval_pass@{group_size}", f"pass@{group_size}"))
-               if group_size and any(key in r for _, r in rows)]
+    wanted = (("eval_pass@1", "per sample"), (f"eval_pass@{group_size}", f"pass@{group_size}"))
+    columns = [(key, head) for key, head in wanted if group_size and any(key in r for _, r in rows)]
     lines = [f"{'held-out (' + str(summary['eval_examples']) + ')':<24} {'reward':>8} {'solved':>8}"
              + "".join(f" {head:>10}" for _, head in columns)]
     lines += [f"{name:<24} {r['reward']:>8.3f} {r['solved']:>8.1%}"

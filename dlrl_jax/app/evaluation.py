@@ -97,8 +97,9 @@ def held_out_pass_at_k(run: loop.Run, params, records: list[dict], batch_size: i
                        stop=lambda: None) -> dict:
     """pass@k (k = powers of 2 up to `samples`, `samples`, and algorithm.group_size when at most
     `samples`) of `samples` completions per record at the rollout temperature (`sampler.temperature`),
-    a sample counting as correct when `Task.correct` is 1 (a Sudoku grid solved whole). Keys from the evaluation stream folded once more (SAMPLES_STREAM), so
-    the greedy evaluation's draws and training's are unchanged."""
+    a sample counting as correct when `Task.correct` is 1 (a Sudoku grid solved whole). Keys from the
+    evaluation stream folded once more (SAMPLES_STREAM), so the greedy evaluation's draws and training's
+    are unchanged."""
     settings = run.sampler(run.cfg.sampler.temperature)
     key = jax.random.fold_in(jax.random.fold_in(jax.random.key(run.cfg.seed ^ EVAL_STREAM), step), SAMPLES_STREAM)
     flat = [(i, j) for i in range(len(records)) for j in range(samples)]  # the samples of a record together

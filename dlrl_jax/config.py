@@ -64,6 +64,10 @@ class TaskSection:
     decode: str = "cut_eos"       # completion text for rewards: cut_eos (up to the first EOS) | official
     #                               (the papers' batch_decode: special tokens skipped, text after an EOS kept)
     code_sandbox: str = "namespaces"  # code task: bubblewrap namespaces; "rlimits": the weaker opt-in mode
+    sft_teacher: str = "solution"  # sudoku: SFT targets from the true solution, or "mixed": for a
+    #                               heuristic_fraction of the training puzzles from the row-order heuristic
+    #                               (each row's missing digits in increasing order; dlrl_jax/data/sudoku_teacher.py)
+    heuristic_fraction: float = 0.0  # mixed: the fraction of training puzzles taught by the heuristic
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,6 +123,9 @@ class AlgorithmSection:
     ref_sync_mix: float = 0.6     # (TRL's sync_ref_model / ref_model_mixup_alpha; full fine-tuning only)
     wd1_negative_term: bool = True  # wd1: also push down the negative-weighted samples (wll_d1_neg, the paper's);
     #                               false: positive weights only (wd1's wll_d1_pos_only ablation)
+    zero_variance_groups: str = "keep"  # keep | drop: weight the groups whose rewards are all equal out of
+    #                               the loss, renormalised to the mean over the kept rows (DAPO's dynamic
+    #                               sampling in fixed shapes; no paper config uses it)
     # espo and diffu_grpo clip symmetrically at eps_low (ESPO 0.2, d1 0.5)
 
 
@@ -202,6 +209,8 @@ _CHOICES = {
     "algorithm.selection": ("top_k_entropy", "random", "uniform", "adaptive"),
     "algorithm.aggregation": ("sum", "mean"),
     "algorithm.token_mean": ("row", "batch"),
+    "task.sft_teacher": ("solution", "mixed"),
+    "algorithm.zero_variance_groups": ("keep", "drop"),
 }
 _POSITIVE = {"task.train_size", "task.eval_size", "sampler.gen_length",
              "sampler.steps", "algorithm.prompts_per_batch", "algorithm.group_size", "algorithm.k",
@@ -221,7 +230,7 @@ PATH_FIELDS = ("model.path", "model.tokenizer", "model.adapter", "task.train_fil
 # Fields whose value must lie in an interval (every float must also be finite): (low, high, low closed, high closed).
 _RANGES = {"optim.learning_rate": (0.0, math.inf, False, False), "sft.learning_rate": (0.0, math.inf, False, False),
            "optim.b1": (0.0, 1.0, True, False), "optim.b2": (0.0, 1.0, True, False),
-           "algorithm.p_mask_prompt": (0.0, 1.0, True, True), "seed": (0, SEED_MAX, True, True)}
+           "algorithm.p_mask_prompt": (0.0, 1.0, True, True), "task.heuristic_fraction": (0.0, 1.0, True, True), "seed": (0, SEED_MAX, True, True)}
 
 
 def _from_dict(cls, raw: Any, where: str):
@@ -319,6 +328,13 @@ def _check(cfg: Config) -> Config:
     if s.steps > s.gen_length:
         raise ConfigError(f"sampler.steps {s.steps} exceeds sampler.gen_length {s.gen_length}: every step must "
                           f"commit at least one token; use at most {s.gen_length} steps")
+    t = cfg.task
+    if t.sft_teacher == "mixed" and t.name != "sudoku":
+        raise ConfigError(f"task.sft_teacher 'mixed' (the row-order heuristic) exists for sudoku only, not {t.name}; "
+                          "use task.sft_teacher=solution")
+    if t.sft_teacher != "mixed" and t.heuristic_fraction:
+        raise ConfigError(f"task.heuristic_fraction {t.heuristic_fraction} is used only with task.sft_teacher=mixed; "
+                          "set task.sft_teacher=mixed or task.heuristic_fraction=0")
     a = cfg.algorithm
     if s.cache != "none" and a.name in ("egspo", "egspo_sa"):
         raise ConfigError(f"sampler.cache {s.cache!r} cannot serve {a.name}: its update uses the rollout's per-step "

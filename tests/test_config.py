@@ -65,6 +65,11 @@ from dlrl_jax.config import ConfigError
     (["sampler.dream_mask_candidate=official", "sampler.block_length=4", "sampler.steps=16"],
      r"sampler.dream_mask_candidate official is part of Dream's sampler; set sampler.schedule=dream"),
     (["run.out_dir=" + __file__], r"run.out_dir '.*test_config.py' is a file, not a folder"),
+    (["task.name=countdown", "task.sft_teacher=mixed", "task.heuristic_fraction=0.5"],
+     r"task.sft_teacher 'mixed' \(the row-order heuristic\) exists for sudoku only, not countdown"),
+    (["task.heuristic_fraction=0.6"], r"task.heuristic_fraction 0.6 is used only with task.sft_teacher=mixed"),
+    (["task.sft_teacher=mixed", "task.heuristic_fraction=1.5"], r"'task.heuristic_fraction' must be in \[0.0, 1.0\]"),
+    (["task.sft_teacher=rows"], r"'task.sft_teacher' is 'rows'; choose one of"),
 ])
 def test_broken_config_names_the_field(overrides, message):
     with pytest.raises(ConfigError, match=message):

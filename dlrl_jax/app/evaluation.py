@@ -35,7 +35,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from dlrl_jax import checkpoints, models, rollout, tasks
-from dlrl_jax.app.pass_at_k import mean_pass_at_k
+from dlrl_jax.app.pass_at_k import mean_pass_at_k, pass_at_k
 from dlrl_jax.app.preemption import Preempted, StopFlag
 from dlrl_jax.app.run_lock import RunLock
 from dlrl_jax.checkpoints.manifest import ManifestMismatch, verify_manifest
@@ -95,10 +95,11 @@ def held_out(run: loop.Run, params, records: list[dict], batch_size: int, step: 
 
 def held_out_pass_at_k(run: loop.Run, params, records: list[dict], batch_size: int, samples: int, step: int = 0,
                        stop=lambda: None) -> dict:
-    """pass@k (k = powers of 2 up to `samples`, and `samples`) of `samples` completions per record at the
-    rollout temperature (`sampler.temperature`), a sample counting as correct when `Task.correct` is 1
-    (a Sudoku grid solved whole). Keys from the evaluation stream folded once more (SAMPLES_STREAM), so
-    the greedy evaluation's draws and training's are unchanged."""
+    """pass@k (k = powers of 2 up to `samples`, `samples`, and algorithm.group_size when at most
+    `samples`) of `samples` completions per record at the rollout temperature (`sampler.temperature`),
+    a sample counting as correct when `Task.correct` is 1 (a Sudoku grid solved whole). Keys from the
+    evaluation stream folded once more (SAMPLES_STREAM), so the greedy evaluation's draws and training's
+    are unchanged."""
     settings = run.sampler(run.cfg.sampler.temperature)
     key = jax.random.fold_in(jax.random.fold_in(jax.random.key(run.cfg.seed ^ EVAL_STREAM), step), SAMPLES_STREAM)
     flat = [(i, j) for i in range(len(records)) for j in range(samples)]  # the samples of a record together
@@ -110,7 +111,11 @@ def held_out_pass_at_k(run: loop.Run, params, records: list[dict], batch_size: i
         owners = [flat[r][0] for r in index]
         ok = run.task.correct(texts, [records[i] for i in owners]) >= 1.0 - 1e-6
         np.add.at(right, owners, ok.astype(np.int64))
-    return {name.replace("pass@", "eval_pass@"): value for name, value in mean_pass_at_k(right, samples).items()}
+    passes = mean_pass_at_k(right, samples)
+    group = run.cfg.algorithm.group_size  # and k = the group size (the end-of-run table's), where n allows
+    if group <= samples and f"pass@{group}" not in passes:
+        passes[f"pass@{group}"] = float(np.mean([pass_at_k(samples, int(c), group) for c in right]))
+    return {name.replace("pass@", "eval_pass@"): value for name, value in passes.items()}
 
 
 class EvalError(ValueError):

@@ -13,7 +13,7 @@ not finite (NaN, inf) meets every condition on it. Useful conditions:
     ratio>2                the importance ratio exploded
     reward_mean<0.01       reward collapse
     skipped>0              the update was refused: a non-finite loss or gradient
-    zero_variance_fraction>0.9   (where the algorithm reports it) groups that carry no signal
+    zero_variance_fraction>0.9   most groups carry no signal (their rewards all equal)
 
 The counters start afresh on resume: a halted run resumed with the same guards runs `halt_patience`
 iterations before it can halt again (relax `run.halt_on` with --set on the resume to go on)."""

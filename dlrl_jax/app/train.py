@@ -541,7 +541,7 @@ def _finish(cfg: Config, run: loop.Run, params, summary: dict, start: float, log
     if run.lead:
         with open(os.path.join(run.out_dir, "summary.json"), "w") as f:
             json.dump(summary, f, indent=2)
-        log(format_summary(summary))
+        log(format_summary(summary, cfg.algorithm.group_size))
     return summary
 
 
@@ -561,11 +561,18 @@ def _export(run: loop.Run, params, folder: str) -> None:
                 save_adapter(nnx.merge(run.graphdef, adapter), os.path.join(tmp, "adapter"))
 
 
-def format_summary(summary: dict) -> str:
+def format_summary(summary: dict, group_size: int | None = None) -> str:
+    """The before/after table: held-out cell reward and greedy solved rate; with run.eval_samples also
+    the solved rate per sample (eval_pass@1) and pass@k for k = `group_size` (the algorithm's group:
+    how often a group holds a solved completion) at the rollout temperature."""
     rows = [(name, summary[key]) for key, name in
             (("initial", "initial (random init)"), ("before", "before RL"), ("after", "after RL")) if key in summary]
-    lines = [f"{'held-out (' + str(summary['eval_examples']) + ')':<24} {'reward':>8} {'solved':>8}"]
-    lines += [f"{name:<24} {r['reward']:>8.3f} {r['solved']:>8.1%}" for name, r in rows]
+    wanted = (("eval_pass@1", "per sample"), (f"eval_pass@{group_size}", f"pass@{group_size}"))
+    columns = [(key, head) for key, head in wanted if group_size and any(key in r for _, r in rows)]
+    lines = [f"{'held-out (' + str(summary['eval_examples']) + ')':<24} {'reward':>8} {'solved':>8}"
+             + "".join(f" {head:>10}" for _, head in columns)]
+    lines += [f"{name:<24} {r['reward']:>8.3f} {r['solved']:>8.1%}"
+              + "".join(f" {r[key]:>10.1%}" if key in r else f" {'-':>10}" for key, _ in columns) for name, r in rows]
     if "before" in summary and "after" in summary:
         before, after = summary["before"]["solved"], summary["after"]["solved"]
         ratio = f"x{after / before:.2f}" if before > 0 else "from none"

@@ -51,7 +51,8 @@ def token_logprobs(graphdef, params, prompt_ids, prompt_mask, completion_ids, ke
 
 def diffu_grpo_loss(graphdef, params, batch, settings: DiffuGRPOSettings, total_rows: int):
     """batch: prompt_ids, prompt_mask, completion_ids [B, G], completion_mask [B, G], advantage [B],
-    old_logprob [B, G], ref_logprob [B, G], key. `token_mean` "row": per-row token mean, rows summed /
+    old_logprob [B, G], ref_logprob [B, G], key, optionally row_weight [B]
+    (algorithm.zero_variance_groups=drop; the metric sums unweighted). `token_mean` "row": per-row token mean, rows summed /
     total_rows; "batch": the micro-batch's token mean x B / total_rows, so that micro-batches average
     (d1's loss per micro-step, divided by the gradient-accumulation steps)."""
     lp = token_logprobs(graphdef, params, batch["prompt_ids"], batch["prompt_mask"], batch["completion_ids"],
@@ -62,10 +63,15 @@ def diffu_grpo_loss(graphdef, params, batch, settings: DiffuGRPOSettings, total_
     surrogate, was_clipped = clipped_surrogate(ratio, adv, settings.eps, settings.eps)
     kl = k3(batch["ref_logprob"] - lp)
     per_token = (-surrogate + settings.beta * kl) * real
+    weight = batch.get("row_weight")  # algorithm.zero_variance_groups=drop: 0 on a group without signal
     if settings.token_mean == "batch":
-        loss = per_token.sum() / jnp.maximum(real.sum(), 1.0) * (real.shape[0] / total_rows)
+        # the token mean over the micro-batch's kept rows: their tokens in the denominator too
+        counted = real if weight is None else real * (weight > 0)[:, None]
+        kept = per_token if weight is None else per_token * counted
+        loss = kept.sum() / jnp.maximum(counted.sum(), 1.0) * (real.shape[0] / total_rows)
     else:
-        loss = (per_token.sum(axis=1) / jnp.maximum(real.sum(axis=1), 1.0)).sum() / total_rows
+        per_row = per_token.sum(axis=1) / jnp.maximum(real.sum(axis=1), 1.0)
+        loss = (per_row if weight is None else per_row * weight).sum() / total_rows
     return loss, {
         "ratio": (ratio * real).sum(), "ratio_dev": (jnp.abs(ratio - 1.0) * real).sum(),
         "clip_fraction": (was_clipped * real).sum(),

@@ -45,13 +45,17 @@ def elbos(graphdef, params, batch, key, settings: ESPOSettings):
 
 def espo_loss(graphdef, params, batch, settings: ESPOSettings, total_rows: int):
     """batch: prompt_ids [B, P], prompt_mask, completion_ids [B, G], advantage [B], old_elbo [B],
-    ref_elbo [B], key (the draw shared with old/ref). Returns (sum over rows / total_rows, metric sums)."""
+    ref_elbo [B], key (the draw shared with old/ref), optionally row_weight [B] (each row's term times it;
+    the metric sums unweighted). Returns (sum over rows / total_rows, metric sums)."""
     G = batch["completion_ids"].shape[1]
     elbo = elbos(graphdef, params, batch, batch["key"], settings)
     adv = batch["advantage"]
     ratio = jnp.exp((elbo - batch["old_elbo"]) / G)
     surrogate, was_clipped = clipped_surrogate(ratio, adv, settings.eps, settings.eps)
     kl = k2(elbo - batch["ref_elbo"]) / G
-    loss = (-surrogate + settings.beta * kl).sum() / total_rows
+    per_row = -surrogate + settings.beta * kl
+    if "row_weight" in batch:  # algorithm.zero_variance_groups=drop: 0 on a group without signal
+        per_row = per_row * batch["row_weight"]
+    loss = per_row.sum() / total_rows
     return loss, {"ratio": ratio.sum(), "ratio_dev": jnp.abs(ratio - 1.0).sum(), "clip_fraction": was_clipped.sum().astype(jnp.float32),
                   "kl": kl.sum(), "count": jnp.float32(ratio.shape[0])}

@@ -83,7 +83,8 @@ def stepwise_loss(graphdef, params, batch, settings: StepwiseLossSettings, total
     """Clipped surrogate + beta * k3 KL for one column of selected steps over (a micro-batch of) rows.
 
     batch: tokens [B, L], prompt_mask [B, P], unmask_step [B, G], step [B], valid [B], advantage [B],
-    old_logprob [B], ref_logprob [B], optionally dropout_key (LoRA dropout). Rows are summed and
+    old_logprob [B], ref_logprob [B], optionally dropout_key (LoRA dropout) and row_weight [B]
+    (algorithm.zero_variance_groups=drop: each row's term times it; the metric sums unweighted). Rows are summed and
     divided by `total_rows` (the whole batch), so micro-batches and columns add up to: mean over rows, summed over selected steps, per token.
     Returns (loss, metrics sums)."""
     logp, _ = step_logprob(graphdef, params, batch["tokens"], batch["prompt_mask"], batch["unmask_step"],
@@ -94,6 +95,8 @@ def stepwise_loss(graphdef, params, batch, settings: StepwiseLossSettings, total
     surrogate, was_clipped = clipped_surrogate(ratio, adv, settings.eps_low, settings.eps_high)
     kl = k3(batch["ref_logprob"] - logp)
     per_row = -surrogate + settings.beta * kl
+    if "row_weight" in batch:  # algorithm.zero_variance_groups=drop: 0 on a group without signal
+        per_row = per_row * batch["row_weight"]
     scale = settings.column_weight / settings.tokens_per_step if settings.aggregation == "sum" \
         else settings.column_weight
     loss = (valid * per_row).sum() * scale / total_rows
@@ -108,7 +111,7 @@ def stepwise_loss(graphdef, params, batch, settings: StepwiseLossSettings, total
 
 
 def column_items(tokens_BxL, prompt_mask_BxP, unmask_step_BxG, steps_BxK, valid_BxK, advantage_BxK,
-                 old_logprob_BxK, ref_logprob_BxK, micro_batches: int = 1):
+                 old_logprob_BxK, ref_logprob_BxK, micro_batches: int = 1, row_weight_B=None):
     """Stacks the update's items: one per (micro-batch, selected-step column), leading axis
     micro_batches * K, each with the `stepwise_loss` batch fields for mb = B / micro_batches rows."""
     B, K = steps_BxK.shape
@@ -123,9 +126,12 @@ def column_items(tokens_BxL, prompt_mask_BxP, unmask_step_BxG, steps_BxK, valid_
     def columns(x):  # [B, K] -> [n * K, mb]
         return jnp.asarray(x).reshape(n, mb, K).transpose(0, 2, 1).reshape(n * K, mb)
 
-    return {
+    out = {
         "tokens": rows(tokens_BxL), "prompt_mask": rows(prompt_mask_BxP),
         "unmask_step": rows(unmask_step_BxG), "step": columns(steps_BxK), "valid": columns(valid_BxK),
         "advantage": columns(advantage_BxK), "old_logprob": columns(old_logprob_BxK),
         "ref_logprob": columns(ref_logprob_BxK),
     }
+    if row_weight_B is not None:  # the same weight in every column of a row
+        out["row_weight"] = columns(jnp.broadcast_to(jnp.asarray(row_weight_B)[:, None], (B, K)))
+    return out

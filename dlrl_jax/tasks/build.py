@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 
 from dlrl_jax.config import Config, ConfigError
-from dlrl_jax.data import readers
+from dlrl_jax.data import readers, sudoku_teacher
 from dlrl_jax.tasks import prompts, scoring
 from dlrl_jax.tasks.spec import UnknownTask, get, names
 
@@ -122,8 +122,21 @@ def build_task(cfg: Config) -> Task:
     if not train:
         raise ConfigError(f"no training records left after holding out task.eval_size={t.eval_size}; "
                           "lower it or give task.eval_file")
-    return make_task(t.name, t.prompt_style, train[:t.train_size], evaluation[:t.eval_size], t.reward_set,
+    train = train[:t.train_size]
+    if t.sft_teacher == "mixed":
+        train = with_heuristic_targets(train, cfg.seed, t.heuristic_fraction)
+    return make_task(t.name, t.prompt_style, train, evaluation[:t.eval_size], t.reward_set,
                      t.prompt_recipe, t.code_sandbox)
+
+
+def with_heuristic_targets(train: list[dict], seed: int, fraction: float) -> list[dict]:
+    """task.sft_teacher=mixed (Sudoku): the records of `heuristic_indices(seed, len(train), fraction)`
+    carry "teacher_target", the row-order heuristic's grid, which the Sudoku task's SFT target prefers
+    over the solution; the other records, and every record's puzzle and solution (so its reward), are
+    unchanged."""
+    chosen = set(sudoku_teacher.heuristic_indices(seed, len(train), fraction).tolist())
+    return [dict(r, teacher_target=sudoku_teacher.row_order_fill(r["puzzle"])) if i in chosen else r
+            for i, r in enumerate(train)]
 
 
 def _read(path: str, task: str, field: str) -> list[dict]:

@@ -57,7 +57,8 @@ TASK = TaskSpec(
     validate=rewards.validate_example,
     question=question,
     recipe_fields=lambda r: {"puzzle": r["puzzle"]},
-    sft_answer=lambda r: r.get("solution"),
+    # task.sft_teacher=mixed: the heuristic teacher's grid where build_task put one, else the solution
+    sft_answer=lambda r: r.get("teacher_target", r.get("solution")),
     reward_sets={"dlrl": pair(rewards.sudoku_reward, rewards.sudoku_reward),
                  "d1": pair(rewards.official_sudoku_reward, rewards.official_sudoku_reward),
                  "espo": pair(rewards.official_sudoku_reward, rewards.official_sudoku_reward)},

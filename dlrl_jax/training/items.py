@@ -85,10 +85,11 @@ class StepwiseItem(_Item):
     old_logprob: jax.Array          # [B] float32: the rollout's log-prob of the step
     ref_logprob: jax.Array          # [B] float32
     dropout_key: jax.Array | None = None  # [D] raw key data (LoRA dropout)
+    row_weight: jax.Array | None = None   # [B] float32 (algorithm.zero_variance_groups=drop)
 
     SHAPES = {"tokens": ("B", "L"), "prompt_mask": ("B", "P"), "unmask_step": ("B", "G"), "step": ("B",),
               "valid": ("B",), "advantage": ("B",), "old_logprob": ("B",), "ref_logprob": ("B",),
-              "dropout_key": ("D",)}
+              "dropout_key": ("D",), "row_weight": ("B",)}
 
 
 @struct.dataclass
@@ -104,10 +105,11 @@ class ESPOItem(_Item):
     ref_elbo: jax.Array             # [B] float32
     row_offset: jax.Array | None = None   # [] int32: the micro-batch's first global row (elbo_strata)
     dropout_key: jax.Array | None = None  # [D]
+    row_weight: jax.Array | None = None   # [B] float32 (algorithm.zero_variance_groups=drop)
 
     SHAPES = {"prompt_ids": ("B", "P"), "prompt_mask": ("B", "P"), "completion_ids": ("B", "G"),
               "advantage": ("B",), "key": ("D",), "old_elbo": ("B",), "ref_elbo": ("B",), "row_offset": (),
-              "dropout_key": ("D",)}
+              "dropout_key": ("D",), "row_weight": ("B",)}
 
 
 @struct.dataclass
@@ -123,10 +125,11 @@ class DiffuGRPOItem(_Item):
     old_logprob: jax.Array          # [B, G] float32
     ref_logprob: jax.Array          # [B, G] float32
     dropout_key: jax.Array | None = None  # [D]
+    row_weight: jax.Array | None = None   # [B] float32 (algorithm.zero_variance_groups=drop)
 
     SHAPES = {"prompt_ids": ("B", "P"), "prompt_mask": ("B", "P"), "completion_ids": ("B", "G"),
               "completion_mask": ("B", "G"), "advantage": ("B",), "key": ("D",), "old_logprob": ("B", "G"),
-              "ref_logprob": ("B", "G"), "dropout_key": ("D",)}
+              "ref_logprob": ("B", "G"), "dropout_key": ("D",), "row_weight": ("B",)}
 
 
 @struct.dataclass

@@ -28,6 +28,7 @@ from dlrl_jax.rewards.decoding import completion_texts
 from dlrl_jax.tasks import Task, build_task, read_records
 from dlrl_jax.training import precision, setup
 from dlrl_jax.training.algorithms import ALGORITHMS, reference_model
+from dlrl_jax.training.algorithms.common import zero_variance_fraction
 from dlrl_jax.training.iteration import Iteration, sync_reference  # noqa: F401  (sync_reference: re-exported)
 from dlrl_jax.training.key_streams import DROPOUT_STREAM
 from dlrl_jax.training.optimizer import OptimizerSettings, make_optimizer
@@ -386,7 +387,8 @@ class RLLoop:
         extra.update({name: _host_value(v) for name, v in device_extra.items()})
         self.optimizer_steps += self._steps_per_iteration(k)
         count = max(float(m["count"]), 1.0)
-        metrics = dict(extra, reward_mean=reward.mean(), reward_std=reward.std(), loss=m["loss"],
+        metrics = dict(extra, reward_mean=reward.mean(), reward_std=reward.std(),
+                       zero_variance_fraction=float(zero_variance_fraction(reward, self.G)), loss=m["loss"],
                        grad_norm=m["grad_norm"], skipped=m["skipped"],  # the loss's other sums per count
                        **{name: float(v) / count for name, v in m.items() if name not in ("loss", "grad_norm", "skipped",
                                                                                           "count")},

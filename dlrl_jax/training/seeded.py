@@ -61,6 +61,7 @@ from dlrl_jax.rewards.sudoku_tokens import TokenTable, cells, sudoku_cell_reward
 from dlrl_jax.tasks import build_task
 from dlrl_jax.training import setup
 from dlrl_jax.training.algorithms import ALGORITHMS
+from dlrl_jax.training.algorithms.common import zero_variance_fraction
 from dlrl_jax.training.key_streams import EVAL_STREAM
 from dlrl_jax.training.state import Context
 from dlrl_jax.training.optimizer import OptimizerSettings, make_optimizer
@@ -217,7 +218,8 @@ def make_train(cfg: Config, progress=None):
     contact, for watching a long compiled run, and it changes no result.
 
     seed: int32 scalar. data: `seed_data(cfg, seed)` (or a stack of them under vmap). metrics:
-      sft_loss [S]; rl: per-iteration dict of [I] arrays (reward_mean, reward_std, solved, loss, grad_norm,
+      sft_loss [S]; rl: per-iteration dict of [I] arrays (reward_mean, reward_std, solved,
+      zero_variance_fraction (groups whose rewards are all equal), loss, grad_norm,
       skipped, ratio, clip_fraction, kl, entropy_profile [I, T], and the algorithm's own);
       eval_before / eval_after: {"reward", "solved"} held-out (greedy at sampler.eval_temperature) after
       SFT and after RL; eval: {"reward", "solved"} [len(eval_iterations(cfg))] in between."""
@@ -303,6 +305,7 @@ def make_train(cfg: Config, progress=None):
             last = jax.tree.map(lambda x: x[-1], m)  # the loop reports its last optimizer step's metrics
             count = jnp.maximum(last["count"], 1.0)
             metrics = dict(extra, reward_mean=reward.mean(), reward_std=reward.std(), solved=solved.mean(),
+                           zero_variance_fraction=zero_variance_fraction(reward, a.group_size),
                            loss=last["loss"], grad_norm=last["grad_norm"], skipped=last["skipped"],
                            ratio=last["ratio"] / count, clip_fraction=last["clip_fraction"] / count,
                            kl=last["kl"] / count, entropy_profile=traj.step_entropy.mean(axis=0))

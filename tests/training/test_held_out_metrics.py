@@ -78,3 +78,18 @@ def test_eval_samples_adds_pass_at_k_to_the_held_out_evaluation(run, monkeypatch
     # pass@k of the untrained model's samples: bounded, and non-decreasing in k (more draws, more chances)
     assert set(greedy) == {"reward", "solved", "eval_correct", "eval_pass@1", "eval_pass@2", "eval_pass@3"}
     assert 0.0 <= greedy["eval_pass@1"] <= greedy["eval_pass@2"] <= greedy["eval_pass@3"] <= 1.0
+
+
+def test_pass_at_the_group_size_is_reported_when_it_is_not_a_power_of_two(run, monkeypatch):
+    """The end-of-run table shows pass@k for k = algorithm.group_size: reported beside the powers of 2."""
+    monkeypatch.setattr(run, "cfg", config.load(None, [f"run.out_dir={run.out_dir}", "sft.steps=0", "task.train_size=16",
+                                                       "task.eval_size=6", "algorithm.group_size=3"]))
+    records = run.task.eval[:3]
+    n, right = 4, [1, 2, 0]
+    monkeypatch.setattr(run, "decode", _decoder(lambda call: [
+        _with_wrong_cells(records[call], 0 if j < right[call] else 1) for j in range(n)]))
+    result = held_out_pass_at_k(run, run.params, records, 4, n)
+    assert set(result) == {"eval_pass@1", "eval_pass@2", "eval_pass@3", "eval_pass@4"}
+    enumerated = np.mean([np.mean([any(s) for s in itertools.combinations([j < c for j in range(n)], 3)])
+                          for c in right])  # (3 of 4 with one correct: 3/4; with two: 1; none: 0)
+    assert result["eval_pass@3"] == pytest.approx(enumerated, abs=1e-12) == pytest.approx((0.75 + 1 + 0) / 3)

@@ -1,5 +1,6 @@
 """What the algorithm modules share: the `Algorithm` record, EGSPO's `Selection`, the reference
-policy's graph, group advantages in JAX and the per-item keys."""
+policy's graph, group advantages in JAX, the per-item keys, and the groups that carry no signal
+(`zero_variance_groups`, `signal_row_weights`: algorithm.zero_variance_groups)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import dataclasses
 from typing import Any, Callable
 
 import jax
+import jax.numpy as jnp
 from flax import nnx, struct
 
 from dlrl_jax import models
@@ -64,3 +66,34 @@ def split_rows(tree, micro_batches: int):
 
 def raw(key):
     return jax.random.key_data(key)
+
+
+def zero_variance_groups(reward_B, group_size: int):
+    """bool [B / group_size]: the groups (contiguous rows) whose rewards are all equal, exactly (DAPO's
+    dynamic-sampling filter keeps a group when its reward std > 0). d1's logged zero_std_ratio counts
+    std < 1e-6 instead; for rewards on a grid such as Sudoku's fractions of blanks the two agree."""
+    r = jnp.asarray(reward_B, jnp.float32).reshape(-1, group_size)
+    return r.max(axis=1) == r.min(axis=1)
+
+
+def zero_variance_fraction(reward_B, group_size: int):
+    """float32 []: the fraction of groups whose rewards are all equal (the metric zero_variance_fraction)."""
+    return zero_variance_groups(reward_B, group_size).astype(jnp.float32).mean()
+
+
+def signal_row_weights(reward_B, group_size: int):
+    """float32 [B]: algorithm.zero_variance_groups=drop's row weights. 0 on the rows of a zero-variance
+    group; n_groups / n_kept on the others, so that a loss summed over rows and divided by all the rows
+    becomes the mean over the kept rows (the batch keeps its shape: DAPO's dynamic sampling without
+    drawing more prompts). When every group has zero variance every weight is 0 and the loss, and so
+    the gradient, is zero."""
+    zero = zero_variance_groups(reward_B, group_size)
+    kept = (~zero).sum()
+    weight = jnp.where(zero, 0.0, zero.shape[0] / jnp.maximum(kept, 1).astype(jnp.float32))
+    return jnp.repeat(weight, group_size)
+
+
+def row_weights_or_none(cfg, reward_B, group_size: int):
+    """`signal_row_weights` under algorithm.zero_variance_groups=drop; None under keep (the items then
+    carry no weight field and the losses are today's)."""
+    return signal_row_weights(reward_B, group_size) if cfg.algorithm.zero_variance_groups == "drop" else None

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 
 from dlrl_jax import models
 from dlrl_jax.objectives import diffu_grpo, espo
-from dlrl_jax.training.algorithms.common import Algorithm, split_rows
+from dlrl_jax.training.algorithms.common import Algorithm, row_weights_or_none, split_rows
 from dlrl_jax.training.items import DiffuGRPOItem, ESPOItem
 from dlrl_jax.training.key_streams import DROPOUT_STREAM, MASK_STREAM
 
@@ -62,7 +62,11 @@ def _make(context, advantages, batch_fields, reference_terms, item_type, loss, s
         """batch: the rollout -> items [mu, micro_batches, rows / micro_batches, ...] with keys and
         old/reference terms (one optimizer step per inner update, its micro-batches accumulated)."""
         base_key = jax.random.fold_in(jax.random.key(cfg.seed if seed is None else seed), MASK_STREAM)
-        fields = split_rows(dict(batch_fields(batch), advantage=advantages(reward_B, a.group_size)), n)
+        fields = dict(batch_fields(batch), advantage=advantages(reward_B, a.group_size))
+        weight = row_weights_or_none(cfg, reward_B, a.group_size)
+        if weight is not None:  # algorithm.zero_variance_groups=drop
+            fields["row_weight"] = weight
+        fields = split_rows(fields, n)
         inner, micro = jnp.repeat(jnp.arange(a.mu), n), jnp.tile(jnp.arange(n), a.mu)
 
         def one(im):

@@ -18,7 +18,7 @@ import numpy as np
 from dlrl_jax.config import ConfigError
 from dlrl_jax.objectives import stepwise
 from dlrl_jax.objectives.selection import adaptive_k, select_steps
-from dlrl_jax.training.algorithms.common import Algorithm, Selection
+from dlrl_jax.training.algorithms.common import Algorithm, Selection, row_weights_or_none
 from dlrl_jax.training.items import StepwiseItem
 from dlrl_jax.training.key_streams import DROPOUT_STREAM
 
@@ -83,7 +83,8 @@ def make(context) -> Algorithm:
                                               batch.prompt_mask, batch.unmask_step, steps, mask_id=context.mask_id,
                                               aggregation=a.aggregation) if a.beta > 0 else old
         stack = stepwise.column_items(batch.tokens, batch.prompt_mask, batch.unmask_step, steps, valid, adv, old,
-                                      ref, micro_batches=a.micro_batches)
+                                      ref, micro_batches=a.micro_batches,
+                                      row_weight_B=row_weights_or_none(cfg, reward_B, a.group_size))
         order = schedule(k, columns, a.mu, a.micro_batches)
         fields = jax.tree.map(lambda x: x[order], stack)  # [optimizer steps, items per step, ...]
         if context.lora_dropout:  # a fresh dropout draw for every item of every optimizer step

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from dlrl_jax.objectives import diffu_grpo, wd1
-from dlrl_jax.training.algorithms.common import Algorithm, split_rows
+from dlrl_jax.training.algorithms.common import Algorithm, row_weights_or_none, split_rows
 from dlrl_jax.training.items import WD1Item
 from dlrl_jax.training.key_streams import DROPOUT_STREAM, MASK_STREAM
 
@@ -34,10 +34,14 @@ def make(context) -> Algorithm:
         positive weight, mean over groups)."""
         M = a.micro_batches
         advantage_B = diffu_grpo.group_mean_advantages(reward_B, a.group_size)
+        weight_B = wd1.sample_weights(advantage_B, a.group_size, a.wd1_negative_term)
+        row_weight = row_weights_or_none(cfg, reward_B, a.group_size)
+        if row_weight is not None:  # algorithm.zero_variance_groups=drop: the loss's mean over kept groups
+            weight_B = weight_B * row_weight
         fields = split_rows({"prompt_ids": batch.tokens[:, :batch.prompt_length], "prompt_mask": batch.prompt_mask,
                              "completion_ids": batch.completion,
                              "completion_mask": diffu_grpo.completion_mask(batch.completion, context.eos_id),
-                             "weight": wd1.sample_weights(advantage_B, a.group_size, a.wd1_negative_term)}, M)
+                             "weight": weight_B}, M)
         base_key = jax.random.fold_in(jax.random.key(cfg.seed if seed is None else seed), MASK_STREAM)  # diffu-GRPO's mask stream
         keys = [[jax.random.fold_in(jax.random.fold_in(base_key, update_index + i), m) for m in range(M)]
                 for i in range(a.mu)]

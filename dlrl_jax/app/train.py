@@ -80,6 +80,10 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 
 def _check_same_run(saved: dict, cfg: Config, directory: str) -> None:
     old, new = _flatten(saved), _flatten(to_dict(cfg))
+    # A field added since the checkpoint was written ran at its default (every new field's default keeps
+    # the earlier behaviour), so a missing one compares as the default.
+    defaults = _flatten(to_dict(Config()))
+    old = {**{k: v for k, v in defaults.items() if k not in old}, **old}
     changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k) and k not in _RESUMABLE_CHANGES)
     if changed:
         raise ConfigError(f"run.resume: the checkpoints in {directory} were written with different settings "

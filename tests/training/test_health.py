@@ -91,3 +91,19 @@ def test_a_malformed_guard_is_one_line_before_anything_is_written(tmp_path, caps
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "run.halt_on condition 'kl>>1'" in err
     assert not os.path.exists(os.path.join(out, "metrics.jsonl"))
+
+
+def test_a_checkpoint_written_before_a_field_existed_resumes_at_its_default(tmp_path):
+    """Resume rules: a field missing from the checkpoint's config (added by a later version) ran at its
+    default; it is a change only when the resumed run sets it otherwise."""
+    from dlrl_jax import config
+    from dlrl_jax.app.train import _check_same_run
+    from dlrl_jax.config import ConfigError
+
+    cfg = config.load(None, [f"run.out_dir={tmp_path}"])
+    saved = config.to_dict(cfg)
+    del saved["task"]["sft_teacher"], saved["algorithm"]["zero_variance_groups"]
+    _check_same_run(saved, cfg, str(tmp_path))  # the defaults: no change
+    changed = config.load(None, [f"run.out_dir={tmp_path}", "algorithm.zero_variance_groups=drop"])
+    with pytest.raises(ConfigError, match="algorithm.zero_variance_groups: 'keep' -> 'drop'"):
+        _check_same_run(saved, changed, str(tmp_path))

@@ -121,7 +121,7 @@ def replay(recording: str, model: str, decay_rule: str = "ours") -> dict:
     with tempfile.TemporaryDirectory() as out_dir:
         run = loop.Run(_config(settings, model, out_dir))
         start = _hf_tensors(run.graphdef, run.params)
-        initial = {k[len("initial/"):]: rec[k] for k in rec.files if k.startswith("initial/")}
+        initial = {k[len("initial/"):]: rec[k] for k in rec.keys() if k.startswith("initial/")}
         weights = max(float(np.abs(start[k] - initial[k]).max()) for k in initial)
         if weights != 0.0:
             raise RecordingError(f"{recording} started from other weights than {model} (max |diff| {weights})")
@@ -169,10 +169,10 @@ def compare(result: dict) -> list[dict]:
     losses, norms = rec["losses"], rec["grad_norms"]
     columns, tokens_per_step = s["columns"], s["gen_length"] / s["steps"]
     loss_scale = float(np.abs(rec["advantages_per_step"]).mean()) / tokens_per_step
-    rows, before = [], {k[len("initial/"):]: rec[k] for k in rec.files if k.startswith("initial/")}
+    rows, before = [], {k[len("initial/"):]: rec[k] for k in rec.keys() if k.startswith("initial/")}
     for i, ours in enumerate(result["steps"]):
         official_loss = float(np.mean(losses[i * columns:(i + 1) * columns]))  # the logged loss: mean of GA
-        after = {k[len(f"step{i}/"):]: rec[k] for k in rec.files if k.startswith(f"step{i}/")}
+        after = {k[len(f"step{i}/"):]: rec[k] for k in rec.keys() if k.startswith(f"step{i}/")}
         moved = np.sqrt(sum(float(((after[k] - before[k]) ** 2).sum()) for k in after))
         diff = np.sqrt(sum(float(((ours["params"][k] - after[k]) ** 2).sum()) for k in after))
         worst = max(after, key=lambda k: float(np.abs(ours["params"][k] - after[k]).max()))

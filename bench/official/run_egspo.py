@@ -175,7 +175,8 @@ def main(argv=None):
     trajectory, logps, entropy = recorder.generate
     inputs = recorder.inputs
     arrays = {
-        "trajectory": trajectory, "logps": logps, "step_entropy": entropy, "prompt_length": np.int64(inputs["prompt_ids"].shape[-1]),
+        "trajectory": trajectory, "logps": logps, "step_entropy": entropy,
+        "prompt_length": np.int64(inputs["prompt_ids"].shape[-1]),
         "eval_time_steps": inputs["eval_time_steps"].numpy(), "rewards": np.asarray(recorder.rewards, np.float32),
         "advantages_per_step": inputs["advantages_per_step"].float().numpy(),
         "old_per_token_logps": inputs["old_per_token_logps"].float().numpy(),

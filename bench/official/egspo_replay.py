@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import tempfile
 
 import numpy as np
+
+from bench.official.compare import TOLERANCES, compare_steps, hf_tensors, rl_loop, table
 
 
 class RecordingError(ValueError):
@@ -61,18 +62,6 @@ def trajectory_from_recording(trajectory_TxBxL, logps_TxBxN, prompt_length: int,
     return tokens, unmask_step, step_logprob, counts.astype(np.int32)
 
 
-def _hf_tensors(graphdef, params) -> dict:
-    """Our parameters under the Hugging Face names (the exporter's own mapping, written and read back)."""
-    from flax import nnx
-    from safetensors.numpy import load_file
-
-    from dlrl_jax import models
-
-    with tempfile.TemporaryDirectory() as d:
-        models.save_pretrained(nnx.merge(graphdef, params), d)
-        return load_file(os.path.join(d, "model.safetensors"))
-
-
 def _config(settings: dict, model: str, out_dir: str):
     from dlrl_jax import config
 
@@ -89,23 +78,6 @@ def _config(settings: dict, model: str, out_dir: str):
         f"optim.grad_clip={s['grad_clip']}", "run.progress=false", "run.tensorboard=false"])
 
 
-# transformers 4.57's Trainer exempts from weight decay the parameters whose names match "bias",
-# "layernorm", "rmsnorm", "(^|.)norm($|.)" or "_norm($|.)" (get_decay_parameter_names): on LLaDA's names
-# that is attn_norm and ff_norm, NOT the final norm `ln_f`, which the official trainer therefore decays;
-# dlrl_jax exempts every norm scale (optimizer._NO_DECAY). `--decay-rule trainer` applies the Trainer's
-# rule on our side, to show that this is the whole difference.
-TRAINER_NO_DECAY = {"attn_norm", "mlp_norm", "bq", "bk", "bv"}
-
-
-def _trainer_decay_mask(params):
-    import jax
-
-    def decays(path, _):
-        names = {str(getattr(k, "key", getattr(k, "name", ""))) for k in path}
-        return not (names & TRAINER_NO_DECAY)
-    return jax.tree_util.tree_map_with_path(decays, params)
-
-
 def replay(recording: str, model: str, decay_rule: str = "ours") -> dict:
     """Runs our iteration on the recorded rollout; returns the comparison (see `table`). decay_rule
     "trainer": weight decay on the parameters transformers' Trainer decays (see TRAINER_NO_DECAY)."""
@@ -120,7 +92,7 @@ def replay(recording: str, model: str, decay_rule: str = "ours") -> dict:
     settings = json.loads(str(rec["settings"]))
     with tempfile.TemporaryDirectory() as out_dir:
         run = loop.Run(_config(settings, model, out_dir))
-        start = _hf_tensors(run.graphdef, run.params)
+        start = hf_tensors(run.graphdef, run.params)
         initial = {k[len("initial/"):]: rec[k] for k in rec.keys() if k.startswith("initial/")}
         weights = max(float(np.abs(start[k] - initial[k]).max()) for k in initial)
         if weights != 0.0:
@@ -135,15 +107,7 @@ def replay(recording: str, model: str, decay_rule: str = "ours") -> dict:
         official_steps = rec["eval_time_steps"].astype(np.int32)
         selection = Selection(steps=jnp.asarray(official_steps), valid=jnp.ones((B, K), bool),
                               greedy_reward=jnp.zeros((B, K), jnp.float32))
-        from dlrl_jax.training import optimizer
-
-        own_mask = optimizer._decay_mask
-        if decay_rule == "trainer":
-            optimizer._decay_mask = _trainer_decay_mask
-        try:
-            rl = loop.RLLoop(run, run.params, run.reference(run.params), progress=False)
-        finally:
-            optimizer._decay_mask = own_mask
+        rl = rl_loop(run, decay_rule)
         ours_selected = np.asarray(rl._select(jax.random.key(0), traj, k=K).steps)
         stack, _ = rl.items(traj, reward, selection, K)
         params, opt_state = rl.params, rl.opt_state
@@ -151,7 +115,7 @@ def replay(recording: str, model: str, decay_rule: str = "ours") -> dict:
         for i in range(len(stack.step)):
             params, opt_state, m = rl.update(params, opt_state, jax.tree.map(lambda x, i=i: x[i], stack))
             steps.append(dict(loss=float(m["loss"]), grad_norm=float(m["grad_norm"]),
-                              params=_hf_tensors(run.graphdef, params)))
+                              params=hf_tensors(run.graphdef, params)))
         rl.close()
         run.writer.close()
     first = jax.tree.map(lambda x: np.asarray(x[0]), stack)  # step 0's items: [items, B]
@@ -163,51 +127,14 @@ def replay(recording: str, model: str, decay_rule: str = "ours") -> dict:
 
 
 def compare(result: dict) -> list[dict]:
-    """One row per optimizer step: our loss and gradient norm against the trainer's, and the relative
-    parameter difference (|ours - official| / |official step|, over all parameters)."""
+    """One row per optimizer step (see compare.compare_steps): the official loss of a step is the mean
+    of its micro-step losses (what the Trainer logs); the loss at the rollout weights cancels
+    (sum of a group's advantages is 0), so it is judged against mean |A| / tokens per step."""
     rec, s = result["recording"], result["settings"]
-    losses, norms = rec["losses"], rec["grad_norms"]
-    columns, tokens_per_step = s["columns"], s["gen_length"] / s["steps"]
-    loss_scale = float(np.abs(rec["advantages_per_step"]).mean()) / tokens_per_step
-    rows, before = [], {k[len("initial/"):]: rec[k] for k in rec.keys() if k.startswith("initial/")}
-    for i, ours in enumerate(result["steps"]):
-        official_loss = float(np.mean(losses[i * columns:(i + 1) * columns]))  # the logged loss: mean of GA
-        after = {k[len(f"step{i}/"):]: rec[k] for k in rec.keys() if k.startswith(f"step{i}/")}
-        moved = np.sqrt(sum(float(((after[k] - before[k]) ** 2).sum()) for k in after))
-        diff = np.sqrt(sum(float(((ours["params"][k] - after[k]) ** 2).sum()) for k in after))
-        worst = max(after, key=lambda k: float(np.abs(ours["params"][k] - after[k]).max()))
-        rows.append(dict(step=i, loss_official=official_loss, loss_ours=ours["loss"],
-                         loss_err=abs(ours["loss"] - official_loss) / max(abs(official_loss), loss_scale),
-                         grad_norm_official=float(norms[i]), grad_norm_ours=ours["grad_norm"],
-                         grad_norm_err=abs(ours["grad_norm"] - norms[i]) / norms[i],
-                         param_err=diff / moved, moved=moved, worst_param=worst))
-        before = after
-    return rows
-
-
-# Float32 tolerances (REPRODUCTION.md gives the reasoning): the loss and gradient norm are sums of the
-# same float32 terms in different orders (XLA's fused reductions vs PyTorch's), each step's log-prob a
-# sum over ~1e2 vocabulary entries and the forward ~1e2-deep reductions: relative error of order
-# 1e-6..1e-5; the near-zero loss of a step at the rollout weights (sum_rows A = 0) is measured against
-# the scale of its terms, mean |A| / tokens per step. Parameters: Adam divides by sqrt(v), so an element
-# whose gradient is rounding-level on one side moves by up to lr there: judged against the step's size.
-TOLERANCES = {"loss_err": 1e-4, "grad_norm_err": 1e-4, "param_err": 1e-3}
-
-
-def table(rows: list[dict], markdown: bool = False) -> str:
-    head = ["step", "loss official", "loss ours", "rel err", "grad norm official", "grad norm ours", "rel err",
-            "param diff / step", "within"]
-    lines = []
-    for r in rows:
-        ok = all(r[k] <= v for k, v in TOLERANCES.items())
-        lines.append([str(r["step"]), f"{r['loss_official']:.8g}", f"{r['loss_ours']:.8g}", f"{r['loss_err']:.1e}",
-                      f"{r['grad_norm_official']:.8g}", f"{r['grad_norm_ours']:.8g}", f"{r['grad_norm_err']:.1e}",
-                      f"{r['param_err']:.1e}", "yes" if ok else "NO"])
-    if markdown:
-        return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] +
-                         ["| " + " | ".join(line) + " |" for line in lines])
-    widths = [max(len(x) for x in col) for col in zip(head, *lines)]
-    return "\n".join("  ".join(x.rjust(w) for x, w in zip(line, widths)) for line in [head] + lines)
+    losses, columns = rec["losses"], s["columns"]
+    official = [float(np.mean(losses[i * columns:(i + 1) * columns])) for i in range(len(result["steps"]))]
+    scale = float(np.abs(rec["advantages_per_step"]).mean()) / (s["gen_length"] / s["steps"])
+    return compare_steps(rec, result["steps"], official, scale)
 
 
 def main(argv=None):

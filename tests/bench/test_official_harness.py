@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bench.official import egspo_replay, model_folder
+from bench.official import compare, egspo_replay, model_folder
 from dlrl_jax.checkpoints.hf import read_config
 
 M = 1  # mask id
@@ -63,14 +63,14 @@ def test_compare_measures_each_step_against_the_trainers_record():
     # step 1: official loss (0.3 + 0.5) / 2 = 0.4, parameters equal
     assert rows[1]["loss_official"] == pytest.approx(0.4) and rows[1]["loss_err"] == pytest.approx(0.0)
     assert rows[1]["param_err"] == 0.0
-    lines = egspo_replay.table(rows).splitlines()
+    lines = compare.table(rows).splitlines()
     assert lines[1].endswith("NO") and lines[2].endswith("yes")  # 1e-2 of a step is over the 1e-3 tolerance
 
 
 def test_trainer_decay_rule_decays_llada_final_norm_only_among_norms():
     params = {"final_norm": jnp.ones(2), "embed": jnp.ones(2),
               "layers": {"attn_norm": jnp.ones(2), "mlp_norm": jnp.ones(2), "wq": jnp.ones(2)}}
-    mask = egspo_replay._trainer_decay_mask(params)
+    mask = compare.trainer_decay_mask(params)
     assert mask == {"final_norm": True, "embed": True, "layers": {"attn_norm": False, "mlp_norm": False,
                                                                    "wq": True}}
 

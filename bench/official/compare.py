@@ -21,31 +21,40 @@ def hf_tensors(graphdef, params) -> dict:
         return load_file(os.path.join(d, "model.safetensors"))
 
 
-# transformers 4.57's Trainer exempts from weight decay the parameters whose names match "bias",
-# "layernorm", "rmsnorm", "(^|.)norm($|.)" or "_norm($|.)" (get_decay_parameter_names): on LLaDA's names
-# that is attn_norm and ff_norm, NOT the final norm `ln_f`, which the official trainer therefore decays;
-# dlrl_jax exempts every norm scale (optimizer._NO_DECAY). `--decay-rule trainer` applies the Trainer's
-# rule on our side, to show that this is the whole difference.
-TRAINER_NO_DECAY = {"attn_norm", "mlp_norm", "bq", "bk", "bv"}
+# Which parameters transformers' Trainer exempts from weight decay (get_decay_parameter_names), by
+# version, on LLaDA's parameter names, in our names:
+#  "names" (4.57, EGSPO's pin): names matching "bias", "layernorm", "rmsnorm", "(^|.)norm($|.)" or
+#     "_norm($|.)": attn_norm and ff_norm (our mlp_norm) are exempt, the final norm `ln_f` is decayed;
+#  "modules" (4.49 / 4.52, d1's and ESPO's pins): only biases and nn.LayerNorm modules; LLaDA's RMS norms
+#     are not nn.LayerNorm, so every norm is decayed.
+# dlrl_jax exempts every norm scale (optimizer._NO_DECAY). `--decay-rule names|modules` applies the
+# Trainer's rule on our side, to show that this is the whole difference.
+TRAINER_NO_DECAY = {"names": {"attn_norm", "mlp_norm", "bq", "bk", "bv"}, "modules": {"bq", "bk", "bv"}}
+DECAY_RULES = ("ours", *TRAINER_NO_DECAY)
 
 
-def trainer_decay_mask(params):
+def trainer_decay_mask(rule: str):
+    """The optimizer's decay mask function under the Trainer's `rule` (a key of TRAINER_NO_DECAY)."""
     import jax
 
-    def decays(path, _):
-        names = {str(getattr(k, "key", getattr(k, "name", ""))) for k in path}
-        return not (names & TRAINER_NO_DECAY)
-    return jax.tree_util.tree_map_with_path(decays, params)
+    exempt = TRAINER_NO_DECAY[rule]
+
+    def mask(params):
+        def decays(path, _):
+            names = {str(getattr(k, "key", getattr(k, "name", ""))) for k in path}
+            return not (names & exempt)
+        return jax.tree_util.tree_map_with_path(decays, params)
+    return mask
 
 
 def rl_loop(run, decay_rule: str = "ours"):
-    """This project's RLLoop over `run`; decay_rule "trainer": its optimizer decays what transformers'
-    Trainer decays (`trainer_decay_mask`) instead of dlrl_jax's own rule."""
+    """This project's RLLoop over `run`; decay_rule "names" / "modules": its optimizer decays what that
+    version of transformers' Trainer decays (`trainer_decay_mask`) instead of dlrl_jax's own rule."""
     from dlrl_jax.training import loop, optimizer
 
     own_mask = optimizer._decay_mask
-    if decay_rule == "trainer":
-        optimizer._decay_mask = trainer_decay_mask
+    if decay_rule != "ours":
+        optimizer._decay_mask = trainer_decay_mask(decay_rule)
     try:
         return loop.RLLoop(run, run.params, run.reference(run.params), progress=False)
     finally:

@@ -20,7 +20,7 @@ import tempfile
 
 import numpy as np
 
-from bench.official.compare import TOLERANCES, compare_steps, hf_tensors, rl_loop, table
+from bench.official.compare import DECAY_RULES, TOLERANCES, compare_steps, hf_tensors, rl_loop, table
 
 
 class RecordingError(ValueError):
@@ -80,7 +80,7 @@ def _config(settings: dict, model: str, out_dir: str):
 
 def replay(recording: str, model: str, decay_rule: str = "ours") -> dict:
     """Runs our iteration on the recorded rollout; returns the comparison (see `table`). decay_rule
-    "trainer": weight decay on the parameters transformers' Trainer decays (see TRAINER_NO_DECAY)."""
+    "names" / "modules": weight decay as transformers' Trainer applies it (compare.TRAINER_NO_DECAY)."""
     import jax
     import jax.numpy as jnp
 
@@ -142,8 +142,9 @@ def main(argv=None):
     p.add_argument("--recording", required=True)
     p.add_argument("--model", required=True)
     p.add_argument("--markdown", action="store_true")
-    p.add_argument("--decay-rule", choices=("ours", "trainer"), default="ours",
-                   help="which parameters weight decay applies to on our side (see TRAINER_NO_DECAY)")
+    p.add_argument("--decay-rule", choices=DECAY_RULES, default="ours",
+                   help="weight decay on our side: ours (dlrl_jax's rule) or a transformers Trainer rule "
+                        "(compare.TRAINER_NO_DECAY; this trainer's transformers: names)")
     args = p.parse_args(argv)
     result = replay(args.recording, args.model, args.decay_rule)
     ours, theirs = result["advantage"]

@@ -67,12 +67,15 @@ def test_compare_measures_each_step_against_the_trainers_record():
     assert lines[1].endswith("NO") and lines[2].endswith("yes")  # 1e-2 of a step is over the 1e-3 tolerance
 
 
-def test_trainer_decay_rule_decays_llada_final_norm_only_among_norms():
+def test_trainer_decay_rules_on_llada_names():
     params = {"final_norm": jnp.ones(2), "embed": jnp.ones(2),
               "layers": {"attn_norm": jnp.ones(2), "mlp_norm": jnp.ones(2), "wq": jnp.ones(2)}}
-    mask = compare.trainer_decay_mask(params)
-    assert mask == {"final_norm": True, "embed": True, "layers": {"attn_norm": False, "mlp_norm": False,
-                                                                   "wq": True}}
+    # transformers 4.57: attn_norm / ff_norm match "_norm", ln_f matches no pattern and is decayed
+    assert compare.trainer_decay_mask("names")(params) == {
+        "final_norm": True, "embed": True, "layers": {"attn_norm": False, "mlp_norm": False, "wq": True}}
+    # 4.49 / 4.52: LLaDA's RMS norms are not nn.LayerNorm modules, so every norm is decayed
+    assert compare.trainer_decay_mask("modules")(params) == {
+        "final_norm": True, "embed": True, "layers": {"attn_norm": True, "mlp_norm": True, "wq": True}}
 
 
 def test_model_folder_is_llada_for_both_sides(tmp_path):

@@ -38,8 +38,10 @@ fi
 EGSPO_PINS="torch==2.13.0 trl==0.16.0 transformers==4.57.1 peft==0.17.1 accelerate==1.11.0 datasets==4.2.0 wandb==0.22.2"
 # ESPO setup.py pins trl and transformers to git commits: their nearest releases, and its accelerate/peft.
 ESPO_PINS="torch==2.13.0 trl==0.17.0 transformers==4.52.4 peft==0.17.0 accelerate==1.4.0 datasets wandb"
-# d1 env.yml: transformers 4.49.0, accelerate 1.4.0, peft 0.15.1, datasets 3.3.2; trl from a git commit.
-D1_PINS="torch==2.13.0 trl==0.16.1 transformers==4.49.0 peft==0.15.1 accelerate==1.4.0 datasets==3.3.2 wandb"
+# d1 env.yml: transformers 4.49.0, accelerate 1.4.0, peft 0.15.1, datasets 3.3.2; trl from a git commit
+# between 0.15.2 (lacks num_iterations, which d1 uses) and 0.16.0 (run_d1.py supplies the two config fields
+# 0.16.0 reads that d1's config lacks).
+D1_PINS="torch==2.13.0 trl==0.16.0 transformers==4.49.0 peft==0.15.1 accelerate==1.4.0 datasets==3.3.2 wandb"
 
 make_env() {  # name, clone, pins
   local name=$1 clone=$2 pins=$3

@@ -25,13 +25,13 @@ from run_egspo import digit_fraction_reward  # the same stand-in reward (bench/o
 
 PATCHES = {
     "no 4-bit": "diffu_grpo_train.py loads LLaDA with a bitsandbytes 4-bit config (CUDA only): float32 here",
-    "no LoRA": "full fine-tuning (peft_config=None) so that every parameter is compared; beta = 0 because the "
+    "no LoRA": "full fine-tuning (peft_config=None) so that every parameter is compared; beta = 0 as the "
                "trainer's reference forward is `disable_adapter()`, which needs LoRA",
     "trl fields": "d1 pins trl to a git commit between releases 0.15.2 (no num_iterations) and 0.16.0 (which "
                   "reads epsilon_high and scale_rewards from the config, fields DiffuGRPOConfig lacks): trl 0.16.0 "
                   "with config.epsilon_high = None (0.16's 'same as epsilon') and scale_rewards = False set on "
-                  "the config object (the trainer's own advantages never read it), and trainer.epsilon = config.epsilon "
-                  "(the commit's GRPOTrainer set self.epsilon, 0.16.0 sets epsilon_low / epsilon_high)",
+                  "the config object (the trainer's own advantages never read it), and trainer.epsilon = "
+                  "config.epsilon (the commit's GRPOTrainer set self.epsilon, 0.16.0 sets epsilon_low / _high)",
     "seed type": "forward_process is called with int(seed) instead of a 0-d tensor: Python 3.11's random.seed "
                  "refuses tensors (d1's env.yml has Python 3.10); torch.manual_seed draws the same masks",
     "mask id": "the config's mask_id (default 126336, LLaDA-8B's) is set to the tiny model's",

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bench.official import compare, egspo_replay, model_folder
+from bench.official import compare, d1_replay, egspo_replay, espo_replay, model_folder
 from dlrl_jax.checkpoints.hf import read_config
 
 M = 1  # mask id
@@ -76,6 +76,27 @@ def test_trainer_decay_rules_on_llada_names():
     # 4.49 / 4.52: LLaDA's RMS norms are not nn.LayerNorm modules, so every norm is decayed
     assert compare.trainer_decay_mask("modules")(params) == {
         "final_norm": True, "embed": True, "layers": {"attn_norm": True, "mlp_norm": True, "wq": True}}
+
+
+def test_recorded_draws_answer_only_the_keys_of_their_steps():
+    import jax
+
+    base = jax.random.key(7)
+    masks = np.zeros((2, 2, 3, 4), bool)  # ESPO: [optimizer step, sample, rows, completion]
+    masks[1, 0, :, :2] = True
+    draw = espo_replay.recorded_draw(masks, base)
+    key = jax.random.fold_in(jax.random.fold_in(base, 1), 0)
+    masked, count = draw(key, 0, 3, 4, 3)
+    np.testing.assert_array_equal(masked, masks[1, 0])
+    np.testing.assert_array_equal(count, [2, 2, 2])
+    _, count = draw(jax.random.fold_in(base, 5), 0, 3, 4, 3)  # an unknown key: flagged, not silently masked
+    np.testing.assert_array_equal(count, [-1, -1, -1])
+
+    prompt = np.array([[True, True, False]])  # d1: [optimizer step, rows, prompt]
+    d1_masks = np.array([[[True, False, True]], [[False, True, True]]])
+    draw = d1_replay.recorded_draw(d1_masks, base)
+    got = draw(jax.random.fold_in(jax.random.fold_in(base, 1), 0), prompt, 0.3)
+    np.testing.assert_array_equal(got, [[False, True, False]])  # the step's mask, on real prompt tokens only
 
 
 def test_model_folder_is_llada_for_both_sides(tmp_path):

@@ -68,7 +68,8 @@ def _config(settings: dict, model: str, out_dir: str):
     s = settings
     return config.load(None, [
         f"run.out_dir={out_dir}", f"model.path={model}", f"model.dtype={s['dtype']}", "sft.steps=0",
-        "task.train_size=8", "task.eval_size=4", "algorithm.name=egspo", "algorithm.prompts_per_batch=1",
+        "task.train_size=8", "task.eval_size=4", "algorithm.name=" + ("egspo_sa" if s.get("lambda1") else "egspo"),
+        f"algorithm.lam={s.get('lambda1', 0.0)}", "algorithm.prompts_per_batch=1",
         f"algorithm.group_size={s['group']}", f"algorithm.k={s['k']}", f"algorithm.columns_per_update={s['columns']}",
         f"algorithm.mu={s['mu']}", "algorithm.micro_batches=1", "algorithm.beta=0.0", "algorithm.aggregation=sum",
         "algorithm.selection=top_k_entropy", f"algorithm.eps_low={s['eps_low']}", f"algorithm.eps_high={s['eps_high']}",
@@ -103,10 +104,14 @@ def replay(recording: str, model: str, decay_rule: str = "ours") -> dict:
         traj = Trajectory(tokens=jnp.asarray(tokens), prompt_mask=jnp.ones((B, int(rec["prompt_length"])), bool),
                           unmask_step=jnp.asarray(unmask_step), step_logprob=jnp.asarray(step_logprob),
                           step_entropy=jnp.asarray(rec["step_entropy"].T), step_count=jnp.asarray(step_count))
-        reward = rec["rewards"].reshape(B, K + 1)[:, -1]  # the final completion's reward (selected + final)
+        # the trainer scores K + 1 completions a row: the greedy completions of the selected steps (EGSPO-SA's
+        # step rewards), then the final one
+        rewards = rec["rewards"].reshape(B, K + 1)
+        reward = rewards[:, -1]
         official_steps = rec["eval_time_steps"].astype(np.int32)
+        greedy = rewards[:, :K] if settings.get("lambda1") else np.zeros((B, K), np.float32)
         selection = Selection(steps=jnp.asarray(official_steps), valid=jnp.ones((B, K), bool),
-                              greedy_reward=jnp.zeros((B, K), jnp.float32))
+                              greedy_reward=jnp.asarray(greedy, jnp.float32))
         rl = rl_loop(run, decay_rule)
         ours_selected = np.asarray(rl._select(jax.random.key(0), traj, k=K).steps)
         stack, _ = rl.items(traj, reward, selection, K)

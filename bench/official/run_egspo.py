@@ -77,7 +77,8 @@ def build_trainer(args, recorder):
         max_completion_length=args.gen_length, block_length=args.block_length, diffusion_steps=args.steps,
         max_prompt_length=4096, remasking="low_confidence", mask_id=mask_id, cfg_scale=0.0,
         logps_eval_num_steps=args.k, num_gradient_steps=args.mu, logps_eval_time_steps_mode="high_entropy",
-        logps_aggregation_mode="sum", pred_state="next", lambda1=0.0, log_completions=False,
+        logps_aggregation_mode="sum", pred_state="next", lambda1=args.lambda1, normalize_returns=True,
+        log_completions=False,
         dataloader_num_workers=0, remove_unused_columns=False)
     prompt = [{"role": "user", "content": args.prompt}]
     dataset = Dataset.from_list([{"prompt": prompt, "answer": "0"}] * 4)
@@ -156,6 +157,8 @@ def main(argv=None):
     p.add_argument("--block-length", type=int, default=32)
     p.add_argument("--steps", type=int, default=16)
     p.add_argument("--temperature", type=float, default=0.9)
+    p.add_argument("--lambda1", type=float, default=0.0,
+                   help="EGSPO-SA's stepwise weight (egspo/train.sh: 0.5 with normalize_returns true); 0: EGSPO")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--weight-decay", type=float, default=0.1)
     p.add_argument("--b1", type=float, default=0.9)

@@ -47,6 +47,36 @@ def trainer_decay_mask(rule: str):
     return mask
 
 
+def merged_official(params: dict, lora_scale: float) -> dict:
+    """A PEFT-wrapped trainer's parameters (base_layer / lora_A.default / lora_B.default names) as the
+    merged Hugging Face weights W + scale B A that our export writes; plain parameters as they are."""
+    out = {}
+    for name, value in params.items():
+        if ".lora_" in name:
+            continue
+        if name.endswith(".base_layer.weight"):
+            stem = name[:-len(".base_layer.weight")]
+            a, b = params[stem + ".lora_A.default.weight"], params[stem + ".lora_B.default.weight"]
+            out[stem + ".weight"] = value + lora_scale * (b.astype(np.float64) @ a.astype(np.float64)).astype(
+                value.dtype)
+        else:
+            out[name] = value
+    return out
+
+
+def merged_recording(rec, lora_scale: float) -> dict:
+    """`rec` with its initial/ and step{i}/ parameter sets merged (`merged_official`), for compare_steps."""
+    groups: dict = {}
+    for key in rec.keys():
+        if "/" in key:
+            prefix, name = key.split("/", 1)
+            groups.setdefault(prefix, {})[name] = rec[key]
+    out = {"grad_norms": rec["grad_norms"]}
+    for prefix, params in groups.items():
+        out.update({f"{prefix}/{k}": v for k, v in merged_official(params, lora_scale).items()})
+    return out
+
+
 def rl_loop(run, decay_rule: str = "ours"):
     """This project's RLLoop over `run`; decay_rule "names" / "modules": its optimizer decays what that
     version of transformers' Trainer decays (`trainer_decay_mask`) instead of dlrl_jax's own rule."""

@@ -20,7 +20,8 @@ import tempfile
 
 import numpy as np
 
-from bench.official.compare import DECAY_RULES, TOLERANCES, compare_steps, hf_tensors, rl_loop, table
+from bench.official.compare import (DECAY_RULES, TOLERANCES, compare_steps, hf_tensors, merged_recording,
+                                   rl_loop, table)
 
 
 class RecordingError(ValueError):
@@ -62,16 +63,17 @@ def trajectory_from_recording(trajectory_TxBxL, logps_TxBxN, prompt_length: int,
     return tokens, unmask_step, step_logprob, counts.astype(np.int32)
 
 
-def _config(settings: dict, model: str, out_dir: str):
+def _config(settings: dict, model: str, out_dir: str, adapter: str | None = None):
     from dlrl_jax import config
 
     s = settings
-    return config.load(None, [
+    lora = [f"model.adapter={adapter}", f"algorithm.beta={s['beta']}"] if adapter else ["algorithm.beta=0.0"]
+    return config.load(None, lora + [
         f"run.out_dir={out_dir}", f"model.path={model}", f"model.dtype={s['dtype']}", "sft.steps=0",
         "task.train_size=8", "task.eval_size=4", "algorithm.name=" + ("egspo_sa" if s.get("lambda1") else "egspo"),
         f"algorithm.lam={s.get('lambda1', 0.0)}", "algorithm.prompts_per_batch=1",
         f"algorithm.group_size={s['group']}", f"algorithm.k={s['k']}", f"algorithm.columns_per_update={s['columns']}",
-        f"algorithm.mu={s['mu']}", "algorithm.micro_batches=1", "algorithm.beta=0.0", "algorithm.aggregation=sum",
+        f"algorithm.mu={s['mu']}", "algorithm.micro_batches=1", "algorithm.aggregation=sum",
         "algorithm.selection=top_k_entropy", f"algorithm.eps_low={s['eps_low']}", f"algorithm.eps_high={s['eps_high']}",
         f"sampler.gen_length={s['gen_length']}", f"sampler.block_length={s['block_length']}",
         f"sampler.steps={s['steps']}", f"optim.learning_rate={s['lr']}", "optim.warmup_steps=0",
@@ -91,8 +93,12 @@ def replay(recording: str, model: str, decay_rule: str = "ours") -> dict:
 
     rec = np.load(recording)
     settings = json.loads(str(rec["settings"]))
+    adapter = recording + ".adapter" if settings.get("lora_rank") else None
+    if adapter:  # compare merged weights: W + (alpha / r) B A on both sides
+        rec = dict(merged_recording(rec, settings["lora_alpha"] / settings["lora_rank"]),
+                   **{k: rec[k] for k in rec.keys() if "/" not in k})
     with tempfile.TemporaryDirectory() as out_dir:
-        run = loop.Run(_config(settings, model, out_dir))
+        run = loop.Run(_config(settings, model, out_dir, adapter))
         start = hf_tensors(run.graphdef, run.params)
         initial = {k[len("initial/"):]: rec[k] for k in rec.keys() if k.startswith("initial/")}
         weights = max(float(np.abs(start[k] - initial[k]).max()) for k in initial)

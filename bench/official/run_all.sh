@@ -41,6 +41,9 @@ if [ -n "$EGSPO_REPO" ]; then
   "$ENVS/egspo/bin/python" bench/official/run_egspo.py --egspo-repo "$EGSPO_REPO" --model "$MODEL" \
     --lambda1 0.5 --out "$OUT/egspo_sa_f32.npz" > "$OUT/egspo_sa_f32.log" 2>&1
   replay egspo_replay "$OUT/egspo_sa_f32.npz" names
+  "$ENVS/egspo/bin/python" bench/official/run_egspo.py --egspo-repo "$EGSPO_REPO" --model "$MODEL" \
+    --lora-rank 8 --lora-alpha 16 --beta 0.04 --out "$OUT/egspo_lora_f32.npz" > "$OUT/egspo_lora_f32.log" 2>&1
+  replay egspo_replay "$OUT/egspo_lora_f32.npz" names
 fi
 if [ -n "$ESPO_REPO" ]; then
   "$ENVS/espo/bin/python" bench/official/run_espo.py --espo-repo "$ESPO_REPO" --model "$MODEL" \

@@ -32,9 +32,10 @@ import numpy as np
 PATCHES = {
     "no 4-bit": "egspo_train.py loads the model with a bitsandbytes 4-bit config, CUDA only: the model is "
                 "loaded in float32 (or bf16) without quantization_config",
-    "no LoRA": "egspo_train.py always wraps the model in LoRA; full fine-tuning here (peft_config=None), so "
-               "the replay compares every parameter; beta = 0 because the trainer's reference forward is "
-               "`disable_adapter()`, which needs LoRA",
+    "LoRA optional": "egspo_train.py always wraps the model in LoRA (its 7 target names, which on LLaDA match "
+                     "q, k, v, up); --lora-rank 0 trains every parameter instead (peft_config=None), and then beta "
+                     "must be 0: the trainer's reference forward is `disable_adapter()`, which needs LoRA. With "
+                     "LoRA the initial adapter (peft's random lora_A, zero lora_B) is saved for the replay",
     "stand-in reward": "a reward that varies on an untrained model (the fraction of digit characters in the "
                        "completion) replaces sudoku_reward_func, which is 0 for every completion of a random "
                        "model (zero advantages would make the update trivially equal)",
@@ -66,6 +67,8 @@ def build_trainer(args, recorder):
     model.config.use_cache = False
     with open(os.path.join(args.model, "config.json")) as f:
         mask_id = json.load(f)["mask_token_id"]
+    if args.lora_rank == 0 and args.beta != 0:
+        raise SystemExit("--beta needs --lora-rank > 0: the trainer's reference is the adapter switched off")
     config = EGSPOConfig(
         output_dir=args.work_dir, model_path=args.model, seed=args.seed, data_seed=args.seed, use_cpu=True,
         bf16=args.dtype == "bfloat16", fp16=False, report_to=[], save_strategy="no", logging_steps=1,
@@ -73,7 +76,7 @@ def build_trainer(args, recorder):
         gradient_accumulation_steps=args.columns, max_steps=args.mu * args.k // args.columns,
         learning_rate=args.lr, lr_scheduler_type="constant", warmup_steps=0, weight_decay=args.weight_decay,
         adam_beta1=args.b1, adam_beta2=args.b2, adam_epsilon=1e-8, max_grad_norm=args.grad_clip,
-        beta=0.0, epsilon=args.eps_low, epsilon_high=args.eps_high, temperature=args.temperature,
+        beta=args.beta, epsilon=args.eps_low, epsilon_high=args.eps_high, temperature=args.temperature,
         max_completion_length=args.gen_length, block_length=args.block_length, diffusion_steps=args.steps,
         max_prompt_length=4096, remasking="low_confidence", mask_id=mask_id, cfg_scale=0.0,
         logps_eval_num_steps=args.k, num_gradient_steps=args.mu, logps_eval_time_steps_mode="high_entropy",
@@ -87,8 +90,16 @@ def build_trainer(args, recorder):
         def on_optimizer_step(self, a, state, control, **kw):
             recorder.params.append({k: v.detach().float().numpy().copy() for k, v in model.named_parameters()})
 
+    peft_config = None
+    if args.lora_rank:
+        from peft import LoraConfig
+        peft_config = LoraConfig(r=args.lora_rank, lora_alpha=args.lora_alpha, lora_dropout=0.0,
+                                 target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj",
+                                                 "gate_proj"], task_type="CAUSAL_LM")
     trainer = EGSPOTrainer(args=config, model=model, reward_funcs=[digit_fraction_reward],
-                           train_dataset=dataset, callbacks=[Snapshots()])
+                           train_dataset=dataset, callbacks=[Snapshots()], peft_config=peft_config)
+    if args.lora_rank:
+        trainer.model.save_pretrained(args.out + ".adapter")  # PEFT's format: the replay loads it
     return trainer, model
 
 
@@ -164,6 +175,9 @@ def main(argv=None):
     p.add_argument("--b1", type=float, default=0.9)
     p.add_argument("--b2", type=float, default=0.99)
     p.add_argument("--grad-clip", type=float, default=1.0)
+    p.add_argument("--lora-rank", type=int, default=0, help="0: full fine-tuning")
+    p.add_argument("--lora-alpha", type=float, default=16.0)
+    p.add_argument("--beta", type=float, default=0.0, help="KL weight (needs LoRA)")
     p.add_argument("--eps-low", type=float, default=0.2)
     p.add_argument("--eps-high", type=float, default=0.5)
     p.add_argument("--prompt", default="Fill the 4x4 sudoku: 1.3. .2.4 3.1. .4.2")

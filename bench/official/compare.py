@@ -77,6 +77,16 @@ def merged_recording(rec, lora_scale: float) -> dict:
     return out
 
 
+def with_adapter(recording: str, rec, settings: dict):
+    """(rec, adapter folder or None): for a LoRA recording, its parameter sets merged (the comparison is on
+    W + (alpha / r) B A, what our export writes) and the trainer's initial adapter that the runner saved
+    beside it; else the recording as it is."""
+    if not settings.get("lora_rank"):
+        return rec, None
+    merged = merged_recording(rec, settings["lora_alpha"] / settings["lora_rank"])
+    return dict(merged, **{k: rec[k] for k in rec.keys() if "/" not in k}), recording + ".adapter"
+
+
 def rl_loop(run, decay_rule: str = "ours"):
     """This project's RLLoop over `run`; decay_rule "names" / "modules": its optimizer decays what that
     version of transformers' Trainer decays (`trainer_decay_mask`) instead of dlrl_jax's own rule."""

@@ -22,7 +22,8 @@ import tempfile
 
 import numpy as np
 
-from bench.official.compare import DECAY_RULES, TOLERANCES, compare_steps, hf_tensors, rl_loop, table
+from bench.official.compare import (DECAY_RULES, TOLERANCES, compare_steps, hf_tensors, rl_loop, table,
+                                   with_adapter)
 
 
 def recorded_draw(masks_IxBxP, base_key):
@@ -45,14 +46,14 @@ def recorded_draw(masks_IxBxP, base_key):
     return draw
 
 
-def _config(s: dict, model: str, out_dir: str):
+def _config(s: dict, model: str, out_dir: str, adapter: str | None = None):
     from dlrl_jax import config
 
-    return config.load(None, [
+    return config.load(None, ([f"model.adapter={adapter}"] if adapter else []) + [
         f"run.out_dir={out_dir}", f"model.path={model}", "model.dtype=float32", "sft.steps=0",
         "task.train_size=8", "task.eval_size=4", "algorithm.name=diffu_grpo", "algorithm.prompts_per_batch=1",
         f"algorithm.group_size={s['group']}", f"algorithm.mu={s['mu']}", "algorithm.micro_batches=1",
-        "algorithm.token_mean=batch", f"algorithm.p_mask_prompt={s['p_mask_prompt']}", "algorithm.beta=0.0",
+        "algorithm.token_mean=batch", f"algorithm.p_mask_prompt={s['p_mask_prompt']}", f"algorithm.beta={s.get('beta', 0.0)}",
         f"algorithm.eps_low={s['eps']}", f"algorithm.eps_high={s['eps']}",
         f"sampler.gen_length={s['gen_length']}", f"sampler.steps={s['steps']}", f"optim.learning_rate={s['lr']}",
         "optim.warmup_steps=0", f"optim.weight_decay={s['weight_decay']}", f"optim.b1={s['b1']}",
@@ -70,11 +71,12 @@ def replay(recording: str, model: str, decay_rule: str = "ours") -> dict:
 
     rec = np.load(recording)
     s = json.loads(str(rec["settings"]))
+    rec, adapter = with_adapter(recording, rec, s)
     prompt_ids, completion_ids = rec["prompt_ids"], rec["completion_ids"]
     B, P = prompt_ids.shape
     G = completion_ids.shape[1]
     with tempfile.TemporaryDirectory() as out_dir:
-        run = loop.Run(_config(s, model, out_dir))
+        run = loop.Run(_config(s, model, out_dir, adapter))
         start = hf_tensors(run.graphdef, run.params)
         initial = {k[len("initial/"):]: rec[k] for k in rec.keys() if k.startswith("initial/")}
         if max(float(np.abs(start[k] - initial[k]).max()) for k in initial) != 0.0:

@@ -20,8 +20,8 @@ import tempfile
 
 import numpy as np
 
-from bench.official.compare import (DECAY_RULES, TOLERANCES, compare_steps, hf_tensors, merged_recording,
-                                   rl_loop, table)
+from bench.official.compare import (DECAY_RULES, TOLERANCES, compare_steps, hf_tensors, rl_loop, table,
+                                   with_adapter)
 
 
 class RecordingError(ValueError):
@@ -93,10 +93,7 @@ def replay(recording: str, model: str, decay_rule: str = "ours") -> dict:
 
     rec = np.load(recording)
     settings = json.loads(str(rec["settings"]))
-    adapter = recording + ".adapter" if settings.get("lora_rank") else None
-    if adapter:  # compare merged weights: W + (alpha / r) B A on both sides
-        rec = dict(merged_recording(rec, settings["lora_alpha"] / settings["lora_rank"]),
-                   **{k: rec[k] for k in rec.keys() if "/" not in k})
+    rec, adapter = with_adapter(recording, rec, settings)
     with tempfile.TemporaryDirectory() as out_dir:
         run = loop.Run(_config(settings, model, out_dir, adapter))
         start = hf_tensors(run.graphdef, run.params)

@@ -21,7 +21,8 @@ import tempfile
 
 import numpy as np
 
-from bench.official.compare import DECAY_RULES, TOLERANCES, compare_steps, hf_tensors, rl_loop, table
+from bench.official.compare import (DECAY_RULES, TOLERANCES, compare_steps, hf_tensors, rl_loop, table,
+                                   with_adapter)
 
 
 def recorded_draw(masks_IxMxBxG, base_key):
@@ -50,10 +51,10 @@ def recorded_draw(masks_IxMxBxG, base_key):
     return draw
 
 
-def _config(s: dict, model: str, out_dir: str, rows: int):
+def _config(s: dict, model: str, out_dir: str, rows: int, adapter: str | None = None):
     from dlrl_jax import config
 
-    return config.load(None, [
+    return config.load(None, ([f"model.adapter={adapter}"] if adapter else []) + [
         f"run.out_dir={out_dir}", f"model.path={model}", "model.dtype=float32", "sft.steps=0",
         "task.train_size=8", "task.eval_size=4", "algorithm.name=espo", "algorithm.prompts_per_batch=1",
         f"algorithm.group_size={s['group']}", f"algorithm.mu={s['mu']}", "algorithm.micro_batches=1",
@@ -75,11 +76,12 @@ def replay(recording: str, model: str, decay_rule: str = "ours") -> dict:
 
     rec = np.load(recording)
     s = json.loads(str(rec["settings"]))
+    rec, adapter = with_adapter(recording, rec, s)
     prompt_ids, completion_ids = rec["prompt_ids"], rec["completion_ids"]
     B, P = prompt_ids.shape
     G = completion_ids.shape[1]
     with tempfile.TemporaryDirectory() as out_dir:
-        run = loop.Run(_config(s, model, out_dir, B))
+        run = loop.Run(_config(s, model, out_dir, B, adapter))
         start = hf_tensors(run.graphdef, run.params)
         initial = {k[len("initial/"):]: rec[k] for k in rec.keys() if k.startswith("initial/")}
         if max(float(np.abs(start[k] - initial[k]).max()) for k in initial) != 0.0:

@@ -49,10 +49,16 @@ if [ -n "$ESPO_REPO" ]; then
   "$ENVS/espo/bin/python" bench/official/run_espo.py --espo-repo "$ESPO_REPO" --model "$MODEL" \
     --out "$OUT/espo_f32.npz" > "$OUT/espo_f32.log" 2>&1
   replay espo_replay "$OUT/espo_f32.npz" modules
+  "$ENVS/espo/bin/python" bench/official/run_espo.py --espo-repo "$ESPO_REPO" --model "$MODEL" \
+    --lora-rank 8 --lora-alpha 16 --out "$OUT/espo_lora_f32.npz" > "$OUT/espo_lora_f32.log" 2>&1
+  replay espo_replay "$OUT/espo_lora_f32.npz" modules
 fi
 if [ -n "$D1_REPO" ]; then
   "$ENVS/d1/bin/python" bench/official/run_d1.py --d1-repo "$D1_REPO" --model "$MODEL" \
     --out "$OUT/d1_f32.npz" > "$OUT/d1_f32.log" 2>&1
   replay d1_replay "$OUT/d1_f32.npz" modules
+  "$ENVS/d1/bin/python" bench/official/run_d1.py --d1-repo "$D1_REPO" --model "$MODEL" \
+    --lora-rank 8 --lora-alpha 16 --beta 0.04 --out "$OUT/d1_lora_f32.npz" > "$OUT/d1_lora_f32.log" 2>&1
+  replay d1_replay "$OUT/d1_lora_f32.npz" modules
 fi
 exit $status

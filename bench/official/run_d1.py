@@ -21,12 +21,12 @@ import tempfile
 
 import numpy as np
 
-from run_egspo import digit_fraction_reward  # the same stand-in reward (bench/official/run_egspo.py)
+from run_egspo import digit_fraction_reward, lora_config  # the same stand-in reward (bench/official/run_egspo.py)
 
 PATCHES = {
     "no 4-bit": "diffu_grpo_train.py loads LLaDA with a bitsandbytes 4-bit config (CUDA only): float32 here",
-    "no LoRA": "full fine-tuning (peft_config=None) so that every parameter is compared; beta = 0 as the "
-               "trainer's reference forward is `disable_adapter()`, which needs LoRA",
+    "LoRA optional": "diffu_grpo_train.py wraps the model in LoRA; --lora-rank 0 trains every parameter "
+                     "instead, and then beta must be 0 (the reference forward is `disable_adapter()`)",
     "trl fields": "d1 pins trl to a git commit between releases 0.15.2 (no num_iterations) and 0.16.0 (which "
                   "reads epsilon_high and scale_rewards from the config, fields DiffuGRPOConfig lacks): trl 0.16.0 "
                   "with config.epsilon_high = None (0.16's 'same as epsilon') and scale_rewards = False set on "
@@ -61,6 +61,8 @@ def build_trainer(args, recorder, work_dir):
     model.config.use_cache = False
     with open(os.path.join(args.model, "config.json")) as f:
         mask_id = json.load(f)["mask_token_id"]
+    if args.lora_rank == 0 and args.beta != 0:
+        raise SystemExit("--beta needs --lora-rank > 0: the trainer's reference is the adapter switched off")
     config = DiffuGRPOConfig(
         output_dir=os.path.join(work_dir, "out"), seed=args.seed, data_seed=args.seed, use_cpu=True, bf16=False,
         report_to=[], save_strategy="no", logging_steps=1,
@@ -68,7 +70,7 @@ def build_trainer(args, recorder, work_dir):
         gradient_accumulation_steps=1, num_iterations=args.mu, max_steps=args.mu,
         learning_rate=args.lr, lr_scheduler_type="constant", warmup_steps=0, weight_decay=args.weight_decay,
         adam_beta1=args.b1, adam_beta2=args.b2, adam_epsilon=1e-8, max_grad_norm=args.grad_clip,
-        beta=0.0, epsilon=args.eps, max_completion_length=args.gen_length, max_prompt_length=4096,
+        beta=args.beta, epsilon=args.eps, max_completion_length=args.gen_length, max_prompt_length=4096,
         block_length=args.gen_length, diffusion_steps=args.steps, temperature=args.temperature, cfg_scale=0.0,
         remasking="low_confidence", mask_id=mask_id, p_mask_prompt=args.p_mask_prompt, random_masking=True,
         log_completions=False, remove_unused_columns=False)
@@ -80,7 +82,9 @@ def build_trainer(args, recorder, work_dir):
             recorder.params.append({k: v.detach().float().numpy().copy() for k, v in model.named_parameters()})
 
     trainer = DiffuGRPOTrainer(args=config, model=model, reward_funcs=[digit_fraction_reward],
-                               train_dataset=dataset, callbacks=[Snapshots()])
+                               train_dataset=dataset, callbacks=[Snapshots()], peft_config=lora_config(args))
+    if args.lora_rank:
+        trainer.model.save_pretrained(args.out + ".adapter")  # PEFT's format: the replay loads it
     trainer.epsilon = config.epsilon  # patch "trl fields"
     return trainer, model, None, mask_id
 
@@ -149,6 +153,9 @@ def main(argv=None):
     p.add_argument("--b2", type=float, default=0.99)
     p.add_argument("--grad-clip", type=float, default=1.0)
     p.add_argument("--eps", type=float, default=0.2)
+    p.add_argument("--lora-rank", type=int, default=0, help="0: full fine-tuning")
+    p.add_argument("--lora-alpha", type=float, default=16.0)
+    p.add_argument("--beta", type=float, default=0.0, help="k3 KL weight (needs LoRA)")
     p.add_argument("--prompt", default="Fill the 4x4 sudoku: 1.3. .2.4 3.1. .4.2")
     args = p.parse_args(argv)
     recorder = Recorder()

@@ -51,6 +51,16 @@ def digit_fraction_reward(prompts, completions, **kwargs):
     return out
 
 
+def lora_config(args):
+    """The entry scripts' LoRA (their seven target names; on LLaDA they match q, k, v and up), dropout 0;
+    None for full fine-tuning (--lora-rank 0)."""
+    if not args.lora_rank:
+        return None
+    from peft import LoraConfig
+    return LoraConfig(r=args.lora_rank, lora_alpha=args.lora_alpha, lora_dropout=0.0, task_type="CAUSAL_LM",
+                      target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj", "gate_proj"])
+
+
 def build_trainer(args, recorder):
     import torch
     from datasets import Dataset
@@ -90,14 +100,8 @@ def build_trainer(args, recorder):
         def on_optimizer_step(self, a, state, control, **kw):
             recorder.params.append({k: v.detach().float().numpy().copy() for k, v in model.named_parameters()})
 
-    peft_config = None
-    if args.lora_rank:
-        from peft import LoraConfig
-        peft_config = LoraConfig(r=args.lora_rank, lora_alpha=args.lora_alpha, lora_dropout=0.0,
-                                 target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj",
-                                                 "gate_proj"], task_type="CAUSAL_LM")
     trainer = EGSPOTrainer(args=config, model=model, reward_funcs=[digit_fraction_reward],
-                           train_dataset=dataset, callbacks=[Snapshots()], peft_config=peft_config)
+                           train_dataset=dataset, callbacks=[Snapshots()], peft_config=lora_config(args))
     if args.lora_rank:
         trainer.model.save_pretrained(args.out + ".adapter")  # PEFT's format: the replay loads it
     return trainer, model

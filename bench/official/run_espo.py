@@ -21,15 +21,15 @@ import tempfile
 
 import numpy as np
 
-from run_egspo import digit_fraction_reward  # the same stand-in reward (bench/official/run_egspo.py)
+from run_egspo import digit_fraction_reward, lora_config  # the same stand-in reward (bench/official/run_egspo.py)
 
 PATCHES = {
     "LLaDA path": "ESPOTrainer picks LLaDA's sampler and logits by the substring 'LLaDA' in the model path: the "
                   "folder is loaded through a symlink named LLaDA-tiny",
     "mask id": "ESPOTrainer sets processing_class.mask_token_id = 126336 (LLaDA-8B's) after __init__ and "
                "generate() defaults mask_id to 126336: both are set to the tiny model's mask id",
-    "no LoRA": "full fine-tuning (espo_train.py passes a LoRA config when the recipe asks for one); beta > 0 "
-               "then uses TRL's reference copy of the model",
+    "LoRA optional": "espo_train.py passes a LoRA config when the recipe asks for one; --lora-rank 0 trains "
+                     "every parameter (beta > 0 then uses TRL's reference copy of the model)",
     "stand-in reward": "as for EGSPO: the digit fraction (the official rewards are 0 on a random model)",
 }
 
@@ -75,7 +75,9 @@ def build_trainer(args, recorder, link_dir):
             recorder.params.append({k: v.detach().float().numpy().copy() for k, v in model.named_parameters()})
 
     trainer = ESPOTrainer(args=config, model=model, reward_funcs=[digit_fraction_reward], train_dataset=dataset,
-                          callbacks=[Snapshots()])
+                          callbacks=[Snapshots()], peft_config=lora_config(args))
+    if args.lora_rank:
+        trainer.model.save_pretrained(args.out + ".adapter")  # PEFT's format: the replay loads it
     trainer.processing_class.mask_token_id = mask_id  # patch "mask id" (its __init__ set 126336)
     return trainer, model, espo_trainer, mask_id
 
@@ -144,6 +146,8 @@ def main(argv=None):
     p.add_argument("--b2", type=float, default=0.99)
     p.add_argument("--grad-clip", type=float, default=1.0)
     p.add_argument("--eps", type=float, default=0.2)
+    p.add_argument("--lora-rank", type=int, default=0, help="0: full fine-tuning")
+    p.add_argument("--lora-alpha", type=float, default=16.0)
     p.add_argument("--beta", type=float, default=0.01)
     p.add_argument("--prompt", default="Fill the 4x4 sudoku: 1.3. .2.4 3.1. .4.2")
     args = p.parse_args(argv)

@@ -78,6 +78,18 @@ def test_trainer_decay_rules_on_llada_names():
         "final_norm": True, "embed": True, "layers": {"attn_norm": True, "mlp_norm": True, "wq": True}}
 
 
+def test_peft_parameters_merge_into_the_weights_our_export_writes():
+    stem = "model.transformer.blocks.0.q_proj"
+    params = {f"{stem}.base_layer.weight": np.array([[1.0, 0.0], [0.0, 1.0]]),
+              f"{stem}.lora_A.default.weight": np.array([[1.0, 2.0]]),    # [r = 1, in = 2]
+              f"{stem}.lora_B.default.weight": np.array([[3.0], [0.5]]),  # [out = 2, r = 1]
+              "model.transformer.ln_f.weight": np.array([1.0, 1.0])}
+    merged = compare.merged_official(params, lora_scale=2.0)
+    # W + 2 B A = I + 2 [[3, 6], [0.5, 1]]
+    np.testing.assert_allclose(merged[f"{stem}.weight"], [[7.0, 12.0], [1.0, 3.0]])
+    assert sorted(merged) == ["model.transformer.blocks.0.q_proj.weight", "model.transformer.ln_f.weight"]
+
+
 def test_recorded_draws_answer_only_the_keys_of_their_steps():
     import jax
 

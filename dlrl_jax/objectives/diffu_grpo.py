@@ -37,12 +37,17 @@ def completion_mask(completion_BxG, eos_id: int):
     return ~after_first
 
 
+def draw_prompt_mask(key, prompt_mask, p_mask_prompt: float):
+    """Which prompt tokens to mask [B, P] bool: each real prompt token with probability p_mask_prompt.
+    (Its own function so that bench/official can substitute the official trainer's recorded draws.)"""
+    return (jax.random.uniform(key, prompt_mask.shape) < p_mask_prompt) & prompt_mask.astype(bool)
+
+
 def token_logprobs(graphdef, params, prompt_ids, prompt_mask, completion_ids, key, settings: DiffuGRPOSettings,
                    dropout_key=None):
     """log p(y_j | prompt partly masked, completion all masked) [B, G] from one forward pass."""
     B, G = completion_ids.shape
-    P = prompt_ids.shape[1]
-    drop = (jax.random.uniform(key, (B, P)) < settings.p_mask_prompt) & prompt_mask.astype(bool)
+    drop = draw_prompt_mask(key, prompt_mask, settings.p_mask_prompt)
     ids = jnp.concatenate([jnp.where(drop, settings.mask_id, prompt_ids),
                            jnp.full((B, G), settings.mask_id, prompt_ids.dtype)], axis=1)
     attention = jnp.concatenate([prompt_mask.astype(bool), jnp.ones((B, G), bool)], axis=1)

@@ -8,7 +8,8 @@ import dataclasses
 import jax
 import optax
 
-# Norm scales and biases are not decayed (as in transformers' Trainer).
+# Norm scales and biases are not decayed: transformers' Trainer does the same for Llama-style names, but on
+# LLaDA's names it decays ln_f (4.57) or every norm (4.49 / 4.52): FIDELITY.md, REPRODUCTION.md.
 _NO_DECAY = {"attn_norm", "mlp_norm", "final_norm", "bq", "bk", "bv"}
 
 

@@ -27,6 +27,7 @@ from dlrl_jax.data import readers
 from dlrl_jax.checkpoints import peft
 from dlrl_jax.models.lora import LoRASettings, add_lora, trainable_mask
 from dlrl_jax.models.tokenizer import write_char_tokenizer
+from tests.one_line_errors import fails_in_one_line, quiet_transformers  # noqa: F401  (an autouse fixture)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -39,22 +40,7 @@ def model_dir(tmp_path_factory):
     return path
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _quiet_transformers():
-    from transformers.utils import logging as hf_logging
-
-    level = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    yield
-    hf_logging.set_verbosity(level)
-
-
-def _fails_in_one_line(capsys, argv, status=2):
-    code = cli.main(argv)
-    err = capsys.readouterr().err
-    assert code == status, err
-    assert err.count("\n") == 1 and err.startswith(f"dlrl-jax {argv[0]}: error: ") and "Traceback" not in err, err
-    return err
+_fails_in_one_line = fails_in_one_line
 
 
 def _sudoku_file(path, seed):

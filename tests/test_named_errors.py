@@ -19,6 +19,7 @@ from dlrl_jax import checkpoints, cli, models, tasks
 from dlrl_jax.checkpoints.atomic import replace_folder
 from dlrl_jax.data import readers
 from dlrl_jax.models.tokenizer import write_char_tokenizer
+from tests.one_line_errors import fails_in_one_line, quiet_transformers  # noqa: F401  (an autouse fixture)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HUGE = 10_000_000  # characters: a 10 MB field / prompt
@@ -32,24 +33,7 @@ def model_dir(tmp_path_factory):
     return path
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _quiet_transformers():
-    """As `dlrl-jax` itself runs (TRANSFORMERS_VERBOSITY=error unless set): a session's earlier tests may
-    have configured transformers' logger before cli.main sets that default."""
-    from transformers.utils import logging as hf_logging
-
-    level = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    yield
-    hf_logging.set_verbosity(level)
-
-
-def _fails_in_one_line(capsys, argv, status=2):
-    code = cli.main(argv)
-    err = capsys.readouterr().err
-    assert code == status, err
-    assert err.count("\n") == 1 and err.startswith(f"dlrl-jax {argv[0]}: error: ") and "Traceback" not in err, err
-    return err
+_fails_in_one_line = fails_in_one_line
 
 
 def test_non_utf8_data_names_the_file_and_line(tmp_path, model_dir, capsys):

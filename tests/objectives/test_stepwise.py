@@ -156,5 +156,7 @@ def test_ratio_dev_sums_each_valid_rows_distance_of_the_ratio_from_one(setup):
     settings = stepwise.StepwiseLossSettings(mask_id=MASK, tokens_per_step=TPS, eps_low=0.2, eps_high=0.5, beta=0.0)
     _, sums = jax.jit(functools.partial(stepwise.stepwise_loss, graphdef, settings=settings, total_rows=B))(
         params, batch)
-    np.testing.assert_allclose(float(sums["ratio_dev"]), 1.5, rtol=1e-5)
+    # (the loss recomputes the log-probs in another compiled program: they may move by float32 rounding of
+    # sums of ~10 nats, ~1e-5, so each ratio by ~1e-5 of itself: 7.5e-5 over ratios summing to 7.5)
+    np.testing.assert_allclose(float(sums["ratio_dev"]), 1.5, atol=1e-4)
     np.testing.assert_allclose(float(sums["count"]), 3.0)

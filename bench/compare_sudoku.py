@@ -35,19 +35,23 @@ CONFIGS = {"egspo_sa": "tiny_sudoku_egspo_sa.yaml", "egspo": "tiny_sudoku_egspo_
 CLAIMS = [("egspo_sa", "egspo"), ("egspo", "diffu_grpo"), ("egspo_sa", "diffu_grpo"), ("espo", "diffu_grpo")]
 
 
-def load_config(algorithm: str, iterations: int, extra=()):
-    return config.load(os.path.join(ROOT, "configs", CONFIGS[algorithm]), [
-        f"algorithm.name={algorithm}", f"run.iterations={iterations}", "run.eval_every=0", *extra])
+def load_config(algorithm: str, iterations: int, extra=(), path: str | None = None, eval_every: int = 0):
+    """The algorithm's tiny Sudoku config, or `path` (one config for every algorithm, e.g. the mixed warm
+    start's demo) with `algorithm.name` set."""
+    path = path or os.path.join(ROOT, "configs", CONFIGS[algorithm])
+    return config.load(path, [f"algorithm.name={algorithm}", f"run.iterations={iterations}",
+                              f"run.eval_every={eval_every}", *extra])
 
 
 def _host(tree):
     return jax.tree.map(lambda x: np.asarray(x).tolist(), tree)
 
 
-def run_algorithm(algorithm: str, seeds: list[int], iterations: int, sequential: int, extra=()) -> list[dict]:
+def run_algorithm(algorithm: str, seeds: list[int], iterations: int, sequential: int, extra=(),
+                  path: str | None = None, eval_every: int = 0) -> list[dict]:
     """The vmapped run of `seeds` (and, with `sequential`, that many of them again one at a time with
     the same function jitted without vmap), timed; compile time apart from run time."""
-    cfg = load_config(algorithm, iterations, extra)
+    cfg = load_config(algorithm, iterations, extra, path, eval_every)
     t = time.perf_counter()
     start = time.perf_counter()
 
@@ -69,9 +73,16 @@ def run_algorithm(algorithm: str, seeds: list[int], iterations: int, sequential:
     run_s = time.perf_counter() - t
     out = [{"kind": "vmap", "algorithm": algorithm, "seeds": seeds, "iterations": iterations, "host_s": host_s,
             "compile_s": compile_s, "run_s": run_s, "eval_before": _host(metrics["eval_before"]),
-            "eval_after": _host(metrics["eval_after"]),
+            "eval_after": _host(metrics["eval_after"]), "config": path, "overrides": list(extra),
+            "eval_iterations": seeded.eval_iterations(cfg), "eval_mid": _host(metrics["eval"]),
             "rl_reward_mean": _host(metrics["rl"]["reward_mean"]) if iterations else []}]
     print(json.dumps({k: v for k, v in out[0].items() if k != "rl_reward_mean"}), flush=True)
+    for i, seed in enumerate(seeds):
+        solved = [out[0]["eval_before"]["solved"][i], *out[0]["eval_mid"]["solved"][i],
+                  out[0]["eval_after"]["solved"][i]]
+        before, after = solved[0], solved[-1]
+        print(f"[{algorithm}] seed {seed}: held-out solved " + " -> ".join(f"{100 * x:.1f}%" for x in solved) +
+              f" (x{after / max(before, 1e-9):.2f}, {100 * (after - before):+.1f} points)", file=sys.stderr, flush=True)
     if sequential:
         t = time.perf_counter()
         single = jax.jit(train).lower(seed_array[0], per_seed[0]).compile()
@@ -178,6 +189,10 @@ def main():
     parser.add_argument("--sequential", type=int, default=0,
                         help="also run this many of the seeds one at a time (jit without vmap), for seeds per hour")
     parser.add_argument("--set", action="append", default=[], help="extra config overrides (key=value)")
+    parser.add_argument("--config", default=None,
+                        help="one config for every algorithm (e.g. configs/tiny_sudoku_mixed.yaml) instead of "
+                             "each algorithm's tiny Sudoku config")
+    parser.add_argument("--eval-every", type=int, default=0, help="also evaluate every N RL iterations")
     parser.add_argument("--out", default="runs/compare/results.jsonl")
     parser.add_argument("--report", action="store_true", help="print the table from --out and exit")
     parser.add_argument("--cli", action="store_true", help="the old path: dlrl-jax train once per (algorithm, seed)")
@@ -188,7 +203,8 @@ def main():
     if not args.report:
         os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
         for algorithm in args.algorithms:
-            rows = run_algorithm(algorithm, seeds, args.iterations, args.sequential, args.set)
+            rows = run_algorithm(algorithm, seeds, args.iterations, args.sequential, args.set, args.config,
+                                 args.eval_every)
             with open(args.out, "a") as f:
                 f.writelines(json.dumps(row) + "\n" for row in rows)
     with open(args.out) as f:

@@ -84,18 +84,27 @@ def load(stream):
 SHOWN_CHARS = 80
 
 
+def _cut(text: str) -> str:
+    """`text` cut to about SHOWN_CHARS characters in the middle, so that both ends stay readable: a path's
+    file name is at its end, and a long temporary or home folder must not hide it."""
+    if len(text) <= SHOWN_CHARS:
+        return text
+    head = SHOWN_CHARS // 2
+    return text[:head] + "..." + text[-(SHOWN_CHARS - head - 3):]
+
+
 def _short(value) -> str:
-    text = str(value)
-    return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "..."
+    return _cut(str(value))
 
 
 def shown(value) -> str:
-    """repr(value) for an error message, cut to its first SHOWN_CHARS characters: a value may be
-    megabytes long (a pasted file, a --set of generated text) and the message must stay one short line."""
+    """repr(value) for an error message, cut to about SHOWN_CHARS characters (its start and its end): a
+    value may be megabytes long (a pasted file, a --set of generated text) and the message must stay one
+    short line."""
     if isinstance(value, (list, dict, tuple)) and len(value) > SHOWN_CHARS:
         return f"a {type(value).__name__} of {len(value)} items"
     try:
         text = repr(value)
     except ValueError:  # an integer of more than 4300 digits (Python's limit on printing one)
         return f"an integer of {value.bit_length()} bits"
-    return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "..."
+    return _cut(text)

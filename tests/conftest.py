@@ -13,6 +13,9 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="dlrl_jax_test_cache_")
     os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
     os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
+    # A size limit turns on the cache's file lock: the suite's worker processes and the `dlrl-jax`
+    # subprocesses write the same directory at once, and without the lock a reader can see half a file.
+    os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"] = str(8 << 30)
 
 # Implicit rank promotion (adding [B] to [B, G] and the like) is an error in tests, as in nanodo: every
 # broadcast in the library is written out. The environment variable reaches `dlrl-jax` subprocesses.

@@ -51,14 +51,18 @@ def test_an_alias_bomb_is_refused_at_once(tmp_path):
     assert time.perf_counter() - start < 1.0
 
 
-def test_a_long_value_is_shown_cut_to_80_characters(capsys):
+def test_a_long_value_is_shown_cut_to_80_characters_keeping_both_ends(capsys, tmp_path):
     value = "9" * 200_000  # the hostile round sent 17 MB through --set and got it back as the "one line"
     argv = ["train", "--set", f"task.name=x{value}"]
     code = cli.main(argv)
     err = capsys.readouterr().err
     assert code == 2
     assert err.count("\n") == 1 and len(err) < 400, len(err)
-    assert f"is 'x{'9' * 78}...; choose one of" in err  # the first 80 characters of its repr
+    assert f"is 'x{'9' * 38}...{'9' * 36}'; choose one of" in err  # 40 characters of its repr, "...", the last 37
+    # a missing file in a deep folder is named by its file name, however long the folder's path
+    deep = tmp_path.joinpath(*["a_rather_long_folder_name"] * 6)
+    with pytest.raises(config.ConfigError, match=r"'task.train_file': '/.*\.\.\..*/nope\.jsonl' does not exist$"):
+        config.load(None, ["task.name=gsm8k", f"task.train_file={deep / 'nope.jsonl'}"])
     with pytest.raises(config.ConfigError, match=r"'seed' must be an integer, got a list of 1000 items$"):
         config.load(None, ["seed=[" + ",".join(["1"] * 1000) + "]"])
     with pytest.raises(config.ConfigError, match=r"--set run.iterations: line 1: an integer of 10000 digits; no "

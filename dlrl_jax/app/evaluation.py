@@ -66,12 +66,14 @@ def completions_in_batches(indices: list[int], batch_size: int, encode, generate
         yield index, decode(traj.completion)[:len(index)]
 
 
-def held_out(run: loop.Run, params, records: list[dict], batch_size: int, step: int = 0, stop=lambda: None) -> dict:
+def held_out(run: loop.Run, params, records: list[dict], batch_size: int, step: int = 0, stop=lambda: None,
+             samples: bool = True) -> dict:
     """Training's held-out evaluation with the evaluation sampler: mean reward, solved fraction
     (reward >= 1), and `eval_correct`, the task's own correctness (`Task.correct`: the fraction of
     blanks right for Sudoku, 1/0 otherwise; what `dlrl-jax eval` reports as accuracy). With
-    `run.eval_samples` N > 0 also pass@k of N completions per record at the rollout temperature
-    (`held_out_pass_at_k`).
+    `run.eval_samples` N > 0 and `samples` also pass@k of N completions per record at the rollout
+    temperature (`held_out_pass_at_k`; training asks for it before and after RL only, where the
+    end-of-run table reads it: N samples cost about N greedy evaluations).
 
     Its keys come from their own stream (seed, step), so evaluating more or less often never changes
     the training run. `stop()` runs between batches (a preempted run raises there)."""
@@ -88,7 +90,7 @@ def held_out(run: loop.Run, params, records: list[dict], batch_size: int, step: 
     scores = np.concatenate(scores)
     result = {"reward": float(scores.mean()), "solved": float((scores >= 1.0 - 1e-6).mean()),
               "eval_correct": float(np.mean(np.concatenate(correct)))}
-    if run.cfg.run.eval_samples:
+    if run.cfg.run.eval_samples and samples:
         result.update(held_out_pass_at_k(run, params, records, batch_size, run.cfg.run.eval_samples, step, stop))
     return result
 

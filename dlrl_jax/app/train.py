@@ -381,7 +381,9 @@ def _train(cfg: Config, run: loop.Run, rl_ckpt, sft_checkpoints: _SFTCheckpoints
 
     def evaluate(phase, step, p, candidate=True):
         t = time.perf_counter()
-        result = held_out(run, p, run.task.eval, eval_batch, step, stop=check_stop)
+        # pass@k (run.eval_samples) where the end-of-run table reads it; the curve along the way is greedy
+        result = held_out(run, p, run.task.eval, eval_batch, step, stop=check_stop,
+                          samples=phase in ("before RL", "after RL", "after SFT"))
         run.writer.write("eval", step, dict(result, seconds=time.perf_counter() - t))
         passes = "".join(f", {k[5:]} {v:.1%}" for k, v in result.items() if k.startswith("eval_pass@"))
         log(f"[dlrl-jax] eval {phase}: reward {result['reward']:.3f}, solved {result['solved']:.1%}, "

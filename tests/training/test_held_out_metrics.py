@@ -78,6 +78,9 @@ def test_eval_samples_adds_pass_at_k_to_the_held_out_evaluation(run, monkeypatch
     # pass@k of the untrained model's samples: bounded, and non-decreasing in k (more draws, more chances)
     assert set(greedy) == {"reward", "solved", "eval_correct", "eval_pass@1", "eval_pass@2", "eval_pass@3"}
     assert 0.0 <= greedy["eval_pass@1"] <= greedy["eval_pass@2"] <= greedy["eval_pass@3"] <= 1.0
+    # training's evaluations along the way ask for greedy only (samples=False): the same greedy numbers
+    along_the_way = held_out(run, run.params, run.task.eval[:2], 4, samples=False)
+    assert along_the_way == {k: greedy[k] for k in ("reward", "solved", "eval_correct")}
 
 
 def test_pass_at_the_group_size_is_reported_when_it_is_not_a_power_of_two(run, monkeypatch):

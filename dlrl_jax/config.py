@@ -20,11 +20,8 @@ from typing import Any
 import yaml
 
 from dlrl_jax import config_yaml
+from dlrl_jax.config_error import ConfigError
 from dlrl_jax.config_yaml import shown
-
-
-class ConfigError(ValueError):
-    """A configuration field is invalid; the message names it and says how to fix it."""
 
 
 @dataclasses.dataclass(frozen=True)

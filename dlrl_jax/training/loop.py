@@ -56,7 +56,7 @@ class Run:
         self.graphdef, params = models.split(model)
         self.params = parallel.place_params(params, self.mesh)
         self.param_dtypes = precision.storage_dtypes(self.params)  # frozen copies and exports use these
-        self.task: Task = build_task(cfg)
+        self.task: Task = build_task(cfg.task, cfg.seed)
         records = self.task.train + self.task.eval
         positions = setup.max_positions(cfg.model.path, cfg.model.preset)
         if positions <= cfg.sampler.gen_length:

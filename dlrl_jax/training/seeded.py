@@ -131,7 +131,7 @@ def seed_data(cfg: Config, seed: int) -> SeedData:
     check_supported(cfg)
     cfg = dataclasses.replace(cfg, seed=int(seed))
     _, _, tokenizer = _build(cfg.model)
-    task = build_task(cfg)
+    task = build_task(cfg.task, cfg.seed)
     texts = [task.prompt_text(r) for r in task.train + task.eval]
     P = setup.prompt_length(tokenizer, texts, cfg.task.prompt_style, cfg.task.max_prompt_length)
 

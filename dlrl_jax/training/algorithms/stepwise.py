@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dlrl_jax.config import ConfigError
+from dlrl_jax.config_error import ConfigError
 from dlrl_jax.objectives import stepwise
 from dlrl_jax.objectives.selection import adaptive_k, select_steps
 from dlrl_jax.training.algorithms.common import Algorithm, Selection, row_weights_or_none

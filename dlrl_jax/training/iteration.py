@@ -64,7 +64,7 @@ class Iteration:
         self.memory: dict | None = None
 
     def iterate(self, state, batch, reward_B, selection, *, k: int):
-        a = self.context.cfg.algorithm
+        a = self.context.algorithm
         key = state.key
         if selection is None and self.algorithm.select is not None:
             key, sub = split_key(key)

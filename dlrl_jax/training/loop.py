@@ -106,7 +106,9 @@ class Run:
         """The immutable context of the jitted steps over `params` (the policy's tree)."""
         ref_graphdef, base_params = reference_model(self.graphdef, params)
         return Context(graphdef=self.graphdef, ref_graphdef=ref_graphdef, base_params=base_params, mesh=self.mesh,
-                       cfg=self.cfg, mask_id=self.mask_id, eos_id=self.tokenizer.eos_id,
+                       algorithm=self.cfg.algorithm, seed=self.cfg.seed,
+                       gen_length=self.cfg.sampler.gen_length, steps=self.cfg.sampler.steps,
+                       mask_id=self.mask_id, eos_id=self.tokenizer.eos_id,
                        rows=self.cfg.algorithm.prompts_per_batch * self.cfg.algorithm.group_size,
                        lora_dropout=self.lora_dropout, partition=self.partition(params),
                        prompt_length=self.prompt_length, model_cfg=self.model_cfg)

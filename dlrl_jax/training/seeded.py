@@ -204,7 +204,8 @@ def _algorithm(cfg: Config, graphdef, model_cfg, eos_id: int):
     rows = a.prompts_per_batch * a.group_size
     if rows % a.micro_batches:
         raise ConfigError(f"algorithm.micro_batches {a.micro_batches} does not divide the {rows} rows")
-    context = Context(graphdef=graphdef, ref_graphdef=graphdef, base_params=lambda p: p, mesh=None, cfg=cfg,
+    context = Context(graphdef=graphdef, ref_graphdef=graphdef, base_params=lambda p: p, mesh=None, algorithm=a,
+                      seed=cfg.seed, gen_length=cfg.sampler.gen_length, steps=cfg.sampler.steps,
                       mask_id=model_cfg.mask_token_id, eos_id=eos_id, rows=rows, lora_dropout=False, partition=None,
                       prompt_length=cfg.task.max_prompt_length, model_cfg=model_cfg)
     return ALGORITHMS[a.name].make(context)

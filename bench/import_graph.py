@@ -1,6 +1,6 @@
 """The import graph of the dlrl_jax package, read from the source with `ast` (nothing is imported).
 
-    python bench/import_graph.py [--arrows] [--json]
+    python bench/import_graph.py [--arrows] [--json] [--package DIR]
 
 Prints the number of modules and arrows, the circles (strongly connected components of more than one
 module) and the upward arrows (a module importing a package above its own in the layout, LAYERS below).
@@ -164,6 +164,8 @@ def upward(arrows):
 
 def _config_sections(modules):
     """The field names of dlrl_jax.config.Config (its sections and the seed), read from its class body."""
+    if "dlrl_jax.config" not in modules:
+        return set()
     tree = ast.parse(modules["dlrl_jax.config"].read_text())
     body = next(node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == "Config").body
     return {node.target.id for node in body if isinstance(node, ast.AnnAssign)}
@@ -189,8 +191,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arrows", action="store_true", help="list every arrow")
     parser.add_argument("--json", action="store_true", help="print the numbers as one JSON line")
+    parser.add_argument("--package", default=str(PACKAGE), help="the dlrl_jax folder to read (another checkout's)")
     args = parser.parse_args(argv)
-    modules, arrows, runs = build()
+    modules, arrows, runs = build(pathlib.Path(args.package))
     kinds = [kind for kind in arrows.values()]
     found = circles(modules, [pair for pair, kind in arrows.items() if kind != "type"])
     at_load = circles(modules, [pair for pair, kind in arrows.items() if kind == "load"] + sorted(runs))

@@ -46,8 +46,10 @@ class Run:
 
     def __init__(self, cfg: Config, open_metrics=None):
         self.cfg = cfg
-        self.mesh = setup.build_mesh(cfg)  # first: a mesh that does not fit fails before any weights load
-        model, self.tokenizer = setup.build_model_and_tokenizer(cfg, self.mesh)
+        a = cfg.algorithm
+        # first: a mesh that does not fit fails before any weights load
+        self.mesh = setup.build_mesh(cfg.mesh, a.prompts_per_batch * a.group_size, cfg.sft.batch_size)
+        model, self.tokenizer = setup.build_model_and_tokenizer(cfg.model, cfg.seed, self.mesh)
         self.mask_id = model.cfg.mask_token_id
         self.model_cfg = model.cfg
         self.model_family = model.cfg.family  # sampler.schedule auto: Dream's sampler for Dream models

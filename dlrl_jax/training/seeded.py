@@ -121,7 +121,7 @@ def check_supported(cfg: Config) -> None:
 def _build(model_section):
     """(graphdef, model config, tokenizer), the same for every seed: the host model only lends its
     structure (each seed initialises its own weights inside `train`)."""
-    model, tokenizer = setup.build_model_and_tokenizer(Config(model=model_section))
+    model, tokenizer = setup.build_model_and_tokenizer(model_section)
     graphdef, _ = nnx.split(model)
     return graphdef, model.cfg, tokenizer
 

@@ -20,11 +20,9 @@ from typing import Any
 import yaml
 
 from dlrl_jax import config_yaml
+from dlrl_jax.config_error import ConfigError
 from dlrl_jax.config_yaml import shown
-
-
-class ConfigError(ValueError):
-    """A configuration field is invalid; the message names it and says how to fix it."""
+from dlrl_jax.training.algorithm_settings import AlgorithmSection
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,45 +89,6 @@ class SamplerSection:
 
 
 @dataclasses.dataclass(frozen=True)
-class AlgorithmSection:
-    name: str = "egspo_sa"        # egspo | egspo_sa | espo | diffu_grpo | wd1 | sft
-    prompts_per_batch: int = 8
-    group_size: int = 8
-    k: int = 4                    # selected steps per completion
-    selection: str = "top_k_entropy"  # top_k_entropy | random | uniform | adaptive
-    adaptive_alpha: float = 0.7
-    lam: float = 0.5              # stepwise-advantage weight (egspo_sa); egspo uses 0
-    eps_low: float = 0.2
-    eps_high: float = 0.5
-    beta: float = 0.04
-    mu: int = 1                   # optimizer steps per rollout batch
-    micro_batches: int = 1
-    aggregation: str = "sum"
-    elbo_samples: int = 2         # espo: Monte-Carlo ELBO samples M (each two coupled passes)
-    elbo_remat: bool | str = "auto"  # espo: recompute each ELBO pass in the backward (less memory, ~1/3 more
-    #                               work); auto: only when the passes' activations would pass 1 GiB
-    p_mask_prompt: float = 0.15   # diffu_grpo: prompt-token mask probability
-    # egspo/egspo_sa: selected-step columns per optimizer step, as the official trainer's gradient
-    # accumulation joins its one-column micro-steps (k / columns optimizer steps per pass, mu passes per
-    # rollout); 0: one optimizer step over all k columns per pass, their losses summed
-    columns_per_update: int = 2
-    token_mean: str = "row"       # diffu_grpo: "row" (each row's token mean, then rows) | "batch" (d1: over all
-    #                               completion tokens of the micro-batch)
-    elbo_strata: int = 0          # espo: rows per stratified mask-count group (ESPO: the per-device batch);
-    #                               0: the micro-batch
-    old_logprob_dropout: bool = False  # espo/diffu_grpo: LoRA dropout also in the old-policy pass (the
-    #                               official trainers compute it in train mode)
-    ref_sync_every: int = 0       # > 0: every N optimizer steps ref <- ref_sync_mix * policy + (1 - mix) * ref
-    ref_sync_mix: float = 0.6     # (TRL's sync_ref_model / ref_model_mixup_alpha; full fine-tuning only)
-    wd1_negative_term: bool = True  # wd1: also push down the negative-weighted samples (wll_d1_neg, the paper's);
-    #                               false: positive weights only (wd1's wll_d1_pos_only ablation)
-    zero_variance_groups: str = "keep"  # keep | drop: weight the groups whose rewards are all equal out of
-    #                               the loss, renormalised to the mean over the kept rows (DAPO's dynamic
-    #                               sampling in fixed shapes; no paper config uses it)
-    # espo and diffu_grpo clip symmetrically at eps_low (ESPO 0.2, d1 0.5)
-
-
-@dataclasses.dataclass(frozen=True)
 class OptimSection:
     learning_rate: float = 1e-4   # the demo's; the EGSPO paper uses 3e-5 with LoRA on LLaDA-8B
     warmup_steps: int = 0
@@ -189,29 +148,51 @@ class Config:
     mesh: MeshSection = MeshSection()
 
 
+# Fields with a fixed set of values. Where a registry or a lower module already holds the set, it is
+# read from there (`_registered_choices`), so a task or objective registered as the README says is
+# accepted here without a second list to edit.
 _CHOICES = {
     "model.dtype": ("float32", "bfloat16"),
     "model.compute_dtype": (None, "float32", "bfloat16"),
-    "model.remat": ("none", "full", "dots"),
-    "task.name": None,  # the registered tasks (dlrl_jax.tasks.names())
     "task.prompt_style": ("plain", "chat"),
     "task.truncate_prompts": ("refuse", "left"),
-    "task.reward_set": ("dlrl", "d1", "espo"),
-    "task.prompt_recipe": ("dlrl", "d1", "egspo", "espo"),
-    "task.decode": ("cut_eos", "official"),
-    "task.code_sandbox": ("namespaces", "rlimits"),
-    "sampler.remasking": ("low_confidence", "random", "origin", "maskgit_plus", "topk_margin", "entropy"),
-    "sampler.cache": ("none", "prefix", "dual"),
-    "sampler.schedule": ("auto", "blocks", "dream"),
-    "sampler.noise_dtype": ("float32", "bfloat16", "float64"),
-    "sampler.dream_mask_candidate": ("exclude", "official"),
-    "algorithm.name": ("egspo", "egspo_sa", "espo", "diffu_grpo", "sft", "wd1"),
-    "algorithm.selection": ("top_k_entropy", "random", "uniform", "adaptive"),
     "algorithm.aggregation": ("sum", "mean"),
     "algorithm.token_mean": ("row", "batch"),
     "task.sft_teacher": ("solution", "mixed"),
     "algorithm.zero_variance_groups": ("keep", "drop"),
 }
+
+
+def _registered_choices() -> dict[str, tuple]:
+    """The fields whose values a registry or the module that runs them holds, read from it. Imported on
+    call: those packages stand below this module and import nothing of it (bench/import_graph.py), and
+    a config file is read before anything needs JAX."""
+    from dlrl_jax import tasks
+    from dlrl_jax.models.config import REMAT_POLICIES
+    from dlrl_jax.objectives.selection import MODES as SELECTION_MODES
+    from dlrl_jax.rewards.decoding import DECODE_MODES
+    from dlrl_jax.rewards.sandbox.isolation import MODES as SANDBOX_MODES
+    from dlrl_jax.rollout import settings as sampler
+    from dlrl_jax.tasks.prompts import PROMPT_RECIPES
+    from dlrl_jax.training.algorithms import ALGORITHMS
+
+    return {
+        "model.remat": REMAT_POLICIES,
+        "task.name": tasks.names(),
+        "task.reward_set": tasks.REWARD_SETS,
+        "task.prompt_recipe": PROMPT_RECIPES,
+        "task.decode": DECODE_MODES,
+        "task.code_sandbox": SANDBOX_MODES,
+        "sampler.remasking": sampler.REMASKING,
+        "sampler.cache": sampler.CACHES,
+        "sampler.schedule": ("auto",) + sampler.SCHEDULES,  # auto: Dream's for a Dream model, else blocks
+        "sampler.noise_dtype": sampler.NOISE_DTYPES,
+        "sampler.dream_mask_candidate": sampler.DREAM_MASK_CANDIDATES,
+        "algorithm.name": tuple(ALGORITHMS) + ("sft",),  # sft: the warm start alone, no RL objective
+        "algorithm.selection": SELECTION_MODES + ("adaptive",),  # adaptive: top-K entropy with K from the host
+    }
+
+
 _POSITIVE = {"task.train_size", "task.eval_size", "sampler.gen_length",
              "sampler.steps", "algorithm.prompts_per_batch", "algorithm.group_size", "algorithm.k",
              "algorithm.mu", "algorithm.micro_batches", "algorithm.elbo_samples", "sft.batch_size", "run.iterations",
@@ -295,12 +276,10 @@ def _coerce(hint, value, path):
 
 def _check(cfg: Config) -> Config:
     flat = _flatten(cfg)
-    from dlrl_jax.tasks import names as task_names  # every registered task (dlrl_jax/tasks/__init__.py)
-
-    for path, choices in _CHOICES.items():
-        choices = task_names() if choices is None else choices
-        if flat[path] not in choices:
-            raise ConfigError(f"config field '{path}' is {shown(flat[path])}; choose one of {list(choices)}")
+    choices = {**_CHOICES, **_registered_choices()}
+    for path in (p for p in flat if p in choices):  # in the config's field order
+        if flat[path] not in choices[path]:
+            raise ConfigError(f"config field '{path}' is {shown(flat[path])}; choose one of {list(choices[path])}")
     for path, value in flat.items():
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"config field '{path}' must be a finite number, got {shown(value)}")
@@ -394,7 +373,7 @@ def _check(cfg: Config) -> Config:
     if m.lora_dropout and not m.lora_rank:
         raise ConfigError(f"model.lora_dropout {m.lora_dropout} needs LoRA adapters; set model.lora_rank > 0 "
                           f"or lora_dropout to 0")
-    quantize_modes = ("none", "nf4", "int4", "int8")
+    from dlrl_jax.models.config import QUANTIZE_MODES as quantize_modes
     if m.quantize_base not in quantize_modes:
         raise ConfigError(f"model.quantize_base must be one of {', '.join(quantize_modes)}, got {m.quantize_base!r}")
     if m.quantize_base != "none" and not (m.lora_rank or m.adapter):

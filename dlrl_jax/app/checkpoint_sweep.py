@@ -207,7 +207,7 @@ class _Exporter:
             raise EvalError(f"the run's model.path {cfg.model.path} does not exist here (the base the checkpoints "
                             "were trained from); pass its folder with --model")
         self.run_dir, self.cfg, self.settings = run_dir, cfg, settings
-        model, self._tokenizer = setup.build_model_and_tokenizer(cfg)
+        model, self._tokenizer = setup.build_model_and_tokenizer(cfg.model, cfg.seed)
         self.graphdef, params = nnx.split(model)
         self.dtypes = precision.storage_dtypes(params)
         self.lora = has_lora(params)

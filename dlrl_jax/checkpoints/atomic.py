@@ -15,6 +15,8 @@ import os
 import shutil
 import tempfile
 
+from dlrl_jax.checkpoints.manifest import write_manifest
+
 _RENAME_EXCHANGE = 2  # linux/fs.h
 _AT_FDCWD = -100
 # What an export writes: a replaced folder's own copies of these are stale; anything else in it (an
@@ -64,7 +66,6 @@ def replace_folder(path: str, own_patterns: tuple[str, ...] = EXPORT_PATTERNS):
     tmp = tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=parent)
     try:
         yield tmp
-        from dlrl_jax.checkpoints.manifest import write_manifest  # (here: manifest -> hf -> this module)
         write_manifest(tmp)  # an export nested in another is listed again, whole, by the outer one
         _fsync_tree(tmp)
     except BaseException:

@@ -22,16 +22,13 @@ from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 
 from dlrl_jax.checkpoints.atomic import replace_folder
+from dlrl_jax.checkpoints.errors import CheckpointError
 from dlrl_jax.models.config import ConfigError, ModelConfig, from_hf_dict, to_hf_dict
 from dlrl_jax.models.transformer import Transformer, layer_param_names
 
 _NP_DTYPES = {"float32": np.float32, "bfloat16": ml_dtypes.bfloat16, "float16": np.float16}
 INDEX_FILE = "model.safetensors.index.json"
 SINGLE_FILE = "model.safetensors"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint folder is unusable; the message names every offending file or key."""
 
 
 @contextlib.contextmanager

@@ -1,6 +1,8 @@
-"""Record batches on grain: this host's shard of the records, shuffled with a seed (a fresh order
-every epoch), repeated, batched, with an iterator whose state can be saved and restored, so a resumed
-run sees exactly the batches it had not yet seen.
+"""Record batches on grain: the records (or one host's strided shard of them, `shard_index` of
+`shard_count`), shuffled with a seed (a fresh order every epoch), repeated, batched, with an iterator
+whose state can be saved and restored, so a resumed run sees exactly the batches it had not yet seen.
+The trainer reads every record on every process (one shard: `training.loop.Run.batches`), so all
+processes see the same global batch.
 
 Records stay Python dicts (prompts are tokenised per batch by the caller), so the pipeline has no
 worker processes to start and its state is one small dict.

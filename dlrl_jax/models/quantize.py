@@ -39,6 +39,7 @@ import qwix
 from flax import nnx
 
 from dlrl_jax.models.config import ConfigError
+from dlrl_jax.models.layer_params import quantized_weights
 
 BLOCK_SIZE = 64  # bitsandbytes' blocksize for 4-bit weights (QLoRA)
 _QTYPES = {"nf4": "nf4", "int4": jnp.int4, "int8": jnp.int8}
@@ -87,8 +88,6 @@ def dequantize(mode: str, codes_INxOUT, scale_BxOUT, shape, dtype):
 def quantize_base(model, mode: str):
     """`model` (an NNX Transformer without LoRA adapters or with them) with its projection weights
     stored quantized in `mode`; everything else is shared unchanged."""
-    from dlrl_jax.models.transformer import quantized_weights  # (the transformer imports this module)
-
     if model.cfg.quantize_base != "none":
         raise ConfigError(f"the model base is already quantized ({model.cfg.quantize_base})")
     if mode == "none":
@@ -105,8 +104,6 @@ def quantize_base(model, mode: str):
 
 def dequantize_base(model):
     """`model` with plain projection weights again (the dequantized base, in cfg.param_dtype)."""
-    from dlrl_jax.models.transformer import quantized_weights
-
     cfg = model.cfg
     if cfg.quantize_base == "none":
         return model

@@ -20,31 +20,11 @@ from jax.sharding import PartitionSpec
 
 from dlrl_jax.models import quantize
 from dlrl_jax.models.config import LORA_TARGETS, ModelConfig
+from dlrl_jax.models.layer_params import BIAS_PARAMS, INPUT_AXES, LAYER_PARAMS, NORMS, quantized_weights
 
 # Mesh axes that split rows (the batch); see dlrl_jax.parallel.mesh. Kept here as names only, so the
 # model does not depend on the parallel package.
 _ROW_AXES = ("data", "fsdp")
-
-# name -> (shape builder, logical axes); the shape builder takes (cfg, D, H, K, Hd, F).
-_LAYER_PARAMS = {
-    "attn_norm": (lambda c, D, H, K, Hd, F: (D,), ("norm",)),
-    "wq": (lambda c, D, H, K, Hd, F: (D, H, Hd), ("embed", "q_heads", "head_dim")),
-    "wk": (lambda c, D, H, K, Hd, F: (D, K, Hd), ("embed", "kv_heads", "head_dim")),
-    "wv": (lambda c, D, H, K, Hd, F: (D, K, Hd), ("embed", "kv_heads", "head_dim")),
-    "wo": (lambda c, D, H, K, Hd, F: (H, Hd, D), ("q_heads", "head_dim", "embed")),
-    "mlp_norm": (lambda c, D, H, K, Hd, F: (D,), ("norm",)),
-    "w_gate": (lambda c, D, H, K, Hd, F: (D, F), ("embed", "mlp")),
-    "w_up": (lambda c, D, H, K, Hd, F: (D, F), ("embed", "mlp")),
-    "w_down": (lambda c, D, H, K, Hd, F: (F, D), ("mlp", "embed")),
-}
-_BIAS_PARAMS = {
-    "bq": (lambda c, D, H, K, Hd, F: (H, Hd), ("q_heads", "head_dim")),
-    "bk": (lambda c, D, H, K, Hd, F: (K, Hd), ("kv_heads", "head_dim")),
-    "bv": (lambda c, D, H, K, Hd, F: (K, Hd), ("kv_heads", "head_dim")),
-}
-_NORMS = ("attn_norm", "mlp_norm")
-# How many leading (input) axes each projection contracts; the rest of its shape is the output.
-_INPUT_AXES = {"wq": 1, "wk": 1, "wv": 1, "wo": 2, "w_gate": 1, "w_up": 1, "w_down": 1}
 
 
 def lora_weight_names(cfg: ModelConfig) -> tuple[str, ...]:
@@ -57,21 +37,16 @@ def lora_specs(cfg: ModelConfig) -> dict:
     D, H, K, Hd, F = cfg.d_model, cfg.n_heads, cfg.n_kv_heads, cfg.resolved_head_dim, cfg.mlp_hidden
     out = {}
     for name in lora_weight_names(cfg):
-        shape_fn, axes = _LAYER_PARAMS[name]
-        shape, n_in = shape_fn(cfg, D, H, K, Hd, F), _INPUT_AXES[name]
+        shape_fn, axes = LAYER_PARAMS[name]
+        shape, n_in = shape_fn(cfg, D, H, K, Hd, F), INPUT_AXES[name]
         out[f"lora_a_{name}"] = ((*shape[:n_in], cfg.lora_rank), (*axes[:n_in], "lora_rank"))
         out[f"lora_b_{name}"] = ((cfg.lora_rank, *shape[n_in:]), ("lora_rank", *axes[n_in:]))
     return out
 
 
-def quantized_weights(cfg: ModelConfig) -> dict[str, int]:
-    """The projections a quantized base (cfg.quantize_base) stores as codes -> their input axes count."""
-    return dict(_INPUT_AXES) if cfg.quantize_base != "none" else {}
-
-
 def layer_param_names(cfg: ModelConfig) -> tuple[str, ...]:
     scales = tuple(name + quantize.SCALE_SUFFIX for name in quantized_weights(cfg))
-    return (tuple(_LAYER_PARAMS) + (tuple(_BIAS_PARAMS) if cfg.qkv_bias else ()) + scales
+    return (tuple(LAYER_PARAMS) + (tuple(BIAS_PARAMS) if cfg.qkv_bias else ()) + scales
             + tuple(lora_specs(cfg)))
 
 
@@ -82,17 +57,17 @@ class Layers(nnx.Module):
     def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
         D, H, K, Hd, F = cfg.d_model, cfg.n_heads, cfg.n_kv_heads, cfg.resolved_head_dim, cfg.mlp_hidden
         init = jax.nn.initializers.normal(0.02)
-        specs = dict(_LAYER_PARAMS, **(_BIAS_PARAMS if cfg.qkv_bias else {}))
+        specs = dict(LAYER_PARAMS, **(BIAS_PARAMS if cfg.qkv_bias else {}))
         for name, (shape_fn, axes) in specs.items():
             shape = (cfg.n_layers, *shape_fn(cfg, D, H, K, Hd, F))
-            if name in _NORMS:
+            if name in NORMS:
                 value = jnp.ones(shape, cfg.jnp_param_dtype)
-            elif name in _BIAS_PARAMS:
+            elif name in BIAS_PARAMS:
                 value = jnp.zeros(shape, cfg.jnp_param_dtype)
             else:
                 value = init(rngs.params(), shape, cfg.jnp_param_dtype)
             if name in quantized_weights(cfg):
-                n_in = _INPUT_AXES[name]
+                n_in = INPUT_AXES[name]
                 stored_axes = quantize.storage_axes(cfg.quantize_base, name, shape[1:], axes, n_in)
                 stored = quantize.quantize_stacked(value, cfg.quantize_base, n_in)  # (codes, scales)
                 for (key, io_axes), v in zip(stored_axes.items(), stored):
@@ -275,7 +250,7 @@ def _apply_rope(x_BxLxNxHd, cos_BxLxHd, sin_BxLxHd):
 
 
 # Each adapted projection draws its own dropout mask (as PEFT's per-module dropout does).
-_DROPOUT_STREAM = {name: i for i, name in enumerate(_INPUT_AXES)}
+_DROPOUT_STREAM = {name: i for i, name in enumerate(INPUT_AXES)}
 
 
 def lora_dropout_mask(cfg: ModelConfig, layer_key, name: str, shape):
@@ -291,7 +266,7 @@ def _proj(cfg, p, name, equation, x, dropout_key=None, queries_from=None):
     dt = cfg.jnp_dtype
     if name + quantize.SCALE_SUFFIX in p:  # a quantized base: dequantized for this matmul only
         D, H, K, Hd, F = cfg.d_model, cfg.n_heads, cfg.n_kv_heads, cfg.resolved_head_dim, cfg.mlp_hidden
-        shape = _LAYER_PARAMS[name][0](cfg, D, H, K, Hd, F)
+        shape = LAYER_PARAMS[name][0](cfg, D, H, K, Hd, F)
 
         def quantized_matmul(x, codes, scale):
             return _einsum(equation, x, quantize.dequantize(cfg.quantize_base, codes, scale, shape, dt))
@@ -310,7 +285,7 @@ def _proj(cfg, p, name, equation, x, dropout_key=None, queries_from=None):
             keep = keep[:, skipped:]
             x = jnp.where(keep, x / (1.0 - cfg.lora_dropout), 0).astype(x.dtype)
         a, b = p[f"lora_a_{name}"].astype(dt), p[f"lora_b_{name}"].astype(dt)
-        n_in = _INPUT_AXES[name]
+        n_in = INPUT_AXES[name]
         product = _lora_product_delta_grad if _delta_grad_is_cheaper(x, a, b, n_in) else _lora_product
         y = y + cfg.lora_scale * product(x, a, b, n_in)
     return y

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import chex
 import jax
 import jax.numpy as jnp
 
@@ -26,7 +27,9 @@ class DiffuGRPOSettings:
 
 def group_mean_advantages(reward_B, group_size: int):
     """d1: A = r - group mean, float32 [B] (groups of `group_size` contiguous rows); jit-friendly."""
-    r = jnp.asarray(reward_B, jnp.float32).reshape(-1, group_size)
+    reward_B = jnp.asarray(reward_B, jnp.float32)
+    chex.assert_rank(reward_B, 1)
+    r = reward_B.reshape(-1, group_size)
     return (r - r.mean(axis=1, keepdims=True)).reshape(-1)
 
 

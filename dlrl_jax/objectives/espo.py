@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import chex
 import jax.numpy as jnp
 
 from dlrl_jax import models
@@ -31,7 +32,9 @@ def leave_one_out_advantages(reward_B, group_size: int):
     float32 [B]; jit-friendly."""
     if group_size < 2:
         raise ValueError("leave-one-out advantages need group_size >= 2")
-    r = jnp.asarray(reward_B, jnp.float32).reshape(-1, group_size)
+    reward_B = jnp.asarray(reward_B, jnp.float32)
+    chex.assert_rank(reward_B, 1)
+    r = reward_B.reshape(-1, group_size)
     return (r - (r.sum(axis=1, keepdims=True) - r) / (group_size - 1)).reshape(-1)
 
 

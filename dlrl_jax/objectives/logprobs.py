@@ -5,6 +5,7 @@ completion token."""
 
 from __future__ import annotations
 
+import chex
 import jax
 import jax.numpy as jnp
 
@@ -17,6 +18,8 @@ def completion_logprobs(graphdef, params, ids_BxL, attention_BxL, completion_BxG
     ids_BxL int32 [B, P + G]: prompt then completion canvas (masked where the estimator masks);
     attention_BxL bool [B, P + G]; completion_BxG int32 [B, G]: the tokens whose log-probs are read;
     dropout_key: the LoRA dropout key of a training forward, or None."""
+    chex.assert_rank([ids_BxL, completion_BxG], 2)  # shapes only: checked while tracing
+    chex.assert_equal_shape([ids_BxL, attention_BxL])
     G = completion_BxG.shape[1]
     h_BxGxD = models.hidden(graphdef, params, ids_BxL, attention_BxL, dropout_key, last=G)
     logp_BxGxV = jax.nn.log_softmax(models.unembed(graphdef, params, h_BxGxD), axis=-1)

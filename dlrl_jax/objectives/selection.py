@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -27,6 +28,8 @@ def select_steps(step_entropy_BxT, step_count_BxT, key, *, k: int, mode: str = "
     """
     if mode not in MODES:
         raise ValueError(f"step selection mode {mode!r} is unknown; use one of {MODES}")
+    chex.assert_rank(step_entropy_BxT, 2)  # shapes only: checked while tracing
+    chex.assert_equal_shape([step_entropy_BxT, step_count_BxT])
     B, T = step_entropy_BxT.shape
     usable = step_count_BxT > 0
     n_usable = usable.sum(axis=1)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import chex
 import jax
 import jax.numpy as jnp
 
@@ -56,11 +57,15 @@ def stepwise_advantages(reward_B, greedy_reward_BxK, valid_BxK, group_size: int,
     float32 [B, K]; jit-friendly (the shapes are checked at trace time)."""
     reward_B = jnp.asarray(reward_B, jnp.float32)
     greedy_reward_BxK = jnp.asarray(greedy_reward_BxK, jnp.float32)
+    chex.assert_rank(greedy_reward_BxK, 2)
     B, K = greedy_reward_BxK.shape
+    chex.assert_shape(reward_B, (B,))
+    valid_BxK = jnp.asarray(valid_BxK, bool)
+    chex.assert_shape(valid_BxK, (B, K))
     if B % group_size:
         raise ValueError(f"batch of {B} rows is not a whole number of groups of {group_size}")
     shaped = (reward_B[:, None] + lam * (reward_B[:, None] - greedy_reward_BxK)) / (1.0 + lam)
-    valid = jnp.asarray(valid_BxK, bool).reshape(-1, group_size, K)
+    valid = valid_BxK.reshape(-1, group_size, K)
     grouped = shaped.reshape(-1, group_size, K)
     mean = (grouped * valid).sum(axis=1, keepdims=True) / jnp.maximum(valid.sum(axis=1, keepdims=True), 1)
     return jnp.where(valid, grouped - mean, 0.0).reshape(B, K)

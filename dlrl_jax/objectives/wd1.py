@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import chex
 import jax
 import jax.numpy as jnp
 
@@ -41,7 +42,9 @@ def sample_weights(advantage_B, group_size: int, negative_term: bool = True):
     w+ = softmax(A) and w- = softmax(-A) over each group (rev_grpo_trainer.py compute_loss: softmax over
     the device micro-batch, which the official scripts make exactly one group: 6 rows of one prompt).
     Each group's w+ and w- sum to 1, so the net weights of a group sum to 0 (to 1 without w-)."""
-    a_PxG = jnp.asarray(advantage_B, jnp.float32).reshape(-1, group_size)
+    advantage_B = jnp.asarray(advantage_B, jnp.float32)
+    chex.assert_rank(advantage_B, 1)
+    a_PxG = advantage_B.reshape(-1, group_size)
     w = jax.nn.softmax(a_PxG, axis=1)
     if negative_term:
         w = w - jax.nn.softmax(-a_PxG, axis=1)
@@ -54,6 +57,10 @@ def weighted_likelihood_loss(token_logprob_BxG, completion_mask_BxG, weight_B, n
     token_logprob_BxG float32 [B, G], completion_mask_BxG bool [B, G], weight_B [B] (`sample_weights`).
     The official loss of one device micro-batch (one group) is the inner sum; gradient accumulation
     (loss / GA) and the data-parallel mean average it over the groups of an optimizer step."""
+    token_logprob_BxG, completion_mask_BxG, weight_B = map(jnp.asarray, (token_logprob_BxG, completion_mask_BxG, weight_B))
+    chex.assert_rank(token_logprob_BxG, 2)
+    chex.assert_equal_shape([token_logprob_BxG, completion_mask_BxG])
+    chex.assert_shape(weight_B, (token_logprob_BxG.shape[0],))
     sequence_logprob_B = (token_logprob_BxG * completion_mask_BxG.astype(jnp.float32)).sum(axis=1)
     return -(weight_B * sequence_logprob_B).sum() / num_groups
 

@@ -75,14 +75,9 @@ def batch_sharding(mesh, ndim: int, batch_dim: int = 0) -> NamedSharding:
     return NamedSharding(mesh, PartitionSpec(*spec))
 
 
-def shard_batch(tree, mesh, batch_dim: int = 0):
-    """Places every array of `tree` with its `batch_dim` split over (data, fsdp)."""
-    return jax.tree.map(lambda x: jax.device_put(x, batch_sharding(mesh, np.ndim(x), batch_dim)), tree)
-
-
 def shard_rows(tree, mesh, batch_dim: int = 0):
-    """Like `shard_batch`, but a leaf whose `batch_dim` is missing or does not divide over the batch
-    axes (keys, per-item scalars) is replicated instead."""
+    """Places every array of `tree` with its `batch_dim` split over (data, fsdp); a leaf whose
+    `batch_dim` is missing or does not divide over those axes (keys, per-item scalars) is replicated."""
     parts = mesh.shape["data"] * mesh.shape["fsdp"]
 
     def place(x):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 
+import chex
 import jax
 import jax.numpy as jnp
 
@@ -78,11 +79,11 @@ def generate(graphdef, params, prompt_ids, prompt_mask, key, settings: SamplerSe
     settings.cache "prefix"/"dual" the approximate KV-cache sampler (dlrl_jax.rollout.cached). Settings
     are validated (with a clear error) before anything compiles."""
     settings.validate()
+    prompt_ids, prompt_mask = jnp.asarray(prompt_ids, jnp.int32), jnp.asarray(prompt_mask, bool)
+    chex.assert_rank(prompt_ids, 2)  # shapes only, on the host: no device work
+    chex.assert_equal_shape([prompt_ids, prompt_mask])
     if settings.schedule == "dream":
-        return generate_dream(graphdef, params, jnp.asarray(prompt_ids, jnp.int32), jnp.asarray(prompt_mask, bool),
-                              key, settings)
+        return generate_dream(graphdef, params, prompt_ids, prompt_mask, key, settings)
     if settings.cache != "none":
-        return generate_cached(graphdef, params, jnp.asarray(prompt_ids, jnp.int32), jnp.asarray(prompt_mask, bool),
-                               key, settings)
-    return _generate(graphdef, params, jnp.asarray(prompt_ids, jnp.int32), jnp.asarray(prompt_mask, bool), key,
-                     settings)
+        return generate_cached(graphdef, params, prompt_ids, prompt_mask, key, settings)
+    return _generate(graphdef, params, prompt_ids, prompt_mask, key, settings)

@@ -6,7 +6,7 @@ import dataclasses
 
 import jax
 
-REMASKING = ("low_confidence", "random", "origin", "entropy", "maskgit_plus", "topk_margin")
+REMASKING = ("low_confidence", "random", "origin", "maskgit_plus", "topk_margin", "entropy")
 CACHES = ("none", "prefix", "dual")
 SCHEDULES = ("blocks", "dream")
 NOISE_DTYPES = ("float32", "bfloat16", "float64")

@@ -13,7 +13,7 @@ generator where it has one (`generate`, `generate_training`).
     tasks.register(spec)         -> adds a TaskSpec
     tasks.score(name, completions, records, reward_set=...)   -> float32 [N]
     tasks.read_records(source, name)                          -> records in the task's schema
-    tasks.build_task(cfg) / tasks.make_task(...)              -> Task: records, prompt_text, target_text, score
+    tasks.build_task(section, seed) / tasks.make_task(...) -> Task: records, prompt_text, target_text, score
 
 Adding a task is one module and one line: write `dlrl_jax/tasks/<name>.py` defining `TASK =
 TaskSpec(name="<name>", ...)` (its reward functions in `dlrl_jax/rewards/<name>.py` or in the module

@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from dlrl_jax.config import Config, ConfigError
+from dlrl_jax.config_error import ConfigError
 from dlrl_jax.data import readers, sudoku_teacher
 from dlrl_jax.tasks import prompts, scoring
 from dlrl_jax.tasks.spec import UnknownTask, get, names
@@ -97,15 +97,16 @@ def make_task(name: str, style: str, train: list[dict], evaluation: list[dict], 
 GENERATED_MAX = 10_000_000  # about 5 GB of Python records and minutes of generating
 
 
-def build_task(cfg: Config) -> Task:
-    t = cfg.task
+def build_task(t, seed: int) -> Task:
+    """The task of the config's `task:` section `t` (a dlrl_jax.config.TaskSection) and the run's seed,
+    which draws the generated records, the held-out split and the mixed teacher's puzzles."""
     make_task(t.name, t.prompt_style, [], [], t.reward_set, t.prompt_recipe, t.code_sandbox)  # the checks, before any data is read
     if t.train_file:
         train = _read(t.train_file, t.name, "task.train_file")
         if t.eval_file:
             evaluation = _read(t.eval_file, t.name, "task.eval_file")
         else:  # hold out the first eval_size distinct prompts of a shuffled copy
-            shuffled = [train[i] for i in np.random.default_rng(cfg.seed).permutation(len(train))]
+            shuffled = [train[i] for i in np.random.default_rng(seed).permutation(len(train))]
             evaluation, train = _split_unique(shuffled, t.eval_size, t.name)
     elif get(t.name).generate_training is not None:
         if t.eval_file:
@@ -113,7 +114,7 @@ def build_task(cfg: Config) -> Task:
         if t.train_size + t.eval_size > GENERATED_MAX:  # all are made in memory, one Python dict each
             raise ConfigError(f"task.train_size + task.eval_size is {t.train_size + t.eval_size}; the {t.name} "
                               f"generator makes at most {GENERATED_MAX} records (all in memory): lower them")
-        records = get(t.name).generate_training(cfg.seed, t.train_size + t.eval_size, t)
+        records = get(t.name).generate_training(seed, t.train_size + t.eval_size, t)
         evaluation, train = _split_unique(records, t.eval_size, t.name)
     else:
         raise ConfigError(f"task {t.name!r} has no generator: set task.train_file to a JSONL/Parquet file or "
@@ -124,7 +125,7 @@ def build_task(cfg: Config) -> Task:
                           "lower it or give task.eval_file")
     train = train[:t.train_size]
     if t.sft_teacher == "mixed":
-        train = with_heuristic_targets(train, cfg.seed, t.heuristic_fraction)
+        train = with_heuristic_targets(train, seed, t.heuristic_fraction)
     return make_task(t.name, t.prompt_style, train, evaluation[:t.eval_size], t.reward_set,
                      t.prompt_recipe, t.code_sandbox)
 

@@ -22,8 +22,9 @@ class ItemError(ValueError):
     """An update item whose fields do not have the declared shapes."""
 
 
-class _Item:
-    """Mapping access and shape validation for the item structs below."""
+class Item:
+    """Mapping access and shape validation for the item structs below; an objective registered from
+    outside the package subclasses it for its own items (a flax struct with `SHAPES`)."""
 
     SHAPES: dict = {}
 
@@ -73,7 +74,7 @@ class _Item:
 
 
 @struct.dataclass
-class StepwiseItem(_Item):
+class StepwiseItem(Item):
     """EGSPO / EGSPO-SA (`objectives.stepwise.stepwise_loss`): one selected-step column of a micro-batch."""
 
     tokens: jax.Array               # [B, L] int32: prompt + final completion
@@ -93,7 +94,7 @@ class StepwiseItem(_Item):
 
 
 @struct.dataclass
-class ESPOItem(_Item):
+class ESPOItem(Item):
     """ESPO (`objectives.espo.espo_loss`): one micro-batch under one mask draw."""
 
     prompt_ids: jax.Array           # [B, P] int32
@@ -113,7 +114,7 @@ class ESPOItem(_Item):
 
 
 @struct.dataclass
-class DiffuGRPOItem(_Item):
+class DiffuGRPOItem(Item):
     """diffu-GRPO (`objectives.diffu_grpo.diffu_grpo_loss`): one micro-batch under one prompt mask."""
 
     prompt_ids: jax.Array           # [B, P] int32
@@ -133,7 +134,7 @@ class DiffuGRPOItem(_Item):
 
 
 @struct.dataclass
-class WD1Item(_Item):
+class WD1Item(Item):
     """wd1 (`objectives.wd1.wd1_loss`): one micro-batch under one prompt mask."""
 
     prompt_ids: jax.Array           # [B, P] int32

@@ -24,7 +24,7 @@ import optax
 
 from dlrl_jax.parallel.mesh import replicated, shard_rows
 from dlrl_jax.training.state import split_key
-from dlrl_jax.training.update import _update_fn
+from dlrl_jax.training.update import _update_fn, memory_analysis
 
 
 @jax.jit
@@ -64,7 +64,7 @@ class Iteration:
         self.memory: dict | None = None
 
     def iterate(self, state, batch, reward_B, selection, *, k: int):
-        a = self.context.cfg.algorithm
+        a = self.context.algorithm
         key = state.key
         if selection is None and self.algorithm.select is not None:
             key, sub = split_key(key)
@@ -122,14 +122,3 @@ class Iteration:
         if self.memory is None:  # once, before the first call runs: what it will hold per device
             self.memory = memory_analysis(fn, *args)
         return fn(*args)
-
-
-def memory_analysis(fn, *args) -> dict:
-    """XLA's per-device memory analysis (GiB) of the jitted `fn` compiled for these arguments; JAX
-    caches the executable, so the first real call does not compile again."""
-    mem = fn.lower(*args).compile().memory_analysis()
-    if mem is None:  # some backends do not report
-        return {}
-    gib = 2.0**30
-    return {"arguments": mem.argument_size_in_bytes / gib, "temporaries": mem.temp_size_in_bytes / gib,
-            "outputs": mem.output_size_in_bytes / gib, "aliased": mem.alias_size_in_bytes / gib}

@@ -46,8 +46,10 @@ class Run:
 
     def __init__(self, cfg: Config, open_metrics=None):
         self.cfg = cfg
-        self.mesh = setup.build_mesh(cfg)  # first: a mesh that does not fit fails before any weights load
-        model, self.tokenizer = setup.build_model_and_tokenizer(cfg, self.mesh)
+        a = cfg.algorithm
+        # first: a mesh that does not fit fails before any weights load
+        self.mesh = setup.build_mesh(cfg.mesh, a.prompts_per_batch * a.group_size, cfg.sft.batch_size)
+        model, self.tokenizer = setup.build_model_and_tokenizer(cfg.model, cfg.seed, self.mesh)
         self.mask_id = model.cfg.mask_token_id
         self.model_cfg = model.cfg
         self.model_family = model.cfg.family  # sampler.schedule auto: Dream's sampler for Dream models
@@ -56,7 +58,7 @@ class Run:
         self.graphdef, params = models.split(model)
         self.params = parallel.place_params(params, self.mesh)
         self.param_dtypes = precision.storage_dtypes(self.params)  # frozen copies and exports use these
-        self.task: Task = build_task(cfg)
+        self.task: Task = build_task(cfg.task, cfg.seed)
         records = self.task.train + self.task.eval
         positions = setup.max_positions(cfg.model.path, cfg.model.preset)
         if positions <= cfg.sampler.gen_length:
@@ -106,7 +108,9 @@ class Run:
         """The immutable context of the jitted steps over `params` (the policy's tree)."""
         ref_graphdef, base_params = reference_model(self.graphdef, params)
         return Context(graphdef=self.graphdef, ref_graphdef=ref_graphdef, base_params=base_params, mesh=self.mesh,
-                       cfg=self.cfg, mask_id=self.mask_id, eos_id=self.tokenizer.eos_id,
+                       algorithm=self.cfg.algorithm, seed=self.cfg.seed,
+                       gen_length=self.cfg.sampler.gen_length, steps=self.cfg.sampler.steps,
+                       mask_id=self.mask_id, eos_id=self.tokenizer.eos_id,
                        rows=self.cfg.algorithm.prompts_per_batch * self.cfg.algorithm.group_size,
                        lora_dropout=self.lora_dropout, partition=self.partition(params),
                        prompt_length=self.prompt_length, model_cfg=self.model_cfg)

@@ -121,7 +121,7 @@ def check_supported(cfg: Config) -> None:
 def _build(model_section):
     """(graphdef, model config, tokenizer), the same for every seed: the host model only lends its
     structure (each seed initialises its own weights inside `train`)."""
-    model, tokenizer = setup.build_model_and_tokenizer(Config(model=model_section))
+    model, tokenizer = setup.build_model_and_tokenizer(model_section)
     graphdef, _ = nnx.split(model)
     return graphdef, model.cfg, tokenizer
 
@@ -131,7 +131,7 @@ def seed_data(cfg: Config, seed: int) -> SeedData:
     check_supported(cfg)
     cfg = dataclasses.replace(cfg, seed=int(seed))
     _, _, tokenizer = _build(cfg.model)
-    task = build_task(cfg)
+    task = build_task(cfg.task, cfg.seed)
     texts = [task.prompt_text(r) for r in task.train + task.eval]
     P = setup.prompt_length(tokenizer, texts, cfg.task.prompt_style, cfg.task.max_prompt_length)
 
@@ -204,7 +204,8 @@ def _algorithm(cfg: Config, graphdef, model_cfg, eos_id: int):
     rows = a.prompts_per_batch * a.group_size
     if rows % a.micro_batches:
         raise ConfigError(f"algorithm.micro_batches {a.micro_batches} does not divide the {rows} rows")
-    context = Context(graphdef=graphdef, ref_graphdef=graphdef, base_params=lambda p: p, mesh=None, cfg=cfg,
+    context = Context(graphdef=graphdef, ref_graphdef=graphdef, base_params=lambda p: p, mesh=None, algorithm=a,
+                      seed=cfg.seed, gen_length=cfg.sampler.gen_length, steps=cfg.sampler.steps,
                       mask_id=model_cfg.mask_token_id, eos_id=eos_id, rows=rows, lora_dropout=False, partition=None,
                       prompt_length=cfg.task.max_prompt_length, model_cfg=model_cfg)
     return ALGORITHMS[a.name].make(context)

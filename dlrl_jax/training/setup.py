@@ -1,4 +1,4 @@
-"""Builds what a run needs from its config: model, tokenizer, encoded batches."""
+"""Builds what a run needs from its config's sections: model, tokenizer, mesh, encoded batches."""
 
 from __future__ import annotations
 
@@ -10,17 +10,17 @@ import numpy as np
 
 from dlrl_jax import checkpoints, models
 from dlrl_jax.checkpoints import peft
-from dlrl_jax.config import Config, ConfigError
+from dlrl_jax.config_error import ConfigError
 from dlrl_jax.models.lora import LoRASettings, add_lora
 from dlrl_jax.models.quantize import quantize_base
 from dlrl_jax.models.tokenizer import CHAR_VOCAB_SIZE, Tokenizer, write_char_tokenizer
 
 
-def build_model_and_tokenizer(cfg: Config, mesh=None):
-    """(model, tokenizer). A preset model uses the embedded character tokenizer unless one is given.
-    With a mesh, a checkpoint is read straight into its shards (no whole copy on any host). A PEFT
-    adapter (model.adapter) goes onto the base as the trainable LoRA factors."""
-    m = cfg.model
+def build_model_and_tokenizer(m, seed: int = 0, mesh=None):
+    """(model, tokenizer) of the config's `model:` section `m`; `seed` draws a preset's weights and new
+    LoRA factors. A preset model uses the embedded character tokenizer unless one is given. With a
+    mesh, a checkpoint is read straight into its shards (no whole copy on any host). A PEFT adapter
+    (model.adapter) goes onto the base as the trainable LoRA factors."""
     if m.path:
         model = checkpoints.from_pretrained(m.path, dtype=m.dtype, compute_dtype=m.compute_dtype, remat=m.remat, mesh=mesh,
                                             prune_last_layer=m.prune_last_layer)
@@ -28,7 +28,7 @@ def build_model_and_tokenizer(cfg: Config, mesh=None):
     else:
         mcfg = models.preset(m.preset, param_dtype=m.dtype, dtype=m.compute_dtype or m.dtype, remat=m.remat,
                               prune_last_layer=m.prune_last_layer)
-        model = models.init_model(mcfg, seed=cfg.seed)
+        model = models.init_model(mcfg, seed=seed)
         tok_dir = m.tokenizer
     if tok_dir is None:
         if model.cfg.vocab_size < CHAR_VOCAB_SIZE:
@@ -48,22 +48,21 @@ def build_model_and_tokenizer(cfg: Config, mesh=None):
         except peft.AdapterError as e:
             raise ConfigError(str(e)) from None
         model = add_lora(model, LoRASettings(rank=m.lora_rank, alpha=m.lora_alpha, targets=targets,
-                                             dropout=m.lora_dropout), seed=cfg.seed)
+                                             dropout=m.lora_dropout), seed=seed)
     return model, tokenizer
 
 
-def build_mesh(cfg: Config):
-    """The configured (data, fsdp, tensor) mesh over every device; a misfit is a config error."""
+def build_mesh(m, rl_rows: int, sft_rows: int):
+    """The (data, fsdp, tensor) mesh of the config's `mesh:` section `m` over every device; a misfit, or
+    batches (the RL rollout's rows, the SFT batch) that do not split over its rows, is a config error."""
     from dlrl_jax import parallel
 
     try:
-        mesh = parallel.make_mesh(cfg.mesh.data, cfg.mesh.fsdp, cfg.mesh.tensor)
+        mesh = parallel.make_mesh(m.data, m.fsdp, m.tensor)
     except parallel.MeshError as e:
         raise ConfigError(f"mesh: {e}") from None
-    a = cfg.algorithm
     parts = mesh.shape["data"] * mesh.shape["fsdp"]
-    for name, rows in (("algorithm.prompts_per_batch x group_size", a.prompts_per_batch * a.group_size),
-                       ("sft.batch_size", cfg.sft.batch_size)):
+    for name, rows in (("algorithm.prompts_per_batch x group_size", rl_rows), ("sft.batch_size", sft_rows)):
         if rows % parts:
             raise ConfigError(f"{name} = {rows} rows do not split over mesh.data x mesh.fsdp = {parts} devices; "
                               f"use a multiple of {parts}")

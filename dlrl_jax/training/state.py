@@ -97,7 +97,9 @@ class Context:
     graphdef: the model's NNX graph. ref_graphdef / base_params: the reference policy's graph and
     params -> reference params (with LoRA the graph without adapters and the base leaves of the policy's
     params; else the run's graph and the params as given), see `algorithms.reference_model`.
-    mesh: the device mesh. cfg: the run's settings. mask_id / eos_id: token ids. rows: completions per
+    mesh: the device mesh. algorithm: the objective's settings (the config's `algorithm:` section,
+    `training.algorithm_settings.AlgorithmSection`). seed: the run's seed (mask and dropout streams).
+    gen_length / steps: the sampler's completion length and denoising steps. mask_id / eos_id: token ids. rows: completions per
     rollout (prompts x group). lora_dropout: update items carry dropout keys. partition: a
     `update.ParamPartition` with LoRA (only the adapters train), else None. prompt_length: P.
     model_cfg: the model's config."""
@@ -106,7 +108,10 @@ class Context:
     ref_graphdef: Any
     base_params: Any
     mesh: Any
-    cfg: Any
+    algorithm: Any
+    seed: int
+    gen_length: int
+    steps: int
     mask_id: int
     eos_id: int
     rows: int

@@ -97,15 +97,16 @@ def _update_fn(loss_fn, tx):
     return update
 
 
-def memory_analysis(update, params, opt_state, items) -> dict:
-    """XLA's per-device memory analysis (GiB) of `update` (from `make_update`) compiled for these
-    arguments. JAX caches the executable, so the first real call after this does not compile again."""
-    if hasattr(update, "jitted"):  # a partitioned (LoRA) update
-        partition = update.partition
-        trainable, frozen = partition.split(params)
-        compiled = update.jitted.lower(trainable, opt_state, items, frozen).compile()
+def memory_analysis(fn, *args) -> dict:
+    """XLA's per-device memory analysis (GiB) of the jitted `fn` compiled for these arguments: an update
+    from `make_update` (args: params, opt_state, items) or any jitted function (the RL iteration). JAX
+    caches the executable, so the first real call after this does not compile again."""
+    if hasattr(fn, "jitted"):  # a partitioned (LoRA) update: its jitted part takes (trainable, opt_state, items, frozen)
+        params, opt_state, items = args
+        trainable, frozen = fn.partition.split(params)
+        compiled = fn.jitted.lower(trainable, opt_state, items, frozen).compile()
     else:
-        compiled = update.lower(params, opt_state, items).compile()
+        compiled = fn.lower(*args).compile()
     mem = compiled.memory_analysis()
     if mem is None:  # some backends do not report
         return {}

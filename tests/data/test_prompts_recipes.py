@@ -276,7 +276,7 @@ def test_config_reaches_the_task():
     cfg = config.load(None, ["task.name=gsm8k", "task.prompt_style=chat", "task.prompt_recipe=espo",
                              "task.reward_set=espo", "task.eval_size=2",
                              f"task.train_file={readers.packaged_file('gsm8k_mini.jsonl')}"])
-    task = build_task(cfg)
+    task = build_task(cfg.task, cfg.seed)
     record = task.train[0]
     assert task.prompt_text(record) == (record["question"] + "\nPlease reason step by step, and put your final "
                                         "answer within \\boxed{}.")

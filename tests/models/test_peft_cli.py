@@ -78,7 +78,7 @@ def test_export_adapter_only_and_sample_with_adapter(folders, tmp_path, capsys):
 def test_model_adapter_starts_training_from_the_adapter(folders):
     base, adapter, _ = folders
     cfg = config.from_dict({"model": {"path": base, "adapter": adapter}})
-    model, _ = setup.build_model_and_tokenizer(cfg)
+    model, _ = setup.build_model_and_tokenizer(cfg.model, cfg.seed)
     settings, factors = peft.read_adapter(adapter, model.cfg.replace(lora_rank=0, lora_targets=()))
     assert (model.cfg.lora_rank, model.cfg.lora_targets, model.cfg.lora_dropout) == (4, ("q", "v", "o", "down"), 0.05)
     np.testing.assert_array_equal(np.asarray(model.layers.lora_b_wo[...]), factors["lora_b_wo"])
@@ -92,10 +92,10 @@ def test_lora_targets_take_peft_module_names_resolved_per_architecture(folders):
     base, _, _ = folders
     official = "q_proj,k_proj,v_proj,o_proj,up_proj,down_proj,gate_proj"
     cfg = config.from_dict({"model": {"path": base, "lora_rank": 2, "lora_targets": official}})
-    model, _ = setup.build_model_and_tokenizer(cfg)
+    model, _ = setup.build_model_and_tokenizer(cfg.model, cfg.seed)
     assert model.cfg.lora_targets == ("q", "k", "v", "up")  # LLaDA names: attn_out, ff_proj, ff_out unmatched
     with pytest.raises(config.ConfigError, match="not a mix"):
         config.from_dict({"model": {"lora_rank": 2, "lora_targets": "q,k_proj"}})
     cfg = config.from_dict({"model": {"path": base, "lora_rank": 2, "lora_targets": "o_proj,gate_proj"}})
     with pytest.raises(config.ConfigError, match="model.lora_targets: .* match no module of this llada model"):
-        setup.build_model_and_tokenizer(cfg)
+        setup.build_model_and_tokenizer(cfg.model, cfg.seed)

@@ -167,8 +167,9 @@ def test_every_algorithm_puts_the_weights_into_its_items_only_under_drop(setup, 
         cfg = config.load(None, [f"algorithm.name={name}", f"algorithm.group_size={GROUP}", "algorithm.prompts_per_batch=3",
                                  "algorithm.beta=0", "algorithm.k=2", f"sampler.gen_length={G}", f"sampler.steps={T}",
                                  f"algorithm.zero_variance_groups={mode}"])
-        context = Context(graphdef=graphdef, ref_graphdef=graphdef, base_params=lambda p: p, mesh=None, cfg=cfg,
-                          mask_id=MASK, eos_id=MASK - 1, rows=B, lora_dropout=False, partition=None, prompt_length=P,
+        context = Context(graphdef=graphdef, ref_graphdef=graphdef, base_params=lambda p: p, mesh=None,
+                          algorithm=cfg.algorithm, seed=cfg.seed,
+                          gen_length=cfg.sampler.gen_length, steps=cfg.sampler.steps, mask_id=MASK, eos_id=MASK - 1, rows=B, lora_dropout=False, partition=None, prompt_length=P,
                           model_cfg=model_cfg)
         algorithm = ALGORITHMS[name].make(context)
         traj = Trajectory(tokens=np.concatenate([d["prompt_ids"], d["completion"]], 1), prompt_mask=d["prompt_mask"],

@@ -378,9 +378,9 @@ def test_task_code_sandbox_reaches_the_code_reward(monkeypatch):
     from dlrl_jax.tasks import build_task
     mbpp = readers.packaged_file("mbpp_mini.jsonl")
     default = build_task(config.from_dict({"task": {"name": "code", "prompt_style": "chat", "train_file": mbpp,
-                                                    "eval_size": 2}}))
+                                                    "eval_size": 2}}).task, seed=0)
     weak = build_task(config.from_dict({"task": {"name": "code", "prompt_style": "chat", "train_file": mbpp,
-                                                 "eval_size": 2, "code_sandbox": "rlimits"}}))
+                                                 "eval_size": 2, "code_sandbox": "rlimits"}}).task, seed=0)
     assert (default.code_sandbox, weak.code_sandbox) == ("namespaces", "rlimits")
     modes = []
     real = rewards.code.run_tests_many
@@ -431,7 +431,7 @@ def test_training_and_eval_refuse_at_start_up_in_one_line_without_the_sandbox(mo
     isolation.setup.cache_clear()
     monkeypatch.setattr(isolation, "_bwrap_path", lambda: None)
     try:
-        for build in (lambda: build_task(cfg), lambda: make_task("code", "chat", [], [])):
+        for build in (lambda: build_task(cfg.task, cfg.seed), lambda: make_task("code", "chat", [], [])):
             refusal = "task.code_sandbox=namespaces: the code sandbox needs bubblewrap"
             with pytest.raises(ConfigError, match=refusal) as e:
                 build()

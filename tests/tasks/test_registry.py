@@ -59,7 +59,8 @@ def _reverse_task() -> tasks.TaskSpec:
 
 def test_a_task_registered_from_outside_runs_through_config_build_and_scoring(monkeypatch):
     monkeypatch.setitem(spec_module._REGISTRY, "reverse", _reverse_task())
-    task = tasks.build_task(config.load(None, ["task.name=reverse", "task.train_size=30", "task.eval_size=10"]))
+    cfg = config.load(None, ["task.name=reverse", "task.train_size=30", "task.eval_size=10"])
+    task = tasks.build_task(cfg.task, cfg.seed)
     assert len(task.eval) == 10 and not {r["word"] for r in task.eval} & {r["word"] for r in task.train}
     first = task.train[0]
     assert task.prompt_text(first) == first["word"]  # plain style

@@ -21,7 +21,7 @@ FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive
 
 
 def _tokenizer():
-    model, tokenizer = setup.build_model_and_tokenizer(config.load(None, []))
+    model, tokenizer = setup.build_model_and_tokenizer(config.load(None, []).model)
     return tokenizer, model.cfg.vocab_size
 
 

@@ -11,11 +11,13 @@ from dlrl_jax.tasks import build_task
 
 
 def _cfg(*overrides):
-    return config.load(None, list(overrides))
+    """The task section and seed that build_task takes, of the config with `overrides`."""
+    cfg = config.load(None, list(overrides))
+    return cfg.task, cfg.seed
 
 
 def test_generated_countdown_solutions_score_full_reward():
-    task = build_task(_cfg("task.name=countdown", "task.train_size=200", "task.eval_size=50"))
+    task = build_task(*_cfg("task.name=countdown", "task.train_size=200", "task.eval_size=50"))
     assert len(task.train) == 200 and len(task.eval) == 50
     held_out = {(tuple(r["numbers"]), r["target"]) for r in task.eval}
     assert not held_out & {(tuple(r["numbers"]), r["target"]) for r in task.train}
@@ -26,7 +28,7 @@ def test_generated_countdown_solutions_score_full_reward():
 
 
 def test_gsm8k_from_the_shipped_file_in_the_chat_format():
-    task = build_task(_cfg("task.name=gsm8k", "task.prompt_style=chat", "task.eval_size=5",
+    task = build_task(*_cfg("task.name=gsm8k", "task.prompt_style=chat", "task.eval_size=5",
                            f"task.train_file={readers.packaged_file('gsm8k_mini.jsonl')}"))
     assert len(task.eval) == 5 and len(task.train) == 20
     assert not {r["question"] for r in task.eval} & {r["question"] for r in task.train}
@@ -40,11 +42,11 @@ def test_gsm8k_from_the_shipped_file_in_the_chat_format():
 
 def test_bad_task_settings_fail_by_name(tmp_path):
     with pytest.raises(ConfigError, match="task 'gsm8k' has no generator: set task.train_file"):
-        build_task(_cfg("task.name=gsm8k", "task.prompt_style=chat"))
+        build_task(*_cfg("task.name=gsm8k", "task.prompt_style=chat"))
     with pytest.raises(ConfigError, match="prompt_style 'plain' exists for sudoku and countdown"):
-        build_task(_cfg("task.name=gsm8k", f"task.train_file={readers.packaged_file('gsm8k_mini.jsonl')}"))
+        build_task(*_cfg("task.name=gsm8k", f"task.train_file={readers.packaged_file('gsm8k_mini.jsonl')}"))
     with pytest.raises(ConfigError, match=r"'task.train_file': .*nope.jsonl' does not exist"):
-        build_task(_cfg("task.name=math", "task.prompt_style=chat", f"task.train_file={tmp_path}/nope.jsonl"))
+        build_task(*_cfg("task.name=math", "task.prompt_style=chat", f"task.train_file={tmp_path}/nope.jsonl"))
 
 
 def test_sft_without_worked_solutions_stops_before_compiling(tmp_path, capsys):

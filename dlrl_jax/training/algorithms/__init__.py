@@ -13,7 +13,7 @@ inside ONE jitted function, `training.iteration.Iteration`):
   advantages, the old-policy and reference terms (taken before any of the iteration's optimizer
   steps) and the items of every optimizer step, stacked [optimizer steps, items per step, ...] (a
   typed item struct of `training.items`); `update_index` = iteration x mu (traced) seeds the mask and
-  dropout draws, so a resumed run draws the same; `seed` (default cfg.seed) may be traced (the vmapped
+  dropout draws, so a resumed run draws the same; `seed` (default context.seed) may be traced (the vmapped
   seeds of training/seeded.py share these functions).
 - `select(key, batch, k) -> Selection` (EGSPO only): which denoising steps to train on. EGSPO-SA
   scores the greedy completions of the selected steps on the host, so the loop runs `select` first

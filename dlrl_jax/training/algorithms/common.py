@@ -93,7 +93,7 @@ def signal_row_weights(reward_B, group_size: int):
     return jnp.repeat(weight, group_size)
 
 
-def row_weights_or_none(cfg, reward_B, group_size: int):
-    """`signal_row_weights` under algorithm.zero_variance_groups=drop; None under keep (the items then
-    carry no weight field and the losses are today's)."""
-    return signal_row_weights(reward_B, group_size) if cfg.algorithm.zero_variance_groups == "drop" else None
+def row_weights_or_none(settings, reward_B, group_size: int):
+    """`signal_row_weights` under algorithm.zero_variance_groups=drop (`settings`: the algorithm's
+    settings); None under keep (the items then carry no weight field and the losses are today's)."""
+    return signal_row_weights(reward_B, group_size) if settings.zero_variance_groups == "drop" else None

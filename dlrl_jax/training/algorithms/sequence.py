@@ -54,16 +54,16 @@ def item_keys(base_key, update_index, i, m, shared_draw: bool) -> dict:
 def _make(context, advantages, batch_fields, reference_terms, item_type, loss, settings, shared_draw=False):
     """The shared prepare of the sequence-level objectives: `reference_terms(params, ref_params, item)`
     -> the item's old / reference fields."""
-    cfg, a = context.cfg, context.cfg.algorithm
+    a = context.algorithm
     n, rows = a.micro_batches, context.rows // a.micro_batches
     dropout = context.lora_dropout
 
     def prepare(params, ref_params, batch, reward_B, selection, update_index, k, seed=None):
         """batch: the rollout -> items [mu, micro_batches, rows / micro_batches, ...] with keys and
         old/reference terms (one optimizer step per inner update, its micro-batches accumulated)."""
-        base_key = jax.random.fold_in(jax.random.key(cfg.seed if seed is None else seed), MASK_STREAM)
+        base_key = jax.random.fold_in(jax.random.key(context.seed if seed is None else seed), MASK_STREAM)
         fields = dict(batch_fields(batch), advantage=advantages(reward_B, a.group_size))
-        weight = row_weights_or_none(cfg, reward_B, a.group_size)
+        weight = row_weights_or_none(a, reward_B, a.group_size)
         if weight is not None:  # algorithm.zero_variance_groups=drop
             fields["row_weight"] = weight
         fields = split_rows(fields, n)
@@ -100,9 +100,9 @@ def _without_dropout(item: dict) -> dict:
 
 
 def make_espo(context) -> Algorithm:
-    cfg, a = context.cfg, context.cfg.algorithm
+    a = context.algorithm
     remat = a.elbo_remat if a.elbo_remat != "auto" else \
-        elbo_activation_bytes(context.model_cfg, context.prompt_length, cfg.sampler.gen_length,
+        elbo_activation_bytes(context.model_cfg, context.prompt_length, context.gen_length,
                               context.rows // a.micro_batches, a.elbo_samples) > ELBO_REMAT_BYTES
     settings = espo.ESPOSettings(mask_id=context.mask_id, num_samples=a.elbo_samples, coupled=True, eps=a.eps_low,
                                  beta=a.beta, remat=remat, strata=a.elbo_strata)
@@ -126,7 +126,7 @@ def make_espo(context) -> Algorithm:
 
 
 def make_diffu_grpo(context) -> Algorithm:
-    a = context.cfg.algorithm
+    a = context.algorithm
     settings = diffu_grpo.DiffuGRPOSettings(mask_id=context.mask_id, p_mask_prompt=a.p_mask_prompt, eps=a.eps_low,
                                             beta=a.beta, token_mean=a.token_mean)
 

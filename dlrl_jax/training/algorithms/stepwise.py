@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dlrl_jax.config import ConfigError
+from dlrl_jax.config_error import ConfigError
 from dlrl_jax.objectives import stepwise
 from dlrl_jax.objectives.selection import adaptive_k, select_steps
 from dlrl_jax.training.algorithms.common import Algorithm, Selection, row_weights_or_none
@@ -52,11 +52,11 @@ def schedule(k: int, columns: int, mu: int, micro_batches: int) -> np.ndarray:
 
 
 def make(context) -> Algorithm:
-    cfg, a = context.cfg, context.cfg.algorithm
+    a = context.algorithm
     lam = a.lam if a.name == "egspo_sa" else 0.0
     columns = a.columns_per_update  # 0: every selected column in one step, summed
     settings = stepwise.StepwiseLossSettings(
-        mask_id=context.mask_id, tokens_per_step=cfg.sampler.gen_length / cfg.sampler.steps, eps_low=a.eps_low,
+        mask_id=context.mask_id, tokens_per_step=context.gen_length / context.steps, eps_low=a.eps_low,
         eps_high=a.eps_high, beta=a.beta, aggregation=a.aggregation,
         column_weight=1.0 / columns if columns else 1.0)
     loss = functools.partial(stepwise.stepwise_loss, context.graphdef, settings=settings, total_rows=context.rows)
@@ -84,11 +84,11 @@ def make(context) -> Algorithm:
                                               aggregation=a.aggregation) if a.beta > 0 else old
         stack = stepwise.column_items(batch.tokens, batch.prompt_mask, batch.unmask_step, steps, valid, adv, old,
                                       ref, micro_batches=a.micro_batches,
-                                      row_weight_B=row_weights_or_none(cfg, reward_B, a.group_size))
+                                      row_weight_B=row_weights_or_none(a, reward_B, a.group_size))
         order = schedule(k, columns, a.mu, a.micro_batches)
         fields = jax.tree.map(lambda x: x[order], stack)  # [optimizer steps, items per step, ...]
         if context.lora_dropout:  # a fresh dropout draw for every item of every optimizer step
-            base = jax.random.fold_in(jax.random.key(cfg.seed if seed is None else seed), DROPOUT_STREAM)
+            base = jax.random.fold_in(jax.random.key(context.seed if seed is None else seed), DROPOUT_STREAM)
             keys = [jax.random.fold_in(base, update_index + i) if not columns else
                     jax.random.fold_in(jax.random.fold_in(base, update_index), i) for i in range(order.shape[0])]
             fields["dropout_key"] = jnp.stack([jax.random.key_data(jax.random.split(key, order.shape[1]))

@@ -20,7 +20,7 @@ from dlrl_jax.training.key_streams import DROPOUT_STREAM, MASK_STREAM
 
 
 def make(context) -> Algorithm:
-    cfg, a = context.cfg, context.cfg.algorithm
+    a = context.algorithm
     settings = wd1.WD1Settings(mask_id=context.mask_id, p_mask_prompt=a.p_mask_prompt,
                                negative_term=a.wd1_negative_term)
     num_groups = context.rows // a.group_size
@@ -35,14 +35,14 @@ def make(context) -> Algorithm:
         M = a.micro_batches
         advantage_B = diffu_grpo.group_mean_advantages(reward_B, a.group_size)
         weight_B = wd1.sample_weights(advantage_B, a.group_size, a.wd1_negative_term)
-        row_weight = row_weights_or_none(cfg, reward_B, a.group_size)
+        row_weight = row_weights_or_none(a, reward_B, a.group_size)
         if row_weight is not None:  # algorithm.zero_variance_groups=drop: the loss's mean over kept groups
             weight_B = weight_B * row_weight
         fields = split_rows({"prompt_ids": batch.tokens[:, :batch.prompt_length], "prompt_mask": batch.prompt_mask,
                              "completion_ids": batch.completion,
                              "completion_mask": diffu_grpo.completion_mask(batch.completion, context.eos_id),
                              "weight": weight_B}, M)
-        base_key = jax.random.fold_in(jax.random.key(cfg.seed if seed is None else seed), MASK_STREAM)  # diffu-GRPO's mask stream
+        base_key = jax.random.fold_in(jax.random.key(context.seed if seed is None else seed), MASK_STREAM)  # diffu-GRPO's mask stream
         keys = [[jax.random.fold_in(jax.random.fold_in(base_key, update_index + i), m) for m in range(M)]
                 for i in range(a.mu)]
         stacked = jax.tree.map(lambda x: jnp.broadcast_to(x, (a.mu, *x.shape)), fields)

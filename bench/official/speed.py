@@ -183,7 +183,7 @@ def main(argv=None):
     p.add_argument("--threads", default=str(os.cpu_count()),
                    help="thread counts to time both systems at, each its own rows (e.g. 2,1): torch threads, and "
                         "below the machine's cores both processes pinned to that many cores")
-    p.add_argument("--json", help="also write every iteration's seconds and the load here")
+    p.add_argument("--json", help="also write every iteration's seconds and the load here, after every measurement")
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args(mine)
     if args.child:
@@ -218,6 +218,7 @@ def main(argv=None):
                     got[system, t].append(out)
                     raw.append({"algorithm": algorithm, "dtype": dtype, "shape": shape, "round": r, "threads": t,
                                 "load_before": before, "load_after": loads[-1][2], **out})
+                    save(args.json, cpu, shape, args.group, rows, raw)  # a run stopped later keeps this one
             case += 1
             for system, t in systems:
                 s = summarize([out["iterations"] for out in got[system, t]], args.warmup)
@@ -226,9 +227,15 @@ def main(argv=None):
                              "load": load, **s})
                 print(table(rows[-1:]).splitlines()[-1], flush=True)
     print(table(rows))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"cpu": cpu, "shape": shape, "group": args.group, "rows": rows, "raw": raw}, f, indent=1)
+    save(args.json, cpu, shape, args.group, rows, raw)
+
+
+def save(path: str | None, cpu: dict, shape: str, group: int, rows: list[dict], raw: list[dict]) -> None:
+    """Every measurement so far (`raw`: each process's per-iteration seconds and the load) and the
+    summarised rows, as JSON at `path` (None: nowhere)."""
+    if path:
+        with open(path, "w") as f:
+            json.dump({"cpu": cpu, "shape": shape, "group": group, "rows": rows, "raw": raw}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -21,8 +21,10 @@ import sys
 import tempfile
 
 PHASES = ("rollout", "reward", "reference", "update")
-# seconds per iteration of the official trainers at these settings, measured side by side on this
-# project's 2-core CPU (issue 19): (prompt, algorithm) -> seconds
+# seconds per iteration of the official trainers at these settings, measured once on this project's 2-core
+# CPU (issue 19): (prompt, algorithm) -> seconds. Frozen constants, kept for the history tables in
+# bench/RESULTS.md; bench/official/speed.py times the official trainers' real code beside ours in one run
+# and supersedes them (issue 27 item 5)
 OFFICIAL = {(16, "egspo_sa"): 0.253, (200, "egspo_sa"): 0.446, (16, "espo"): 0.195, (200, "espo"): 0.512}
 
 

@@ -46,18 +46,19 @@ def recorded_draw(masks_IxBxP, base_key):
     return draw
 
 
-def _config(s: dict, model: str, out_dir: str, adapter: str | None = None):
+def _config(s: dict, model: str, out_dir: str, adapter: str | None = None, extra=()):
     from dlrl_jax import config
 
     return config.load(None, ([f"model.adapter={adapter}"] if adapter else []) + [
-        f"run.out_dir={out_dir}", f"model.path={model}", "model.dtype=float32", "sft.steps=0",
+        f"run.out_dir={out_dir}", f"model.path={model}", f"model.dtype={s.get('dtype', 'float32')}", "sft.steps=0",
         "task.train_size=8", "task.eval_size=4", "algorithm.name=diffu_grpo", "algorithm.prompts_per_batch=1",
         f"algorithm.group_size={s['group']}", f"algorithm.mu={s['mu']}", "algorithm.micro_batches=1",
         "algorithm.token_mean=batch", f"algorithm.p_mask_prompt={s['p_mask_prompt']}",
         f"algorithm.beta={s.get('beta', 0.0)}", f"algorithm.eps_low={s['eps']}", f"algorithm.eps_high={s['eps']}",
         f"sampler.gen_length={s['gen_length']}", f"sampler.steps={s['steps']}", f"optim.learning_rate={s['lr']}",
         "optim.warmup_steps=0", f"optim.weight_decay={s['weight_decay']}", f"optim.b1={s['b1']}",
-        f"optim.b2={s['b2']}", f"optim.grad_clip={s['grad_clip']}", "run.progress=false", "run.tensorboard=false"])
+        f"optim.b2={s['b2']}", f"optim.grad_clip={s['grad_clip']}", "run.progress=false", "run.tensorboard=false",
+        *extra])
 
 
 def replay(recording: str, model: str, decay_rule: str = "ours") -> dict:

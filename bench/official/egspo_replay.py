@@ -63,7 +63,7 @@ def trajectory_from_recording(trajectory_TxBxL, logps_TxBxN, prompt_length: int,
     return tokens, unmask_step, step_logprob, counts.astype(np.int32)
 
 
-def _config(settings: dict, model: str, out_dir: str, adapter: str | None = None):
+def _config(settings: dict, model: str, out_dir: str, adapter: str | None = None, extra=()):
     from dlrl_jax import config
 
     s = settings
@@ -78,7 +78,7 @@ def _config(settings: dict, model: str, out_dir: str, adapter: str | None = None
         f"sampler.gen_length={s['gen_length']}", f"sampler.block_length={s['block_length']}",
         f"sampler.steps={s['steps']}", f"optim.learning_rate={s['lr']}", "optim.warmup_steps=0",
         f"optim.weight_decay={s['weight_decay']}", f"optim.b1={s['b1']}", f"optim.b2={s['b2']}",
-        f"optim.grad_clip={s['grad_clip']}", "run.progress=false", "run.tensorboard=false"])
+        f"optim.grad_clip={s['grad_clip']}", "run.progress=false", "run.tensorboard=false", *extra])
 
 
 def replay(recording: str, model: str, decay_rule: str = "ours") -> dict:

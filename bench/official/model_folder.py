@@ -10,6 +10,8 @@ Nothing of theirs is committed here: the files are copied into the model folder 
 
 Usage (this project's venv):
     python -m bench.official.model_folder --out /work/official_model --llada-code DIR [--seed 0]
+    python -m bench.official.model_folder --out /work/official_model_30m --llada-code DIR \
+        --n-layers 8 --d-model 512 --n-heads 8 --mlp-hidden 1536     # issue 27 item 5's ~30M model
 """
 
 from __future__ import annotations
@@ -72,9 +74,23 @@ def _portable_tokenizer_class(folder: str) -> None:
         json.dump(config, f, indent=2)
 
 
+def parameter_count(config: dict) -> int:
+    """Trainable parameters of the LLaDA model a config.json describes (the numbers to quote for a
+    folder): per layer the q, k, v, o projections, SwiGLU's gate, up and down, two RMSNorm scales; the
+    embedding, the untied output head and the final norm."""
+    d, ff, vocab = config["d_model"], config["mlp_hidden_size"], config["embedding_size"]
+    head_dim = d // config["n_heads"]
+    kv = config["n_kv_heads"] * head_dim
+    per_layer = d * d + 2 * d * kv + d * d + 3 * d * ff + 2 * d
+    head = 0 if config.get("weight_tying") else vocab * d
+    return config["n_layers"] * per_layer + vocab * d + head + d
+
+
 def build(out: str, llada_code: str | None, *, preset: str = "tiny", seed: int = 0, n_layers: int | None = None,
-          max_sequence_length: int = 512) -> str:
-    """Writes the folder (random weights of the `preset` shape, initialised from `seed`) and returns it."""
+          max_sequence_length: int = 512, d_model: int | None = None, n_heads: int | None = None,
+          mlp_hidden: int | None = None) -> str:
+    """Writes the folder (random weights of the `preset` shape, with the given sizes replacing the
+    preset's, initialised from `seed`) and returns it."""
     from flax import nnx
 
     from dlrl_jax import models
@@ -82,8 +98,10 @@ def build(out: str, llada_code: str | None, *, preset: str = "tiny", seed: int =
     from dlrl_jax.models.tokenizer import write_char_tokenizer
     from dlrl_jax.models.transformer import Transformer
 
+    sizes = {"n_layers": n_layers, "d_model": d_model, "n_heads": n_heads, "n_kv_heads": n_heads,
+             "mlp_hidden": mlp_hidden}
     cfg = model_preset(preset, param_dtype="float32", dtype="float32",
-                       **({"n_layers": n_layers} if n_layers else {}))
+                       **{k: v for k, v in sizes.items() if v})
     model = Transformer(cfg, rngs=nnx.Rngs(params=seed))
     models.save_pretrained(model, out)
     write_char_tokenizer(out)
@@ -104,8 +122,15 @@ def main(argv=None):
     p.add_argument("--llada-code", required=True, help="folder with modeling_llada.py and configuration_llada.py")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--n-layers", type=int, default=None)
+    p.add_argument("--d-model", type=int, default=None)
+    p.add_argument("--n-heads", type=int, default=None, help="query and key/value heads (LLaDA: the same)")
+    p.add_argument("--mlp-hidden", type=int, default=None)
+    p.add_argument("--max-sequence-length", type=int, default=512)
     args = p.parse_args(argv)
-    print(build(args.out, args.llada_code, seed=args.seed, n_layers=args.n_layers))
+    out = build(args.out, args.llada_code, seed=args.seed, n_layers=args.n_layers, d_model=args.d_model,
+                n_heads=args.n_heads, mlp_hidden=args.mlp_hidden, max_sequence_length=args.max_sequence_length)
+    with open(os.path.join(out, "config.json")) as f:
+        print(f"{out}: {parameter_count(json.load(f)):,} parameters")
 
 
 if __name__ == "__main__":

@@ -56,22 +56,23 @@ def build_trainer(args, recorder, work_dir):
     from diffu_grpo_trainer import DiffuGRPOTrainer
 
     torch.manual_seed(args.seed)
-    model = AutoModel.from_pretrained(args.model, trust_remote_code=True, torch_dtype=torch.float32,
-                                      local_files_only=True)
+    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[args.dtype]
+    model = AutoModel.from_pretrained(args.model, trust_remote_code=True, torch_dtype=dtype, local_files_only=True)
     model.config.use_cache = False
     with open(os.path.join(args.model, "config.json")) as f:
         mask_id = json.load(f)["mask_token_id"]
     if args.lora_rank == 0 and args.beta != 0:
         raise SystemExit("--beta needs --lora-rank > 0: the trainer's reference is the adapter switched off")
     config = DiffuGRPOConfig(
-        output_dir=os.path.join(work_dir, "out"), seed=args.seed, data_seed=args.seed, use_cpu=True, bf16=False,
-        report_to=[], save_strategy="no", logging_steps=1,
+        output_dir=os.path.join(work_dir, "out"), seed=args.seed, data_seed=args.seed, use_cpu=True,
+        bf16=args.dtype == "bfloat16", report_to=[], save_strategy="no", logging_steps=1,
         per_device_train_batch_size=args.group, num_generations=args.group, generation_batch_size=args.group,
         gradient_accumulation_steps=1, num_iterations=args.mu, max_steps=args.mu,
         learning_rate=args.lr, lr_scheduler_type="constant", warmup_steps=0, weight_decay=args.weight_decay,
         adam_beta1=args.b1, adam_beta2=args.b2, adam_epsilon=1e-8, max_grad_norm=args.grad_clip,
         beta=args.beta, epsilon=args.eps, max_completion_length=args.gen_length, max_prompt_length=4096,
-        block_length=args.gen_length, diffusion_steps=args.steps, temperature=args.temperature, cfg_scale=0.0,
+        block_length=args.block_length or args.gen_length, diffusion_steps=args.steps, temperature=args.temperature,
+        cfg_scale=0.0,
         remasking="low_confidence", mask_id=mask_id, p_mask_prompt=args.p_mask_prompt, random_masking=True,
         log_completions=False, remove_unused_columns=False)
     config.epsilon_high, config.scale_rewards = None, False  # patch "trl fields"
@@ -82,7 +83,8 @@ def build_trainer(args, recorder, work_dir):
             recorder.params.append({k: v.detach().float().numpy().copy() for k, v in model.named_parameters()})
 
     trainer = DiffuGRPOTrainer(args=config, model=model, reward_funcs=[digit_fraction_reward],
-                               train_dataset=dataset, callbacks=[Snapshots()], peft_config=lora_config(args))
+                               train_dataset=dataset, callbacks=[Snapshots()] if recorder is not None else [],
+                               peft_config=lora_config(args))
     if args.lora_rank:
         trainer.model.save_pretrained(args.out + ".adapter")  # PEFT's format: the replay loads it
     trainer.epsilon = config.epsilon  # patch "trl fields"
@@ -135,7 +137,8 @@ def hook(trainer, recorder, module, mask_id):
     trainer.accelerator.clip_grad_norm_ = recorded_clip
 
 
-def main(argv=None):
+def parse(argv=None):
+    """The runner's settings (bench/official/time_official.py reads the same ones)."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--d1-repo", required=True)
     p.add_argument("--model", required=True)
@@ -144,7 +147,9 @@ def main(argv=None):
     p.add_argument("--group", type=int, default=4)
     p.add_argument("--mu", type=int, default=2, help="num_iterations: optimizer steps on one rollout")
     p.add_argument("--p-mask-prompt", type=float, default=0.3)
-    p.add_argument("--gen-length", type=int, default=32, help="one block")
+    p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
+    p.add_argument("--gen-length", type=int, default=32)
+    p.add_argument("--block-length", type=int, default=0, help="0: one block of --gen-length")
     p.add_argument("--steps", type=int, default=16)
     p.add_argument("--temperature", type=float, default=0.9)
     p.add_argument("--lr", type=float, default=1e-3)
@@ -157,7 +162,11 @@ def main(argv=None):
     p.add_argument("--lora-alpha", type=float, default=16.0)
     p.add_argument("--beta", type=float, default=0.0, help="k3 KL weight (needs LoRA)")
     p.add_argument("--prompt", default="Fill the 4x4 sudoku: 1.3. .2.4 3.1. .4.2")
-    args = p.parse_args(argv)
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse(argv)
     recorder = Recorder()
     with tempfile.TemporaryDirectory() as work_dir:
         trainer, model, module, mask_id = build_trainer(args, recorder, work_dir)

@@ -101,7 +101,8 @@ def build_trainer(args, recorder):
             recorder.params.append({k: v.detach().float().numpy().copy() for k, v in model.named_parameters()})
 
     trainer = EGSPOTrainer(args=config, model=model, reward_funcs=[digit_fraction_reward],
-                           train_dataset=dataset, callbacks=[Snapshots()], peft_config=lora_config(args))
+                           train_dataset=dataset, callbacks=[Snapshots()] if recorder is not None else [],
+                           peft_config=lora_config(args))
     if args.lora_rank:
         trainer.model.save_pretrained(args.out + ".adapter")  # PEFT's format: the replay loads it
     return trainer, model
@@ -157,7 +158,8 @@ def hook(trainer, recorder):
     trainer.accelerator.clip_grad_norm_ = recorded_clip
 
 
-def main(argv=None):
+def parse(argv=None):
+    """The runner's settings (bench/official/time_official.py reads the same ones)."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--egspo-repo", required=True)
     p.add_argument("--model", required=True)
@@ -185,7 +187,11 @@ def main(argv=None):
     p.add_argument("--eps-low", type=float, default=0.2)
     p.add_argument("--eps-high", type=float, default=0.5)
     p.add_argument("--prompt", default="Fill the 4x4 sudoku: 1.3. .2.4 3.1. .4.2")
-    args = p.parse_args(argv)
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse(argv)
     recorder = Recorder()
     with tempfile.TemporaryDirectory() as work_dir:
         args.work_dir = work_dir

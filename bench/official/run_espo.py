@@ -54,13 +54,13 @@ def build_trainer(args, recorder, link_dir):
     path = os.path.join(link_dir, "LLaDA-tiny")
     os.symlink(os.path.abspath(args.model), path)
     torch.manual_seed(args.seed)
-    model = AutoModel.from_pretrained(path, trust_remote_code=True, torch_dtype=torch.float32,
-                                      local_files_only=True)
+    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[args.dtype]
+    model = AutoModel.from_pretrained(path, trust_remote_code=True, torch_dtype=dtype, local_files_only=True)
     with open(os.path.join(args.model, "config.json")) as f:
         mask_id = json.load(f)["mask_token_id"]
     config = GRPOConfig(
-        output_dir=os.path.join(link_dir, "out"), seed=args.seed, data_seed=args.seed, use_cpu=True, bf16=False,
-        report_to=[], save_strategy="no", logging_steps=1,
+        output_dir=os.path.join(link_dir, "out"), seed=args.seed, data_seed=args.seed, use_cpu=True,
+        bf16=args.dtype == "bfloat16", report_to=[], save_strategy="no", logging_steps=1,
         per_device_train_batch_size=args.group, num_generations=args.group, generation_batch_size=args.group,
         gradient_accumulation_steps=1, num_iterations=args.mu, max_steps=args.mu,
         learning_rate=args.lr, lr_scheduler_type="constant", warmup_steps=0, weight_decay=args.weight_decay,
@@ -75,7 +75,7 @@ def build_trainer(args, recorder, link_dir):
             recorder.params.append({k: v.detach().float().numpy().copy() for k, v in model.named_parameters()})
 
     trainer = ESPOTrainer(args=config, model=model, reward_funcs=[digit_fraction_reward], train_dataset=dataset,
-                          callbacks=[Snapshots()], peft_config=lora_config(args))
+                          callbacks=[Snapshots()] if recorder is not None else [], peft_config=lora_config(args))
     if args.lora_rank:
         trainer.model.save_pretrained(args.out + ".adapter")  # PEFT's format: the replay loads it
     trainer.processing_class.mask_token_id = mask_id  # patch "mask id" (its __init__ set 126336)
@@ -128,7 +128,8 @@ def hook(trainer, recorder, module, mask_id):
     trainer.accelerator.clip_grad_norm_ = recorded_clip
 
 
-def main(argv=None):
+def parse(argv=None):
+    """The runner's settings (bench/official/time_official.py reads the same ones)."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--espo-repo", required=True)
     p.add_argument("--model", required=True)
@@ -137,7 +138,8 @@ def main(argv=None):
     p.add_argument("--group", type=int, default=4)
     p.add_argument("--mu", type=int, default=2, help="num_iterations: optimizer steps on one rollout")
     p.add_argument("--num-mc", type=int, default=2, help="Monte-Carlo ELBO samples (each two coupled passes)")
-    p.add_argument("--gen-length", type=int, default=32, help="one block: ESPO hard-codes blocks of 32")
+    p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
+    p.add_argument("--gen-length", type=int, default=32, help="a multiple of 32: ESPO hard-codes blocks of 32")
     p.add_argument("--steps", type=int, default=16)
     p.add_argument("--temperature", type=float, default=0.9)
     p.add_argument("--lr", type=float, default=1e-3)
@@ -150,7 +152,11 @@ def main(argv=None):
     p.add_argument("--lora-alpha", type=float, default=16.0)
     p.add_argument("--beta", type=float, default=0.01)
     p.add_argument("--prompt", default="Fill the 4x4 sudoku: 1.3. .2.4 3.1. .4.2")
-    args = p.parse_args(argv)
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse(argv)
     recorder = Recorder()
     with tempfile.TemporaryDirectory() as link_dir:
         trainer, model, module, mask_id = build_trainer(args, recorder, link_dir)

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bench.official import compare, d1_replay, egspo_replay, espo_replay, model_folder
+from bench.official import compare, d1_replay, egspo_replay, espo_replay, model_folder, speed, time_official
 from dlrl_jax.checkpoints.hf import read_config
 
 M = 1  # mask id
@@ -129,3 +129,83 @@ def test_model_folder_is_llada_for_both_sides(tmp_path):
     with open(os.path.join(out, "tokenizer_config.json")) as f:
         tokenizer = json.load(f)
     assert tokenizer["tokenizer_class"] == "PreTrainedTokenizerFast" and "<|assistant|>" in tokenizer["chat_template"]
+
+
+# --- the speed harness (issue 27 item 5): bench/official/time_official.py and speed.py ---
+
+def test_official_iterations_split_by_the_score_calls():
+    # two iterations: score 0..3 holds a rollout 0.5..2.5 and two reward calls of 0.25; the optimizer
+    # steps run until the next score at 10; the last iteration ends at the last step's end, 14
+    events = [("rollout", 0.5, 2.5), ("reward", 2.5, 2.75), ("reward", 2.75, 3.0), ("score", 0.0, 3.0),
+              ("score", 10.0, 11.0), ("rollout", 10.0, 10.5), ("reward", 10.5, 10.625)]
+    first, second = time_official.iterations_from_events(events, end=14.0)
+    assert first == {"rollout": 2.0, "reward": 0.5, "reference": 0.5, "update": 7.0, "iteration": 10.0}
+    assert second == {"rollout": 0.5, "reward": 0.125, "reference": 0.375, "update": 3.0, "iteration": 4.0}
+    with pytest.raises(ValueError, match="no call of _generate_and_score_completions"):
+        time_official.iterations_from_events([("rollout", 0.0, 1.0)], end=2.0)
+
+
+class _CharTokenizer:
+    """One token a character, the chat template's two markers one token each (as the folder's tokenizer)."""
+
+    def apply_chat_template(self, messages, tokenize, add_generation_prompt):
+        return "\x01" + messages[0]["content"] + ("\x02" if add_generation_prompt else "")
+
+    def __call__(self, text, add_special_tokens):
+        return {"input_ids": [ord(c) for c in text]}
+
+
+def test_official_prompt_is_padded_to_the_asked_length():
+    content = time_official.padded_prompt(_CharTokenizer(), 16)
+    assert content == "Fill the 4x4 s"  # 16 tokens less the two markers
+    assert len(time_official.padded_prompt(_CharTokenizer(), 200)) == 198
+    with pytest.raises(SystemExit, match="the chat template alone is 2 tokens"):
+        time_official.padded_prompt(_CharTokenizer(), 1)
+
+
+def test_speed_pools_the_timed_iterations_of_every_run():
+    def it(total):
+        return {"rollout": total / 2, "reward": 0.0, "reference": 0.0, "update": total / 2, "iteration": total}
+    runs = [[it(9.0), it(1.0), it(3.0)], [it(7.0), it(2.0), it(5.0)]]  # first of each: warm-up
+    got = speed.summarize(runs, warmup=1)
+    assert got["iteration"] == 2.5 and got["rollout"] == 1.25  # median of 1, 2, 3, 5
+    assert got["first"] == 8.0 and got["timed"] == 4  # median of 9 and 7
+    with pytest.raises(ValueError, match="nothing to time"):
+        speed.summarize([[it(1.0)]], warmup=1)
+
+
+def test_speed_table_compares_at_the_same_thread_count():
+    def row(system, threads, total):
+        return {"algorithm": "espo", "shape": "s", "dtype": "float32", "threads": threads, "system": system,
+                "rollout": 0.1, "reward": 0.0, "reference": 0.0, "update": total - 0.1, "iteration": total,
+                "first": 5.0, "timed": 3, "load": "4.0-5.0"}
+    lines = speed.table([row("official", 2, 3.0), row("dlrl_jax", 2, 0.5), row("official", 1, 1.0),
+                         row("dlrl_jax", 1, 0.8)]).splitlines()
+    assert lines[0].startswith("| algorithm | shape | dtype | threads | system | rollout |")
+    assert "| 0.500 | 6.00x |" in lines[3] and "| 0.800 | 1.25x |" in lines[5]  # 3.0 / 0.5, 1.0 / 0.8
+    assert "| 3.000 |  | 5.00 |" in lines[2]  # no ratio on the official line
+
+
+def test_speed_runner_command_lines():
+    argv = speed.runner_argv("egspo_sa", "E", "M", "bfloat16", 8, 256, 32, 128)
+    assert argv[:2] == ["--egspo-repo", "E"] and ["--lambda1", "0.5"] == argv[argv.index("--lambda1"):][:2]
+    assert argv[-2:] == ["--block-length", "32"] and "--dtype" in argv
+    with pytest.raises(SystemExit, match="hard-codes blocks of 32"):
+        speed.runner_argv("espo", "E", "M", "float32", 8, 64, 64, 16)
+    assert speed.pinned(["x"], os.cpu_count()) == ["x"]  # every core: not pinned
+    if os.cpu_count() > 1:
+        assert speed.pinned(["x"], 1) == ["taskset", "-c", "0-0", "x"]
+
+
+def test_parameter_count_of_the_30m_folder_and_of_a_written_one(tmp_path):
+    # the ~30M folder: 8 layers of q, k, v, o (4 x 512^2), SwiGLU (3 x 512 x 1536), two norms; embedding and
+    # untied head 128 x 512 each; the final norm: 8 x 3,408,896 + 131,072 + 512
+    config = {"d_model": 512, "n_heads": 8, "n_kv_heads": 8, "n_layers": 8, "mlp_hidden_size": 1536,
+              "embedding_size": 128, "weight_tying": False}
+    assert model_folder.parameter_count(config) == 27_402_752
+    out = str(tmp_path / "model")
+    model_folder.build(out, None, n_layers=2, d_model=64, n_heads=2, mlp_hidden=96, max_sequence_length=64)
+    from safetensors.numpy import load_file
+    written = sum(v.size for v in load_file(os.path.join(out, "model.safetensors")).values())
+    with open(os.path.join(out, "config.json")) as f:
+        assert model_folder.parameter_count(json.load(f)) == written

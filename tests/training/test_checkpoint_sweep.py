@@ -18,7 +18,7 @@ from dlrl_jax.app.evaluation import EvalError
 # that the suite's shared compilation cache already holds their programs; every RL iteration saved.
 COMMON = ["run.iterations=2", "run.save_every=1", "run.keep_checkpoints=3", "algorithm.prompts_per_batch=2",
           "algorithm.group_size=4", "run.progress=false", "run.tensorboard=false"]
-FULL = COMMON + ["sft.steps=3", "task.train_size=64", "task.eval_size=16"]
+FULL = COMMON + ["sft.steps=3", "sft.batch_size=8", "task.train_size=64", "task.eval_size=16"]
 LORA = COMMON + ["algorithm.name=egspo", "model.lora_rank=4", "model.lora_dropout=0.1", "sft.steps=0",
                  "algorithm.mu=2", "algorithm.micro_batches=2", "task.train_size=32", "task.eval_size=8",
                  "algorithm.elbo_samples=1"]

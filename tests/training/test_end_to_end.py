@@ -11,10 +11,12 @@ from dlrl_jax import checkpoints, cli, models
 from dlrl_jax.app.metrics import read_metrics
 
 
+# sft.batch_size 8: the SFT shape of tests/training/test_resume.py and test_preemption.py (full model, 64
+# training records), so that the suite compiles that SFT program once (the persistent compilation cache).
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     out = str(tmp_path_factory.mktemp("run"))
-    code = cli.main(["train", "--set", f"run.out_dir={out}", "--set", "sft.steps=3", "--set", "run.iterations=2",
+    code = cli.main(["train", "--set", f"run.out_dir={out}", "--set", "sft.steps=3", "--set", "sft.batch_size=8", "--set", "run.iterations=2",
                      "--set", "task.train_size=64", "--set", "task.eval_size=16", "--set", "algorithm.prompts_per_batch=2",
                      "--set", "algorithm.group_size=4", "--set", "run.progress=false", "--set", "run.eval_every=1",
                      "--set", "run.keep_best=true", "--set", "run.keep_checkpoints=1",
@@ -151,7 +153,7 @@ def test_sft_command_trains_and_saves_the_model(tmp_path, capsys):
 @pytest.mark.slow  # a second full training run (about a minute on 2 cores): `python -m pytest -m slow`
 def test_evaluating_more_often_does_not_change_training(run_dir, tmp_path):
     out = str(tmp_path / "no_mid_eval")
-    assert cli.main(["train", "--set", f"run.out_dir={out}", "--set", "sft.steps=3", "--set", "run.iterations=2",
+    assert cli.main(["train", "--set", f"run.out_dir={out}", "--set", "sft.steps=3", "--set", "sft.batch_size=8", "--set", "run.iterations=2",
                      "--set", "task.train_size=64", "--set", "task.eval_size=16", "--set",
                      "algorithm.prompts_per_batch=2", "--set", "algorithm.group_size=4", "--set", "run.progress=false",
                      "--set", "run.eval_every=0", "--set", "run.tensorboard=false"]) == 0

@@ -16,21 +16,24 @@ def test_rl_iterations_after_the_first_do_not_recompile(tmp_path):
                              "algorithm.prompts_per_batch=2", "algorithm.group_size=4", "run.progress=false",
                              "run.tensorboard=false"])
     run = loop.Run(cfg)
-    rl = loop.RLLoop(run, run.params, run.reference(run.params), progress=False)
-    rl.step()  # compiles everything once
     seen = []
 
     def listener(event, duration, **kwargs):
         if event in EVENTS:
             seen.append(event)
 
-    jax.monitoring.register_event_duration_secs_listener(listener)
-    try:
-        for _ in range(3):
-            rl.step()
-    finally:
-        jax.monitoring.clear_event_listeners()
-        rl.close()
-        run.writer.close()
+    # under the run's mesh, as `dlrl-jax train` runs the loop (its programs carry the activations' sharding
+    # constraints): the same programs as tests/training/test_end_to_end.py's run, from the suite's cache
+    with jax.set_mesh(run.mesh):
+        rl = loop.RLLoop(run, run.params, run.reference(run.params), progress=False)
+        rl.step()  # compiles everything once
+        jax.monitoring.register_event_duration_secs_listener(listener)
+        try:
+            for _ in range(3):
+                rl.step()
+        finally:
+            jax.monitoring.clear_event_listeners()
+            rl.close()
+            run.writer.close()
     assert rl.iteration == 4
     assert seen == [], f"{len(seen)} traces/compiles after the first iteration: {sorted(set(seen))}"

@@ -1,7 +1,8 @@
 """EGSPO-SA, EGSPO, ESPO and diffu-GRPO on the embedded tiny 4x4 Sudoku task over many seeds, each
 algorithm's seeds in one compiled program (`jax.jit(jax.vmap(train))`, dlrl_jax/training/seeded.py).
 
-Each seed: the demo's SFT warm start (the same for every algorithm, so runs pair by seed), then
+Each seed: the pure SFT warm start of configs/tiny_sudoku_*.yaml (or, with --config, that config's, e.g.
+the demo's mixed one; the same for every algorithm, so runs pair by seed), then
 `--iterations` RL iterations, held-out greedy evaluation before and after. Results go to a JSON-lines
 file (one line per algorithm and timing), so algorithms can run in separate invocations; `--report`
 prints the table (mean +- standard error over seeds) and the paired comparisons.

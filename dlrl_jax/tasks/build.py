@@ -124,10 +124,19 @@ def build_task(t, seed: int) -> Task:
         raise ConfigError(f"no training records left after holding out task.eval_size={t.eval_size}; "
                           "lower it or give task.eval_file")
     train = train[:t.train_size]
-    if t.sft_teacher == "mixed":
+    if sft_teacher(t) == "mixed":
         train = with_heuristic_targets(train, seed, t.heuristic_fraction)
     return make_task(t.name, t.prompt_style, train, evaluation[:t.eval_size], t.reward_set,
                      t.prompt_recipe, t.code_sandbox)
+
+
+def sft_teacher(t) -> str:
+    """task.sft_teacher with "auto" resolved: the mixed teacher for the generated Sudoku (the demo's warm
+    start with room for RL), the solution for every other task and for Sudoku read from a file (the
+    papers' data: their SFT, where there is one, learns the answers)."""
+    if t.sft_teacher != "auto":
+        return t.sft_teacher
+    return "mixed" if t.name == "sudoku" and t.train_file is None else "solution"
 
 
 def with_heuristic_targets(train: list[dict], seed: int, fraction: float) -> list[dict]:

@@ -18,7 +18,7 @@ class AlgorithmSection:
     lam: float = 0.5              # stepwise-advantage weight (egspo_sa); egspo uses 0
     eps_low: float = 0.2
     eps_high: float = 0.5
-    beta: float = 0.04
+    beta: float = 0.0             # KL weight; 0 in the demo (bench/RESULTS.md, issue 28); the papers' configs set 0.04 / 0.01
     mu: int = 1                   # optimizer steps per rollout batch
     micro_batches: int = 1
     aggregation: str = "sum"

@@ -7,6 +7,7 @@ from dlrl_jax import config
 from dlrl_jax.data.sudoku import _UNITS
 from dlrl_jax.data.sudoku_teacher import TEACHER_STREAM, row_order_fill
 from dlrl_jax.tasks import build_task
+from dlrl_jax.tasks.build import sft_teacher
 
 
 def test_row_order_fill_on_hand_worked_puzzles():
@@ -37,7 +38,7 @@ def test_row_order_fill_rows_always_right_on_generated_puzzles():
 
 
 def test_mixed_teacher_picks_the_documented_fraction_per_seed():
-    base = config.load(None, ["task.train_size=200", "task.eval_size=16"])
+    base = config.load(None, ["task.train_size=200", "task.eval_size=16", "task.sft_teacher=solution"])
     for seed, fraction in ((0, 0.6), (3, 0.25)):
         solution_task = build_task(base.task, seed)
         cfg = config.load(None, [f"seed={seed}", "task.train_size=200", "task.eval_size=16", "task.sft_teacher=mixed",
@@ -60,6 +61,23 @@ def test_mixed_teacher_picks_the_documented_fraction_per_seed():
             expected = "".join("".join(row) for row in rows) if i in chosen else r["solution"]
             assert task.target_text(r) == expected
         assert solution_task.target_text(solution_task.train[0]) == solution_task.train[0]["solution"]
+
+
+def test_auto_teacher_is_mixed_for_the_generated_sudoku_only(tmp_path):
+    """task.sft_teacher auto (the default): the demo's generated Sudoku gets the mixed warm start (at the
+    default fraction 0.6), a Sudoku file or another task the true answers; an explicit choice stands."""
+    csv = tmp_path / "sudoku.csv"
+    csv.write_text("Puzzle,Solution\n" + "\n".join(["1200340000120000,1234341221434321"] * 4) + "\n")
+    cases = {("sudoku", None): "mixed", ("sudoku", str(csv)): "solution", ("countdown", None): "solution"}
+    for (name, train_file), expected in cases.items():
+        task = config.load(None, [f"task.name={name}"] + ([f"task.train_file={train_file}"] if train_file else [])).task
+        assert (task.sft_teacher, sft_teacher(task)) == ("auto", expected), (name, train_file)
+    assert sft_teacher(config.load(None, ["task.sft_teacher=solution"]).task) == "solution"
+    assert sft_teacher(config.load(None, ["task.name=sudoku", f"task.train_file={csv}",
+                                          "task.sft_teacher=mixed"]).task) == "mixed"
+    demo = build_task(config.load(None, ["task.train_size=200", "task.eval_size=16"]).task, 0)
+    taught = sum(demo.target_text(r) != r["solution"] for r in demo.train)
+    assert config.TaskSection().heuristic_fraction == 0.6 and 0 < taught <= round(0.6 * len(demo.train))
 
 
 def test_the_seeded_program_learns_the_same_mixed_targets():

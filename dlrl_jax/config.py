@@ -114,7 +114,7 @@ class SFTSection:
 class RunSection:
     iterations: int = 250
     eval_every: int = 50          # RL iterations between held-out evaluations (0: only before/after)
-    eval_samples: int = 8         # > 0: the held-out evaluations before and after RL also report pass@k of this many samples per
+    eval_samples: int = 0         # > 0: the held-out evaluations before and after RL also report pass@k of this many samples per
     #                               record at sampler.temperature (eval_pass@k; 0: greedy metrics only)
     save_every: int = 0           # RL iterations between Orbax checkpoints (0: after SFT and at the end only)
     keep_checkpoints: int = 3     # the newest N checkpoints are kept

@@ -56,7 +56,8 @@ def test_sft_without_worked_solutions_stops_before_compiling(tmp_path, capsys):
                      f"task.train_file={data}", "--set", "task.eval_size=2", "--set", f"run.out_dir={tmp_path}/run",
                      "--set", "run.progress=false"])
     assert code == 2
-    assert "sft.steps=110 but 10 of 10 training records have no worked solution" in capsys.readouterr().err
+    steps = config.SFTSection().steps  # the default's
+    assert f"sft.steps={steps} but 10 of 10 training records have no worked solution" in capsys.readouterr().err
 
 
 def test_a_mesh_that_does_not_fit_the_devices_is_named(tmp_path, capsys):

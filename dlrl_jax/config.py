@@ -98,6 +98,9 @@ class OptimSection:
     b1: float = 0.9
     b2: float = 0.99
     grad_clip: float = 0.2
+    schedule: str = "constant"    # constant (the papers') | cosine: down to min_lr_ratio x the peak at the run's last
+    #                               optimizer step (run.iterations x steps per iteration), after the warmup
+    min_lr_ratio: float = 0.1     # cosine only (transformers' cosine_with_min_lr min_lr_rate; ESPO's train.yaml)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,6 +180,7 @@ def _registered_choices() -> dict[str, tuple]:
     from dlrl_jax.rollout import settings as sampler
     from dlrl_jax.tasks.prompts import PROMPT_RECIPES
     from dlrl_jax.training.algorithms import ALGORITHMS
+    from dlrl_jax.training.optimizer import SCHEDULES as LR_SCHEDULES
 
     return {
         "model.remat": REMAT_POLICIES,
@@ -185,6 +189,7 @@ def _registered_choices() -> dict[str, tuple]:
         "task.prompt_recipe": PROMPT_RECIPES,
         "task.decode": DECODE_MODES,
         "task.code_sandbox": SANDBOX_MODES,
+        "optim.schedule": LR_SCHEDULES,
         "sampler.remasking": sampler.REMASKING,
         "sampler.cache": sampler.CACHES,
         "sampler.schedule": ("auto",) + sampler.SCHEDULES,  # auto: Dream's for a Dream model, else blocks
@@ -213,7 +218,8 @@ PATH_FIELDS = ("model.path", "model.tokenizer", "model.adapter", "task.train_fil
 # Fields whose value must lie in an interval (every float must also be finite): (low, high, low closed, high closed).
 _RANGES = {"optim.learning_rate": (0.0, math.inf, False, False), "sft.learning_rate": (0.0, math.inf, False, False),
            "optim.b1": (0.0, 1.0, True, False), "optim.b2": (0.0, 1.0, True, False),
-           "algorithm.p_mask_prompt": (0.0, 1.0, True, True), "task.heuristic_fraction": (0.0, 1.0, True, True), "seed": (0, SEED_MAX, True, True)}
+           "algorithm.p_mask_prompt": (0.0, 1.0, True, True), "task.heuristic_fraction": (0.0, 1.0, True, True),
+           "optim.min_lr_ratio": (0.0, 1.0, True, True), "seed": (0, SEED_MAX, True, True)}
 
 
 def _from_dict(cls, raw: Any, where: str):

@@ -27,11 +27,12 @@ from dlrl_jax.parallel.transfer import is_lead_process, to_global, to_host
 from dlrl_jax.rewards.decoding import completion_texts
 from dlrl_jax.tasks import Task, build_task, read_records
 from dlrl_jax.training import precision, setup
+from dlrl_jax.training.algorithm_settings import optimizer_steps_per_iteration
 from dlrl_jax.training.algorithms import ALGORITHMS, reference_model
 from dlrl_jax.training.algorithms.common import zero_variance_fraction
 from dlrl_jax.training.iteration import Iteration, sync_reference  # noqa: F401  (sync_reference: re-exported)
 from dlrl_jax.training.key_streams import DROPOUT_STREAM
-from dlrl_jax.training.optimizer import OptimizerSettings, make_optimizer
+from dlrl_jax.training.optimizer import OptimizerSettings, make_optimizer, rl_optimizer_settings
 from dlrl_jax.training.state import STATE_LAYOUT, Context, TrainState, split_key, state_shardings
 from dlrl_jax.training.update import ParamPartition, init_opt_state, make_update
 
@@ -277,8 +278,7 @@ class RLLoop:
         self.settings = run.sampler(cfg.sampler.temperature, record_greedy=self.algorithm.record_greedy,
                                     cache=cfg.sampler.cache)
         o = cfg.optim
-        tx = make_optimizer(OptimizerSettings(learning_rate=o.learning_rate, warmup_steps=o.warmup_steps,
-                                              weight_decay=o.weight_decay, b1=o.b1, b2=o.b2, grad_clip=o.grad_clip))
+        tx = make_optimizer(rl_optimizer_settings(o, a, cfg.run.iterations))
         partition = self.context.partition
         self.lora = partition is not None
         params = precision.master_params(params, partition)
@@ -409,10 +409,7 @@ class RLLoop:
 
     def _steps_per_iteration(self, k: int) -> int:
         """Optimizer steps per iteration (for the host copy of the state's counter)."""
-        a = self.run.cfg.algorithm
-        if self.algorithm.select is not None and a.columns_per_update:
-            return a.mu * k // a.columns_per_update
-        return a.mu
+        return optimizer_steps_per_iteration(self.run.cfg.algorithm, k)
 
     def close(self) -> None:
         self.bar.close()

@@ -64,7 +64,7 @@ from dlrl_jax.training.algorithms import ALGORITHMS
 from dlrl_jax.training.algorithms.common import zero_variance_fraction
 from dlrl_jax.training.key_streams import EVAL_STREAM
 from dlrl_jax.training.state import Context
-from dlrl_jax.training.optimizer import OptimizerSettings, make_optimizer
+from dlrl_jax.training.optimizer import OptimizerSettings, make_optimizer, rl_optimizer_settings
 from dlrl_jax.training.update import _update_fn
 
 ALGORITHM_NAMES = ("egspo", "egspo_sa", "espo", "diffu_grpo")
@@ -237,8 +237,7 @@ def make_train(cfg: Config, progress=None):
     sft_tx = make_optimizer(OptimizerSettings(learning_rate=cfg.sft.learning_rate, warmup_steps=cfg.sft.warmup_steps,
                                               weight_decay=0.0, grad_clip=1.0))
     o = cfg.optim
-    rl_tx = make_optimizer(OptimizerSettings(learning_rate=o.learning_rate, warmup_steps=o.warmup_steps,
-                                             weight_decay=o.weight_decay, b1=o.b1, b2=o.b2, grad_clip=o.grad_clip))
+    rl_tx = make_optimizer(rl_optimizer_settings(o, a, cfg.run.iterations))
     sft_update = _update_fn(lambda p, item: sft_loss(graphdef, p, item, item["key"], mask_id=mask_id,
                                                      total_rows=B_sft), sft_tx)
     rl_update = _update_fn(algorithm.loss, rl_tx)

@@ -104,3 +104,7 @@ def test_the_registry_refuses_a_second_family_of_a_name_or_model_type(registered
         families.register(families.Family(name="other", model_types=("dream",), config_from_hf=dict,
                                           config_to_hf=dict, weights=registered.weights))
     assert families.names() == ("llada", "dream", "llama", "qwen2", RENAMED)
+    with pytest.raises(models.ConfigError, match=r"sampler 'block_exact' is not one of \('blocks', 'dream'\)"):
+        families.Family(name="other", model_types=("other",), config_from_hf=dict, config_to_hf=dict,
+                        weights=registered.weights, sampler="block_exact")
+    assert families.base.SAMPLERS == rollout.settings.SCHEDULES  # a family's sampler is one the rollout runs

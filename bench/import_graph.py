@@ -30,7 +30,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "dlrl_jax"
 # The layout of README.md ("Layout"), lowest first: a module may import its own layer and those below.
 # config/config_yaml (the application's settings) sit with app: below it, code takes plain values.
 LAYERS = (
-    ("config_error", "parallel"),
+    ("config_error", "parallel", "folders"),
     ("models",),
     ("checkpoints", "data"),
     ("rollout", "rewards", "objectives"),

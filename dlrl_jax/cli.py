@@ -118,7 +118,7 @@ def _export(args) -> int:
         peft.write_adapter(args.out, cfg, settings, factors, dtype=args.dtype, base_model=os.path.abspath(source))
         print(f"[dlrl-jax] wrote the PEFT adapter {args.out}")
         return 0
-    from dlrl_jax.checkpoints.atomic import EXPORT_PATTERNS, replace_folder
+    from dlrl_jax.folders.atomic import EXPORT_PATTERNS, replace_folder
     from dlrl_jax.models.tokenizer import TOKENIZER_FILES, copy_tokenizer_files
 
     model = checkpoints.from_pretrained(source, dtype=args.dtype)

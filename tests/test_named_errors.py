@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from dlrl_jax import checkpoints, cli, models, tasks
-from dlrl_jax.checkpoints.atomic import replace_folder
 from dlrl_jax.data import readers
+from dlrl_jax.folders.atomic import replace_folder
 from dlrl_jax.models.tokenizer import write_char_tokenizer
 from tests.one_line_errors import fails_in_one_line, quiet_transformers  # noqa: F401  (an autouse fixture)
 

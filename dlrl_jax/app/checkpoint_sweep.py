@@ -37,10 +37,10 @@ from flax import nnx
 from dlrl_jax import config as config_lib
 from dlrl_jax.app.evaluation import EvalError, EvalSettings, evaluate_model, settings_meta, upgraded_meta
 from dlrl_jax.checkpoints import save_pretrained
-from dlrl_jax.checkpoints.atomic import replace_folder
-from dlrl_jax.checkpoints.manifest import verify_manifest
 from dlrl_jax.checkpoints.peft import save_adapter
 from dlrl_jax.checkpoints.train_state import TrainStateCheckpointer, abstract_like
+from dlrl_jax.folders.atomic import replace_folder
+from dlrl_jax.folders.manifest import verify_manifest
 from dlrl_jax.models.lora import adapter_off, has_lora, trainable_mask
 from dlrl_jax.training import precision, setup
 from dlrl_jax.training.update import ParamPartition

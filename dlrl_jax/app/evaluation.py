@@ -38,9 +38,9 @@ from dlrl_jax import checkpoints, models, rollout, tasks
 from dlrl_jax.app.pass_at_k import mean_pass_at_k, pass_at_k
 from dlrl_jax.app.preemption import Preempted, StopFlag
 from dlrl_jax.app.run_lock import RunLock
-from dlrl_jax.checkpoints.manifest import ManifestMismatch, verify_manifest
 from dlrl_jax.config import SEED_MAX, ConfigError
 from dlrl_jax.data import readers
+from dlrl_jax.folders.manifest import ManifestMismatch, verify_manifest
 from dlrl_jax.models.tokenizer import Tokenizer
 from dlrl_jax.protocols import eval_prompts, eval_protocol, parsers
 from dlrl_jax.rewards.decoding import completion_texts
@@ -185,7 +185,8 @@ def resolve(s: EvalSettings, family: str) -> tuple[EvalSettings, eval_protocol.E
                      data=s.data or eval_protocol.locate_data(protocol, s.data_dir))
     resolved = dataclasses.replace(
         s, **fixed, dtype=s.dtype or protocol.dtype,
-        remasking=s.remasking or (protocol.dream_remasking if family == "dream" else "low_confidence"),
+        remasking=s.remasking or (protocol.dream_remasking if models.families.get(family).sampler == "dream"
+                                  else "low_confidence"),
         dream_mask_candidate=s.dream_mask_candidate or (
             protocol.dream_mask_candidate if rollout.resolve_schedule(s.schedule, family, s.block_length) == "dream"
             else "exclude"),

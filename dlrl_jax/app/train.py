@@ -4,7 +4,7 @@ Orbax checkpoints are written every `sft.save_every` SFT steps and after the las
 (checkpoints_sft/, the newest `run.keep_checkpoints` kept, removed once RL's first checkpoint
 exists), after SFT (RL iteration 0), every `run.save_every` RL iterations, at the end, and after every
 evaluation when `run.keep_best_checkpoints` asks to keep the best ones by held-out reward (besides the
-newest `run.keep_checkpoints`). Each carries a manifest of content hashes (checkpoints.manifest).
+newest `run.keep_checkpoints`). Each carries a manifest of content hashes (folders.manifest).
 
 With `run.resume` (`dlrl-jax train --resume`) a run continues from its newest good checkpoint:
 parameters, optimizer state, reference, RNG key and data-iterator position come back, the metrics
@@ -50,11 +50,11 @@ from dlrl_jax.app.preemption import Preempted, StopFlag, TemporaryFailure
 from dlrl_jax.app.health import GuardError, Halted, HaltWatch, parse_guards
 from dlrl_jax.app.run_lock import RunLock
 from dlrl_jax.checkpoints import CheckpointError, save_pretrained
-from dlrl_jax.checkpoints.atomic import replace_folder
 from dlrl_jax.checkpoints.peft import save_adapter
-from dlrl_jax.checkpoints.manifest import ManifestMismatch
 from dlrl_jax.checkpoints.train_state import TrainStateCheckpointer, nonfinite_leaves
 from dlrl_jax.config import Config, ConfigError, to_dict
+from dlrl_jax.folders.atomic import replace_folder
+from dlrl_jax.folders.manifest import ManifestMismatch
 from dlrl_jax.models.lora import has_lora, merge_lora, trainable_mask
 from dlrl_jax.parallel.transfer import is_lead_process, to_host
 from dlrl_jax.training import loop, precision

@@ -4,8 +4,8 @@ PEFT's matching of target-module names on each architecture's real module names.
 PEFT names an adapter weight after the module it sits on, `base_model.model.<module path>.lora_A.weight`
 [r, in] and `...lora_B.weight` [out, r], and adds (lora_alpha / r) B A x to the module's output
 (lora_alpha / sqrt(r) with use_rslora). The module paths are the Hugging Face model's, its weight names
-without `.weight`: LLaDA `model.transformer.blocks.3.q_proj`, Dream / Qwen2 / Llama
-`model.layers.3.self_attn.q_proj`. Here the same adapter is the stacked `lora_a_<w>` [layers, *in, r] /
+without `.weight` (its family's `weights`, dlrl_jax/models/families/): LLaDA
+`model.transformer.blocks.3.q_proj`, Dream / Qwen2 / Llama `model.layers.3.self_attn.q_proj`. Here the same adapter is the stacked `lora_a_<w>` [layers, *in, r] /
 `lora_b_<w>` [layers, r, *out] factors of dlrl_jax.models.lora.
 
 PEFT adapts a module when its path equals a target name or ends with "." + the name (a single string
@@ -29,8 +29,9 @@ from flax import nnx
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
-from dlrl_jax.checkpoints.hf import CheckpointError, weight_keys
+from dlrl_jax.folders.errors import CheckpointError
 from dlrl_jax.models.config import LORA_TARGETS, ModelConfig
+from dlrl_jax.models.hf import weight_keys
 from dlrl_jax.models.lora import LoRASettings, add_lora
 from dlrl_jax.models.transformer import Transformer, lora_specs
 

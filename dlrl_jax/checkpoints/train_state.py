@@ -8,7 +8,7 @@ returns, then written in the background). Orbax's preservation policies keep the
 interrupted half-way never replaces the previous finished one: Orbax writes into a temporary folder
 and commits a step by an atomic rename, and `latest_step` only sees committed steps.
 
-Every committed step gets a manifest of content hashes (STEP/SHA256SUMS, checkpoints.manifest),
+Every committed step gets a manifest of content hashes (STEP/SHA256SUMS, folders.manifest),
 written atomically by Orbax's background finalize thread once the step is final (after its commit
 rename, before older steps are deleted); `verify(step)` checks it. A kill in the moment between the
 commit and the manifest leaves a step without one, like a step written before manifests existed.
@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import orbax.checkpoint as ocp
 from orbax.checkpoint.checkpoint_managers import preservation_policy
 
-from dlrl_jax.checkpoints.manifest import verify_manifest, write_manifest
+from dlrl_jax.folders.manifest import verify_manifest, write_manifest
 
 METRIC = "eval_reward"
 
@@ -112,7 +112,7 @@ class TrainStateCheckpointer:
 
     def verify(self, step: int) -> bool:
         """True when `step` matches its manifest, False when it has none; a changed, missing or broken file
-        raises checkpoints.manifest.ManifestMismatch naming it."""
+        raises folders.manifest.ManifestMismatch naming it."""
         return verify_manifest(self.step_folder(step))
 
     def step_folder(self, step: int) -> str:

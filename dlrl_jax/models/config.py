@@ -1,10 +1,8 @@
 """Model configuration: one frozen record for every supported family, HF config.json in and out.
 
-Families:
-  llada  - LLaDA's own config.json (OLMo-style field names, `model.transformer.*` weights).
-  dream  - Dream (Qwen2 layout with q/k/v biases); its logits are shifted by one position upstream.
-  llama  - a Llama config run bidirectionally (tiny test models, AR-to-diffusion ports).
-  qwen2  - a Qwen2 config run bidirectionally.
+What differs between the families (llada, dream, llama, qwen2: their config.json field names, weight
+names, layer variant, tokenizer and sampler conventions) is each family's record in
+dlrl_jax/models/families/; this module reads it and knows no family by name.
 """
 
 from __future__ import annotations
@@ -14,13 +12,11 @@ from typing import Any
 
 import jax.numpy as jnp
 
-FAMILIES = ("llada", "dream", "llama", "qwen2")
+from dlrl_jax.models import families
+from dlrl_jax.models.errors import ConfigError
+
 REMAT_POLICIES = ("none", "full", "dots")
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
-
-
-class ConfigError(ValueError):
-    """A model config field is missing or invalid; the message names the field and the fix."""
 
 
 # How the frozen base of a LoRA run is stored (dlrl_jax/models/quantize.py).
@@ -70,8 +66,7 @@ class ModelConfig:
     quantize_base: str = "none"
 
     def __post_init__(self):
-        if self.family not in FAMILIES:
-            raise ConfigError(f"model family {self.family!r} is not supported; use one of {FAMILIES}")
+        families.get(self.family)  # an unknown family is an error naming the registered ones
         for name in ("vocab_size", "d_model", "n_layers", "n_heads", "n_kv_heads", "mlp_hidden"):
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
@@ -113,7 +108,7 @@ class ModelConfig:
     @property
     def shift_logits(self) -> bool:
         """Dream predicts token j at position j-1 (an AR heritage); we shift so position j predicts j."""
-        return self.family == "dream"
+        return families.get(self.family).shift_logits
 
     @property
     def jnp_param_dtype(self):
@@ -137,97 +132,15 @@ class ModelConfig:
         return self.n_layers * per_layer + embed + d
 
 
-def _require(raw: dict, key: str, source: str):
-    if key not in raw:
-        raise ConfigError(f"{source}: field {key!r} is missing from config.json")
-    return raw[key]
-
-
 def from_hf_dict(raw: dict[str, Any], source: str = "config.json") -> ModelConfig:
-    """Builds a ModelConfig from a Hugging Face config.json dict of any supported family."""
-    model_type = raw.get("model_type")
-    if model_type is None:
-        raise ConfigError(f"{source}: field 'model_type' is missing; expected one of {FAMILIES}")
-    family = str(model_type).lower()
-    if family not in FAMILIES:
-        raise ConfigError(f"{source}: model_type {model_type!r} is not supported; expected one of {FAMILIES}")
-    common = dict(
-        mask_token_id=raw.get("mask_token_id"),
-        eos_token_id=_first_id(raw.get("eos_token_id")),
-        pad_token_id=raw.get("pad_token_id"),
-        rms_norm_eps=float(raw.get("rms_norm_eps", 1e-5 if family == "llada" else 1e-6)),
-    )
-    if family == "llada":
-        if raw.get("include_bias"):
-            raise ConfigError(f"{source}: include_bias=true (biases on every linear layer) is not supported")
-        n_heads = int(_require(raw, "n_heads", source))
-        return ModelConfig(
-            family="llada",
-            vocab_size=int(raw.get("embedding_size") or _require(raw, "vocab_size", source)),
-            d_model=int(_require(raw, "d_model", source)),
-            n_layers=int(_require(raw, "n_layers", source)),
-            n_heads=n_heads,
-            n_kv_heads=int(raw.get("n_kv_heads") or n_heads),
-            mlp_hidden=int(_require(raw, "mlp_hidden_size", source)),
-            rope_theta=float(raw.get("rope_theta", 10000.0)),
-            qkv_bias=bool(raw.get("include_qkv_bias", False)),
-            tie_embeddings=bool(raw.get("weight_tying", False)),
-            **common,
-        )
-    n_heads = int(_require(raw, "num_attention_heads", source))
-    hidden = int(_require(raw, "hidden_size", source))
-    head_dim = int(raw.get("head_dim") or 0)
-    return ModelConfig(
-        family=family,
-        vocab_size=int(_require(raw, "vocab_size", source)),
-        d_model=hidden,
-        n_layers=int(_require(raw, "num_hidden_layers", source)),
-        n_heads=n_heads,
-        n_kv_heads=int(raw.get("num_key_value_heads") or n_heads),
-        mlp_hidden=int(_require(raw, "intermediate_size", source)),
-        head_dim=0 if head_dim == hidden // n_heads else head_dim,
-        rope_theta=float(_rope_theta(raw)),
-        qkv_bias=bool(raw.get("attention_bias", family in ("dream", "qwen2"))),
-        tie_embeddings=bool(raw.get("tie_word_embeddings", False)),
-        **common,
-    )
-
-
-def _rope_theta(raw: dict) -> float:
-    scaling = raw.get("rope_scaling") or {}
-    if scaling.get("rope_type", scaling.get("type", "default")) not in ("default", None):
-        raise ConfigError("config.json: rope_scaling other than the default is not supported")
-    params = raw.get("rope_parameters") or {}
-    return raw.get("rope_theta", params.get("rope_theta", 10000.0))
-
-
-def _first_id(value):
-    if isinstance(value, (list, tuple)):
-        return value[0] if value else None
-    return value
+    """Builds a ModelConfig from a Hugging Face config.json dict of any registered family."""
+    family = families.family_of(raw, source)
+    return ModelConfig(family=family.name, **family.config_from_hf(raw, source))
 
 
 def to_hf_dict(cfg: ModelConfig) -> dict[str, Any]:
     """The config.json for `cfg` in its family's own layout (what `from_hf_dict` reads back)."""
-    ids = {k: v for k, v in dict(mask_token_id=cfg.mask_token_id, eos_token_id=cfg.eos_token_id,
-                                 pad_token_id=cfg.pad_token_id).items() if v is not None}
-    if cfg.family == "llada":
-        return dict(
-            model_type="llada", architectures=["LLaDAModelLM"], d_model=cfg.d_model, n_heads=cfg.n_heads,
-            n_kv_heads=cfg.n_kv_heads, n_layers=cfg.n_layers, mlp_hidden_size=cfg.mlp_hidden,
-            vocab_size=cfg.vocab_size, embedding_size=cfg.vocab_size, rope_theta=cfg.rope_theta,
-            rms_norm_eps=cfg.rms_norm_eps, weight_tying=cfg.tie_embeddings, include_bias=False,
-            include_qkv_bias=cfg.qkv_bias, layer_norm_type="rms", activation_type="silu",
-            block_type="llama", rope=True, **ids)
-    architectures = {"dream": "DreamModel", "llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM"}
-    return dict(
-        model_type="Dream" if cfg.family == "dream" else cfg.family,
-        architectures=[architectures[cfg.family]], hidden_size=cfg.d_model,
-        num_attention_heads=cfg.n_heads, num_key_value_heads=cfg.n_kv_heads,
-        num_hidden_layers=cfg.n_layers, intermediate_size=cfg.mlp_hidden, vocab_size=cfg.vocab_size,
-        head_dim=cfg.resolved_head_dim, rope_theta=cfg.rope_theta, rms_norm_eps=cfg.rms_norm_eps,
-        attention_bias=cfg.qkv_bias, tie_word_embeddings=cfg.tie_embeddings, hidden_act="silu",
-        **ids)
+    return families.get(cfg.family).config_to_hf(cfg)
 
 
 # Published shapes. LLaDA-8B: GSAI-ML/LLaDA-8B-Instruct config.json; Dream-7B: Dream-org/Dream-v0-Instruct-7B

@@ -10,14 +10,11 @@ from typing import Sequence
 
 import numpy as np
 
+from dlrl_jax.models import families
 from dlrl_jax.models.config import ModelConfig
 
-# The mask token of each instruct family's tokenizer (their config.json also carries mask_token_id).
-_KNOWN_MASK_TOKENS = ("<|mdm_mask|>", "<|mask|>", "<mask>")
-# Tokenizer classes published only as remote code -> the built-in class that reads the same files to
-# the same ids. Dream's DreamTokenizer is Qwen2's byte-level BPE (vocab.json + merges.txt +
-# added_tokens.json); transformers' Qwen2Tokenizer gives its ids and chat template without its code.
-_BUILTIN_FOR_REMOTE = {"DreamTokenizer": "Qwen2Tokenizer"}
+# The tokenizer conventions of each family (its mask token's text, the built-in class that reads a
+# remote-code tokenizer's files) are its record's, dlrl_jax/models/families/.
 CHAR_SPECIALS = ("<pad>", "<mask>", "<eos>", "<bos>", "<|user|>", "<|assistant|>", "<unk>")
 CHAR_ALPHABET = string.digits + string.ascii_letters + string.punctuation + " \n"
 CHAR_CHAT_TEMPLATE = (
@@ -147,7 +144,7 @@ def _load_hf_tokenizer(path: str):
                 config = json.load(f)
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise TokenizerError(f"{config_path} is not valid JSON ({e})") from e
-    builtin = _BUILTIN_FOR_REMOTE.get(str(config.get("tokenizer_class")))
+    builtin = families.remote_tokenizers().get(str(config.get("tokenizer_class")))
     if config.get("tokenizer_class") == "PreTrainedTokenizerFast" and not os.path.isfile(
             os.path.join(path, "tokenizer.json")):
         raise TokenizerError(f"{path}: tokenizer_config.json names PreTrainedTokenizerFast but tokenizer.json "
@@ -179,8 +176,10 @@ def _first(*values):
 
 
 def _known_mask_id(hf) -> int | None:
+    """The id of a mask token known by its text: a family's (the instruct models' config.json also
+    carries mask_token_id), then the character tokenizer's <mask>."""
     vocab = hf.get_vocab()
-    return next((vocab[t] for t in _KNOWN_MASK_TOKENS if t in vocab), None)
+    return next((vocab[t] for t in (*families.mask_tokens(), CHAR_SPECIALS[1]) if t in vocab), None)
 
 
 def write_char_tokenizer(path: str) -> str:

@@ -6,6 +6,8 @@ import dataclasses
 
 import jax
 
+from dlrl_jax.models import families
+
 REMASKING = ("low_confidence", "random", "origin", "maskgit_plus", "topk_margin", "entropy")
 CACHES = ("none", "prefix", "dual")
 SCHEDULES = ("blocks", "dream")
@@ -162,7 +164,8 @@ class SamplerSettings:
 
 
 def resolve_schedule(schedule: str, family: str, block_length: int | None) -> str:
-    """Schedule "auto" -> "dream" for a Dream model when no block_length is given, else "blocks"."""
+    """Schedule "auto" -> the sampler of the model's family (dlrl_jax/models/families/: Dream's for Dream)
+    when no block_length is given, else "blocks"."""
     if schedule == "auto":
-        return "dream" if family == "dream" and not block_length else "blocks"
+        return families.get(family).sampler if not block_length else "blocks"
     return schedule

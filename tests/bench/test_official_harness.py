@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from bench.official import compare, d1_replay, egspo_replay, espo_replay, model_folder, speed, time_official
-from dlrl_jax.checkpoints.hf import read_config
+from dlrl_jax.models.hf import read_config
 
 M = 1  # mask id
 P_TOKENS = [40, 41]  # a two-token prompt

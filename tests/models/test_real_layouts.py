@@ -9,7 +9,7 @@ import os
 import pytest
 
 from dlrl_jax import models
-from dlrl_jax.checkpoints import hf
+from dlrl_jax.models import hf
 
 REAL = "/work/shared/real_models"
 pytestmark = pytest.mark.skipif(not os.path.isdir(REAL), reason="real model metadata not present")

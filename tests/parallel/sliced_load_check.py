@@ -15,7 +15,7 @@ from flax import nnx  # noqa: E402
 from dlrl_jax import checkpoints, models, parallel  # noqa: E402
 from dlrl_jax.models.config import ModelConfig  # noqa: E402
 
-from dlrl_jax.checkpoints import hf  # noqa: E402
+from dlrl_jax.models import hf  # noqa: E402
 
 reads = []  # (our name, elements read) of every block taken from the files
 _original = hf._read_ours_slice

@@ -17,9 +17,9 @@ import pytest
 from dlrl_jax.app import train as app_train
 from dlrl_jax.app.preemption import TemporaryFailure
 from dlrl_jax.checkpoints import CheckpointError
-from dlrl_jax.checkpoints.manifest import MANIFEST, ManifestMismatch, verify_manifest
 from dlrl_jax.checkpoints.train_state import TrainStateCheckpointer
 from dlrl_jax.config import Config, to_dict
+from dlrl_jax.folders.manifest import MANIFEST, ManifestMismatch, verify_manifest
 
 
 def _cfg(out):

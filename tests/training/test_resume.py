@@ -20,8 +20,8 @@ from safetensors.numpy import load_file
 
 from dlrl_jax import cli
 from dlrl_jax.app.metrics import read_metrics
-from dlrl_jax.checkpoints.manifest import MANIFEST
 from dlrl_jax.checkpoints.train_state import TrainStateCheckpointer
+from dlrl_jax.folders.manifest import MANIFEST
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SFT_STEPS, SFT_EVERY, KEEP = 8, 2, 3  # (KEEP: run.keep_checkpoints' default)

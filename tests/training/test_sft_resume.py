@@ -11,7 +11,7 @@ import pytest
 
 from dlrl_jax import cli
 from dlrl_jax.app.metrics import read_metrics
-from dlrl_jax.checkpoints.manifest import MANIFEST, verify_manifest
+from dlrl_jax.folders.manifest import MANIFEST, verify_manifest
 from tests.training.test_preemption import _same_weights, _stable
 from tests.training.test_resume import kill_in_sft
 

@@ -15,7 +15,7 @@ import hashlib
 import os
 import re
 
-from dlrl_jax.checkpoints.errors import CheckpointError
+from dlrl_jax.folders.errors import CheckpointError
 
 MANIFEST = "SHA256SUMS"
 _LINE = re.compile(r"^([0-9a-f]{64})  (.+)$")

@@ -1,4 +1,5 @@
-"""Hugging Face checkpoints (config.json + safetensors, single or sharded) <-> the NNX model.
+"""Hugging Face model folders (config.json + safetensors, single or sharded) <-> the NNX model, in
+the layout of the model's family (dlrl_jax/models/families/: config.json names, weight names).
 
 Loading reads one tensor at a time into the stacked parameter it belongs to, so host memory peaks
 near one copy of the checkpoint, and can place every parameter straight onto a given sharding.
@@ -21,8 +22,9 @@ from flax import nnx
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 
-from dlrl_jax.checkpoints.atomic import replace_folder
-from dlrl_jax.checkpoints.errors import CheckpointError
+from dlrl_jax.folders.atomic import replace_folder
+from dlrl_jax.folders.errors import CheckpointError
+from dlrl_jax.models import families
 from dlrl_jax.models.config import ConfigError, ModelConfig, from_hf_dict, to_hf_dict
 from dlrl_jax.models.transformer import Transformer, layer_param_names
 
@@ -46,27 +48,10 @@ def _open_safetensors(fn: str):
                                   "it again") from None
 
 
-# Per family: (embed, final norm, head, per-layer prefix format, {our layer param: HF suffix}).
-_LLADA_LAYER = {
-    "attn_norm": "attn_norm.weight", "wq": "q_proj.weight", "wk": "k_proj.weight", "wv": "v_proj.weight",
-    "bq": "q_proj.bias", "bk": "k_proj.bias", "bv": "v_proj.bias", "wo": "attn_out.weight",
-    "mlp_norm": "ff_norm.weight", "w_gate": "ff_proj.weight", "w_up": "up_proj.weight",
-    "w_down": "ff_out.weight",
-}
-_HF_LAYER = {
-    "attn_norm": "input_layernorm.weight", "wq": "self_attn.q_proj.weight",
-    "wk": "self_attn.k_proj.weight", "wv": "self_attn.v_proj.weight", "bq": "self_attn.q_proj.bias",
-    "bk": "self_attn.k_proj.bias", "bv": "self_attn.v_proj.bias", "wo": "self_attn.o_proj.weight",
-    "mlp_norm": "post_attention_layernorm.weight", "w_gate": "mlp.gate_proj.weight",
-    "w_up": "mlp.up_proj.weight", "w_down": "mlp.down_proj.weight",
-}
-
-
 def _layout(cfg: ModelConfig):
-    if cfg.family == "llada":
-        return ("model.transformer.wte.weight", "model.transformer.ln_f.weight",
-                "model.transformer.ff_out.weight", "model.transformer.blocks.{i}.", _LLADA_LAYER)
-    return "model.embed_tokens.weight", "model.norm.weight", "lm_head.weight", "model.layers.{i}.", _HF_LAYER
+    """(embed, final norm, head, per-layer prefix format, {our layer param: HF suffix}) of cfg's family."""
+    w = families.get(cfg.family).weights
+    return w.embed, w.final_norm, w.lm_head, w.layer_prefix, w.layer
 
 
 def _to_ours(name: str, hf_tensor: np.ndarray, cfg: ModelConfig) -> np.ndarray:
@@ -224,7 +209,8 @@ def dtype_name(dtype) -> str | None:
 def from_pretrained(path: str, dtype=None, compute_dtype=None,
                     sharding_fn: Callable[[tuple[str, ...], jax.ShapeDtypeStruct], jax.sharding.Sharding]
                     | None = None, mesh=None, **config_overrides) -> Transformer:
-    """Loads a Hugging Face folder (LLaDA, Dream, Llama or Qwen2 config) as a bidirectional model.
+    """Loads a Hugging Face folder (of any registered family: LLaDA, Dream, Llama, Qwen2) as a bidirectional
+    model.
 
     dtype: parameter dtype, a name ("float32", "bfloat16", "float16") or a JAX/numpy dtype (jnp.bfloat16,
     np.dtype("float32")); default float32. compute_dtype (the same kinds) defaults to dtype.

@@ -1,7 +1,7 @@
 """Folders written whole or not at all: a model export goes into a temporary folder beside its target
 and replaces the target in one rename, so a kill or a full disk mid-export leaves the previous
 folder intact (never a half-written one under the target's name). Its last file is a manifest of
-content hashes (`SHA256SUMS`, dlrl_jax.checkpoints.manifest) of everything written into it, checked by
+content hashes (`SHA256SUMS`, dlrl_jax.folders.manifest) of everything written into it, checked by
 `dlrl-jax eval`.
 """
 
@@ -15,7 +15,7 @@ import os
 import shutil
 import tempfile
 
-from dlrl_jax.checkpoints.manifest import write_manifest
+from dlrl_jax.folders.manifest import write_manifest
 
 _RENAME_EXCHANGE = 2  # linux/fs.h
 _AT_FDCWD = -100

@@ -98,8 +98,9 @@ class OptimSection:
     b1: float = 0.9
     b2: float = 0.99
     grad_clip: float = 0.2
-    schedule: str = "constant"    # constant (the papers') | cosine: down to min_lr_ratio x the peak at the run's last
-    #                               optimizer step (run.iterations x steps per iteration), after the warmup
+    schedule: str = "cosine"      # the demo's (bench/RESULTS.md, issue 28) | constant (the papers', which their
+    #                               configs set); cosine: after the warmup, down to min_lr_ratio x the peak at the
+    #                               run's last optimizer step (run.iterations x steps per iteration)
     min_lr_ratio: float = 0.1     # cosine only (transformers' cosine_with_min_lr min_lr_rate; ESPO's train.yaml)
 
 

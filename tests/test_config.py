@@ -146,6 +146,7 @@ def _expected(model, task, algorithm, official):
            "algorithm.group_size": G, "algorithm.beta": v("beta"), "algorithm.eps_low": v("epsilon"),
            "optim.learning_rate": v("learning_rate"), "optim.weight_decay": v("weight_decay"),
            "optim.b1": v("adam_beta1"), "optim.b2": v("adam_beta2"), "optim.grad_clip": v("max_grad_norm"),
+           "optim.schedule": {"constant_with_warmup": "constant"}[v("lr_scheduler_type")],
            "algorithm.ref_sync_every": 0 if lora else v("ref_model_sync_steps")}
     # checkpoints: TRL saves every save_steps optimizer steps (EGSPO: K / GA = 4 per rollout, else mu per
     # rollout), and the run keeps what the paper evaluates (EGSPO: 20; else all its run keeps, within 1000)

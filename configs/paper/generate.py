@@ -38,6 +38,10 @@ ALL_ROWS = 1_000_000_000  # task.train_size: every row of the file
 LORA_TARGETS = {"llada8b": "q,k,v,up", "dream7b": "q,k,v,o,gate,up,down"}
 
 
+# transformers' lr_scheduler_type -> optim.schedule (the warmup is optim.warmup_steps)
+SCHEDULES = {"constant_with_warmup": "constant", "constant": "constant"}
+
+
 def _data(paper: str, task: str) -> dict:
     """task.* data fields: the official training set per paper (hub names; see readers.HUB_SOURCES)."""
     if task == "gsm8k":
@@ -72,7 +76,8 @@ def fields(model: str, task: str, algorithm: str) -> dict:
          "sampler.noise_dtype": v("gumbel_noise_dtype"),
          "algorithm.name": algorithm, "algorithm.group_size": G, "algorithm.beta": v("beta"),
          "optim.learning_rate": v("learning_rate"), "optim.weight_decay": v("weight_decay"),
-         "optim.b1": v("adam_beta1"), "optim.b2": v("adam_beta2"), "optim.grad_clip": v("max_grad_norm")}
+         "optim.b1": v("adam_beta1"), "optim.b2": v("adam_beta2"), "optim.grad_clip": v("max_grad_norm"),
+         "optim.schedule": SCHEDULES[v("lr_scheduler_type")]}
     if lora:
         f.update({"model.lora_alpha": float(v("lora_alpha")), "model.lora_targets": LORA_TARGETS[model],
                   "model.lora_dropout": v("lora_dropout")})

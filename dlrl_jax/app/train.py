@@ -78,11 +78,17 @@ def _flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
+# Fields whose default is not what the code did before the field existed: the demo's schedule became a
+# cosine when optim.schedule was added (before it, every run was constant), and task.sft_teacher's auto
+# picks the mixed teacher for the generated Sudoku (before it, the solution).
+FIELDS_BEFORE_THEY_EXISTED = {"optim.schedule": "constant", "optim.min_lr_ratio": 0.1, "task.sft_teacher": "solution"}
+
+
 def _check_same_run(saved: dict, cfg: Config, directory: str) -> None:
     old, new = _flatten(saved), _flatten(to_dict(cfg))
-    # A field added since the checkpoint was written ran at its default (every new field's default keeps
-    # the earlier behaviour), so a missing one compares as the default.
-    defaults = _flatten(to_dict(Config()))
+    # A field added since the checkpoint was written ran as the code then did: its default, or, where the
+    # default has moved on, the value that spells the earlier behaviour (FIELDS_BEFORE_THEY_EXISTED).
+    defaults = {**_flatten(to_dict(Config())), **FIELDS_BEFORE_THEY_EXISTED}
     old = {**{k: v for k, v in defaults.items() if k not in old}, **old}
     changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k) and k not in _RESUMABLE_CHANGES)
     if changed:

@@ -100,10 +100,14 @@ def test_a_checkpoint_written_before_a_field_existed_resumes_at_its_default(tmp_
     from dlrl_jax.app.train import _check_same_run
     from dlrl_jax.config import ConfigError
 
-    cfg = config.load(None, [f"run.out_dir={tmp_path}"])
+    cfg = config.load(None, [f"run.out_dir={tmp_path}", "task.sft_teacher=solution", "optim.schedule=constant"])
     saved = config.to_dict(cfg)
-    del saved["task"]["sft_teacher"], saved["algorithm"]["zero_variance_groups"]
-    _check_same_run(saved, cfg, str(tmp_path))  # the defaults: no change
+    del saved["task"]["sft_teacher"], saved["algorithm"]["zero_variance_groups"], saved["optim"]["schedule"]
+    _check_same_run(saved, cfg, str(tmp_path))  # what the code did before those fields: no change
+    # a default that moved on (the demo's cosine, the auto teacher) is a change for such a checkpoint
+    with pytest.raises(ConfigError, match="optim.schedule: 'constant' -> 'cosine'"):
+        _check_same_run(saved, config.load(None, [f"run.out_dir={tmp_path}", "task.sft_teacher=solution"]),
+                        str(tmp_path))
     changed = config.load(None, [f"run.out_dir={tmp_path}", "algorithm.zero_variance_groups=drop"])
     with pytest.raises(ConfigError, match="algorithm.zero_variance_groups: 'keep' -> 'drop'"):
         _check_same_run(saved, changed, str(tmp_path))

@@ -36,3 +36,19 @@ if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
 import jax  # noqa: E402  (after the environment above, which JAX reads on import)
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """A tiny LLaDA-layout model folder (seed 3) with the character tokenizer, one per test module: the
+    CLI tests write their results beside it (eval's default MODEL/eval), so modules do not share it."""
+    from dlrl_jax import checkpoints, models
+    from dlrl_jax.models.tokenizer import write_char_tokenizer
+
+    path = tmp_path_factory.mktemp("tiny") / "model"
+    checkpoints.save_pretrained(models.init_model(models.preset("tiny"), seed=3), str(path))
+    write_char_tokenizer(str(path))
+    return str(path)

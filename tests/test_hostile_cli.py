@@ -32,14 +32,6 @@ from tests.one_line_errors import fails_in_one_line, quiet_transformers  # noqa:
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("hostile") / "model")
-    checkpoints.save_pretrained(models.init_model(models.preset("tiny"), seed=3), path)
-    write_char_tokenizer(path)
-    return path
-
-
 _fails_in_one_line = fails_in_one_line
 
 

@@ -18,19 +18,10 @@ import pytest
 from dlrl_jax import checkpoints, cli, models, tasks
 from dlrl_jax.data import readers
 from dlrl_jax.folders.atomic import replace_folder
-from dlrl_jax.models.tokenizer import write_char_tokenizer
 from tests.one_line_errors import fails_in_one_line, quiet_transformers  # noqa: F401  (an autouse fixture)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HUGE = 10_000_000  # characters: a 10 MB field / prompt
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("model") / "model")
-    checkpoints.save_pretrained(models.init_model(models.preset("tiny"), seed=3), path)
-    write_char_tokenizer(path)
-    return path
 
 
 _fails_in_one_line = fails_in_one_line

@@ -13,9 +13,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from dlrl_jax import checkpoints, cli, models, tasks
+from dlrl_jax import cli, models, tasks
 from dlrl_jax.data.readers import DataError
-from dlrl_jax.models.tokenizer import write_char_tokenizer
 from dlrl_jax.protocols import eval_prompts, eval_protocol, parsers
 
 HE_ADD = {"task_id": "HumanEval/0", "entry_point": "add", "canonical_solution": "    return x + y\n",
@@ -191,14 +190,6 @@ def test_egspo_generation_files_rescore(tmp_path, capsys, records):
     code, _, err = _rescore(capsys, "--protocol", "egspo", "--task", "code", bad)
     assert code == 2 and f"{bad} generations[1]: 'ground_truth' must be the test text" in err
     assert len(err.strip().splitlines()) == 1
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("model"))
-    checkpoints.save_pretrained(models.init_model(models.preset("tiny"), seed=3), path)
-    write_char_tokenizer(path)
-    return path
 
 
 def test_eval_protocol_egspo_code_end_to_end(model_dir, tmp_path, capsys):

@@ -206,14 +206,6 @@ def _fails_in_one_line(capsys, argv):
     return err
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("model"))
-    checkpoints.save_pretrained(models.init_model(models.preset("tiny"), seed=3), path)
-    write_char_tokenizer(path)
-    return path
-
-
 def test_a_missing_default_file_is_one_line_naming_it_and_where_to_get_it(model_dir, tmp_path, capsys, monkeypatch):
     monkeypatch.delenv(eval_protocol.DATA_DIR_ENV, raising=False)
     err = _fails_in_one_line(capsys, ["eval", "--model", model_dir, "--task", "countdown", "--protocol", "d1",

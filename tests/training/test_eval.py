@@ -8,19 +8,9 @@ import os
 import numpy as np
 import pytest
 
-from dlrl_jax import checkpoints, cli, models
+from dlrl_jax import cli, models
 from dlrl_jax.data import readers
-from dlrl_jax.models.tokenizer import write_char_tokenizer
 from dlrl_jax.app.evaluation import EvalError, EvalSettings, evaluate_model
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("model"))
-    model = models.init_model(models.preset("tiny"), seed=3)
-    checkpoints.save_pretrained(model, path)
-    write_char_tokenizer(path)
-    return path
 
 
 def _rows(path):

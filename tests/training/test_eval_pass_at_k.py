@@ -10,17 +10,8 @@ import os
 import numpy as np
 import pytest
 
-from dlrl_jax import checkpoints, cli, models
+from dlrl_jax import cli, models
 from dlrl_jax.app.evaluation import EvalError, EvalSettings, evaluate_model
-from dlrl_jax.models.tokenizer import write_char_tokenizer
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("model"))
-    checkpoints.save_pretrained(models.init_model(models.preset("tiny"), seed=3), path)
-    write_char_tokenizer(path)
-    return path
 
 
 def _settings(model_dir, out, **kw):

@@ -264,6 +264,14 @@ def _add_sampler_arguments(p, remasking: str | None = "low_confidence", mask_can
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # The choice lists come from the modules that hold them (none of these loads JAX). The sampler's
+    # options stay written out below: its module loads JAX, which `dlrl-jax --help` should not wait for;
+    # tests/test_cli_choices.py checks that they equal rollout.settings'.
+    from dlrl_jax import tasks
+    from dlrl_jax.protocols import eval_protocol, parsers
+    from dlrl_jax.rewards.decoding import DECODE_MODES
+    from dlrl_jax.tasks.prompts import PROMPT_RECIPES
+
     parser = argparse.ArgumentParser(prog="dlrl-jax", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     for name, help_text in (("train", "RL post-training (EGSPO-SA by default) with an optional SFT warm start; "
@@ -332,7 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--selection", choices=("egspo", "d1", "espo"), default=None,
                    help="name a paper's checkpoint selection in the report: egspo best of the last 20, d1 best, "
                         "espo the last")
-    p.add_argument("--protocol", default="dlrl", choices=("dlrl", "d1", "egspo", "espo"),
+    p.add_argument("--protocol", default="dlrl", choices=eval_protocol.EVAL_PROTOCOLS,
                    help="whose evaluation (default dlrl, this project's); recorded in eval_meta.json")
     p.add_argument("--data", help="records: JSONL/JSON/CSV/Parquet file or hf:NAME[:CONFIG]:SPLIT (default: the "
                                   "protocol's test set; dlrl: the generator, for sudoku and countdown)")
@@ -342,11 +350,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="results folder (default MODEL/eval); rerun to resume")
     p.add_argument("--num-examples", type=int, default=0, help="first N records (0: all; generator: 256)")
     p.add_argument("--prompt-style", default=None, choices=("chat", "plain"), help="default chat (--checkpoints: the run's)")
-    p.add_argument("--reward-set", default=None, choices=("dlrl", "d1", "espo"),
+    p.add_argument("--reward-set", default=None, choices=tasks.REWARD_SETS,
                    help="whose reward functions score the completions (as task.reward_set)")
-    p.add_argument("--prompt-recipe", default=None, choices=("dlrl", "d1", "egspo", "espo"),
+    p.add_argument("--prompt-recipe", default=None, choices=PROMPT_RECIPES,
                    help="whose prompt text (as task.prompt_recipe)")
-    p.add_argument("--decode", default=None, choices=("cut_eos", "official"),
+    p.add_argument("--decode", default=None, choices=DECODE_MODES,
                    help="completion text for rewards (as task.decode)")
     p.add_argument("--block-length", type=int, default=None,
                    help="default 32 (the papers'); a Dream model without it uses Dream's sampler")
@@ -374,11 +382,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p = sub.add_parser("rescore", help="score saved generations with a paper's accuracy parser (d1's *.json "
                                        "generation files or eval_*.jsonl)")
-    p.add_argument("--protocol", required=True, choices=("d1", "egspo", "espo", "dlrl"),
+    p.add_argument("--protocol", required=True, choices=parsers.PROTOCOLS,
                    help="whose parser: d1 / egspo (eval/parse_and_get_acc.py; egspo code: HumanEval/MBPP "
                         "pass@1 as eval/parser_json.py intends, in the sandbox), espo (countdown, sudoku), "
                         "dlrl (this project's accuracy)")
-    p.add_argument("--task", required=True, choices=("gsm8k", "math", "countdown", "sudoku", "code"))
+    p.add_argument("--task", required=True, choices=parsers.TASKS)
     p.add_argument("files", nargs="+", metavar="FILE", help="generation files of one setup, summed together")
     p.add_argument("--json", action="store_true",
                    help='last line: {"correct": int, "total": int, "accuracy": percent}')

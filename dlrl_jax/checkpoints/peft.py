@@ -30,6 +30,7 @@ from safetensors import safe_open
 from safetensors.numpy import save_file
 
 from dlrl_jax.folders.errors import CheckpointError
+from dlrl_jax.folders.json_file import read_json_object
 from dlrl_jax.models.config import LORA_TARGETS, ModelConfig
 from dlrl_jax.models.hf import weight_keys
 from dlrl_jax.models.lora import LoRASettings, add_lora
@@ -118,16 +119,7 @@ def target_modules_for(cfg: ModelConfig, targets) -> list[str] | str:
 
 
 def _read_json(path: str) -> dict:
-    if not os.path.isfile(path):
-        raise AdapterError(f"{path} is missing; a PEFT adapter folder holds {ADAPTER_CONFIG} and {ADAPTER_WEIGHTS}")
-    try:
-        with open(path) as f:
-            data = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise AdapterError(f"{path} is not valid JSON ({e})") from e
-    if not isinstance(data, dict):
-        raise AdapterError(f"{path} must hold a JSON object")
-    return data
+    return read_json_object(path, AdapterError, f"a PEFT adapter folder holds {ADAPTER_CONFIG} and {ADAPTER_WEIGHTS}")
 
 
 def read_adapter(path: str, cfg: ModelConfig) -> tuple[LoRASettings, dict[str, np.ndarray]]:

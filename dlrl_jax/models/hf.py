@@ -24,6 +24,7 @@ from safetensors.numpy import save_file
 
 from dlrl_jax.folders.atomic import replace_folder
 from dlrl_jax.folders.errors import CheckpointError
+from dlrl_jax.folders.json_file import read_json_object
 from dlrl_jax.models import families
 from dlrl_jax.models.config import ConfigError, ModelConfig, from_hf_dict, to_hf_dict
 from dlrl_jax.models.transformer import Transformer, layer_param_names
@@ -137,15 +138,8 @@ def read_config(path: str) -> ModelConfig:
     config_path = os.path.join(path, "config.json")
     if not os.path.isdir(path):
         raise CheckpointError(f"model folder {path!r} does not exist")
-    if not os.path.isfile(config_path):
-        raise CheckpointError(f"{config_path} is missing; a model folder needs config.json and safetensors")
-    try:
-        with open(config_path) as f:
-            raw = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{config_path} is not valid JSON ({e}); re-export the checkpoint") from e
-    if not isinstance(raw, dict):
-        raise CheckpointError(f"{config_path} must hold a JSON object, found {type(raw).__name__}")
+    raw = read_json_object(config_path, CheckpointError, "a model folder needs config.json and safetensors",
+                           "re-export the checkpoint")
     try:
         return from_hf_dict(raw, source=config_path)
     except ConfigError as e:

@@ -81,7 +81,7 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 # Fields whose default is not what the code did before the field existed: the demo's schedule became a
 # cosine when optim.schedule was added (before it, every run was constant), and task.sft_teacher's auto
 # picks the mixed teacher for the generated Sudoku (before it, the solution).
-FIELDS_BEFORE_THEY_EXISTED = {"optim.schedule": "constant", "optim.min_lr_ratio": 0.1, "task.sft_teacher": "solution"}
+FIELDS_BEFORE_THEY_EXISTED = {"optim.schedule": "constant", "task.sft_teacher": "solution"}
 
 
 def _check_same_run(saved: dict, cfg: Config, directory: str) -> None:

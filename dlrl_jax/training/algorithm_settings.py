@@ -46,13 +46,11 @@ class AlgorithmSection:
     # espo and diffu_grpo clip symmetrically at eps_low (ESPO 0.2, d1 0.5)
 
 
-STEPWISE = ("egspo", "egspo_sa")  # the objectives whose optimizer steps go over selected-step columns
-
-
-def optimizer_steps_per_iteration(a: AlgorithmSection, k: int | None = None) -> int:
+def optimizer_steps_per_iteration(a: AlgorithmSection, stepwise: bool, k: int | None = None) -> int:
     """Optimizer steps one RL iteration takes: mu passes, each over k selected columns in groups of
-    columns_per_update for the stepwise objectives (k: the iteration's K, adaptive K's from the host)."""
+    columns_per_update for a stepwise objective (one with a step selector: `Algorithm.select`; k: the
+    iteration's K, adaptive K's from the host)."""
     k = a.k if k is None else k
-    if a.name in STEPWISE and a.columns_per_update:
+    if stepwise and a.columns_per_update:
         return a.mu * k // a.columns_per_update
     return a.mu

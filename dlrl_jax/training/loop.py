@@ -278,7 +278,7 @@ class RLLoop:
         self.settings = run.sampler(cfg.sampler.temperature, record_greedy=self.algorithm.record_greedy,
                                     cache=cfg.sampler.cache)
         o = cfg.optim
-        tx = make_optimizer(rl_optimizer_settings(o, a, cfg.run.iterations))
+        tx = make_optimizer(rl_optimizer_settings(o, a, cfg.run.iterations, self.algorithm.select is not None))
         partition = self.context.partition
         self.lora = partition is not None
         params = precision.master_params(params, partition)
@@ -409,7 +409,7 @@ class RLLoop:
 
     def _steps_per_iteration(self, k: int) -> int:
         """Optimizer steps per iteration (for the host copy of the state's counter)."""
-        return optimizer_steps_per_iteration(self.run.cfg.algorithm, k)
+        return optimizer_steps_per_iteration(self.run.cfg.algorithm, self.algorithm.select is not None, k)
 
     def close(self) -> None:
         self.bar.close()

@@ -50,13 +50,13 @@ def learning_rate_schedule(s: OptimizerSettings):
         if s.warmup_steps else s.learning_rate
 
 
-def rl_optimizer_settings(optim, algorithm, iterations: int) -> OptimizerSettings:
+def rl_optimizer_settings(optim, algorithm, iterations: int, stepwise: bool) -> OptimizerSettings:
     """The RL optimizer's settings from the config's `optim:` section; a cosine decays over the run's
-    optimizer steps (iterations x steps per iteration at algorithm.k)."""
+    optimizer steps (iterations x steps per iteration at algorithm.k; stepwise: the objective selects steps)."""
     return OptimizerSettings(learning_rate=optim.learning_rate, warmup_steps=optim.warmup_steps,
                              weight_decay=optim.weight_decay, b1=optim.b1, b2=optim.b2, grad_clip=optim.grad_clip,
                              schedule=optim.schedule, min_lr_ratio=optim.min_lr_ratio,
-                             decay_steps=iterations * optimizer_steps_per_iteration(algorithm))
+                             decay_steps=iterations * optimizer_steps_per_iteration(algorithm, stepwise))
 
 
 def make_optimizer(s: OptimizerSettings) -> optax.GradientTransformation:

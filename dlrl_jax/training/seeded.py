@@ -237,7 +237,7 @@ def make_train(cfg: Config, progress=None):
     sft_tx = make_optimizer(OptimizerSettings(learning_rate=cfg.sft.learning_rate, warmup_steps=cfg.sft.warmup_steps,
                                               weight_decay=0.0, grad_clip=1.0))
     o = cfg.optim
-    rl_tx = make_optimizer(rl_optimizer_settings(o, a, cfg.run.iterations))
+    rl_tx = make_optimizer(rl_optimizer_settings(o, a, cfg.run.iterations, algorithm.select is not None))
     sft_update = _update_fn(lambda p, item: sft_loss(graphdef, p, item, item["key"], mask_id=mask_id,
                                                      total_rows=B_sft), sft_tx)
     rl_update = _update_fn(algorithm.loss, rl_tx)

@@ -35,9 +35,10 @@ def _applied_learning_rates(settings: OptimizerSettings, steps: int) -> np.ndarr
     for _ in range(steps):
         updates, state = tx.update(grads, state, params)
         new = optax.apply_updates(params, updates)
-        # -lr * sign(g) per coordinate: read lr back from each, they must agree
+        # -lr * sign(g) per coordinate: read lr back from each, they must agree (to the float32 rounding of
+        # parameters below 0.02: a few 1e-9, on any CPU)
         moved = np.asarray(new["w"] - params["w"], np.float64) * -np.sign(np.asarray(grads["w"]))
-        assert np.allclose(moved, moved[0], rtol=1e-5, atol=1e-12)
+        assert np.allclose(moved, moved[0], rtol=0, atol=1e-8)
         rates.append(moved[0])
         params = new
     return np.asarray(rates)
@@ -64,9 +65,9 @@ def test_constant_schedule_keeps_the_peak_after_its_warmup():
 def test_cosine_decays_over_the_runs_optimizer_steps():
     a = AlgorithmSection(name="egspo_sa", k=4, columns_per_update=2, mu=1)
     cfg = config_lib.from_dict({"optim": {"schedule": "cosine"}, "run": {"iterations": 10}, "algorithm": {"k": 4}})
-    s = rl_optimizer_settings(cfg.optim, a, cfg.run.iterations)
+    s = rl_optimizer_settings(cfg.optim, a, cfg.run.iterations, stepwise=True)
     assert (s.schedule, s.decay_steps, s.min_lr_ratio) == ("cosine", 10 * 2, 0.1)  # 4 columns in 2 steps / iteration
-    s = rl_optimizer_settings(cfg.optim, AlgorithmSection(name="espo", mu=3), 10)
+    s = rl_optimizer_settings(cfg.optim, AlgorithmSection(name="espo", mu=3), 10, stepwise=False)
     assert s.decay_steps == 30
 
 

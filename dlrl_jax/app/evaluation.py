@@ -45,7 +45,8 @@ from dlrl_jax.models.tokenizer import Tokenizer
 from dlrl_jax.protocols import eval_prompts, eval_protocol, parsers
 from dlrl_jax.rewards.decoding import completion_texts
 from dlrl_jax.training import loop, setup
-from dlrl_jax.training.key_streams import EVAL_STREAM, SAMPLES_STREAM
+from dlrl_jax.training import key_streams
+from dlrl_jax.training.key_streams import SAMPLES_STREAM
 
 
 def completions_in_batches(indices: list[int], batch_size: int, encode, generate, decode, key_for,
@@ -78,7 +79,7 @@ def held_out(run: loop.Run, params, records: list[dict], batch_size: int, step: 
     Its keys come from their own stream (seed, step), so evaluating more or less often never changes
     the training run. `stop()` runs between batches (a preempted run raises there)."""
     settings = run.sampler(run.cfg.sampler.eval_temperature)
-    eval_key = jax.random.fold_in(jax.random.key(run.cfg.seed ^ EVAL_STREAM), step)
+    eval_key = key_streams.eval_key(run.cfg.seed, step)
     scores, correct = [], []
     for index, texts in completions_in_batches(
             list(range(len(records))), batch_size, encode=lambda rows: run.encode([records[i] for i in rows]),
@@ -103,7 +104,7 @@ def held_out_pass_at_k(run: loop.Run, params, records: list[dict], batch_size: i
     evaluation stream folded once more (SAMPLES_STREAM), so the greedy evaluation's draws and training's
     are unchanged."""
     settings = run.sampler(run.cfg.sampler.temperature)
-    key = jax.random.fold_in(jax.random.fold_in(jax.random.key(run.cfg.seed ^ EVAL_STREAM), step), SAMPLES_STREAM)
+    key = jax.random.fold_in(key_streams.eval_key(run.cfg.seed, step), SAMPLES_STREAM)
     flat = [(i, j) for i in range(len(records)) for j in range(samples)]  # the samples of a record together
     right = np.zeros(len(records), np.int64)
     for index, texts in completions_in_batches(

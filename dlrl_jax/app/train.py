@@ -488,7 +488,7 @@ def _warm_start(cfg: Config, run: loop.Run, params, sft_checkpoints: _SFTCheckpo
     last step (so that a kill in the evaluation after SFT loses no step), and on SIGTERM between steps."""
     sft = loop.SFTLoop(run, params, cfg.sft.steps, cfg.run.progress)
     if resume is not None:
-        tree, meta = _restore(resume, sft.state_tree(), cfg, log)
+        tree, meta = _restore(resume, sft.checkpoint_target(resume.meta), cfg, log)
         sft.load(tree, meta)
         summary.update(meta["summary"])
         log(f"[dlrl-jax] resumed SFT at step {sft.step_index} of {cfg.sft.steps}")

@@ -63,7 +63,9 @@ class Iteration:
         self._jitted: dict = {}
         self.memory: dict | None = None
 
-    def iterate(self, state, batch, reward_B, selection, *, k: int):
+    def iterate(self, state, batch, reward_B, selection, *, k: int, seed=None):
+        """The pure iteration (module docstring); `seed` (default the context's) may be traced: the
+        vmapped seeds of training/seeded.py draw their own masks and dropout through it."""
         a = self.context.algorithm
         key = state.key
         if selection is None and self.algorithm.select is not None:
@@ -71,7 +73,7 @@ class Iteration:
             selection = self.algorithm.select(sub, batch, k)
         ref_params = state.ref_params if state.ref_params is not None else state.params  # LoRA: the base
         items, metrics = self.algorithm.prepare(state.params, ref_params, batch, reward_B, selection,
-                                                state.iteration * a.mu, k)
+                                                state.iteration * a.mu, k, seed=seed)
         items.validate()
 
         def optimizer_step(carry, step_items):

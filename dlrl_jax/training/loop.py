@@ -22,8 +22,7 @@ from dlrl_jax import models, parallel, rollout
 from dlrl_jax.config import Config, ConfigError, to_dict
 from dlrl_jax.data.pipeline import BatchStream
 from dlrl_jax.models.lora import adapter_off, has_lora, trainable_mask
-from dlrl_jax.objectives.sft import sft_loss
-from dlrl_jax.parallel.transfer import is_lead_process, to_global, to_host
+from dlrl_jax.parallel.transfer import is_lead_process, to_host
 from dlrl_jax.rewards.decoding import completion_texts
 from dlrl_jax.tasks import Task, build_task, read_records
 from dlrl_jax.training import precision, setup
@@ -31,8 +30,8 @@ from dlrl_jax.training.algorithm_settings import optimizer_steps_per_iteration
 from dlrl_jax.training.algorithms import ALGORITHMS, reference_model
 from dlrl_jax.training.algorithms.common import zero_variance_fraction
 from dlrl_jax.training.iteration import Iteration, sync_reference  # noqa: F401  (sync_reference: re-exported)
-from dlrl_jax.training.key_streams import DROPOUT_STREAM
-from dlrl_jax.training.optimizer import OptimizerSettings, make_optimizer, rl_optimizer_settings
+from dlrl_jax.training.optimizer import make_optimizer, rl_optimizer_settings
+from dlrl_jax.training.sft_step import jit_step, make_sft_step, sft_optimizer
 from dlrl_jax.training.state import STATE_LAYOUT, Context, TrainState, split_key, state_shardings
 from dlrl_jax.training.update import ParamPartition, init_opt_state, make_update
 
@@ -117,18 +116,7 @@ class Run:
                        prompt_length=self.prompt_length, model_cfg=self.model_cfg)
 
     def sampler(self, temperature: float, record_greedy: bool = False, cache: str = "none") -> rollout.SamplerSettings:
-        s = self.cfg.sampler
-        settings = rollout.SamplerSettings(gen_length=s.gen_length, block_length=s.block_length or s.gen_length,
-                                           steps=s.steps, temperature=temperature, remasking=s.remasking,
-                                           mask_id=self.mask_id, record_greedy=record_greedy, cache=cache,
-                                           schedule=rollout.resolve_schedule(s.schedule, self.model_family,
-                                                                             s.block_length),
-                                           top_p=s.top_p, top_k=s.top_k, alg_temp=s.alg_temp,
-                                           noise_dtype=s.noise_dtype, dream_mask_candidate=s.dream_mask_candidate)
-        try:
-            return settings.validate()
-        except rollout.SamplerSettingsError as e:
-            raise ConfigError(f"sampler ({settings.schedule} schedule): {e}") from None
+        return setup.sampler_settings(self.cfg.sampler, self.mask_id, self.model_family, temperature, record_greedy, cache)
 
     def partition(self, params) -> ParamPartition | None:
         """With LoRA adapters, only they train; None means every parameter does."""
@@ -184,38 +172,44 @@ def _where(cfg: Config, record: dict) -> str:
 
 class SFTLoop:
     """Masked-diffusion SFT on the task's target completions (the warm start), one `step()` at a time,
-    with `state_tree()` / `meta()` / `load()` for a checkpoint taken when the run is preempted."""
+    over one `TrainState` (`self.state`: params, optimizer state, key, steps done; no reference), whose
+    step is `training.sft_step` (the seeded program scans the same one). `state_tree()` / `meta()` /
+    `load()`: a checkpoint taken when the run is preempted."""
 
     def __init__(self, run: Run, params, steps: int, progress: bool):
         cfg = run.cfg
-        tx = make_optimizer(OptimizerSettings(learning_rate=cfg.sft.learning_rate, warmup_steps=cfg.sft.warmup_steps,
-                                              weight_decay=0.0, grad_clip=1.0))
+        tx = sft_optimizer(cfg.sft)
         partition = run.partition(params)
-        self.run, self.params, self.steps = run, precision.master_params(params, partition), steps
-        self.opt_state = parallel.onto_mesh(init_opt_state(tx, self.params, partition), run.mesh)
-        self.B = cfg.sft.batch_size
-
-        def loss_fn(p, item):
-            if run.lora_dropout:
-                item = dict(item, dropout_key=jax.random.key_data(jax.random.fold_in(item["key"], DROPOUT_STREAM)))
-            return sft_loss(run.graphdef, p, item, item["key"], mask_id=run.mask_id, total_rows=self.B)
-
-        self.update = make_update(loss_fn, tx, partition)
+        self.run, self.steps, self.B = run, steps, cfg.sft.batch_size
+        params = precision.master_params(params, partition)
+        opt_state = parallel.onto_mesh(init_opt_state(tx, params, partition), run.mesh)
+        self.state = TrainState.create(params, opt_state, None, run.key, run.mesh)
+        self._step = jit_step(make_sft_step(run.graphdef, run.mask_id, self.B, tx, partition, run.lora_dropout),
+                              partition)
         self.batches = run.batches(self.B, seed=cfg.seed)
         self.step_index = 0
-        # the loop's own key (raw data, replicated), split by a jitted split per step; handed on at close()
-        self.key = to_global(jax.random.key_data(run.key), parallel.replicated(run.mesh))
         self.bar = tqdm(total=steps, desc="sft", disable=not (progress and run.lead), dynamic_ncols=True)
 
+    @property
+    def params(self):
+        return self.state.params
+
     def state_tree(self) -> dict:
-        return {"params": self.params, "opt_state": self.opt_state, "key": self.key}
+        return self.state.to_tree()
+
+    def checkpoint_target(self, meta: dict) -> dict:
+        """The tree to restore the SFT checkpoint with `meta` into (older ones: params, opt_state, key)."""
+        return self.state.checkpoint_target(meta)
 
     def meta(self) -> dict:
-        return {"sft_step": self.step_index, "data": self.batches.state()}
+        return {"sft_step": self.step_index, "data": self.batches.state(), "iteration": self.step_index,
+                "optimizer_steps": self.step_index, "state_layout": STATE_LAYOUT}
 
     def load(self, tree: dict, meta: dict) -> None:
-        self.params, self.opt_state, self.key = tree["params"], tree["opt_state"], tree["key"]
-        self.step_index = int(meta["sft_step"])
+        # an SFT checkpoint from before the TrainState held its counters: they are its step
+        meta = {"iteration": meta["sft_step"], "optimizer_steps": meta["sft_step"], **meta}
+        self.state = self.state.from_tree(tree, meta)
+        self.step_index = self.state.counters()[0]
         self.batches.restore(meta["data"])
         self.bar.update(self.step_index)
 
@@ -229,11 +223,8 @@ class SFTLoop:
         ids, mask = run.encode(chunk)
         targets = setup.encode_targets(run.tokenizer, [run.task.target_text(r) for r in chunk],
                                        cfg.sampler.gen_length)
-        rows = run.place({"completion_ids": targets[None], "completion_mask": np.ones(targets[None].shape, bool)},
-                         batch_dim=1)
-        self.key, sub = _split(self.key)
-        item = dict(rows, prompt_ids=ids[None], prompt_mask=mask[None], key=sub[None])
-        self.params, self.opt_state, m = self.update(self.params, self.opt_state, item)
+        batch = {"prompt_ids": ids, "prompt_mask": mask, "completion_ids": run.place(targets)}
+        self.state, m = self._step(self.state, batch)
         if step % 10 == 0 or step == self.steps - 1:
             loss = float(to_host(m["loss"]))
             self.bar.set_postfix(loss=f"{loss:.3f}")
@@ -243,7 +234,7 @@ class SFTLoop:
 
     def close(self) -> None:
         """Ends the warm start: the RL iterations start from its final key."""
-        self.run.key = jax.random.wrap_key_data(self.key)
+        self.run.key = jax.random.wrap_key_data(self.state.key)
         self.bar.close()
 
 

@@ -7,36 +7,41 @@ train(rng)`), so that `jax.jit(jax.vmap(train))` runs N seeds at once.
     metrics = jax.jit(jax.vmap(train))(jnp.asarray(seeds, jnp.int32), data)
 
 `train(seed, data) -> metrics` is pure: the seed is an int32 scalar (a tracer under vmap) and `data` a
-`SeedData` of arrays, so nothing in it touches the host. Inside: `lax.scan` over SFT steps; `lax.scan`
-over RL iterations, each the rollout (`rollout.generate`, itself a scan over denoising steps), the
-Sudoku reward in JAX from the token ids (`rewards.sudoku_tokens`), the algorithm's post-reward part
-and a `lax.scan` over its optimizer steps with the update of `training.update`; the parameters at
-each evaluation point (after SFT, every `run.eval_every` iterations, at the end) are kept and
-evaluated together at the end, a `lax.map` over them and over held-out batches (one compiled
-evaluation, and the same numbers as evaluating on the way, since evaluation has its own keys).
+`SeedData` of arrays, so nothing in it touches the host.
 
-The post-reward part is the loop's own: the registry's `Algorithm` (training/algorithms/) made on a
-context without a mesh or LoRA, its `select` and `prepare` (with the seed traced), and the same
-optimizer step (`training.update`), scanned over the same schedule.
+One engine: it is built from the pieces `dlrl-jax train` runs, not copies of them.
+- The SFT warm start is a `lax.scan` of `training.sft_step`'s step over a `TrainState` (the loop jits
+  the same step).
+- An RL iteration is the rollout (`rollout.generate` with the sampler settings of
+  `setup.sampler_settings`), the Sudoku reward in JAX from the token ids (`rewards.sudoku_tokens`, tested
+  equal to the host reward), EGSPO-SA's step selection and greedy scores, then the loop's own
+  post-reward function, `training.iteration.Iteration.iterate` (selection for EGSPO, advantages,
+  old/reference terms, the `lax.scan` over optimizer steps, reference syncing, the counters) with the
+  seed traced.
+- Held-out evaluation samples with the same settings and keys (`key_streams.eval_key`, folded with
+  each batch's first row) as `app.evaluation.held_out`; the parameters at each evaluation point (after
+  SFT, every `run.eval_every` iterations, at the end) are kept and evaluated together at the end by one
+  `lax.map` (one compiled evaluation; the same numbers, since evaluation has its own keys).
 
-What is the same as `dlrl-jax train` (training/loop.py, training/algorithms/) for a seed: the records
-(`build_task` with that seed), the SFT and RL batch orders (the grain streams of seed and seed + 1,
-read on the host into index arrays), the model initialisation (`nnx.Rngs(params=seed)`), the run's
-key chain (one split per SFT step, per rollout and, for EGSPO, per step selection), ESPO's and
-diffu-GRPO's mask keys (fold_in(key(seed), 0x5EED), update index, micro-batch), the evaluation keys
-(fold_in(key(seed ^ 0xE7A1), iteration), batch start), the losses, the optimizers, the official EGSPO
-column schedule (`official_column_order`) and the old/reference terms taken before any of an
-iteration's optimizer steps. The reward is the host reward's value (`rewards.sudoku_tokens`, tested
-against `rewards.sudoku`).
+What else is the same as `dlrl-jax train` for a seed: the records (`build_task` with that seed), the
+SFT and RL batch orders (the grain streams of seed and seed + 1, read on the host into index arrays),
+the model (`nnx.Rngs(params=seed)` for a preset; a `model.path` folder is loaded once on the host and
+handed in through `SeedData.init_params`), the float32 master weights and the reference in the storage
+dtype, and the run's key chain (one split per SFT step, per rollout and per step selection).
 
 Where it differs: it is one XLA program, so fusions and reduction orders differ from the loop's
 separately jitted pieces and results agree to float32 rounding at first, not bit for bit; the
-rollouts are sampled, so two runs drift apart once a rounding flips a sampled token. Every SFT
-step's loss is returned (the loop logs every 10th). No checkpoints, resume, metrics files or phase clocks; one device, no mesh.
-Refused with a one-line error (they need the host or are not wired here): tasks other than the
-generated Sudoku with plain prompts, reward sets other than dlrl, `task.decode: official`, LoRA,
-adaptive step selection, the KV cache, Dream's schedule, confidence-threshold decoding and reference
-syncing.
+rollouts are sampled, so two runs drift apart once a rounding flips a sampled token
+(tests/training/test_seeded_equals_train.py compares the two on a short run of every algorithm).
+Every SFT step's loss is returned (the loop logs every 10th). No checkpoints, resume, metrics files,
+phase clocks or pass@k; one device, no mesh.
+
+Refused with a one-line error, because each needs the host inside an iteration: tasks other than
+the generated Sudoku, training/evaluation files and reward sets other than dlrl (the reward is computed
+from token ids in JAX, `rewards.sudoku_tokens`, which knows the 4x4 grid and the dlrl reward only),
+`task.decode: official` (the official decoders are text functions), adaptive step selection (K is
+a shape chosen from the host's entropies) and LoRA / adapters / a quantized base (the adapters are
+added by the host's model surgery, outside the seed's pure initialisation).
 
 Shapes: N training records, E held-out records (padded to a whole number of evaluation batches), P
 prompt, G completion, S SFT steps, I RL iterations, B rows per rollout (prompts x group), K selected steps.
@@ -46,6 +51,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
@@ -53,21 +59,22 @@ import numpy as np
 from flax import nnx, struct
 
 from dlrl_jax import rollout
-from dlrl_jax.config import Config, ConfigError
+from dlrl_jax.config_error import ConfigError
 from dlrl_jax.data.pipeline import BatchStream
 from dlrl_jax.models.transformer import Transformer
-from dlrl_jax.objectives.sft import sft_loss
 from dlrl_jax.rewards.sudoku_tokens import TokenTable, cells, sudoku_cell_reward
 from dlrl_jax.tasks import build_task
-from dlrl_jax.training import setup
+from dlrl_jax.training import precision, setup
 from dlrl_jax.training.algorithms import ALGORITHMS
 from dlrl_jax.training.algorithms.common import zero_variance_fraction
-from dlrl_jax.training.key_streams import EVAL_STREAM
-from dlrl_jax.training.state import Context
-from dlrl_jax.training.optimizer import OptimizerSettings, make_optimizer, rl_optimizer_settings
-from dlrl_jax.training.update import _update_fn
+from dlrl_jax.training.iteration import Iteration
+from dlrl_jax.training.key_streams import eval_key
+from dlrl_jax.training.optimizer import make_optimizer, rl_optimizer_settings
+from dlrl_jax.training.sft_step import make_sft_step, sft_optimizer
+from dlrl_jax.training.state import Context, TrainState, split_key
 
-ALGORITHM_NAMES = ("egspo", "egspo_sa", "espo", "diffu_grpo")
+if TYPE_CHECKING:  # the run's configuration, read here as `dlrl-jax train` reads it (app/train.py)
+    from dlrl_jax.config import Config
 
 
 @struct.dataclass
@@ -78,7 +85,9 @@ class SeedData:
     targets), train_puzzle / train_solution [N, 16] int32 (cells, 0 = blank); eval_prompt_ids [E, P],
     eval_prompt_mask, eval_puzzle, eval_solution likewise, eval_weight [E] float32 (0 on the padding
     rows that fill the last evaluation batch); sft_order [S, sft.batch_size] and rl_order
-    [I, algorithm.prompts_per_batch] int32: the training-record indices of each batch."""
+    [I, algorithm.prompts_per_batch] int32: the training-record indices of each batch; init_params: the
+    parameters to start from (a `model.path` folder's, or any warm start), or None: the preset
+    initialised from the seed."""
 
     train_prompt_ids: jax.Array
     train_prompt_mask: jax.Array
@@ -92,25 +101,20 @@ class SeedData:
     eval_weight: jax.Array
     sft_order: jax.Array
     rl_order: jax.Array
+    init_params: Any = None
 
 
 def check_supported(cfg: Config) -> None:
-    """Refuses, in one line naming the field, what the pure run does not do."""
-    t, s, a, m = cfg.task, cfg.sampler, cfg.algorithm, cfg.model
+    """Refuses, in one line naming the field, what the pure run does not do (the module docstring says why)."""
+    t, a, m = cfg.task, cfg.algorithm, cfg.model
     checks = [
         (t.name == "sudoku", "task.name", "the seeded run scores Sudoku in JAX; use task.name=sudoku"),
-        (t.prompt_style == "plain", "task.prompt_style", "use plain (the tiny task's prompts)"),
         (not t.train_file and not t.eval_file, "task.train_file", "the seeded run uses the generator; unset it"),
         (t.reward_set == "dlrl", "task.reward_set", "only the dlrl Sudoku reward is computed in JAX"),
         (t.decode == "cut_eos", "task.decode", "only cut_eos decoding is computed in JAX"),
-        (a.name in ALGORITHM_NAMES, "algorithm.name", f"use one of {', '.join(ALGORITHM_NAMES)}"),
         (a.selection != "adaptive", "algorithm.selection", "adaptive K sets a shape on the host; use top_k_entropy"),
-        (a.ref_sync_every == 0, "algorithm.ref_sync_every", "reference syncing is not wired here; set 0"),
         (m.lora_rank == 0 and not m.adapter and m.quantize_base == "none", "model.lora_rank",
-         "the seeded run fine-tunes the whole tiny model; set 0 and no adapter"),
-        (not m.path, "model.path", "the seeded run initialises a preset from the seed; unset it"),
-        (s.cache == "none", "sampler.cache", "use none"),
-        (s.schedule in ("auto", "blocks"), "sampler.schedule", "use blocks (LLaDA's sampler)"),
+         "the seeded run fine-tunes the whole model; set 0 and no adapter"),
     ]
     for ok, field, fix in checks:
         if not ok:
@@ -119,24 +123,29 @@ def check_supported(cfg: Config) -> None:
 
 @functools.lru_cache(maxsize=4)
 def _build(model_section):
-    """(graphdef, model config, tokenizer), the same for every seed: the host model only lends its
-    structure (each seed initialises its own weights inside `train`)."""
+    """(graphdef, model config, tokenizer, params), the same for every seed: the host model lends its
+    structure; its params are the start of every seed with `model.path` (a preset's seeds each
+    initialise their own inside `train`)."""
     model, tokenizer = setup.build_model_and_tokenizer(model_section)
-    graphdef, _ = nnx.split(model)
-    return graphdef, model.cfg, tokenizer
+    graphdef, params = nnx.split(model)
+    return graphdef, model.cfg, tokenizer, params
 
 
-def seed_data(cfg: Config, seed: int) -> SeedData:
-    """The records, encoded prompts / targets and batch orders `dlrl-jax train` would use for `seed`."""
+def seed_data(cfg: Config, seed: int, init_params=None) -> SeedData:
+    """The records, encoded prompts / targets and batch orders `dlrl-jax train` would use for `seed`;
+    `init_params`: a warm start to begin from instead of the config's model (same structure)."""
     check_supported(cfg)
     cfg = dataclasses.replace(cfg, seed=int(seed))
-    _, _, tokenizer = _build(cfg.model)
+    _, _, tokenizer, loaded = _build(cfg.model)
     task = build_task(cfg.task, cfg.seed)
+    t = cfg.task
     texts = [task.prompt_text(r) for r in task.train + task.eval]
-    P = setup.prompt_length(tokenizer, texts, cfg.task.prompt_style, cfg.task.max_prompt_length)
+    P = setup.prompt_length(tokenizer, texts, t.prompt_style, t.max_prompt_length, truncate=t.truncate_prompts,
+                            system=task.system)
 
     def encode(records):
-        return setup.encode_prompts(tokenizer, [task.prompt_text(r) for r in records], cfg.task.prompt_style, P)
+        return setup.encode_prompts(tokenizer, [task.prompt_text(r) for r in records], t.prompt_style, P,
+                                    truncate=t.truncate_prompts, system=task.system)
 
     train_ids, train_mask = encode(task.train)
     targets = setup.encode_targets(tokenizer, [task.target_text(r) for r in task.train], cfg.sampler.gen_length)
@@ -150,13 +159,16 @@ def seed_data(cfg: Config, seed: int) -> SeedData:
         stream = BatchStream(index, batch, seed=stream_seed)
         return np.asarray([[r["i"] for r in next(stream)] for _ in range(count)], np.int32).reshape(count, batch)
 
+    if init_params is None and cfg.model.path:
+        init_params = loaded
     return SeedData(
         train_prompt_ids=train_ids, train_prompt_mask=train_mask, train_target_ids=targets,
         train_puzzle=cells([r["puzzle"] for r in task.train]), train_solution=cells([r["solution"] for r in task.train]),
         eval_prompt_ids=eval_ids, eval_prompt_mask=eval_mask, eval_puzzle=cells([r["puzzle"] for r in evaluation]),
         eval_solution=cells([r["solution"] for r in evaluation]), eval_weight=weight,
         sft_order=order(cfg.sft.batch_size, cfg.seed, cfg.sft.steps),
-        rl_order=order(cfg.algorithm.prompts_per_batch, cfg.seed + 1, cfg.run.iterations))
+        rl_order=order(cfg.algorithm.prompts_per_batch, cfg.seed + 1, cfg.run.iterations),
+        init_params=None if init_params is None else jax.tree.map(np.asarray, init_params))
 
 
 def stack_seed_data(per_seed: list[SeedData]) -> SeedData:
@@ -171,11 +183,13 @@ def stack_seed_data(per_seed: list[SeedData]) -> SeedData:
                            else v for k, v in fields.items()})
 
     per_seed = [pad(d) for d in per_seed]
+    if len({d.init_params is None for d in per_seed}) > 1:
+        raise ValueError("seed data: give every seed init_params, or none")
     shapes = [jax.tree.map(np.shape, d) for d in per_seed]
     for i, s in enumerate(shapes[1:], 1):
         if s != shapes[0]:
             raise ValueError(f"seed data {i} has shapes {s}, seed data 0 {shapes[0]}: every seed needs the same "
-                             "held-out count, prompt length and batch orders")
+                             "held-out count, prompt length, batch orders and parameter shapes")
     return jax.tree.map(lambda *xs: np.stack(xs), *per_seed)
 
 
@@ -185,30 +199,22 @@ def eval_iterations(cfg: Config) -> list[int]:
     return [e * (j + 1) for j in range((n - 1) // e)] if e and n else []
 
 
-def _sampler(cfg: Config, mask_id: int, temperature: float, record_greedy: bool) -> rollout.SamplerSettings:
-    s = cfg.sampler
-    settings = rollout.SamplerSettings(gen_length=s.gen_length, block_length=s.block_length or s.gen_length,
-                                       steps=s.steps, temperature=temperature, remasking=s.remasking,
-                                       mask_id=mask_id, record_greedy=record_greedy, schedule="blocks",
-                                       top_p=s.top_p, top_k=s.top_k, alg_temp=s.alg_temp, noise_dtype=s.noise_dtype)
-    try:
-        return settings.validate()
-    except rollout.SamplerSettingsError as e:
-        raise ConfigError(f"sampler: {e}") from None
-
-
-def _algorithm(cfg: Config, graphdef, model_cfg, eos_id: int):
-    """The algorithm's pure functions of the loop (training/algorithms), on a context without a mesh or
-    LoRA: the same selection, advantages, old/reference terms, items and schedule as `dlrl-jax train`."""
+def _context(cfg: Config, graphdef, model_cfg, eos_id: int, prompt_length: int) -> Context:
+    """The loop's context of the jitted functions (`loop.Run.context`), without a mesh or LoRA."""
     a = cfg.algorithm
     rows = a.prompts_per_batch * a.group_size
     if rows % a.micro_batches:
         raise ConfigError(f"algorithm.micro_batches {a.micro_batches} does not divide the {rows} rows")
-    context = Context(graphdef=graphdef, ref_graphdef=graphdef, base_params=lambda p: p, mesh=None, algorithm=a,
-                      seed=cfg.seed, gen_length=cfg.sampler.gen_length, steps=cfg.sampler.steps,
-                      mask_id=model_cfg.mask_token_id, eos_id=eos_id, rows=rows, lora_dropout=False, partition=None,
-                      prompt_length=cfg.task.max_prompt_length, model_cfg=model_cfg)
-    return ALGORITHMS[a.name].make(context)
+    return Context(graphdef=graphdef, ref_graphdef=graphdef, base_params=lambda p: p, mesh=None, algorithm=a,
+                   seed=cfg.seed, gen_length=cfg.sampler.gen_length, steps=cfg.sampler.steps,
+                   mask_id=model_cfg.mask_token_id, eos_id=eos_id, rows=rows, lora_dropout=False, partition=None,
+                   prompt_length=prompt_length, model_cfg=model_cfg)
+
+
+def _state(params, opt_state, ref_params, key_data) -> TrainState:
+    """A TrainState inside the traced program (TrainState.create places on a mesh; here there is none)."""
+    return TrainState(params=params, opt_state=opt_state, ref_params=ref_params, key=key_data,
+                      iteration=jnp.int32(0), optimizer_steps=jnp.int32(0))
 
 
 def make_train(cfg: Config, progress=None):
@@ -220,53 +226,59 @@ def make_train(cfg: Config, progress=None):
 
     seed: int32 scalar. data: `seed_data(cfg, seed)` (or a stack of them under vmap). metrics:
       sft_loss [S]; rl: per-iteration dict of [I] arrays (reward_mean, reward_std, solved,
-      zero_variance_fraction (groups whose rewards are all equal), loss, grad_norm,
-      skipped, ratio, clip_fraction, kl, entropy_profile [I, T], and the algorithm's own);
+      zero_variance_fraction (groups whose rewards are all equal), loss, grad_norm, skipped, the
+      loss's other sums per counted token or row as the loop logs them (ratio, clip_fraction, kl for
+      the clipped objectives; wd1's own), entropy_profile [I, T], and the algorithm's own metrics);
       eval_before / eval_after: {"reward", "solved"} held-out (greedy at sampler.eval_temperature) after
       SFT and after RL; eval: {"reward", "solved"} [len(eval_iterations(cfg))] in between."""
     check_supported(cfg)
-    graphdef, model_cfg, tokenizer = _build(cfg.model)
+    graphdef, model_cfg, tokenizer, _ = _build(cfg.model)
     a, G = cfg.algorithm, cfg.sampler.gen_length
     mask_id = model_cfg.mask_token_id
     table = TokenTable.from_tokenizer(tokenizer, model_cfg.vocab_size, G)
-    algorithm = _algorithm(cfg, graphdef, model_cfg, tokenizer.eos_id)
-    train_settings = _sampler(cfg, mask_id, cfg.sampler.temperature, algorithm.record_greedy)
-    eval_settings = _sampler(cfg, mask_id, cfg.sampler.eval_temperature, False)
+    algorithm = ALGORITHMS[a.name].make(_context(cfg, graphdef, model_cfg, tokenizer.eos_id,
+                                                 cfg.task.max_prompt_length))
+    s = cfg.sampler
+    train_settings = setup.sampler_settings(s, mask_id, model_cfg.family, s.temperature, algorithm.record_greedy,
+                                            s.cache)
+    eval_settings = setup.sampler_settings(s, mask_id, model_cfg.family, s.eval_temperature)
     eval_batch = a.prompts_per_batch * a.group_size
-    B_sft = cfg.sft.batch_size
-    sft_tx = make_optimizer(OptimizerSettings(learning_rate=cfg.sft.learning_rate, warmup_steps=cfg.sft.warmup_steps,
-                                              weight_decay=0.0, grad_clip=1.0))
-    o = cfg.optim
-    rl_tx = make_optimizer(rl_optimizer_settings(o, a, cfg.run.iterations, algorithm.select is not None))
-    sft_update = _update_fn(lambda p, item: sft_loss(graphdef, p, item, item["key"], mask_id=mask_id,
-                                                     total_rows=B_sft), sft_tx)
-    rl_update = _update_fn(algorithm.loss, rl_tx)
+    sft_tx = sft_optimizer(cfg.sft)
+    sft_step = make_sft_step(graphdef, mask_id, cfg.sft.batch_size, sft_tx)
+    rl_tx = make_optimizer(rl_optimizer_settings(cfg.optim, a, cfg.run.iterations, algorithm.select is not None))
+    iteration = Iteration(_context(cfg, graphdef, model_cfg, tokenizer.eos_id, cfg.task.max_prompt_length),
+                          algorithm, rl_tx, state_sharding=None)
     iterations = cfg.run.iterations
 
     def train(seed, data: SeedData) -> dict:
         seed = jnp.asarray(seed, jnp.int32)
         key = jax.random.key(seed)
-        params = nnx.split(Transformer(model_cfg, rngs=nnx.Rngs(params=jax.random.key(seed))))[1]  # = models.init_model(cfg, seed)
+        if data.init_params is None:  # = models.init_model(preset, seed), as the loop's Run builds it
+            stored = nnx.split(Transformer(model_cfg, rngs=nnx.Rngs(params=jax.random.key(seed))))[1]
+        else:
+            stored = data.init_params
+        dtypes = precision.storage_dtypes(stored)
+        params = precision.master_params(stored)
 
-        def sft_step(carry, rows):
-            params, opt_state, key = carry
-            key, sub = jax.random.split(key)
-            item = {"prompt_ids": data.train_prompt_ids[rows][None], "prompt_mask": data.train_prompt_mask[rows][None],
-                    "completion_ids": data.train_target_ids[rows][None],
-                    "completion_mask": jnp.ones((1, *data.train_target_ids[rows].shape), bool), "key": sub[None]}
-            params, opt_state, m = sft_update(params, opt_state, item)
-            return (params, opt_state, key), m["loss"]
+        def sft(state, rows):
+            batch = {"prompt_ids": data.train_prompt_ids[rows], "prompt_mask": data.train_prompt_mask[rows],
+                     "completion_ids": data.train_target_ids[rows]}
+            state, m = sft_step(state, batch)
+            return state, m["loss"]
 
-        (params, _, key), sft_losses = jax.lax.scan(sft_step, (params, sft_tx.init(params), key), data.sft_order)
-        ref_params = params  # full fine-tune: the reference is the warm-started model, frozen
+        sft_state, sft_losses = jax.lax.scan(
+            sft, _state(params, sft_tx.init(params), None, jax.random.key_data(key)), data.sft_order)
+        params = sft_state.params
+        # full fine-tune: the reference is the warm-started model, frozen, in the storage dtype (Run.reference)
+        state0 = _state(params, rl_tx.init(params), precision.cast_to(params, dtypes), sft_state.key)
 
         def evaluate(params, step):
-            eval_key = jax.random.fold_in(jax.random.key(jnp.bitwise_xor(seed, EVAL_STREAM)), step)
+            key = eval_key(seed, step)
 
             def one_batch(start):
                 rows = start + jnp.arange(eval_batch)
                 traj = rollout.generate(graphdef, params, data.eval_prompt_ids[rows], data.eval_prompt_mask[rows],
-                                        jax.random.fold_in(eval_key, start), eval_settings)
+                                        jax.random.fold_in(key, start), eval_settings)
                 return sudoku_cell_reward(traj.completion, data.eval_puzzle[rows], data.eval_solution[rows], table)
 
             starts = jnp.arange(0, data.eval_prompt_ids.shape[0], eval_batch)
@@ -274,44 +286,40 @@ def make_train(cfg: Config, progress=None):
             w = data.eval_weight.reshape(reward.shape)
             return {"reward": (reward * w).sum() / w.sum(), "solved": (solved * w).sum() / w.sum()}
 
-        def rl_iteration(carry, it):
-            params, opt_state, key = carry
+        def rl_iteration(state, it):
             rows = jnp.repeat(data.rl_order[it], a.group_size)  # a prompt's group is contiguous
             puzzle, solution = data.train_puzzle[rows], data.train_solution[rows]
-            key, rollout_key = jax.random.split(key)
-            traj = rollout.generate(graphdef, params, data.train_prompt_ids[rows], data.train_prompt_mask[rows],
-                                    rollout_key, train_settings)
+            key, rollout_key = split_key(state.key)
+            state = state.replace(key=key)
+            traj = rollout.generate(graphdef, state.params, data.train_prompt_ids[rows],
+                                    data.train_prompt_mask[rows], rollout_key, train_settings)
             reward, solved = sudoku_cell_reward(traj.completion, puzzle, solution, table)
+            batch = traj.replace(greedy=None)
             selection, extra = None, {}
-            if algorithm.select is not None:  # EGSPO: the run's key chain splits for the selection
-                key, select_key = jax.random.split(key)
-                selection = algorithm.select(select_key, traj, a.k)
+            if algorithm.select is not None:
+                greedy_reward = jnp.zeros((traj.tokens.shape[0], a.k), jnp.float32)
                 if algorithm.record_greedy:  # EGSPO-SA: the selected steps' greedy completions, scored in JAX
+                    key, select_key = split_key(state.key)
+                    state = state.replace(key=key)
+                    selection = algorithm.select(select_key, batch, a.k)
                     B = traj.tokens.shape[0]
                     greedy = jnp.take_along_axis(traj.greedy, selection.steps[:, :, None], axis=1)  # [B, K, G]
                     greedy_reward, _ = sudoku_cell_reward(greedy.reshape(B * a.k, -1), jnp.repeat(puzzle, a.k, axis=0),
                                                           jnp.repeat(solution, a.k, axis=0), table)
-                    selection = selection.replace(greedy_reward=greedy_reward.reshape(B, a.k))
-                extra = {"greedy_reward_mean": selection.greedy_reward.mean()}
-            inner, algorithm_metrics = algorithm.prepare(params, ref_params, traj.replace(greedy=None), reward,
-                                                         selection, it * a.mu, a.k, seed=seed)
-            extra.update(algorithm_metrics)
-
-            def optimizer_step(state, items):
-                params, opt_state, m = rl_update(*state, items)
-                return (params, opt_state), m
-
-            (params, opt_state), m = jax.lax.scan(optimizer_step, (params, opt_state), inner)
-            last = jax.tree.map(lambda x: x[-1], m)  # the loop reports its last optimizer step's metrics
-            count = jnp.maximum(last["count"], 1.0)
-            metrics = dict(extra, reward_mean=reward.mean(), reward_std=reward.std(), solved=solved.mean(),
-                           zero_variance_fraction=zero_variance_fraction(reward, a.group_size),
+                    greedy_reward = greedy_reward.reshape(B, a.k)
+                    selection = selection.replace(greedy_reward=greedy_reward)
+                extra = {"greedy_reward_mean": greedy_reward.mean()}
+            state, (last, algorithm_metrics) = iteration.iterate(state, batch, reward, selection, k=a.k, seed=seed)
+            count = jnp.maximum(last["count"], 1.0)  # the loop logs the loss's other sums per count
+            metrics = dict(extra, **algorithm_metrics, reward_mean=reward.mean(), reward_std=reward.std(),
+                           solved=solved.mean(), zero_variance_fraction=zero_variance_fraction(reward, a.group_size),
                            loss=last["loss"], grad_norm=last["grad_norm"], skipped=last["skipped"],
-                           ratio=last["ratio"] / count, clip_fraction=last["clip_fraction"] / count,
-                           kl=last["kl"] / count, entropy_profile=traj.step_entropy.mean(axis=0))
+                           **{name: v / count for name, v in last.items()
+                              if name not in ("loss", "grad_norm", "skipped", "count")},
+                           entropy_profile=traj.step_entropy.mean(axis=0))
             if progress is not None:
                 jax.debug.callback(progress, it, metrics["reward_mean"])
-            return (params, opt_state, key), metrics
+            return state, metrics
 
         # Parameter snapshots at every evaluation point, evaluated together at the end by one lax.map:
         # one compiled evaluation instead of one per call site. The scan index is the same for every
@@ -326,14 +334,13 @@ def make_train(cfg: Config, progress=None):
             slot = jnp.sum(jnp.where(jnp.asarray(points) == it + 1, jnp.arange(len(points)), 0)) + \
                 jnp.where(jnp.any(jnp.asarray(points) == it + 1), 0, len(points))
             snapshots = jax.tree.map(lambda buf, x: jax.lax.dynamic_update_index_in_dim(buf, x, slot, 0),
-                                     snapshots, state[0])
+                                     snapshots, state.params)
             return (state, snapshots), metrics
 
-        (state, snapshots), rl_metrics = jax.lax.scan(iteration_and_snapshot,
-                                                      ((params, rl_tx.init(params), key), snapshots),
+        (state, snapshots), rl_metrics = jax.lax.scan(iteration_and_snapshot, (state0, snapshots),
                                                       jnp.arange(iterations))
         evaluated = jax.tree.map(lambda first, mid, last: jnp.concatenate([first[None], mid[:-1], last[None]]),
-                                 params, snapshots, state[0])
+                                 params, snapshots, state.params)
         steps = jnp.asarray(np.concatenate([[0], points, [iterations]]), jnp.int32)
         result = jax.lax.map(lambda args: evaluate(*args), (evaluated, steps))
         out = {"sft_loss": sft_losses, "eval_before": jax.tree.map(lambda x: x[0], result),

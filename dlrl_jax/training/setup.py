@@ -8,7 +8,7 @@ import tempfile
 
 import numpy as np
 
-from dlrl_jax import checkpoints, models
+from dlrl_jax import checkpoints, models, rollout
 from dlrl_jax.checkpoints import peft
 from dlrl_jax.config_error import ConfigError
 from dlrl_jax.models.lora import LoRASettings, add_lora
@@ -50,6 +50,24 @@ def build_model_and_tokenizer(m, seed: int = 0, mesh=None):
         model = add_lora(model, LoRASettings(rank=m.lora_rank, alpha=m.lora_alpha, targets=targets,
                                              dropout=m.lora_dropout), seed=seed)
     return model, tokenizer
+
+
+def sampler_settings(s, mask_id: int, family: str, temperature: float, record_greedy: bool = False,
+                     cache: str = "none") -> rollout.SamplerSettings:
+    """The rollout's settings from the config's `sampler:` section `s` (the one constructor: training
+    rollouts, held-out evaluation and the seeded program all sample through it). `family` resolves
+    schedule "auto" (Dream's sampler for a Dream model); training rollouts pass `cache`, held-out
+    evaluation keeps the exact sampler."""
+    settings = rollout.SamplerSettings(gen_length=s.gen_length, block_length=s.block_length or s.gen_length,
+                                       steps=s.steps, temperature=temperature, remasking=s.remasking,
+                                       mask_id=mask_id, record_greedy=record_greedy, cache=cache,
+                                       schedule=rollout.resolve_schedule(s.schedule, family, s.block_length),
+                                       top_p=s.top_p, top_k=s.top_k, alg_temp=s.alg_temp,
+                                       noise_dtype=s.noise_dtype, dream_mask_candidate=s.dream_mask_candidate)
+    try:
+        return settings.validate()
+    except rollout.SamplerSettingsError as e:
+        raise ConfigError(f"sampler ({settings.schedule} schedule): {e}") from None
 
 
 def build_mesh(m, rl_rows: int, sft_rows: int):

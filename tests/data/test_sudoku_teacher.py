@@ -89,7 +89,7 @@ def test_the_seeded_program_learns_the_same_mixed_targets():
                              "task.heuristic_fraction=0.5", "sft.steps=1", "run.iterations=1"])
     data = seeded.seed_data(cfg, 2)
     task = build_task(cfg.task, cfg.seed)
-    _, _, tokenizer = seeded._build(cfg.model)
+    _, _, tokenizer, _ = seeded._build(cfg.model)
     chosen = set(np.random.default_rng([2, TEACHER_STREAM]).permutation(len(task.train))[:20])
     for i, r in enumerate(task.train):
         grid = row_order_fill(r["puzzle"]) if i in chosen else r["solution"]

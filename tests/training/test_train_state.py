@@ -90,3 +90,31 @@ def test_items_name_the_bad_field_in_one_line():
         with pytest.raises(ItemError) as error:
             item.validate()
         assert str(error.value) == message and "\n" not in str(error.value)
+
+
+def test_an_sft_checkpoint_of_the_layout_before_resumes_the_warm_start(tmp_path):
+    """The SFT warm start now carries a TrainState (counters in the tree); an SFT checkpoint written
+    before (params, opt_state and key only, the step in meta["sft_step"]) restores into it, and the
+    resumed step is the step the uninterrupted warm start takes."""
+    from dlrl_jax import config
+    from dlrl_jax.training import loop
+
+    cfg = config.load(None, ["task.train_size=64", "task.eval_size=16", "sft.batch_size=8", "run.progress=false",
+                             f"run.out_dir={tmp_path / 'run'}", "run.tensorboard=false"])
+    run = loop.Run(cfg)
+    straight = loop.SFTLoop(run, run.params, steps=3, progress=False)
+    for _ in range(2):
+        straight.step()
+    old_tree = {"params": straight.state.params, "opt_state": straight.state.opt_state, "key": straight.state.key}
+    old_meta = {"sft_step": 2, "data": straight.batches.state()}  # no state_layout, no counters
+    ckpt = TrainStateCheckpointer(str(tmp_path / "ckpt"))
+    ckpt.save(2, old_tree, old_meta)
+    ckpt.wait()
+    resumed = loop.SFTLoop(loop.Run(cfg), run.params, steps=3, progress=False)
+    tree, meta = ckpt.restore(2, resumed.checkpoint_target(old_meta))
+    ckpt.close()
+    resumed.load(tree, meta)
+    assert resumed.step_index == 2 and resumed.state.counters() == (2, 2)
+    straight.step()
+    resumed.step()
+    assert _equal(resumed.state, straight.state) and resumed.done and straight.done

@@ -1,13 +1,18 @@
-"""EGSPO-SA, EGSPO, ESPO and diffu-GRPO on the embedded tiny 4x4 Sudoku task over many seeds, each
+"""EGSPO-SA, EGSPO, ESPO, diffu-GRPO and wd1 on the embedded tiny 4x4 Sudoku task over many seeds, each
 algorithm's seeds in one compiled program (`jax.jit(jax.vmap(train))`, dlrl_jax/training/seeded.py).
 
 Each seed: the pure SFT warm start of configs/tiny_sudoku_*.yaml (or, with --config, that config's, e.g.
-the demo's mixed one; the same for every algorithm, so runs pair by seed), then
-`--iterations` RL iterations, held-out greedy evaluation before and after. Results go to a JSON-lines
-file (one line per algorithm and timing), so algorithms can run in separate invocations; `--report`
-prints the table (mean +- standard error over seeds) and the paired comparisons.
+the demo's mixed one, with each algorithm's own method settings, METHOD below; the same warm start for
+every algorithm, so runs pair by seed), then `--iterations` RL iterations, held-out greedy evaluation
+before and after. With --warm-once the warm starts are computed once (one vmapped SFT program, cached
+beside --out) and every algorithm continues each seed's run from its warm start's parameters and key:
+the RL part of the very run `dlrl-jax train --set seed=S` makes, without repeating its SFT per
+algorithm. Results go to a JSON-lines file (one line per algorithm and timing), so algorithms can run
+in separate invocations; `--report` prints the table (mean +- standard error over seeds) and the
+paired comparisons.
 
     python bench/compare_sudoku.py --seeds 8 --iterations 100 --out runs/compare/results.jsonl
+    python bench/compare_sudoku.py --config configs/tiny_sudoku_mixed.yaml --warm-once --seeds 8 ...  # the demo
     python bench/compare_sudoku.py --sequential 1 --algorithms egspo_sa ...   # + one seed at a time, timed
     python bench/compare_sudoku.py --report --out runs/compare/results.jsonl
     python bench/compare_sudoku.py --cli --seeds 2                              # the old path: dlrl-jax train per run
@@ -31,17 +36,52 @@ from dlrl_jax.training import seeded
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = {"egspo_sa": "tiny_sudoku_egspo_sa.yaml", "egspo": "tiny_sudoku_egspo_sa.yaml",
-           "espo": "tiny_sudoku_espo.yaml", "diffu_grpo": "tiny_sudoku_diffu_grpo.yaml"}
-# the papers' claims, as (better, worse): EGSPO-SA >= EGSPO > diffu-GRPO; ESPO > diffu-GRPO
-CLAIMS = [("egspo_sa", "egspo"), ("egspo", "diffu_grpo"), ("egspo_sa", "diffu_grpo"), ("espo", "diffu_grpo")]
+           "espo": "tiny_sudoku_espo.yaml", "diffu_grpo": "tiny_sudoku_diffu_grpo.yaml", "wd1": "tiny_sudoku_wd1.yaml"}
+# With --config (one config for every algorithm): what makes each method itself, from its tiny config
+# (the papers' clip ranges, ESPO's ELBO samples, d1's prompt masking); the optimizer, KL weight, group
+# and sampler stay the given config's, so that the objectives differ and nothing else.
+METHOD = {"egspo_sa": [], "egspo": [], "espo": ["algorithm.eps_low=0.2", "algorithm.elbo_samples=2"],
+          "diffu_grpo": ["algorithm.eps_low=0.5", "algorithm.eps_high=0.5", "algorithm.p_mask_prompt=0.15"],
+          "wd1": ["algorithm.p_mask_prompt=0.15", "algorithm.wd1_negative_term=true"]}
+# the papers' claims, as (better, worse): EGSPO-SA >= EGSPO > diffu-GRPO; ESPO > diffu-GRPO; wd1 > diffu-GRPO
+CLAIMS = [("egspo_sa", "egspo"), ("egspo", "diffu_grpo"), ("egspo_sa", "diffu_grpo"), ("espo", "diffu_grpo"),
+          ("wd1", "diffu_grpo")]
 
 
 def load_config(algorithm: str, iterations: int, extra=(), path: str | None = None, eval_every: int = 0):
     """The algorithm's tiny Sudoku config, or `path` (one config for every algorithm, e.g. the mixed warm
-    start's demo) with `algorithm.name` set."""
+    start's demo) with `algorithm.name` and the algorithm's METHOD settings set."""
+    method = METHOD[algorithm] if path else []
     path = path or os.path.join(ROOT, "configs", CONFIGS[algorithm])
-    return config.load(path, [f"algorithm.name={algorithm}", f"run.iterations={iterations}",
+    return config.load(path, [f"algorithm.name={algorithm}", *method, f"run.iterations={iterations}",
                               f"run.eval_every={eval_every}", *extra])
+
+
+def warm_starts(cfg, seeds: list[int], cache: str):
+    """Each seed's SFT warm start (params, key data) of `cfg`, one vmapped program; cached in `cache`
+    (.npz, keyed by the SFT settings, task and seeds) so that separate invocations share it."""
+    import hashlib
+
+    tag = json.dumps({"sft": config.to_dict(cfg)["sft"], "task": config.to_dict(cfg)["task"],
+                      "model": config.to_dict(cfg)["model"], "seeds": seeds}, sort_keys=True)
+    path = f"{cache}.warm-{hashlib.sha256(tag.encode()).hexdigest()[:12]}.npz"
+    treedef = jax.tree.structure(seeded._build(cfg.model)[3])
+    if os.path.exists(path):
+        saved = np.load(path)
+        leaves = [saved[f"leaf{i}"] for i in range(treedef.num_leaves)]
+        print(f"[warm start] read {path}", file=sys.stderr, flush=True)
+        return jax.tree.unflatten(treedef, leaves), saved["key"], saved["sft_loss"], float(saved["seconds"])
+    data = seeded.stack_seed_data([seeded.seed_data(cfg, s) for s in seeds])
+    t = time.perf_counter()
+    params, key, losses = jax.block_until_ready(jax.jit(jax.vmap(seeded.make_warm_start(cfg)))(
+        jnp.asarray(seeds, jnp.int32), data))
+    seconds = time.perf_counter() - t
+    leaves = jax.tree.leaves(params)
+    np.savez(path, key=np.asarray(key), sft_loss=np.asarray(losses), seconds=seconds,
+             **{f"leaf{i}": np.asarray(x) for i, x in enumerate(leaves)})
+    print(f"[warm start] {len(seeds)} seeds x {cfg.sft.steps} SFT steps in {seconds:.0f} s (compile included); "
+          f"final SFT loss {np.round(np.asarray(losses)[:, -1], 3).tolist()}; saved {path}", file=sys.stderr, flush=True)
+    return params, np.asarray(key), np.asarray(losses), seconds
 
 
 def _host(tree):
@@ -49,10 +89,11 @@ def _host(tree):
 
 
 def run_algorithm(algorithm: str, seeds: list[int], iterations: int, sequential: int, extra=(),
-                  path: str | None = None, eval_every: int = 0) -> list[dict]:
+                  path: str | None = None, eval_every: int = 0, warm=None) -> list[dict]:
     """The vmapped run of `seeds` (and, with `sequential`, that many of them again one at a time with
-    the same function jitted without vmap), timed; compile time apart from run time."""
-    cfg = load_config(algorithm, iterations, extra, path, eval_every)
+    the same function jitted without vmap), timed; compile time apart from run time. `warm`: each
+    seed's (params, key) to continue from (`warm_starts`); the config's SFT is then not run again."""
+    cfg = load_config(algorithm, iterations, list(extra) + (["sft.steps=0"] if warm else []), path, eval_every)
     t = time.perf_counter()
     start = time.perf_counter()
 
@@ -62,7 +103,12 @@ def run_algorithm(algorithm: str, seeds: list[int], iterations: int, sequential:
                   f"reward {np.round(np.asarray(reward), 3).tolist()}", file=sys.stderr, flush=True)
 
     train = seeded.make_train(cfg, progress=progress)
-    per_seed = [seeded.seed_data(cfg, s) for s in seeds]
+    if warm:
+        params, keys = warm
+        per_seed = [seeded.seed_data(cfg, s, jax.tree.map(lambda x, i=i: x[i], params), keys[i])
+                    for i, s in enumerate(seeds)]
+    else:
+        per_seed = [seeded.seed_data(cfg, s) for s in seeds]
     host_s = time.perf_counter() - t
     data = seeded.stack_seed_data(per_seed)
     seed_array = jnp.asarray(seeds, jnp.int32)
@@ -73,7 +119,7 @@ def run_algorithm(algorithm: str, seeds: list[int], iterations: int, sequential:
     metrics = jax.block_until_ready(compiled(seed_array, data))
     run_s = time.perf_counter() - t
     out = [{"kind": "vmap", "algorithm": algorithm, "seeds": seeds, "iterations": iterations, "host_s": host_s,
-            "compile_s": compile_s, "run_s": run_s, "eval_before": _host(metrics["eval_before"]),
+            "compile_s": compile_s, "run_s": run_s, "warm_once": bool(warm), "eval_before": _host(metrics["eval_before"]),
             "eval_after": _host(metrics["eval_after"]), "config": path, "overrides": list(extra),
             "eval_iterations": seeded.eval_iterations(cfg), "eval_mid": _host(metrics["eval"]),
             "rl_reward_mean": _host(metrics["rl"]["reward_mean"]) if iterations else []}]
@@ -194,6 +240,9 @@ def main():
                         help="one config for every algorithm (e.g. configs/tiny_sudoku_mixed.yaml) instead of "
                              "each algorithm's tiny Sudoku config")
     parser.add_argument("--eval-every", type=int, default=0, help="also evaluate every N RL iterations")
+    parser.add_argument("--warm-once", action="store_true",
+                        help="compute each seed's SFT warm start once (cached beside --out) and continue every "
+                             "algorithm's run from it")
     parser.add_argument("--out", default="runs/compare/results.jsonl")
     parser.add_argument("--report", action="store_true", help="print the table from --out and exit")
     parser.add_argument("--cli", action="store_true", help="the old path: dlrl-jax train once per (algorithm, seed)")
@@ -203,9 +252,17 @@ def main():
         return run_cli(seeds, args.iterations, args.algorithms, os.path.dirname(args.out) or ".")
     if not args.report:
         os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
+        warm = None
+        if args.warm_once:
+            cfg = load_config(args.algorithms[0], args.iterations, args.set, args.config, args.eval_every)
+            params, keys, losses, seconds = warm_starts(cfg, seeds, args.out)
+            warm = (params, keys)
+            with open(args.out, "a") as f:
+                f.write(json.dumps({"kind": "warm_start", "seeds": seeds, "sft_steps": cfg.sft.steps,
+                                    "seconds": seconds, "final_sft_loss": losses[:, -1].tolist()}) + "\n")
         for algorithm in args.algorithms:
             rows = run_algorithm(algorithm, seeds, args.iterations, args.sequential, args.set, args.config,
-                                 args.eval_every)
+                                 args.eval_every, warm)
             with open(args.out, "a") as f:
                 f.writelines(json.dumps(row) + "\n" for row in rows)
     with open(args.out) as f:

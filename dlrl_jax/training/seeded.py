@@ -87,7 +87,8 @@ class SeedData:
     rows that fill the last evaluation batch); sft_order [S, sft.batch_size] and rl_order
     [I, algorithm.prompts_per_batch] int32: the training-record indices of each batch; init_params: the
     parameters to start from (a `model.path` folder's, or any warm start), or None: the preset
-    initialised from the seed."""
+    initialised from the seed; init_key: raw key data [2] uint32 the run's key chain continues from (a
+    warm start's final key, `make_warm_start`), or None: key(seed)."""
 
     train_prompt_ids: jax.Array
     train_prompt_mask: jax.Array
@@ -102,6 +103,7 @@ class SeedData:
     sft_order: jax.Array
     rl_order: jax.Array
     init_params: Any = None
+    init_key: Any = None
 
 
 def check_supported(cfg: Config) -> None:
@@ -131,9 +133,10 @@ def _build(model_section):
     return graphdef, model.cfg, tokenizer, params
 
 
-def seed_data(cfg: Config, seed: int, init_params=None) -> SeedData:
+def seed_data(cfg: Config, seed: int, init_params=None, init_key=None) -> SeedData:
     """The records, encoded prompts / targets and batch orders `dlrl-jax train` would use for `seed`;
-    `init_params`: a warm start to begin from instead of the config's model (same structure)."""
+    `init_params` / `init_key`: a warm start to begin from instead of the config's model and key(seed)
+    (`make_warm_start`'s, with sft.steps=0: then the RL iterations are those of the run that made it)."""
     check_supported(cfg)
     cfg = dataclasses.replace(cfg, seed=int(seed))
     _, _, tokenizer, loaded = _build(cfg.model)
@@ -168,7 +171,8 @@ def seed_data(cfg: Config, seed: int, init_params=None) -> SeedData:
         eval_solution=cells([r["solution"] for r in evaluation]), eval_weight=weight,
         sft_order=order(cfg.sft.batch_size, cfg.seed, cfg.sft.steps),
         rl_order=order(cfg.algorithm.prompts_per_batch, cfg.seed + 1, cfg.run.iterations),
-        init_params=None if init_params is None else jax.tree.map(np.asarray, init_params))
+        init_params=None if init_params is None else jax.tree.map(np.asarray, init_params),
+        init_key=None if init_key is None else np.asarray(init_key, np.uint32))
 
 
 def stack_seed_data(per_seed: list[SeedData]) -> SeedData:
@@ -183,8 +187,9 @@ def stack_seed_data(per_seed: list[SeedData]) -> SeedData:
                            else v for k, v in fields.items()})
 
     per_seed = [pad(d) for d in per_seed]
-    if len({d.init_params is None for d in per_seed}) > 1:
-        raise ValueError("seed data: give every seed init_params, or none")
+    for field in ("init_params", "init_key"):
+        if len({getattr(d, field) is None for d in per_seed}) > 1:
+            raise ValueError(f"seed data: give every seed {field}, or none")
     shapes = [jax.tree.map(np.shape, d) for d in per_seed]
     for i, s in enumerate(shapes[1:], 1):
         if s != shapes[0]:
@@ -217,6 +222,48 @@ def _state(params, opt_state, ref_params, key_data) -> TrainState:
                       iteration=jnp.int32(0), optimizer_steps=jnp.int32(0))
 
 
+def _warm_start_fn(cfg: Config, graphdef, model_cfg):
+    """`warm_start(seed, data) -> (params, storage dtypes, key data, sft losses [S])`: the model (the
+    preset from the seed, or data.init_params) in float32 master weights after the SFT scan."""
+    sft_tx = sft_optimizer(cfg.sft)
+    sft_step = make_sft_step(graphdef, model_cfg.mask_token_id, cfg.sft.batch_size, sft_tx)
+
+    def warm_start(seed, data: SeedData):
+        if data.init_params is None:  # = models.init_model(preset, seed), as the loop's Run builds it
+            stored = nnx.split(Transformer(model_cfg, rngs=nnx.Rngs(params=jax.random.key(seed))))[1]
+        else:
+            stored = data.init_params
+        dtypes = precision.storage_dtypes(stored)
+        params = precision.master_params(stored)
+        key = jax.random.key_data(jax.random.key(seed)) if data.init_key is None else data.init_key
+
+        def sft(state, rows):
+            batch = {"prompt_ids": data.train_prompt_ids[rows], "prompt_mask": data.train_prompt_mask[rows],
+                     "completion_ids": data.train_target_ids[rows]}
+            state, m = sft_step(state, batch)
+            return state, m["loss"]
+
+        state, losses = jax.lax.scan(sft, _state(params, sft_tx.init(params), None, key), data.sft_order)
+        return state.params, dtypes, state.key, losses
+
+    return warm_start
+
+
+def make_warm_start(cfg: Config):
+    """`warm(seed, data) -> (params, key data, sft losses [S])`: `train`'s SFT warm start alone (pure,
+    jit- and vmap-able). Hand its params and key to `seed_data(cfg with sft.steps=0, seed, params, key)`
+    and `train` runs the RL iterations of the same run: many algorithms from one warm start per seed."""
+    check_supported(cfg)
+    graphdef, model_cfg, _, _ = _build(cfg.model)
+    warm_start = _warm_start_fn(cfg, graphdef, model_cfg)
+
+    def warm(seed, data: SeedData):
+        params, _, key, losses = warm_start(jnp.asarray(seed, jnp.int32), data)
+        return params, key, losses
+
+    return warm
+
+
 def make_train(cfg: Config, progress=None):
     """`train(seed, data) -> metrics` for `cfg` (see the module docstring); pure, jit- and vmap-able.
 
@@ -236,41 +283,24 @@ def make_train(cfg: Config, progress=None):
     a, G = cfg.algorithm, cfg.sampler.gen_length
     mask_id = model_cfg.mask_token_id
     table = TokenTable.from_tokenizer(tokenizer, model_cfg.vocab_size, G)
-    algorithm = ALGORITHMS[a.name].make(_context(cfg, graphdef, model_cfg, tokenizer.eos_id,
-                                                 cfg.task.max_prompt_length))
+    context = _context(cfg, graphdef, model_cfg, tokenizer.eos_id, cfg.task.max_prompt_length)
+    algorithm = ALGORITHMS[a.name].make(context)
     s = cfg.sampler
     train_settings = setup.sampler_settings(s, mask_id, model_cfg.family, s.temperature, algorithm.record_greedy,
                                             s.cache)
     eval_settings = setup.sampler_settings(s, mask_id, model_cfg.family, s.eval_temperature)
     eval_batch = a.prompts_per_batch * a.group_size
-    sft_tx = sft_optimizer(cfg.sft)
-    sft_step = make_sft_step(graphdef, mask_id, cfg.sft.batch_size, sft_tx)
     rl_tx = make_optimizer(rl_optimizer_settings(cfg.optim, a, cfg.run.iterations, algorithm.select is not None))
-    iteration = Iteration(_context(cfg, graphdef, model_cfg, tokenizer.eos_id, cfg.task.max_prompt_length),
-                          algorithm, rl_tx, state_sharding=None)
+    iteration = Iteration(context, algorithm, rl_tx, state_sharding=None)
     iterations = cfg.run.iterations
+
+    warm_start = _warm_start_fn(cfg, graphdef, model_cfg)
 
     def train(seed, data: SeedData) -> dict:
         seed = jnp.asarray(seed, jnp.int32)
-        key = jax.random.key(seed)
-        if data.init_params is None:  # = models.init_model(preset, seed), as the loop's Run builds it
-            stored = nnx.split(Transformer(model_cfg, rngs=nnx.Rngs(params=jax.random.key(seed))))[1]
-        else:
-            stored = data.init_params
-        dtypes = precision.storage_dtypes(stored)
-        params = precision.master_params(stored)
-
-        def sft(state, rows):
-            batch = {"prompt_ids": data.train_prompt_ids[rows], "prompt_mask": data.train_prompt_mask[rows],
-                     "completion_ids": data.train_target_ids[rows]}
-            state, m = sft_step(state, batch)
-            return state, m["loss"]
-
-        sft_state, sft_losses = jax.lax.scan(
-            sft, _state(params, sft_tx.init(params), None, jax.random.key_data(key)), data.sft_order)
-        params = sft_state.params
+        params, dtypes, key, sft_losses = warm_start(seed, data)
         # full fine-tune: the reference is the warm-started model, frozen, in the storage dtype (Run.reference)
-        state0 = _state(params, rl_tx.init(params), precision.cast_to(params, dtypes), sft_state.key)
+        state0 = _state(params, rl_tx.init(params), precision.cast_to(params, dtypes), key)
 
         def evaluate(params, step):
             key = eval_key(seed, step)

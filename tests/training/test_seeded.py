@@ -119,3 +119,22 @@ def test_vmapped_seeds_equal_separate_runs(algorithm):
     assert len({round(float(x), 6) for x in together["sft_loss"][:, 0]}) == 3
     assert together["rl"]["reward_mean"].shape == (3, 3) and together["eval"]["reward"].shape == (3, 1)
     assert np.all(np.isfinite(np.asarray(together["rl"]["loss"])))
+
+
+def test_a_warm_start_handed_in_continues_the_same_run():
+    """make_warm_start's (params, key) handed to train with sft.steps=0 give the RL iterations and
+    evaluations of the run that made them (what bench/compare_sudoku.py relies on to train every
+    algorithm from one warm start per seed): the same SFT scan and key chain, split in two programs."""
+    cfg = config.load(None, TINY + ["algorithm.name=diffu_grpo", "algorithm.eps_low=0.5"])
+    straight = jax.jit(seeded.make_train(cfg)).lower(jnp.int32(1), seeded.seed_data(cfg, 1)).compile(FAST_COMPILE)(
+        jnp.int32(1), seeded.seed_data(cfg, 1))
+    warm = jax.jit(seeded.make_warm_start(cfg))
+    params, key, losses = warm(jnp.int32(1), seeded.seed_data(cfg, 1))
+    np.testing.assert_array_equal(np.asarray(losses), np.asarray(straight["sft_loss"]))
+    rl_cfg = config.load(None, TINY + ["algorithm.name=diffu_grpo", "algorithm.eps_low=0.5", "sft.steps=0"])
+    data = seeded.seed_data(rl_cfg, 1, params, key)
+    continued = jax.jit(seeded.make_train(rl_cfg)).lower(jnp.int32(1), data).compile(FAST_COMPILE)(jnp.int32(1), data)
+    for name in ("eval_before", "eval_after", "eval", "rl"):
+        for (path, a), b in zip(jax.tree.leaves_with_path(continued[name]), jax.tree.leaves(straight[name]), strict=True):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-5,
+                                       err_msg=f"{name}{jax.tree_util.keystr(path)}")

@@ -1,5 +1,5 @@
 """EGSPO-SA, EGSPO, ESPO, diffu-GRPO and wd1 on the embedded tiny 4x4 Sudoku task over many seeds, each
-algorithm's seeds in one compiled program (`jax.jit(jax.vmap(train))`, dlrl_jax/training/seeded.py).
+algorithm's seeds in one compiled program (`jax.jit(jax.vmap(train))`, dlrl_jax/app/seeded.py).
 
 Each seed: the pure SFT warm start of configs/tiny_sudoku_*.yaml (or, with --config, that config's, e.g.
 the demo's mixed one, with each algorithm's own method settings, METHOD below; the same warm start for
@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dlrl_jax import config
-from dlrl_jax.training import seeded
+from dlrl_jax.app import seeded
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = {"egspo_sa": "tiny_sudoku_egspo_sa.yaml", "egspo": "tiny_sudoku_egspo_sa.yaml",

@@ -19,10 +19,10 @@ import tempfile
 import jax
 import numpy as np
 
+from dlrl_jax.app.run import Run
 from dlrl_jax import config, rollout
 from dlrl_jax.data.sudoku import generate_sudoku
 from dlrl_jax.tasks.sudoku import D1_TEST_BLANKS
-from dlrl_jax.training import loop
 
 
 def solved_rates(run, records, settings, samples: int, key, batch: int = 8):
@@ -51,7 +51,7 @@ def main():
     cfg = config.load(None, [f"model.path={args.model}", "sft.steps=0", f"task.eval_size={args.puzzles}",
                              f"run.out_dir={tempfile.mkdtemp(prefix='dlrl_headroom_')}", "run.progress=false",
                              "run.tensorboard=false"])
-    run = loop.Run(cfg)
+    run = Run(cfg)
     print(f"model {os.path.abspath(args.model)}; {args.samples} samples per puzzle; {jax.device_count()} "
           f"{jax.devices()[0].platform} device(s)")
     print("| blanks | temperature | greedy solved | sampled solved per sample | pass@n | sampled cell reward |")

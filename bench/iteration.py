@@ -33,6 +33,7 @@ def one_run(args) -> dict:
     import time
 
     from dlrl_jax import checkpoints, config, models
+    from dlrl_jax.app.run import Run
     from dlrl_jax.training import loop
 
     folder = os.path.join(args.work, "model")
@@ -53,7 +54,7 @@ def one_run(args) -> dict:
                  f"run.out_dir={os.path.join(args.work, 'run')}", "run.progress=false", "run.tensorboard=false"]
     cfg = config.load(None, overrides)
     t = time.perf_counter()
-    run = loop.Run(cfg)
+    run = Run(cfg)
     rl = loop.RLLoop(run, run.params, run.reference(run.params), progress=False)
     setup = time.perf_counter() - t
     rows = [rl.step() for _ in range(args.iterations)]

@@ -1,4 +1,4 @@
-"""Phase golden: one RL iteration per algorithm through `loop.Run` + `RLLoop.step()`, as `dlrl-jax train`
+"""Phase golden: one RL iteration per algorithm through `app.run.Run` + `RLLoop.step()`, as `dlrl-jax train`
 drives it, against tests/training/test_golden_iteration.py's values (taken on the project's CPU).
 
 At full float32 matmul precision (the golden run is float32). Each value is compared with what its kind

@@ -1,5 +1,5 @@
 """Phase seeds: seeds per hour of the tiny Sudoku run (SFT warm start, RL iterations, held-out evaluation
-before and after: one pure function of the seed, dlrl_jax/training/seeded.py) one seed at a time with
+before and after: one pure function of the seed, dlrl_jax/app/seeded.py) one seed at a time with
 `jit(train)` against N seeds at once with `jit(vmap(train))`, with bench/compare_sudoku.py's configs.
 
 The host data (puzzles, encoded prompts, batch orders) of `distinct` seeds is made once and reused
@@ -25,7 +25,7 @@ def _timed(fn):
 
 
 def run():
-    from dlrl_jax.training import seeded
+    from dlrl_jax.app import seeded
 
     s = common.shapes("seeds")
     algorithm = s["algorithm"]

@@ -67,7 +67,7 @@ def replay(recording: str, model: str, decay_rule: str = "ours") -> dict:
 
     from dlrl_jax.objectives import diffu_grpo
     from dlrl_jax.rollout.trajectory import Trajectory
-    from dlrl_jax.training import loop
+    from dlrl_jax.app.run import Run
     from dlrl_jax.training.key_streams import MASK_STREAM
 
     rec = np.load(recording)
@@ -77,7 +77,7 @@ def replay(recording: str, model: str, decay_rule: str = "ours") -> dict:
     B, P = prompt_ids.shape
     G = completion_ids.shape[1]
     with tempfile.TemporaryDirectory() as out_dir:
-        run = loop.Run(_config(s, model, out_dir, adapter))
+        run = Run(_config(s, model, out_dir, adapter))
         start = hf_tensors(run.graphdef, run.params)
         initial = {k[len("initial/"):]: rec[k] for k in rec.keys() if k.startswith("initial/")}
         if max(float(np.abs(start[k] - initial[k]).max()) for k in initial) != 0.0:

@@ -88,14 +88,14 @@ def replay(recording: str, model: str, decay_rule: str = "ours") -> dict:
     import jax.numpy as jnp
 
     from dlrl_jax.rollout.trajectory import Trajectory
-    from dlrl_jax.training import loop
+    from dlrl_jax.app.run import Run
     from dlrl_jax.training.algorithms.common import Selection
 
     rec = np.load(recording)
     settings = json.loads(str(rec["settings"]))
     rec, adapter = with_adapter(recording, rec, settings)
     with tempfile.TemporaryDirectory() as out_dir:
-        run = loop.Run(_config(settings, model, out_dir, adapter))
+        run = Run(_config(settings, model, out_dir, adapter))
         start = hf_tensors(run.graphdef, run.params)
         initial = {k[len("initial/"):]: rec[k] for k in rec.keys() if k.startswith("initial/")}
         weights = max(float(np.abs(start[k] - initial[k]).max()) for k in initial)

@@ -121,6 +121,7 @@ def child(algorithm: str, prompt_length: int, warmup: int, iterations: int, argv
     prompt padded to `prompt_length`, then W + N `RLLoop.step` calls."""
     import jax
 
+    from dlrl_jax.app.run import Run
     from dlrl_jax.training import loop
 
     sys.path.insert(0, HERE)
@@ -133,7 +134,7 @@ def child(algorithm: str, prompt_length: int, warmup: int, iterations: int, argv
             cfg = replay._config(s, s["model"], out_dir, s["group"], extra=extra + ["sampler.block_length=32"])
         else:
             cfg = replay._config(s, s["model"], out_dir, extra=extra)
-        run = loop.Run(cfg)
+        run = Run(cfg)
         rl = loop.RLLoop(run, run.params, run.reference(run.params), progress=False)
         rows = [rl.step() for _ in range(warmup + iterations)]
         rl.close()

@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
+from dlrl_jax.app.run import Run
 from dlrl_jax import checkpoints, models, rollout, tasks
 from dlrl_jax.app.pass_at_k import mean_pass_at_k, pass_at_k
 from dlrl_jax.app.preemption import Preempted, StopFlag
@@ -44,8 +45,7 @@ from dlrl_jax.folders.manifest import ManifestMismatch, verify_manifest
 from dlrl_jax.models.tokenizer import Tokenizer
 from dlrl_jax.protocols import eval_prompts, eval_protocol, parsers
 from dlrl_jax.rewards.decoding import completion_texts
-from dlrl_jax.training import loop, setup
-from dlrl_jax.training import key_streams
+from dlrl_jax.training import key_streams, setup
 from dlrl_jax.training.key_streams import SAMPLES_STREAM
 
 
@@ -67,7 +67,7 @@ def completions_in_batches(indices: list[int], batch_size: int, encode, generate
         yield index, decode(traj.completion)[:len(index)]
 
 
-def held_out(run: loop.Run, params, records: list[dict], batch_size: int, step: int = 0, stop=lambda: None,
+def held_out(run: Run, params, records: list[dict], batch_size: int, step: int = 0, stop=lambda: None,
              samples: bool = True) -> dict:
     """Training's held-out evaluation with the evaluation sampler: mean reward, solved fraction
     (reward >= 1), and `eval_correct`, the task's own correctness (`Task.correct`: the fraction of
@@ -96,7 +96,7 @@ def held_out(run: loop.Run, params, records: list[dict], batch_size: int, step: 
     return result
 
 
-def held_out_pass_at_k(run: loop.Run, params, records: list[dict], batch_size: int, samples: int, step: int = 0,
+def held_out_pass_at_k(run: Run, params, records: list[dict], batch_size: int, samples: int, step: int = 0,
                        stop=lambda: None) -> dict:
     """pass@k (k = powers of 2 up to `samples`, `samples`, and algorithm.group_size when at most
     `samples`) of `samples` completions per record at the rollout temperature (`sampler.temperature`),

@@ -59,7 +59,7 @@ class MetricsWriter:
 
 
 def open_run_metrics(cfg, lead: bool) -> MetricsWriter:
-    """The sink of a training run (`loop.Run`'s `open_metrics`): RUN_DIR/metrics.jsonl, TensorBoard
+    """The sink of a training run (`Run`'s `open_metrics`): RUN_DIR/metrics.jsonl, TensorBoard
     with `run.tensorboard`, W&B with `run.wandb_project`; only the lead process writes."""
     if cfg.run.wandb_project and lead:
         try:

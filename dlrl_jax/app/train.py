@@ -44,6 +44,7 @@ import time
 import jax
 from flax import nnx
 
+from dlrl_jax.app.run import Run
 from dlrl_jax.app.evaluation import held_out
 from dlrl_jax.app.metrics import open_run_metrics, truncate_metrics, truncate_sft_metrics
 from dlrl_jax.app.preemption import Preempted, StopFlag, TemporaryFailure
@@ -231,7 +232,7 @@ def _start(cfg: Config, log, stop: StopFlag, start: float, stack: contextlib.Exi
             _truncate(resume)
     if resume is not None:
         log(f"[dlrl-jax] resuming from {resume.checkpointer.directory} step {resume.step}")
-    run = loop.Run(cfg, open_metrics=open_run_metrics)  # (writes config.json: only after the settings check above)
+    run = Run(cfg, open_metrics=open_run_metrics)  # (writes config.json: only after the settings check above)
     stack.callback(run.writer.close)
     stop.defer()  # from here on every phase can save: SIGTERM sets the flag the phases check
     with jax.set_mesh(run.mesh):  # the model then keeps activations split by rows (constrain_rows)
@@ -373,7 +374,7 @@ def _truncate(resume: _ResumePoint) -> None:
         truncate_sft_metrics(run_dir, resume.step, evaluations=int("initial" in resume.meta.get("summary", {})))
 
 
-def _train(cfg: Config, run: loop.Run, rl_ckpt, sft_checkpoints: _SFTCheckpoints, resume: _ResumePoint | None, start,
+def _train(cfg: Config, run: Run, rl_ckpt, sft_checkpoints: _SFTCheckpoints, resume: _ResumePoint | None, start,
            log, stop: StopFlag) -> dict:
     eval_batch = cfg.algorithm.prompts_per_batch * cfg.algorithm.group_size
     params = run.params
@@ -481,7 +482,7 @@ def _train(cfg: Config, run: loop.Run, rl_ckpt, sft_checkpoints: _SFTCheckpoints
     return _finish(cfg, run, rl.params, summary, start, log)
 
 
-def _warm_start(cfg: Config, run: loop.Run, params, sft_checkpoints: _SFTCheckpoints, resume, summary: dict,
+def _warm_start(cfg: Config, run: Run, params, sft_checkpoints: _SFTCheckpoints, resume, summary: dict,
                 evaluate, log, stop) -> loop.SFTLoop:
     """The initial evaluation and the SFT steps, resumed from an SFT checkpoint when there is one. An SFT
     checkpoint (params, optimizer, key, data position) is saved every `sft.save_every` steps, after the
@@ -518,7 +519,7 @@ def _save_sft(checkpointer: TrainStateCheckpointer, sft: loop.SFTLoop, summary: 
         checkpointer.save(sft.step_index, sft.state_tree(), meta)
 
 
-def _preempted_in_sft(cfg: Config, run: loop.Run, sft: loop.SFTLoop | None, sft_checkpoints: _SFTCheckpoints,
+def _preempted_in_sft(cfg: Config, run: Run, sft: loop.SFTLoop | None, sft_checkpoints: _SFTCheckpoints,
                       summary: dict, during: str) -> Preempted:
     """Saves an SFT checkpoint (when there was SFT) and says what a resumed run redoes."""
     if sft is None:
@@ -547,7 +548,7 @@ def _save(checkpointer: TrainStateCheckpointer, rl: loop.RLLoop, summary: dict, 
     rl.run.writer.write("checkpoint", rl.iteration, {"seconds": time.perf_counter() - t})  # the blocking part
 
 
-def _finish(cfg: Config, run: loop.Run, params, summary: dict, start: float, log) -> dict:
+def _finish(cfg: Config, run: Run, params, summary: dict, start: float, log) -> dict:
     summary["seconds"] = round(time.time() - start, 1)
     _export(run, params, os.path.join(run.out_dir, "model"))
     if run.lead:
@@ -557,7 +558,7 @@ def _finish(cfg: Config, run: loop.Run, params, summary: dict, start: float, log
     return summary
 
 
-def _export(run: loop.Run, params, folder: str) -> None:
+def _export(run: Run, params, folder: str) -> None:
     """The model (LoRA merged) and tokenizer as a Hugging Face folder, and a LoRA adapter also as a PEFT
     adapter folder inside it. Every process joins the gather of the weights; process 0 writes."""
     params = precision.cast_to(params, run.param_dtypes)  # float32 master weights leave in the model dtype

@@ -1,7 +1,7 @@
 """Record batches on grain: the records (or one host's strided shard of them, `shard_index` of
 `shard_count`), shuffled with a seed (a fresh order every epoch), repeated, batched, with an iterator
 whose state can be saved and restored, so a resumed run sees exactly the batches it had not yet seen.
-The trainer reads every record on every process (one shard: `training.loop.Run.batches`), so all
+The trainer reads every record on every process (one shard: `app.run.Run.batches`), so all
 processes see the same global batch.
 
 Records stay Python dicts (prompts are tokenised per batch by the caller), so the pipeline has no

@@ -65,7 +65,7 @@ class Iteration:
 
     def iterate(self, state, batch, reward_B, selection, *, k: int, seed=None):
         """The pure iteration (module docstring); `seed` (default the context's) may be traced: the
-        vmapped seeds of training/seeded.py draw their own masks and dropout through it."""
+        vmapped seeds of app/seeded.py draw their own masks and dropout through it."""
         a = self.context.algorithm
         key = state.key
         if selection is None and self.algorithm.select is not None:

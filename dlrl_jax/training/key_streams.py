@@ -1,6 +1,6 @@
 """The run's independent random streams: each is fold_in(key(seed), STREAM) (evaluation: key(seed ^
 EVAL_STREAM)), so that the draws of one never move when another is used more or less often, and a
-resumed run (or the vmapped seeds of training/seeded.py) draws exactly what a straight run draws."""
+resumed run (or the vmapped seeds of app/seeded.py) draws exactly what a straight run draws."""
 
 DROPOUT_STREAM = 0xD0     # LoRA dropout keys of the training forwards (old-policy passes: DROPOUT_STREAM + 1)
 MASK_STREAM = 0x5EED      # ESPO's, diffu-GRPO's and wd1's mask draws, then folded with the update index

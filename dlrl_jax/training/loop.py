@@ -9,165 +9,47 @@ another for keys or placement."""
 
 from __future__ import annotations
 
-import json
-import os
+import dataclasses
 import time
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from dlrl_jax import models, parallel, rollout
-from dlrl_jax.config import Config, ConfigError, to_dict
-from dlrl_jax.data.pipeline import BatchStream
-from dlrl_jax.models.lora import adapter_off, has_lora, trainable_mask
-from dlrl_jax.parallel.transfer import is_lead_process, to_host
-from dlrl_jax.rewards.decoding import completion_texts
-from dlrl_jax.tasks import Task, build_task, read_records
+from dlrl_jax import parallel, rollout
+from dlrl_jax.models.lora import adapter_off
+from dlrl_jax.parallel.transfer import to_host
 from dlrl_jax.training import precision, setup
 from dlrl_jax.training.algorithm_settings import optimizer_steps_per_iteration
-from dlrl_jax.training.algorithms import ALGORITHMS, reference_model
+from dlrl_jax.training.algorithms import ALGORITHMS
 from dlrl_jax.training.algorithms.common import zero_variance_fraction
 from dlrl_jax.training.iteration import Iteration, sync_reference  # noqa: F401  (sync_reference: re-exported)
 from dlrl_jax.training.optimizer import make_optimizer, rl_optimizer_settings
 from dlrl_jax.training.sft_step import jit_step, make_sft_step, sft_optimizer
-from dlrl_jax.training.state import STATE_LAYOUT, Context, TrainState, split_key, state_shardings
-from dlrl_jax.training.update import ParamPartition, init_opt_state, make_update
+from dlrl_jax.training.state import STATE_LAYOUT, TrainState, split_key, state_shardings
+from dlrl_jax.training.update import init_opt_state, make_update
 
 
-class Run:
-    """The host side of one training run: config, model split, tokenizer, task, writer, and `key`, the
-    key the next phase starts from (key(seed); the SFT warm start hands its final key on through it).
+@dataclasses.dataclass(frozen=True)
+class LoopSettings:
+    """What the SFT and RL loops read of a run's settings; the driver makes it from the configuration
+    (`dlrl_jax.app.run.Run.settings`), so the loops take their own sections and plain values only.
 
-    `open_metrics(cfg, lead)`: opens the sink the loops write their metrics to (`write(phase, step,
-    values)`, `close()`), called once the run's folder exists; the application opens a
-    `dlrl_jax.app.metrics.MetricsWriter`. None: the metrics go nowhere."""
+    seed: the run's seed (batch orders: seed for SFT, seed + 1 for RL). gen_length: completion tokens.
+    temperature / cache: the training rollouts' sampling temperature and KV cache. iterations: the RL
+    iterations of the whole run (the learning-rate schedule's length). sft / algorithm / optim: the
+    `sft:`, `algorithm:` (training/algorithm_settings.py) and `optim:` sections."""
 
-    def __init__(self, cfg: Config, open_metrics=None):
-        self.cfg = cfg
-        a = cfg.algorithm
-        # first: a mesh that does not fit fails before any weights load
-        self.mesh = setup.build_mesh(cfg.mesh, a.prompts_per_batch * a.group_size, cfg.sft.batch_size)
-        model, self.tokenizer = setup.build_model_and_tokenizer(cfg.model, cfg.seed, self.mesh)
-        self.mask_id = model.cfg.mask_token_id
-        self.model_cfg = model.cfg
-        self.model_family = model.cfg.family  # sampler.schedule auto: Dream's sampler for Dream models
-        # LoRA dropout: update items then carry a "dropout_key" (raw key data) for the training forwards
-        self.lora_dropout = model.cfg.lora_rank > 0 and model.cfg.lora_dropout > 0
-        self.graphdef, params = models.split(model)
-        self.params = parallel.place_params(params, self.mesh)
-        self.param_dtypes = precision.storage_dtypes(self.params)  # frozen copies and exports use these
-        self.task: Task = build_task(cfg.task, cfg.seed)
-        records = self.task.train + self.task.eval
-        positions = setup.max_positions(cfg.model.path, cfg.model.preset)
-        if positions <= cfg.sampler.gen_length:
-            raise ConfigError(f"sampler.gen_length {cfg.sampler.gen_length} leaves no room for a prompt in the "
-                              f"{positions} positions the model holds; lower it")
-        if cfg.task.max_prompt_length + cfg.sampler.gen_length > positions:
-            raise ConfigError(f"task.max_prompt_length {cfg.task.max_prompt_length} + sampler.gen_length "
-                              f"{cfg.sampler.gen_length} exceed the {positions} positions the model holds; lower them")
-        self.prompt_length = setup.prompt_length(
-            self.tokenizer, [self.task.prompt_text(r) for r in records], cfg.task.prompt_style,
-            cfg.task.max_prompt_length, limit=positions - cfg.sampler.gen_length,
-            where=lambda i: _where(cfg, records[i]), truncate=cfg.task.truncate_prompts, system=self.task.system,
-            fix=f"shorten or drop that record (the model holds {positions} positions, sampler.gen_length "
-                f"{cfg.sampler.gen_length} of them for the completion)")
-        self.out_dir = cfg.run.out_dir
-        os.makedirs(self.out_dir, exist_ok=True)
-        self.lead = is_lead_process()  # process 0 writes files and shows progress
-        if self.lead:
-            with open(os.path.join(self.out_dir, "config.json"), "w") as f:
-                json.dump(to_dict(cfg), f, indent=2)
-        self.writer = open_metrics(cfg, self.lead) if open_metrics is not None else _NoMetrics()
-        self.key = jax.random.key(cfg.seed)
-        if cfg.sft.steps:
-            self._check_sft_targets()
-
-    def _check_sft_targets(self):
-        """Before anything compiles: every training record has an SFT target that fits gen_length."""
-        cfg = self.cfg
-        targets = [self.task.target_text(r) for r in self.task.train]
-        missing = sum(t is None for t in targets)
-        if missing:
-            raise ConfigError(f"sft.steps={cfg.sft.steps} but {missing} of {len(targets)} training records have no "
-                              f"worked solution to learn from (task {cfg.task.name}); set sft.steps=0 or use data "
-                              "with solutions")
-        G = cfg.sampler.gen_length
-        for record, target in zip(self.task.train, targets):
-            # a target far longer in characters than G tokens is measured on a prefix, never encoded whole
-            head = setup.PROBE_CHARS_PER_TOKEN * (G + 1)
-            cut = len(target) > head
-            n = len(self.tokenizer.encode(target[:head] if cut else target))
-            if n > G + cut:  # (+1 when cut: the cut may split one token in two)
-                raise ConfigError(f"{_where(cfg, record)}: its SFT target has {'over ' if cut else ''}{n - cut} "
-                                  f"tokens, more than sampler.gen_length {G}; raise sampler.gen_length, drop the "
-                                  "record or set sft.steps=0")
-
-    def context(self, params) -> Context:
-        """The immutable context of the jitted steps over `params` (the policy's tree)."""
-        ref_graphdef, base_params = reference_model(self.graphdef, params)
-        return Context(graphdef=self.graphdef, ref_graphdef=ref_graphdef, base_params=base_params, mesh=self.mesh,
-                       algorithm=self.cfg.algorithm, seed=self.cfg.seed,
-                       gen_length=self.cfg.sampler.gen_length, steps=self.cfg.sampler.steps,
-                       mask_id=self.mask_id, eos_id=self.tokenizer.eos_id,
-                       rows=self.cfg.algorithm.prompts_per_batch * self.cfg.algorithm.group_size,
-                       lora_dropout=self.lora_dropout, partition=self.partition(params),
-                       prompt_length=self.prompt_length, model_cfg=self.model_cfg)
-
-    def sampler(self, temperature: float, record_greedy: bool = False, cache: str = "none") -> rollout.SamplerSettings:
-        return setup.sampler_settings(self.cfg.sampler, self.mask_id, self.model_family, temperature, record_greedy, cache)
-
-    def partition(self, params) -> ParamPartition | None:
-        """With LoRA adapters, only they train; None means every parameter does."""
-        return ParamPartition(params, trainable_mask(params)) if has_lora(params) else None
-
-    def reference(self, params):
-        """The reference policy: the base model (adapter off) with LoRA, else a frozen copy in the
-        storage dtype (float32 master weights are cast back)."""
-        return adapter_off(params) if has_lora(params) else precision.cast_to(params, self.param_dtypes)
-
-    def batches(self, batch_size: int, seed: int) -> BatchStream:
-        """The endless, seeded stream of training-record batches (grain). Every process reads the same
-        global batch: the mesh splits the device work, and the host work (decoding, rewards) is
-        repeated on each host, which keeps groups, advantages and metrics identical everywhere."""
-        return BatchStream(self.task.train, batch_size, seed=seed)
-
-    def encode(self, records):
-        texts = [self.task.prompt_text(r) for r in records]
-        ids, mask = setup.encode_prompts(self.tokenizer, texts, self.cfg.task.prompt_style, self.prompt_length,
-                                         truncate=self.cfg.task.truncate_prompts, system=self.task.system)
-        return self.place(ids), self.place(mask)
-
-    def place(self, tree, batch_dim: int = 0):
-        """Arrays of `tree` onto the mesh: rows split over (data, fsdp) where they divide, the rest
-        replicated. On one device this is a plain transfer."""
-        return parallel.shard_rows(tree, self.mesh, batch_dim)
-
-    def decode(self, completion_ids) -> list[str]:
-        """Completion texts for the rewards, decoded as `task.decode` says."""
-        return completion_texts(self.tokenizer, to_host(completion_ids), self.cfg.task.decode)
-
-
-class _NoMetrics:
-    """The metrics sink of a run given none: writes nothing."""
-
-    def write(self, phase: str, step: int, values: dict) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _where(cfg: Config, record: dict) -> str:
-    """The file and row a record came from (looked up again only to name a bad record)."""
-    for field in ("task.train_file", "task.eval_file"):
-        path = getattr(cfg.task, field.split(".")[1])
-        if path:
-            rows = read_records(path, cfg.task.name)
-            if record in rows:
-                return f"{field} {path} row {rows.index(record) + 1}"
-    return f"a generated {cfg.task.name} record"
+    seed: int
+    gen_length: int
+    temperature: float
+    cache: str
+    iterations: int
+    sft: Any
+    algorithm: Any
+    optim: Any
 
 
 class SFTLoop:
@@ -176,17 +58,17 @@ class SFTLoop:
     step is `training.sft_step` (the seeded program scans the same one). `state_tree()` / `meta()` /
     `load()`: a checkpoint taken when the run is preempted."""
 
-    def __init__(self, run: Run, params, steps: int, progress: bool):
-        cfg = run.cfg
-        tx = sft_optimizer(cfg.sft)
+    def __init__(self, run, params, steps: int, progress: bool):
+        settings = run.settings
+        tx = sft_optimizer(settings.sft)
         partition = run.partition(params)
-        self.run, self.steps, self.B = run, steps, cfg.sft.batch_size
+        self.run, self.steps, self.B = run, steps, settings.sft.batch_size
         params = precision.master_params(params, partition)
         opt_state = parallel.onto_mesh(init_opt_state(tx, params, partition), run.mesh)
         self.state = TrainState.create(params, opt_state, None, run.key, run.mesh)
         self._step = jit_step(make_sft_step(run.graphdef, run.mask_id, self.B, tx, partition, run.lora_dropout),
                               partition)
-        self.batches = run.batches(self.B, seed=cfg.seed)
+        self.batches = run.batches(self.B, seed=settings.seed)
         self.step_index = 0
         self.bar = tqdm(total=steps, desc="sft", disable=not (progress and run.lead), dynamic_ncols=True)
 
@@ -218,11 +100,11 @@ class SFTLoop:
         return self.step_index >= self.steps
 
     def step(self) -> None:
-        run, cfg, step = self.run, self.run.cfg, self.step_index
+        run, step = self.run, self.step_index
         chunk = next(self.batches)
         ids, mask = run.encode(chunk)
         targets = setup.encode_targets(run.tokenizer, [run.task.target_text(r) for r in chunk],
-                                       cfg.sampler.gen_length)
+                                       run.settings.gen_length)
         batch = {"prompt_ids": ids, "prompt_mask": mask, "completion_ids": run.place(targets)}
         self.state, m = self._step(self.state, batch)
         if step % 10 == 0 or step == self.steps - 1:
@@ -241,7 +123,7 @@ class SFTLoop:
 _split = jax.jit(split_key)
 
 
-def run_sft(run: Run, params, steps: int, progress: bool):
+def run_sft(run, params, steps: int, progress: bool):
     """Masked-diffusion SFT on the task's target completions (the warm start), uninterrupted."""
     sft = SFTLoop(run, params, steps, progress)
     while not sft.done:
@@ -259,17 +141,18 @@ class RLLoop:
     and scoring (and for EGSPO-SA the selection and the greedy completions' scores); everything after the
     rewards is one jitted call (`training.iteration.Iteration`)."""
 
-    def __init__(self, run: Run, params, ref_params, progress: bool = True):
-        cfg, a = run.cfg, run.cfg.algorithm
+    def __init__(self, run, params, ref_params, progress: bool = True):
+        settings = run.settings
+        a = settings.algorithm
         self.run = run
         self.B, self.G = a.prompts_per_batch * a.group_size, a.group_size
         self.context = run.context(params)
         self.algorithm = ALGORITHMS[a.name].make(self.context)
         # training rollouts may use the approximate KV cache (sampler.cache); held-out evaluation stays exact
-        self.settings = run.sampler(cfg.sampler.temperature, record_greedy=self.algorithm.record_greedy,
-                                    cache=cfg.sampler.cache)
-        o = cfg.optim
-        tx = make_optimizer(rl_optimizer_settings(o, a, cfg.run.iterations, self.algorithm.select is not None))
+        self.settings = run.sampler(settings.temperature, record_greedy=self.algorithm.record_greedy,
+                                    cache=settings.cache)
+        tx = make_optimizer(rl_optimizer_settings(settings.optim, a, settings.iterations,
+                                                  self.algorithm.select is not None))
         partition = self.context.partition
         self.lora = partition is not None
         params = precision.master_params(params, partition)
@@ -284,11 +167,10 @@ class RLLoop:
         # one optimizer step on its own (jitted, donating), for inspection: the scan's step in `iteration_fn`
         self.update = make_update(self.algorithm.loss, tx, partition)
         self._select = jax.jit(self.algorithm.select, static_argnames="k") if self.algorithm.select else None
-        self.batches = run.batches(a.prompts_per_batch, seed=cfg.seed + 1)
+        self.batches = run.batches(a.prompts_per_batch, seed=settings.seed + 1)
         self.iteration, self.optimizer_steps = 0, 0  # host copies of the state's counters
-        self.observe = None  # observe(rl, traj, reward, selection, k): called before the jitted part (tests)
         self._memory_reported = False
-        self.bar = tqdm(total=cfg.run.iterations, desc=a.name, disable=not (progress and run.lead), dynamic_ncols=True)
+        self.bar = tqdm(total=settings.iterations, desc=a.name, disable=not (progress and run.lead), dynamic_ncols=True)
 
     @property
     def params(self):
@@ -328,7 +210,7 @@ class RLLoop:
         """The update items (stacked [optimizer steps, items per step, ...]) and the algorithm's metrics
         that the next iteration's jitted call will form from this rollout and these rewards (for
         inspection; the state is not changed)."""
-        a, algorithm = self.run.cfg.algorithm, self.algorithm
+        a, algorithm = self.run.settings.algorithm, self.algorithm
         k = a.k if k is None else k
         state = self.state
         if selection is None and algorithm.select is not None:
@@ -345,7 +227,7 @@ class RLLoop:
         host part after the rewards, i.e. EGSPO-SA's step selection and greedy rewards, and adaptive K;
         time_update: the one jitted call of everything else, old/reference terms included,
         time_iteration); a phase's device work is waited for before its clock stops."""
-        run, cfg, a, algorithm = self.run, self.run.cfg, self.run.cfg.algorithm, self.algorithm
+        run, a, algorithm = self.run, self.run.settings.algorithm, self.algorithm
         clock = _PhaseClock()
         prompts = next(self.batches)
         records = [r for r in prompts for _ in range(self.G)]  # rows of one prompt are contiguous: a group
@@ -370,8 +252,6 @@ class RLLoop:
                 selection = selection.replace(greedy_reward=np.asarray(greedy_reward, np.float32))
             extra = {"greedy_reward_mean": greedy_reward.mean(), "k": k}
         clock.stop("reference", selection)
-        if self.observe is not None:
-            self.observe(self, traj, reward, selection, k)
         self.state, (m, device_extra) = self.iteration_fn(self.state, _without_greedy(traj),
                                                           np.asarray(reward, np.float32), selection, k=k)
         if not self._memory_reported and self.memory and run.lead:  # once, after the first compile
@@ -387,7 +267,7 @@ class RLLoop:
                        grad_norm=m["grad_norm"], skipped=m["skipped"],  # the loss's other sums per count
                        **{name: float(v) / count for name, v in m.items() if name not in ("loss", "grad_norm", "skipped",
                                                                                           "count")},
-                       tokens_per_s=self.B * cfg.sampler.gen_length / clock.total(),
+                       tokens_per_s=self.B * run.settings.gen_length / clock.total(),
                        entropy_profile=to_host(traj.step_entropy).mean(axis=0), **clock.seconds())
         run.writer.write("rl", self.iteration, metrics)
         self.iteration += 1
@@ -400,7 +280,7 @@ class RLLoop:
 
     def _steps_per_iteration(self, k: int) -> int:
         """Optimizer steps per iteration (for the host copy of the state's counter)."""
-        return optimizer_steps_per_iteration(self.run.cfg.algorithm, self.algorithm.select is not None, k)
+        return optimizer_steps_per_iteration(self.run.settings.algorithm, self.algorithm.select is not None, k)
 
     def close(self) -> None:
         self.bar.close()

@@ -7,7 +7,7 @@ batch: {"prompt_ids" [B, P] int32, "prompt_mask" [B, P] bool, "completion_ids" [
 targets, EOS-padded)}. The step splits `state.key` once (the subkey draws the masks), takes one
 optimizer step on masked-diffusion SFT over the whole batch (one accumulated item), and counts it in
 `state.iteration` (SFT steps done) and `state.optimizer_steps`. `dlrl-jax train` jits it (`jit_step`);
-the seeded program (training/seeded.py) scans it, so the two cannot drift.
+the seeded program (app/seeded.py) scans it, so the two cannot drift.
 """
 
 from __future__ import annotations

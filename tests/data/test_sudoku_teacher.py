@@ -81,9 +81,9 @@ def test_auto_teacher_is_mixed_for_the_generated_sudoku_only(tmp_path):
 
 
 def test_the_seeded_program_learns_the_same_mixed_targets():
-    """training/seeded.py's SFT targets (token ids) are the digits of the heuristic's grid on the chosen
+    """app/seeded.py's SFT targets (token ids) are the digits of the heuristic's grid on the chosen
     records and of the solution elsewhere (the character tokenizer: one token per digit, then EOS)."""
-    from dlrl_jax.training import seeded
+    from dlrl_jax.app import seeded
 
     cfg = config.load(None, ["seed=2", "task.train_size=40", "task.eval_size=8", "task.sft_teacher=mixed",
                              "task.heuristic_fraction=0.5", "sft.steps=1", "run.iterations=1"])

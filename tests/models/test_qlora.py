@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from dlrl_jax.app.run import Run
 from dlrl_jax import checkpoints, cli, config, models
 from dlrl_jax.checkpoints.train_state import TrainStateCheckpointer
 from dlrl_jax.models import quantize
@@ -211,7 +212,7 @@ def test_qlora_train_cli_keeps_the_base_bit_for_bit_and_trains_the_adapters(tmp_
 
     from dlrl_jax.training import loop
 
-    run = loop.Run(config.load(None, settings))  # the same run's start: a fresh NF4 base and adapters
+    run = Run(config.load(None, settings))  # the same run's start: a fresh NF4 base and adapters
     start = run.params
     target = loop.RLLoop(run, start, run.reference(start), progress=False).state_tree()
     checkpointer = TrainStateCheckpointer(os.path.join(out, "checkpoints"))

@@ -10,6 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from tests.training.observe import observe_iterations
+from dlrl_jax.app.run import Run
 from dlrl_jax import config, models
 from dlrl_jax.objectives import diffu_grpo, espo
 from dlrl_jax.objectives.elbo import draw_masks_in_strata
@@ -69,7 +71,7 @@ def _prepared(tmp_path, overrides, iterations=1):
                              "algorithm.prompts_per_batch=2", "algorithm.group_size=2", "run.progress=false",
                              "run.tensorboard=false", "algorithm.elbo_samples=1", "optim.learning_rate=0.05",
                              *overrides])
-    run = loop.Run(cfg)
+    run = Run(cfg)
     rl = loop.RLLoop(run, run.params, run.reference(run.params), progress=False)
     captured = []
 
@@ -77,7 +79,7 @@ def _prepared(tmp_path, overrides, iterations=1):
         stack, _ = rl.items(traj, reward, selection, k)  # [optimizer steps, items per step, ...]
         captured.append((jax.tree.map(jnp.copy, rl.params), jax.tree.map(lambda x: x[0], stack)))
 
-    rl.observe = capture
+    observe_iterations(rl, capture)
     for _ in range(iterations):
         rl.step()
     rl.close()

@@ -12,6 +12,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 from jax.sharding import NamedSharding, PartitionSpec  # noqa: E402
 
+from dlrl_jax.app.run import Run
 from dlrl_jax import cli, config, parallel  # noqa: E402
 from dlrl_jax.checkpoints.train_state import TrainStateCheckpointer  # noqa: E402
 from dlrl_jax.training import loop  # noqa: E402
@@ -36,7 +37,7 @@ ckpt = TrainStateCheckpointer(os.path.join(out, "checkpoints"))
 saved = None
 for shape in ((2, 2, 2), (8, 1, 1), (1, 1, 1)):
     mesh_settings = [f"mesh.data={shape[0]}", f"mesh.fsdp={shape[1]}", f"mesh.tensor={shape[2]}"]
-    run = loop.Run(config.load(None, common + ["run.iterations=2"] + (mesh_settings if shape[0] > 1 else [])))
+    run = Run(config.load(None, common + ["run.iterations=2"] + (mesh_settings if shape[0] > 1 else [])))
     target = loop.RLLoop(run, run.params, run.reference(run.params), progress=False).state_tree()
     if shape == (1, 1, 1):  # one device: every array whole on device 0
         one = NamedSharding(parallel.make_mesh(1, 1, 1, devices=jax.devices()[:1]), PartitionSpec())

@@ -105,7 +105,7 @@ def test_train_dream_with_dreams_sampler(tiny_dream_dir, tmp_path, algorithm, ma
     """EGSPO-SA (step log-probs, entropies, greedy completions) and ESPO train a Dream-layout model whose
     rollouts run Dream's sampler (schedule auto, no block_length: 16 tokens in 8 steps is [1, 2, ...]);
     ESPO also as its paper configs run it, the mask token among the candidates."""
-    from dlrl_jax.training.loop import Run
+    from dlrl_jax.app.run import Run
     from dlrl_jax.app.metrics import read_metrics
 
     sets = [f"model.path={tiny_dream_dir}", f"algorithm.name={algorithm}", f"run.out_dir={tmp_path}",

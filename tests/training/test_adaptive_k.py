@@ -4,6 +4,8 @@ numpy), the iteration's items have K columns, and each distinct K compiles its o
 
 import numpy as np
 
+from tests.training.observe import observe_iterations
+from dlrl_jax.app.run import Run
 from dlrl_jax import config
 from dlrl_jax.training import loop
 
@@ -27,7 +29,7 @@ def test_adaptive_k_is_chosen_on_the_host_and_shapes_the_items(tmp_path):
                              "algorithm.prompts_per_batch=2", "algorithm.group_size=2", "sampler.gen_length=8",
                              "sampler.block_length=8", "sampler.steps=8", "run.progress=false",
                              "run.tensorboard=false"])
-    run = loop.Run(cfg)
+    run = Run(cfg)
     rl = loop.RLLoop(run, run.params, run.reference(run.params), progress=False)
     seen = []
 
@@ -36,7 +38,7 @@ def test_adaptive_k_is_chosen_on_the_host_and_shapes_the_items(tmp_path):
         items, _ = rl.items(traj, reward, selection, k)
         seen.append((k, want, items["step"].shape))
 
-    rl.observe = observe
+    observe_iterations(rl, observe)
     metrics = [rl.step() for _ in range(3)]
     rl.close()
     run.writer.close()
@@ -45,4 +47,4 @@ def test_adaptive_k_is_chosen_on_the_host_and_shapes_the_items(tmp_path):
         assert k == m["k"] == min(-(-want // 2) * 2, 8)
         assert shape == (k // 2, 2, 4)  # K / 2 optimizer steps of 2 columns x 4 rows
         assert int(np.sum(m["selected_histogram"])) <= 4 * k
-    assert len(rl.iteration_fn._jitted) == len({k for k, _, _ in seen})  # one compiled iteration per K
+    assert len(rl.iteration_fn.inner._jitted) == len({k for k, _, _ in seen})  # one compiled iteration per K

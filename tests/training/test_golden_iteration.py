@@ -1,6 +1,6 @@
 """Golden values of ONE RL iteration per algorithm (nanodo's tests/train_test.py kind of test): the
 tiny preset with LoRA r4 and dropout 0.1 (the papers' kind of run, so the dropout keys are covered),
-seed 0, 2 prompts x 4 samples, gen 16, driven in-process through `loop.Run` + `loop.RLLoop.step()`
+seed 0, 2 prompts x 4 samples, gen 16, driven in-process through `Run` + `loop.RLLoop.step()`
 exactly as `dlrl-jax train` drives it, from one shared warm start of 6 SFT steps (from the random init
 every reward is about 0 and EGSPO-SA's greedy rewards equal the final ones, so EGSPO-SA and EGSPO gave
 the same numbers to the last bit: the golden values could not see the stepwise advantage).
@@ -57,6 +57,7 @@ import jax
 import numpy as np
 import pytest
 
+from dlrl_jax.app.run import Run
 from dlrl_jax import config, parallel
 from dlrl_jax.training import loop
 
@@ -142,7 +143,7 @@ def warm_start_params(out_dir: str):
     """The parameters (host copies) after SFT_STEPS masked-diffusion SFT steps of 16 puzzles, the
     adapters trained (the loop's own warm start, `loop.run_sft`)."""
     cfg = config.load(None, _overrides("egspo", out_dir) + [f"sft.steps={SFT_STEPS}", "sft.batch_size=16"])
-    run = loop.Run(cfg)
+    run = Run(cfg)
     params = loop.run_sft(run, run.params, SFT_STEPS, progress=False)
     run.writer.close()
     return jax.tree.map(np.asarray, params)
@@ -151,7 +152,7 @@ def warm_start_params(out_dir: str):
 def measure_iteration(algorithm: str, warm_start, out_dir: str) -> tuple[dict, list, list]:
     """(the compared values, trainable leaves before, after) of one RL iteration from `warm_start`."""
     cfg = config.load(None, _overrides(algorithm, out_dir))
-    run = loop.Run(cfg)
+    run = Run(cfg)
     params = parallel.place_params(warm_start, run.mesh)  # fresh arrays: the update donates them
     rl = loop.RLLoop(run, params, run.reference(params), progress=False)
     before = [np.asarray(x, np.float64) for x in _trainable(rl)]  # host copies: the update donates params

@@ -8,16 +8,16 @@ import itertools
 import numpy as np
 import pytest
 
+from dlrl_jax.app.run import Run
 from dlrl_jax import config
 from dlrl_jax.app.evaluation import held_out, held_out_pass_at_k
-from dlrl_jax.training import loop
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     cfg = config.load(None, [f"run.out_dir={tmp_path_factory.mktemp('run')}", "sft.steps=0", "task.train_size=16",
                              "task.eval_size=6", "run.progress=false", "run.tensorboard=false"])
-    r = loop.Run(cfg)
+    r = Run(cfg)
     yield r
     r.writer.close()
 

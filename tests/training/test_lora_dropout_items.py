@@ -6,6 +6,8 @@ import jax
 import numpy as np
 import pytest
 
+from tests.training.observe import observe_iterations
+from dlrl_jax.app.run import Run
 from dlrl_jax import config
 from dlrl_jax.training import loop
 
@@ -19,7 +21,7 @@ def _captured_items(tmp_path, algorithm, dropout):
                              "run.tensorboard=false", f"algorithm.name={algorithm}", "algorithm.mu=2",
                              "algorithm.micro_batches=2", "algorithm.elbo_samples=1", "model.lora_rank=4",
                              f"model.lora_dropout={dropout}"])
-    run = loop.Run(cfg)
+    run = Run(cfg)
     with jax.set_mesh(run.mesh):
         rl = loop.RLLoop(run, run.params, run.reference(run.params), progress=False)
         captured = []
@@ -27,7 +29,7 @@ def _captured_items(tmp_path, algorithm, dropout):
         def capture(rl, traj, reward, selection, k):  # the items the iteration's jitted call forms next
             captured.append(rl.items(traj, reward, selection, k)[0])
 
-        rl.observe = capture
+        observe_iterations(rl, capture)
         rl.step()
         rl.step()
     rl.close()

@@ -3,6 +3,7 @@ compiled rollout, scoring helpers and update (same shapes, static settings)."""
 
 import jax
 
+from dlrl_jax.app.run import Run
 from dlrl_jax import config
 from dlrl_jax.training import loop
 
@@ -15,7 +16,7 @@ def test_rl_iterations_after_the_first_do_not_recompile(tmp_path):
     cfg = config.load(None, [f"run.out_dir={tmp_path}", "sft.steps=0", "task.train_size=32", "task.eval_size=8",
                              "algorithm.prompts_per_batch=2", "algorithm.group_size=4", "run.progress=false",
                              "run.tensorboard=false"])
-    run = loop.Run(cfg)
+    run = Run(cfg)
     seen = []
 
     def listener(event, duration, **kwargs):

@@ -10,6 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from tests.training.observe import observe_iterations
+from dlrl_jax.app.run import Run
 from dlrl_jax import config, models
 from dlrl_jax.training import loop
 from dlrl_jax.training.optimizer import OptimizerSettings, make_optimizer
@@ -23,7 +25,7 @@ def _run_one_iteration(tmp_path):
                              "algorithm.name=egspo", "algorithm.prompts_per_batch=2", f"algorithm.group_size={GROUP}",
                              f"algorithm.k={K}", f"algorithm.columns_per_update={COLUMNS}", f"algorithm.mu={MU}",
                              "algorithm.micro_batches=2", "sft.batch_size=16", "run.progress=false", "run.tensorboard=false"])
-    run = loop.Run(cfg)
+    run = Run(cfg)
     params = loop.run_sft(run, run.params, SFT_STEPS, progress=False)  # a warm start, so that rewards (and advantages) vary
     rl = loop.RLLoop(run, params, run.reference(params), progress=False)
     start = jax.tree.map(np.asarray, rl.params)
@@ -40,7 +42,7 @@ def _run_one_iteration(tmp_path):
             params, opt_state, m = rl.update(params, opt_state, jax.tree.map(lambda x, i=i: x[i], stack))
             steps.append((jax.tree.map(np.asarray, params), float(m["grad_norm"])))
 
-    rl.observe = capture
+    observe_iterations(rl, capture)
     rl.step()
     rl.close()
     run.writer.close()

@@ -7,6 +7,7 @@ import jax
 import numpy as np
 import pytest
 
+from dlrl_jax.app.run import Run
 from dlrl_jax import config
 from dlrl_jax.config import ConfigError
 from dlrl_jax.training import loop
@@ -33,7 +34,7 @@ def test_reference_follows_the_policy_every_n_optimizer_steps(tmp_path):
                              "sampler.block_length=8", "sampler.steps=4", "optim.learning_rate=0.01",
                              "algorithm.ref_sync_every=4", "algorithm.ref_sync_mix=0.6", "run.progress=false",
                              "run.tensorboard=false"])
-    run = loop.Run(cfg)
+    run = Run(cfg)
     rl = loop.RLLoop(run, run.params, run.reference(run.params), progress=False)
     ref0 = _numpy(rl.ref_params)
     rl.step()

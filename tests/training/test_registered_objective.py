@@ -7,7 +7,7 @@ the update can be worked by hand: with no weight decay, clipping or warm-up, Ada
 weight by lr x m / (sqrt(v) + eps) with m = g and v = g^2 after bias correction, i.e. by
 lr x |g| / (|g| + eps) in the direction of -g; here g = -(1 + mean reward) for every weight, |g| >= 1,
 so every weight rises by lr to within 1e-8 of it. The rewards the objective read are compared with
-those the loop scored on the host (its `observe` hook)."""
+those the loop scored on the host (seen through tests/training/observe.py)."""
 
 import jax
 import jax.numpy as jnp
@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 from flax import struct
 
+from tests.training.observe import observe_iterations
+from dlrl_jax.app.run import Run
 from dlrl_jax import config
 from dlrl_jax.config import ConfigError
 from dlrl_jax.training import loop
@@ -62,10 +64,10 @@ def test_an_objective_registered_from_outside_is_accepted_and_runs_one_update(tm
     monkeypatch.setitem(ALGORITHMS, NAME, AlgorithmSpec(make_linear, "a linear test objective"))  # undone after
     cfg = _config(tmp_path)
     assert cfg.algorithm.name == NAME
-    run = loop.Run(cfg)
+    run = Run(cfg)
     rl = loop.RLLoop(run, run.params, run.reference(run.params), progress=False)
     seen = []
-    rl.observe = lambda rl, traj, reward, selection, k: seen.append(np.asarray(reward, np.float64))
+    observe_iterations(rl, lambda rl, traj, reward, selection, k: seen.append(np.asarray(reward, np.float64)))
     before = [np.asarray(x, np.float64) for x in jax.tree.leaves(rl.params)]  # host copies: the update donates
     metrics = rl.step()
     after = [np.asarray(x, np.float64) for x in jax.tree.leaves(rl.params)]

@@ -1,4 +1,4 @@
-"""Each RL algorithm, driven exactly as `dlrl-jax train` drives it (`loop.Run` + `loop.RLLoop.step()`),
+"""Each RL algorithm, driven exactly as `dlrl-jax train` drives it (`Run` + `loop.RLLoop.step()`),
 raises a reward that a policy gradient must be able to raise: the fraction of '1' characters in the
 completion, on the Sudoku prompts, from the random initialisation (where about 1 character in 40 is a
 '1'). A sign error in an advantage or a ratio, an update that never reaches the parameters, or a loss
@@ -13,6 +13,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+from dlrl_jax.app.run import Run
 from dlrl_jax import config, tasks
 from dlrl_jax.training import loop
 
@@ -37,7 +38,7 @@ def test_rl_raises_a_learnable_reward(ones_task, algorithm, tmp_path):
         f"task.name={ones_task}", f"algorithm.name={algorithm}", "sft.steps=0", "task.train_size=64",
         "task.eval_size=8", "algorithm.beta=0", "optim.learning_rate=1e-3", "algorithm.prompts_per_batch=4",
         f"run.out_dir={tmp_path}", "run.progress=false", "run.tensorboard=false"])
-    run = loop.Run(cfg)
+    run = Run(cfg)
     rl = loop.RLLoop(run, run.params, run.reference(run.params), progress=False)
     rewards = [float(rl.step()["reward_mean"]) for _ in range(12)]
     rl.close()

@@ -1,4 +1,4 @@
-"""The seeded run (training/seeded.py): many seeds in one compiled program equal the seeds run one by
+"""The seeded run (app/seeded.py): many seeds in one compiled program equal the seeds run one by
 one, and its JAX Sudoku reward equals the host reward path (decode -> Task.score) on many completions."""
 
 import jax
@@ -11,7 +11,8 @@ from dlrl_jax.config import ConfigError
 from dlrl_jax.data.sudoku import generate_sudoku
 from dlrl_jax.rewards.decoding import completion_texts
 from dlrl_jax.rewards.sudoku_tokens import TokenTable, cells, sudoku_cell_reward
-from dlrl_jax.training import seeded, setup
+from dlrl_jax.app import seeded
+from dlrl_jax.training import setup
 from dlrl_jax.tasks import make_task
 
 TINY = ["task.train_size=48", "task.eval_size=10", "sft.steps=3", "sft.batch_size=8", "algorithm.prompts_per_batch=2",

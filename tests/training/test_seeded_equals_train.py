@@ -1,4 +1,4 @@
-"""One engine: the seeded program (training/seeded.py, `jit(train)` for one seed) gives what `dlrl-jax
+"""One engine: the seeded program (app/seeded.py, `jit(train)` for one seed) gives what `dlrl-jax
 train` (app/train.py: the loop, its metrics file) gives for the same config and seed, algorithm by
 algorithm: the SFT losses, every RL iteration's rewards, loss, gradient norm and the loss's other
 metrics, and the held-out greedy reward and solved rate before, during and after RL.
@@ -18,7 +18,7 @@ import pytest
 from dlrl_jax import config
 from dlrl_jax.app.metrics import read_metrics
 from dlrl_jax.app.train import train as dlrl_train
-from dlrl_jax.training import seeded
+from dlrl_jax.app import seeded
 
 # The shapes of tests/training/test_end_to_end.py (the loop's programs then come from the suite's
 # compilation cache for EGSPO-SA): 64 training / 16 held-out puzzles, SFT 3 steps of 8, 2 prompts x 4.

@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from dlrl_jax.app.run import Run
 from dlrl_jax import parallel
 from dlrl_jax.checkpoints.train_state import TrainStateCheckpointer
 from dlrl_jax.training.items import ESPOItem, ItemError, StepwiseItem
@@ -101,7 +102,7 @@ def test_an_sft_checkpoint_of_the_layout_before_resumes_the_warm_start(tmp_path)
 
     cfg = config.load(None, ["task.train_size=64", "task.eval_size=16", "sft.batch_size=8", "run.progress=false",
                              f"run.out_dir={tmp_path / 'run'}", "run.tensorboard=false"])
-    run = loop.Run(cfg)
+    run = Run(cfg)
     straight = loop.SFTLoop(run, run.params, steps=3, progress=False)
     for _ in range(2):
         straight.step()
@@ -110,7 +111,7 @@ def test_an_sft_checkpoint_of_the_layout_before_resumes_the_warm_start(tmp_path)
     ckpt = TrainStateCheckpointer(str(tmp_path / "ckpt"))
     ckpt.save(2, old_tree, old_meta)
     ckpt.wait()
-    resumed = loop.SFTLoop(loop.Run(cfg), run.params, steps=3, progress=False)
+    resumed = loop.SFTLoop(Run(cfg), run.params, steps=3, progress=False)
     tree, meta = ckpt.restore(2, resumed.checkpoint_target(old_meta))
     ckpt.close()
     resumed.load(tree, meta)

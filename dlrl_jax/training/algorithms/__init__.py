@@ -14,7 +14,7 @@ inside ONE jitted function, `training.iteration.Iteration`):
   steps) and the items of every optimizer step, stacked [optimizer steps, items per step, ...] (a
   typed item struct of `training.items`); `update_index` = iteration x mu (traced) seeds the mask and
   dropout draws, so a resumed run draws the same; `seed` (default context.seed) may be traced (the vmapped
-  seeds of training/seeded.py share these functions).
+  seeds of app/seeded.py share these functions).
 - `select(key, batch, k) -> Selection` (EGSPO only): which denoising steps to train on. EGSPO-SA
   scores the greedy completions of the selected steps on the host, so the loop runs `select` first
   (its own small jitted call), decodes and scores, and hands the `Selection` to the iteration.

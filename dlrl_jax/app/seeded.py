@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -59,7 +59,7 @@ import numpy as np
 from flax import nnx, struct
 
 from dlrl_jax import rollout
-from dlrl_jax.config_error import ConfigError
+from dlrl_jax.config import Config, ConfigError
 from dlrl_jax.data.pipeline import BatchStream
 from dlrl_jax.models.transformer import Transformer
 from dlrl_jax.rewards.sudoku_tokens import TokenTable, cells, sudoku_cell_reward
@@ -72,9 +72,6 @@ from dlrl_jax.training.key_streams import eval_key
 from dlrl_jax.training.optimizer import make_optimizer, rl_optimizer_settings
 from dlrl_jax.training.sft_step import make_sft_step, sft_optimizer
 from dlrl_jax.training.state import Context, TrainState, split_key
-
-if TYPE_CHECKING:  # the run's configuration, read here as `dlrl-jax train` reads it (app/train.py)
-    from dlrl_jax.config import Config
 
 
 @struct.dataclass
@@ -205,7 +202,7 @@ def eval_iterations(cfg: Config) -> list[int]:
 
 
 def _context(cfg: Config, graphdef, model_cfg, eos_id: int, prompt_length: int) -> Context:
-    """The loop's context of the jitted functions (`loop.Run.context`), without a mesh or LoRA."""
+    """The loop's context of the jitted functions (`Run.context`), without a mesh or LoRA."""
     a = cfg.algorithm
     rows = a.prompts_per_batch * a.group_size
     if rows % a.micro_batches:

@@ -215,6 +215,45 @@ def report(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def plot(rows: list[dict], path: str) -> str:
+    """Two panels, each algorithm's mean over seeds with a band of +- one standard error: the rollout
+    reward per RL iteration (smoothed over 5 iterations) and the held-out greedy solved rate at each
+    evaluation (before RL, every --eval-every iterations, after)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = {r["algorithm"]: r for r in rows if r["kind"] == "vmap"}
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for name in [n for n in CONFIGS if n in runs]:
+        r = runs[name]
+        reward = np.asarray(r["rl_reward_mean"], np.float64)  # [seeds, iterations]
+        if reward.size:
+            kernel = np.ones(5) / 5
+            smooth = np.stack([np.convolve(np.pad(x, (4, 0), mode="edge"), kernel, mode="valid") for x in reward])
+            mean, se = smooth.mean(0), smooth.std(0, ddof=1) / math.sqrt(len(smooth))
+            steps = np.arange(1, len(mean) + 1)
+            left.plot(steps, mean, label=name)
+            left.fill_between(steps, mean - se, mean + se, alpha=0.2)
+        solved = np.asarray([[b, *m, a] for b, m, a in zip(r["eval_before"]["solved"], r["eval_mid"]["solved"],
+                                                             r["eval_after"]["solved"])], np.float64) * 100
+        at = [0, *r["eval_iterations"], r["iterations"]]
+        mean, se = solved.mean(0), solved.std(0, ddof=1) / math.sqrt(len(solved))
+        right.errorbar(at, mean, yerr=se, marker="o", capsize=3, label=name)
+    left.set(xlabel="RL iteration", ylabel="rollout cell reward (5-iteration mean)", title="training rollouts")
+    right.set(xlabel="RL iteration", ylabel="held-out greedy solved (%)", title="held-out puzzles, greedy")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    n = len(next(iter(runs.values()))["seeds"])
+    fig.suptitle(f"tiny 4x4 Sudoku, mean +- standard error over {n} seeds")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def run_cli(seeds: list[int], iterations: int, algorithms: list[str], out_dir: str) -> None:
     """The old path: one `dlrl-jax train` (host rewards, checkpoints, metrics files) per run."""
     from dlrl_jax.app.train import train
@@ -245,6 +284,7 @@ def main():
                              "algorithm's run from it")
     parser.add_argument("--out", default="runs/compare/results.jsonl")
     parser.add_argument("--report", action="store_true", help="print the table from --out and exit")
+    parser.add_argument("--plot", default=None, help="also draw the curves (rollout reward, held-out solved) here")
     parser.add_argument("--cli", action="store_true", help="the old path: dlrl-jax train once per (algorithm, seed)")
     args = parser.parse_args()
     seeds = list(range(args.seeds))
@@ -266,7 +306,10 @@ def main():
             with open(args.out, "a") as f:
                 f.writelines(json.dumps(row) + "\n" for row in rows)
     with open(args.out) as f:
-        print(report([json.loads(line) for line in f if line.strip()]))
+        rows = [json.loads(line) for line in f if line.strip()]
+    print(report(rows))
+    if args.plot:
+        print(f"curves: {plot(rows, args.plot)}")
 
 
 if __name__ == "__main__":

@@ -506,7 +506,7 @@ def _warm_start(cfg: Config, run: Run, params, sft_checkpoints: _SFTCheckpoints,
         every = cfg.sft.save_every
         if every and (sft.step_index % every == 0 or sft.done):
             _save_sft(sft_checkpoints.get(), sft, summary, cfg)
-    sft.close()
+    run.key = sft.close()  # the RL iterations continue the warm start's key chain
     return sft
 
 

@@ -114,21 +114,23 @@ class SFTLoop:
         self.step_index += 1
         self.bar.update(1)
 
-    def close(self) -> None:
-        """Ends the warm start: the RL iterations start from its final key."""
-        self.run.key = jax.random.wrap_key_data(self.state.key)
+    def close(self):
+        """Ends the warm start; returns its final key, the key the RL iterations start from (the driver
+        hands it on as `run.key`)."""
         self.bar.close()
+        return jax.random.wrap_key_data(self.state.key)
 
 
 _split = jax.jit(split_key)
 
 
 def run_sft(run, params, steps: int, progress: bool):
-    """Masked-diffusion SFT on the task's target completions (the warm start), uninterrupted."""
+    """Masked-diffusion SFT on the task's target completions (the warm start), uninterrupted, as a driver
+    runs it: the final key becomes `run.key`, where the RL iterations start."""
     sft = SFTLoop(run, params, steps, progress)
     while not sft.done:
         sft.step()
-    sft.close()
+    run.key = sft.close()
     return sft.params
 
 

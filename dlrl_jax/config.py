@@ -283,12 +283,32 @@ def _coerce(hint, value, path):
     return value
 
 
+def _objective_settings(a: AlgorithmSection) -> AlgorithmSection:
+    """`algorithm.settings` (a mapping in the YAML) made into the named objective's own frozen settings
+    struct (`AlgorithmSpec.settings`, its defaults for what the mapping leaves out), with the usual
+    one-line errors naming `algorithm.settings.<field>`; an objective without one takes none."""
+    from dlrl_jax.training.algorithms import ALGORITHMS
+
+    kind = getattr(ALGORITHMS.get(a.name), "settings", None)
+    if dataclasses.is_dataclass(a.settings) and not isinstance(a.settings, type):
+        if kind is not None and isinstance(a.settings, kind):
+            return a  # made in code already
+        raise ConfigError(f"algorithm.settings: {type(a.settings).__name__} is not {a.name}'s settings type")
+    if kind is None:
+        if a.settings:
+            raise ConfigError(f"algorithm.settings: {a.name} takes no settings of its own (its fields are "
+                              f"algorithm.*), got {shown(a.settings)}; remove algorithm.settings")
+        return dataclasses.replace(a, settings=None)
+    return dataclasses.replace(a, settings=_from_dict(kind, a.settings or {}, "algorithm.settings"))
+
+
 def _check(cfg: Config) -> Config:
     flat = _flatten(cfg)
     choices = {**_CHOICES, **_registered_choices()}
     for path in (p for p in flat if p in choices):  # in the config's field order
         if flat[path] not in choices[path]:
             raise ConfigError(f"config field '{path}' is {shown(flat[path])}; choose one of {list(choices[path])}")
+    cfg = dataclasses.replace(cfg, algorithm=_objective_settings(cfg.algorithm))
     for path, value in flat.items():
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"config field '{path}' must be a finite number, got {shown(value)}")

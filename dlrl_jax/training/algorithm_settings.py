@@ -40,6 +40,8 @@ class AlgorithmSection:
     ref_sync_mix: float = 0.6     # (TRL's sync_ref_model / ref_model_mixup_alpha; full fine-tuning only)
     wd1_negative_term: bool = True  # wd1: also push down the negative-weighted samples (wll_d1_neg, the paper's);
     #                               false: positive weights only (wd1's wll_d1_pos_only ablation)
+    settings: dict | None = None  # a registered objective's own settings (AlgorithmSpec.settings): a mapping
+    #                               here (--set algorithm.settings.NAME=value), its frozen struct once validated
     zero_variance_groups: str = "keep"  # keep | drop: weight the groups whose rewards are all equal out of
     #                               the loss, renormalised to the mean over the kept rows (DAPO's dynamic
     #                               sampling in fixed shapes; no paper config uses it)

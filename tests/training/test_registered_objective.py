@@ -9,6 +9,8 @@ lr x |g| / (|g| + eps) in the direction of -g; here g = -(1 + mean reward) for e
 so every weight rises by lr to within 1e-8 of it. The rewards the objective read are compared with
 those the loop scored on the host (seen through tests/training/observe.py)."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -82,3 +84,50 @@ def test_an_objective_registered_from_outside_is_accepted_and_runs_one_update(tm
     assert rl.optimizer_steps == 1
     for b, a in zip(before, after):  # every weight up by lr (float32 rounding of weights up to ~1: 1e-6)
         np.testing.assert_allclose(a - b, LEARNING_RATE, rtol=0, atol=1e-6)
+
+
+@dataclasses.dataclass(frozen=True)
+class ScaledSettings:
+    """The outside objective's own settings: a registered objective brings its struct, the config
+    validates `algorithm.settings` into it."""
+
+    scale: float = 1.0
+    note: str = "none"
+
+
+def make_scaled(context) -> Algorithm:
+    """The linear objective times `settings.scale` (read from the context, as a built-in reads its fields)."""
+    linear, scale = make_linear(context), context.algorithm.settings.scale
+
+    def loss(params, item):
+        value, sums = linear.loss(params, item)
+        return scale * value, sums
+
+    return Algorithm(loss=loss, prepare=linear.prepare)
+
+
+def test_an_objective_registered_from_outside_brings_its_own_settings(tmp_path, monkeypatch):
+    monkeypatch.setitem(ALGORITHMS, NAME, AlgorithmSpec(make_scaled, "a scaled linear test objective",
+                                                        settings=ScaledSettings))
+    assert _config(tmp_path).algorithm.settings == ScaledSettings()  # the struct's defaults
+    with pytest.raises(ConfigError, match=r"unknown config key 'algorithm.settings.scael'; did you mean 'scale'\?"):
+        config.load(None, [f"algorithm.name={NAME}", "algorithm.settings.scael=2"])
+    with pytest.raises(ConfigError, match="config field 'algorithm.settings.scale' must be a number"):
+        config.load(None, [f"algorithm.name={NAME}", "algorithm.settings.scale=big"])
+    with pytest.raises(ConfigError, match="algorithm.settings: egspo takes no settings of its own"):
+        config.load(None, ["algorithm.name=egspo", "algorithm.settings.scale=2"])
+
+    cfg = config.from_dict(config.to_dict(_config(tmp_path)), ["algorithm.settings.scale=2.5"])
+    assert cfg.algorithm.settings == ScaledSettings(scale=2.5) and config.to_dict(cfg)["algorithm"]["settings"] == {
+        "scale": 2.5, "note": "none"}  # what config.json holds, and reads back
+    assert config.from_dict(config.to_dict(cfg)) == cfg
+    run = Run(cfg)
+    rl = loop.RLLoop(run, run.params, run.reference(run.params), progress=False)
+    seen = []
+    observe_iterations(rl, lambda rl, traj, reward, selection, k: seen.append(np.asarray(reward, np.float64)))
+    before = [np.asarray(x, np.float64) for x in jax.tree.leaves(rl.params)]
+    metrics = rl.step()
+    rl.close()
+    run.writer.close()
+    (reward,) = seen
+    np.testing.assert_allclose(metrics["loss"], -2.5 * (1.0 + reward.mean()) * sum(x.sum() for x in before), rtol=1e-5)

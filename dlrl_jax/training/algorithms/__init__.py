@@ -20,8 +20,9 @@ inside ONE jitted function, `training.iteration.Iteration`):
   (its own small jitted call), decodes and scores, and hands the `Selection` to the iteration.
 - `host_k(batch) -> K` (adaptive selection only): K from the host's entropies (K is a static shape).
 
-Adding an objective is one module with a `make(context) -> Algorithm` and one line in ALGORITHMS
-(wd1.py is such a module).
+Adding an objective is one module with a `make(context) -> Algorithm` (and, if it has settings of its
+own, a frozen dataclass of them named in its spec) and one line in ALGORITHMS (wd1.py is such a
+module; tests/training/test_registered_objective.py registers one with settings from outside).
 """
 
 from __future__ import annotations
@@ -36,10 +37,14 @@ from dlrl_jax.training.algorithms.stepwise import official_column_order
 
 @dataclasses.dataclass(frozen=True)
 class AlgorithmSpec:
-    """make(context) -> Algorithm; summary: one line for listings."""
+    """make(context) -> Algorithm; summary: one line for listings; settings: None, or the objective's
+    own frozen dataclass of settings (every field with a default): the config's `algorithm.settings`
+    mapping is validated into it (one-line errors naming `algorithm.settings.<field>`), and `make`
+    reads it as `context.algorithm.settings`."""
 
     make: Callable
     summary: str
+    settings: type | None = None
 
 
 ALGORITHMS: dict[str, AlgorithmSpec] = {

@@ -97,10 +97,14 @@ def run_algorithm(algorithm: str, seeds: list[int], iterations: int, sequential:
     t = time.perf_counter()
     start = time.perf_counter()
 
-    def progress(iteration, reward):
-        if int(iteration) % 10 == 9:
+    arrived: dict[int, list] = {}
+
+    def progress(iteration, reward):  # called once per seed (JAX unbatches debug callbacks under vmap)
+        rewards = arrived.setdefault(int(iteration), [])
+        rewards.extend(np.ravel(np.asarray(reward)).tolist())
+        if int(iteration) % 10 == 9 and len(rewards) == len(seeds):
             print(f"[{algorithm}] iteration {int(iteration) + 1}, {time.perf_counter() - start:.0f} s, rollout "
-                  f"reward {np.round(np.asarray(reward), 3).tolist()}", file=sys.stderr, flush=True)
+                  f"reward {np.round(rewards, 3).tolist()}", file=sys.stderr, flush=True)
 
     train = seeded.make_train(cfg, progress=progress)
     if warm:

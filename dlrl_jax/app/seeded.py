@@ -265,7 +265,7 @@ def make_train(cfg: Config, progress=None):
     """`train(seed, data) -> metrics` for `cfg` (see the module docstring); pure, jit- and vmap-able.
 
     progress: None, or a host function `progress(iteration, reward_mean)` called after every RL
-    iteration through `jax.debug.callback` (under vmap reward_mean holds every seed's); the only host
+    iteration through `jax.debug.callback` (under vmap, once per seed: JAX unbatches debug callbacks); the only host
     contact, for watching a long compiled run, and it changes no result.
 
     seed: int32 scalar. data: `seed_data(cfg, seed)` (or a stack of them under vmap). metrics:

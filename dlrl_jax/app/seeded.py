@@ -130,6 +130,15 @@ def _build(model_section):
     return graphdef, model.cfg, tokenizer, params
 
 
+def _task_and_prompt_length(cfg: Config, tokenizer):
+    """The seed's task and the prompt length P of its records, as `Run` measures it."""
+    task = build_task(cfg.task, cfg.seed)
+    t = cfg.task
+    texts = [task.prompt_text(r) for r in task.train + task.eval]
+    return task, setup.prompt_length(tokenizer, texts, t.prompt_style, t.max_prompt_length,
+                                     truncate=t.truncate_prompts, system=task.system)
+
+
 def seed_data(cfg: Config, seed: int, init_params=None, init_key=None) -> SeedData:
     """The records, encoded prompts / targets and batch orders `dlrl-jax train` would use for `seed`;
     `init_params` / `init_key`: a warm start to begin from instead of the config's model and key(seed)
@@ -137,11 +146,8 @@ def seed_data(cfg: Config, seed: int, init_params=None, init_key=None) -> SeedDa
     check_supported(cfg)
     cfg = dataclasses.replace(cfg, seed=int(seed))
     _, _, tokenizer, loaded = _build(cfg.model)
-    task = build_task(cfg.task, cfg.seed)
+    task, P = _task_and_prompt_length(cfg, tokenizer)
     t = cfg.task
-    texts = [task.prompt_text(r) for r in task.train + task.eval]
-    P = setup.prompt_length(tokenizer, texts, t.prompt_style, t.max_prompt_length, truncate=t.truncate_prompts,
-                            system=task.system)
 
     def encode(records):
         return setup.encode_prompts(tokenizer, [task.prompt_text(r) for r in records], t.prompt_style, P,
@@ -280,7 +286,8 @@ def make_train(cfg: Config, progress=None):
     a, G = cfg.algorithm, cfg.sampler.gen_length
     mask_id = model_cfg.mask_token_id
     table = TokenTable.from_tokenizer(tokenizer, model_cfg.vocab_size, G)
-    context = _context(cfg, graphdef, model_cfg, tokenizer.eos_id, cfg.task.max_prompt_length)
+    # the run's prompt length, as the loop's context has it (ESPO's memory estimate reads it)
+    context = _context(cfg, graphdef, model_cfg, tokenizer.eos_id, _task_and_prompt_length(cfg, tokenizer)[1])
     algorithm = ALGORITHMS[a.name].make(context)
     s = cfg.sampler
     train_settings = setup.sampler_settings(s, mask_id, model_cfg.family, s.temperature, algorithm.record_greedy,

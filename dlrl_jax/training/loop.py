@@ -151,18 +151,17 @@ class RLLoop:
         self.context = run.context(params)
         self.algorithm = ALGORITHMS[a.name].make(self.context)
         # training rollouts may use the approximate KV cache (sampler.cache); held-out evaluation stays exact
-        self.settings = run.sampler(settings.temperature, record_greedy=self.algorithm.record_greedy,
-                                    cache=settings.cache)
+        self.sampler = run.sampler(settings.temperature, record_greedy=self.algorithm.record_greedy,
+                                   cache=settings.cache)
         tx = make_optimizer(rl_optimizer_settings(settings.optim, a, settings.iterations,
                                                   self.algorithm.select is not None))
         partition = self.context.partition
-        self.lora = partition is not None
         params = precision.master_params(params, partition)
         # moments follow the params' shardings; counters would sit on one device: replicate them
         opt_state = parallel.onto_mesh(init_opt_state(tx, params, partition), run.mesh)
         # with LoRA the reference is the base itself (adapter off): nothing to store
         # (a copy where the caller passed the policy's own arrays: the jitted iteration donates the state)
-        ref = None if self.lora else parallel.onto_mesh(
+        ref = None if partition is not None else parallel.onto_mesh(
             jax.tree.map(lambda r, p: jnp.copy(r) if r is p else r, ref_params, params), run.mesh)
         self.state = TrainState.create(params, opt_state, ref, run.key, run.mesh)
         self.iteration_fn = Iteration(self.context, self.algorithm, tx, state_shardings(self.state))
@@ -237,7 +236,7 @@ class RLLoop:
         key, rollout_key = _split(self.state.key)
         self.state = self.state.replace(key=key)
         traj = clock.stop("rollout", rollout.generate(run.graphdef, self.state.params, ids, mask, rollout_key,
-                                                      self.settings))
+                                                      self.sampler))
         reward = clock.stop("reward", run.task.score(run.decode(traj.completion), records))
         k, selection, extra = a.k, None, {}
         if algorithm.select is not None:

@@ -62,8 +62,9 @@ def warm_starts(cfg, seeds: list[int], cache: str):
     (.npz, keyed by the SFT settings, task and seeds) so that separate invocations share it."""
     import hashlib
 
-    tag = json.dumps({"sft": config.to_dict(cfg)["sft"], "task": config.to_dict(cfg)["task"],
-                      "model": config.to_dict(cfg)["model"], "seeds": seeds}, sort_keys=True)
+    settings = config.to_dict(cfg)
+    tag = json.dumps({"sft": settings["sft"], "task": settings["task"], "model": settings["model"], "seeds": seeds},
+                     sort_keys=True)
     path = f"{cache}.warm-{hashlib.sha256(tag.encode()).hexdigest()[:12]}.npz"
     treedef = jax.tree.structure(seeded._build(cfg.model)[3])
     if os.path.exists(path):

@@ -19,8 +19,8 @@ import tempfile
 import jax
 import numpy as np
 
-from dlrl_jax.app.run import Run
 from dlrl_jax import config, rollout
+from dlrl_jax.app.run import Run
 from dlrl_jax.data.sudoku import generate_sudoku
 from dlrl_jax.tasks.sudoku import D1_TEST_BLANKS
 

@@ -20,8 +20,7 @@ import tempfile
 
 import numpy as np
 
-from bench.official.compare import (DECAY_RULES, TOLERANCES, compare_steps, hf_tensors, rl_loop, table,
-                                   with_adapter)
+from bench.official.compare import DECAY_RULES, TOLERANCES, compare_steps, hf_tensors, rl_loop, table, with_adapter
 
 
 class RecordingError(ValueError):
@@ -87,8 +86,8 @@ def replay(recording: str, model: str, decay_rule: str = "ours") -> dict:
     import jax
     import jax.numpy as jnp
 
-    from dlrl_jax.rollout.trajectory import Trajectory
     from dlrl_jax.app.run import Run
+    from dlrl_jax.rollout.trajectory import Trajectory
     from dlrl_jax.training.algorithms.common import Selection
 
     rec = np.load(recording)

@@ -21,8 +21,7 @@ import tempfile
 
 import numpy as np
 
-from bench.official.compare import (DECAY_RULES, TOLERANCES, compare_steps, hf_tensors, rl_loop, table,
-                                   with_adapter)
+from bench.official.compare import DECAY_RULES, TOLERANCES, compare_steps, hf_tensors, rl_loop, table, with_adapter
 
 
 def recorded_draw(masks_IxMxBxG, base_key):
@@ -70,9 +69,9 @@ def replay(recording: str, model: str, decay_rule: str = "ours") -> dict:
     import jax
     import jax.numpy as jnp
 
+    from dlrl_jax.app.run import Run
     from dlrl_jax.objectives import elbo
     from dlrl_jax.rollout.trajectory import Trajectory
-    from dlrl_jax.app.run import Run
     from dlrl_jax.training.key_streams import MASK_STREAM
 
     rec = np.load(recording)

@@ -34,10 +34,10 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from dlrl_jax.app.run import Run
 from dlrl_jax import checkpoints, models, rollout, tasks
 from dlrl_jax.app.pass_at_k import mean_pass_at_k, pass_at_k
 from dlrl_jax.app.preemption import Preempted, StopFlag
+from dlrl_jax.app.run import Run
 from dlrl_jax.app.run_lock import RunLock
 from dlrl_jax.config import SEED_MAX, ConfigError
 from dlrl_jax.data import readers

@@ -67,7 +67,7 @@ from dlrl_jax.tasks import build_task
 from dlrl_jax.training import precision, setup
 from dlrl_jax.training.algorithms import ALGORITHMS
 from dlrl_jax.training.algorithms.common import zero_variance_fraction
-from dlrl_jax.training.iteration import Iteration
+from dlrl_jax.training.iteration import Iteration, per_count
 from dlrl_jax.training.key_streams import eval_key
 from dlrl_jax.training.optimizer import make_optimizer, rl_optimizer_settings
 from dlrl_jax.training.sft_step import make_sft_step, sft_optimizer
@@ -344,13 +344,9 @@ def make_train(cfg: Config, progress=None):
                     selection = selection.replace(greedy_reward=greedy_reward)
                 extra = {"greedy_reward_mean": greedy_reward.mean()}
             state, (last, algorithm_metrics) = iteration.iterate(state, batch, reward, selection, k=a.k, seed=seed)
-            count = jnp.maximum(last["count"], 1.0)  # the loop logs the loss's other sums per count
             metrics = dict(extra, **algorithm_metrics, reward_mean=reward.mean(), reward_std=reward.std(),
                            solved=solved.mean(), zero_variance_fraction=zero_variance_fraction(reward, a.group_size),
-                           loss=last["loss"], grad_norm=last["grad_norm"], skipped=last["skipped"],
-                           **{name: v / count for name, v in last.items()
-                              if name not in ("loss", "grad_norm", "skipped", "count")},
-                           entropy_profile=traj.step_entropy.mean(axis=0))
+                           **per_count(last), entropy_profile=traj.step_entropy.mean(axis=0))
             if progress is not None:
                 jax.debug.callback(progress, it, metrics["reward_mean"])
             return state, metrics

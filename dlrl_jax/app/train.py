@@ -44,11 +44,11 @@ import time
 import jax
 from flax import nnx
 
-from dlrl_jax.app.run import Run
 from dlrl_jax.app.evaluation import held_out
+from dlrl_jax.app.health import GuardError, Halted, HaltWatch, parse_guards
 from dlrl_jax.app.metrics import open_run_metrics, truncate_metrics, truncate_sft_metrics
 from dlrl_jax.app.preemption import Preempted, StopFlag, TemporaryFailure
-from dlrl_jax.app.health import GuardError, Halted, HaltWatch, parse_guards
+from dlrl_jax.app.run import Run
 from dlrl_jax.app.run_lock import RunLock
 from dlrl_jax.checkpoints import CheckpointError, save_pretrained
 from dlrl_jax.checkpoints.peft import save_adapter

@@ -53,6 +53,18 @@ def optimizer_step_fn(loss_fn, tx: optax.GradientTransformation, partition=None)
     return step
 
 
+UNSCALED_METRICS = ("loss", "grad_norm", "skipped")
+
+
+def per_count(sums: dict) -> dict:
+    """An optimizer step's metric sums as the run logs them: loss, grad_norm and skipped as they are,
+    each of the loss's other sums (ratio, clip_fraction, kl, ...) divided by its count (at least 1).
+    Host floats and traced arrays alike (the loop logs on the host, the seeded program in JAX)."""
+    count = sums["count"]
+    count = count + (count < 1) * (1 - count)  # max(count, 1) without a host or a jnp call
+    return {name: v if name in UNSCALED_METRICS else v / count for name, v in sums.items() if name != "count"}
+
+
 class Iteration:
     """`iterate` above, jitted per (K, with or without a host selection) with explicit shardings and
     the state donated. `__call__` places the batch, rewards and selection first (`place`)."""

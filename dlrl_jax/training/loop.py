@@ -25,7 +25,7 @@ from dlrl_jax.training import precision, setup
 from dlrl_jax.training.algorithm_settings import optimizer_steps_per_iteration
 from dlrl_jax.training.algorithms import ALGORITHMS
 from dlrl_jax.training.algorithms.common import zero_variance_fraction
-from dlrl_jax.training.iteration import Iteration, sync_reference  # noqa: F401  (sync_reference: re-exported)
+from dlrl_jax.training.iteration import Iteration, per_count, sync_reference  # noqa: F401  (sync_reference: re-exported)
 from dlrl_jax.training.optimizer import make_optimizer, rl_optimizer_settings
 from dlrl_jax.training.sft_step import jit_step, make_sft_step, sft_optimizer
 from dlrl_jax.training.state import STATE_LAYOUT, TrainState, split_key, state_shardings
@@ -262,12 +262,9 @@ class RLLoop:
         m = clock.stop("update", {name: to_host(v) for name, v in m.items()})
         extra.update({name: _host_value(v) for name, v in device_extra.items()})
         self.optimizer_steps += self._steps_per_iteration(k)
-        count = max(float(m["count"]), 1.0)
         metrics = dict(extra, reward_mean=reward.mean(), reward_std=reward.std(),
-                       zero_variance_fraction=float(zero_variance_fraction(reward, self.G)), loss=m["loss"],
-                       grad_norm=m["grad_norm"], skipped=m["skipped"],  # the loss's other sums per count
-                       **{name: float(v) / count for name, v in m.items() if name not in ("loss", "grad_norm", "skipped",
-                                                                                          "count")},
+                       zero_variance_fraction=float(zero_variance_fraction(reward, self.G)),
+                       **per_count({name: float(v) for name, v in m.items()}),
                        tokens_per_s=self.B * run.settings.gen_length / clock.total(),
                        entropy_profile=to_host(traj.step_entropy).mean(axis=0), **clock.seconds())
         run.writer.write("rl", self.iteration, metrics)

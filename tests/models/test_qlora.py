@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from dlrl_jax.app.run import Run
 from dlrl_jax import checkpoints, cli, config, models
+from dlrl_jax.app.run import Run
 from dlrl_jax.checkpoints.train_state import TrainStateCheckpointer
 from dlrl_jax.models import quantize
 from dlrl_jax.models.lora import LoRASettings, adapter_off, add_lora, merge_lora, trainable_mask

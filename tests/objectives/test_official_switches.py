@@ -10,12 +10,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from tests.training.observe import observe_iterations
-from dlrl_jax.app.run import Run
 from dlrl_jax import config, models
+from dlrl_jax.app.run import Run
 from dlrl_jax.objectives import diffu_grpo, espo
 from dlrl_jax.objectives.elbo import draw_masks_in_strata
 from dlrl_jax.training import loop
+from tests.training.observe import observe_iterations
 
 MASK = 1
 

@@ -12,8 +12,8 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 from jax.sharding import NamedSharding, PartitionSpec  # noqa: E402
 
-from dlrl_jax.app.run import Run
 from dlrl_jax import cli, config, parallel  # noqa: E402
+from dlrl_jax.app.run import Run
 from dlrl_jax.checkpoints.train_state import TrainStateCheckpointer  # noqa: E402
 from dlrl_jax.training import loop  # noqa: E402
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from dlrl_jax import checkpoints, cli, config, models, rollout
-from dlrl_jax.models.tokenizer import write_char_tokenizer
 from dlrl_jax.app.evaluation import EvalSettings, sampler_settings
+from dlrl_jax.models.tokenizer import write_char_tokenizer
 from tests.rollout.dream_reference import diffusion_generate
 from tests.rollout.test_dream_sampler import MASK, pair  # noqa: F401 (the tiny Dream checkpoint fixture)
 
@@ -105,8 +105,8 @@ def test_train_dream_with_dreams_sampler(tiny_dream_dir, tmp_path, algorithm, ma
     """EGSPO-SA (step log-probs, entropies, greedy completions) and ESPO train a Dream-layout model whose
     rollouts run Dream's sampler (schedule auto, no block_length: 16 tokens in 8 steps is [1, 2, ...]);
     ESPO also as its paper configs run it, the mask token among the candidates."""
-    from dlrl_jax.app.run import Run
     from dlrl_jax.app.metrics import read_metrics
+    from dlrl_jax.app.run import Run
 
     sets = [f"model.path={tiny_dream_dir}", f"algorithm.name={algorithm}", f"run.out_dir={tmp_path}",
             "sft.steps=0", "run.iterations=1", "task.train_size=16", "task.eval_size=4",

@@ -4,10 +4,10 @@ numpy), the iteration's items have K columns, and each distinct K compiles its o
 
 import numpy as np
 
-from tests.training.observe import observe_iterations
-from dlrl_jax.app.run import Run
 from dlrl_jax import config
+from dlrl_jax.app.run import Run
 from dlrl_jax.training import loop
+from tests.training.observe import observe_iterations
 
 
 def _smallest_k(entropy_BxT, count_BxT, alpha):

@@ -57,8 +57,8 @@ import jax
 import numpy as np
 import pytest
 
-from dlrl_jax.app.run import Run
 from dlrl_jax import config, parallel
+from dlrl_jax.app.run import Run
 from dlrl_jax.training import loop
 
 # Taken 2026-11-24 on the project's 2-core CPU machine (AMD EPYC, jax 0.10, CPU) from the library code

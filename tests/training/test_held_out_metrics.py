@@ -8,9 +8,9 @@ import itertools
 import numpy as np
 import pytest
 
-from dlrl_jax.app.run import Run
 from dlrl_jax import config
 from dlrl_jax.app.evaluation import held_out, held_out_pass_at_k
+from dlrl_jax.app.run import Run
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,10 @@ import jax
 import numpy as np
 import pytest
 
-from tests.training.observe import observe_iterations
-from dlrl_jax.app.run import Run
 from dlrl_jax import config
+from dlrl_jax.app.run import Run
 from dlrl_jax.training import loop
+from tests.training.observe import observe_iterations
 
 
 def _captured_items(tmp_path, algorithm, dropout):

@@ -3,8 +3,8 @@ compiled rollout, scoring helpers and update (same shapes, static settings)."""
 
 import jax
 
-from dlrl_jax.app.run import Run
 from dlrl_jax import config
+from dlrl_jax.app.run import Run
 from dlrl_jax.training import loop
 
 # JAX reports these events for every trace / lowering / backend compile (jax._src.dispatch).

@@ -10,11 +10,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from tests.training.observe import observe_iterations
-from dlrl_jax.app.run import Run
 from dlrl_jax import config, models
+from dlrl_jax.app.run import Run
 from dlrl_jax.training import loop
 from dlrl_jax.training.optimizer import OptimizerSettings, make_optimizer
+from tests.training.observe import observe_iterations
 
 K, COLUMNS, MU, GROUP = 4, 2, 2, 2
 SFT_STEPS = 8  # enough for rewards that differ within a group (asserted below)

@@ -7,8 +7,8 @@ import jax
 import numpy as np
 import pytest
 
-from dlrl_jax.app.run import Run
 from dlrl_jax import config
+from dlrl_jax.app.run import Run
 from dlrl_jax.config import ConfigError
 from dlrl_jax.training import loop
 

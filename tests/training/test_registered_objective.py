@@ -17,13 +17,13 @@ import numpy as np
 import pytest
 from flax import struct
 
-from tests.training.observe import observe_iterations
-from dlrl_jax.app.run import Run
 from dlrl_jax import config
+from dlrl_jax.app.run import Run
 from dlrl_jax.config import ConfigError
 from dlrl_jax.training import loop
 from dlrl_jax.training.algorithms import ALGORITHMS, Algorithm, AlgorithmSpec
 from dlrl_jax.training.items import Item
+from tests.training.observe import observe_iterations
 
 NAME = "outside_linear"
 LEARNING_RATE = 1e-3

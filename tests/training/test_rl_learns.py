@@ -13,8 +13,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from dlrl_jax.app.run import Run
 from dlrl_jax import config, tasks
+from dlrl_jax.app.run import Run
 from dlrl_jax.training import loop
 
 

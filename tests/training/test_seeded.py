@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 
 from dlrl_jax import config
+from dlrl_jax.app import seeded
 from dlrl_jax.config import ConfigError
 from dlrl_jax.data.sudoku import generate_sudoku
 from dlrl_jax.rewards.decoding import completion_texts
 from dlrl_jax.rewards.sudoku_tokens import TokenTable, cells, sudoku_cell_reward
-from dlrl_jax.app import seeded
-from dlrl_jax.training import setup
 from dlrl_jax.tasks import make_task
+from dlrl_jax.training import setup
 
 TINY = ["task.train_size=48", "task.eval_size=10", "sft.steps=3", "sft.batch_size=8", "algorithm.prompts_per_batch=2",
         "algorithm.group_size=4", "sampler.steps=4", "algorithm.k=2", "run.iterations=3", "run.eval_every=2"]
@@ -131,7 +131,8 @@ def test_a_warm_start_handed_in_continues_the_same_run():
         jnp.int32(1), seeded.seed_data(cfg, 1))
     warm = jax.jit(seeded.make_warm_start(cfg))
     params, key, losses = warm(jnp.int32(1), seeded.seed_data(cfg, 1))
-    np.testing.assert_array_equal(np.asarray(losses), np.asarray(straight["sft_loss"]))
+    # two XLA programs (and compile options): float32 rounding may differ in the last bits on another CPU
+    np.testing.assert_allclose(np.asarray(losses), np.asarray(straight["sft_loss"]), rtol=1e-5, atol=1e-5)
     rl_cfg = config.load(None, TINY + ["algorithm.name=diffu_grpo", "algorithm.eps_low=0.5", "sft.steps=0"])
     data = seeded.seed_data(rl_cfg, 1, params, key)
     continued = jax.jit(seeded.make_train(rl_cfg)).lower(jnp.int32(1), data).compile(FAST_COMPILE)(jnp.int32(1), data)

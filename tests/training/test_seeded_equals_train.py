@@ -12,13 +12,15 @@ same; a flip would move a reward by a whole cell's share, far outside the tolera
 too short (2 iterations) for float32 rounding to reach a Gumbel-max tie in practice.
 """
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from dlrl_jax import config
+from dlrl_jax.app import seeded
 from dlrl_jax.app.metrics import read_metrics
 from dlrl_jax.app.train import train as dlrl_train
-from dlrl_jax.app import seeded
 
 # The shapes of tests/training/test_end_to_end.py (the loop's programs then come from the suite's
 # compilation cache for EGSPO-SA): 64 training / 16 held-out puzzles, SFT 3 steps of 8, 2 prompts x 4.
@@ -43,8 +45,6 @@ def _compare(tmp_path, overrides):
 
     train = seeded.make_train(cfg)
     data = seeded.seed_data(cfg, cfg.seed)
-    import jax
-    import jax.numpy as jnp
     seed = jnp.int32(cfg.seed)
     out = jax.jit(train).lower(seed, data).compile(FAST_COMPILE)(seed, data)
 

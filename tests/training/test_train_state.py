@@ -6,8 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dlrl_jax.app.run import Run
 from dlrl_jax import parallel
+from dlrl_jax.app.run import Run
 from dlrl_jax.checkpoints.train_state import TrainStateCheckpointer
 from dlrl_jax.training.items import ESPOItem, ItemError, StepwiseItem
 from dlrl_jax.training.state import STATE_LAYOUT, TrainState

@@ -209,3 +209,112 @@ def test_parameter_count_of_the_30m_folder_and_of_a_written_one(tmp_path):
     written = sum(v.size for v in load_file(os.path.join(out, "model.safetensors")).values())
     with open(os.path.join(out, "config.json")) as f:
         assert model_folder.parameter_count(json.load(f)) == written
+
+
+# --- the shared warm start and the curves (issue 27 items 2 and 4): warm_start.py, curves.py ---
+
+def test_warm_start_puzzles_are_d1_csv_files_with_disjoint_test_puzzles(tmp_path):
+    import csv
+
+    from bench.official import warm_start
+    from dlrl_jax.data.sudoku import count_solutions
+
+    train, test = warm_start.write_puzzles(str(tmp_path), seed=3, train_size=40, test_size=12, min_blanks=4,
+                                           max_blanks=10)
+    with open(train) as f:
+        assert f.readline().strip() == "Puzzle,Solution"  # d1's schema: the official data builder reads it
+    rows = {name: list(csv.DictReader(open(path))) for name, path in (("train", train), ("test", test))}
+    assert len(rows["train"]) == 40 and len(rows["test"]) == 12
+    puzzles = {name: [r["Puzzle"] for r in rs] for name, rs in rows.items()}
+    assert not set(puzzles["train"]) & set(puzzles["test"])
+    assert all(p.count("0") == warm_start.TEST_BLANKS for p in puzzles["test"])  # d1's test difficulty
+    assert all(4 <= p.count("0") <= 10 for p in puzzles["train"])
+    for r in rows["train"] + rows["test"]:  # a solution that fills the puzzle, and the only one
+        p, s = r["Puzzle"], r["Solution"]
+        assert all(a in ("0", b) for a, b in zip(p, s)) and count_solutions([int(c) for c in p]) == 1
+
+
+def _warm(tmp_path):
+    from bench.official import warm_start
+
+    (tmp_path / "model").mkdir()  # the random folder and the warm start's export (the config checks both exist)
+    args = warm_start.parse(["--model", str(tmp_path / "model"), "--llada-code", "C", "--out", str(tmp_path)])
+    with open(tmp_path / "sft.yaml", "w") as f:
+        import yaml
+        yaml.safe_dump(warm_start.sft_config(args, *warm_start.write_puzzles(
+            str(tmp_path), seed=0, train_size=8, test_size=4, min_blanks=4, max_blanks=6), "run"), f)
+    return args
+
+
+def test_warm_start_config_is_the_official_prompt_cut_as_the_trainers_cut_it(tmp_path):
+    from dlrl_jax.config import from_dict
+
+    args = _warm(tmp_path)
+    import yaml
+    cfg = from_dict(yaml.safe_load(open(tmp_path / "sft.yaml")))  # a valid config of this project
+    t = cfg.task
+    assert (t.prompt_style, t.prompt_recipe, t.reward_set, t.truncate_prompts) == ("chat", "d1", "d1", "left")
+    assert t.max_prompt_length == args.max_prompt_length == 200 and t.sft_teacher == "mixed"
+    # the official answer format is 62 characters; the completion must hold it and an EOS
+    assert cfg.sampler.gen_length >= 63 and cfg.sampler.gen_length == 2 * cfg.sampler.steps
+
+
+def test_curve_settings_are_the_same_numbers_on_both_sides(tmp_path):
+    from types import SimpleNamespace
+
+    from bench.official import curves
+    from dlrl_jax.config import from_dict
+
+    _warm(tmp_path)
+    ours = from_dict(curves.our_config("diffu_grpo", str(tmp_path), 5, 100, "out"))
+    args = SimpleNamespace(algorithm="diffu_grpo", warm=str(tmp_path), repo="R", official_python="py",
+                           iterations=100)
+    argv = curves.official_command(args, 5, "o")
+    flag = lambda name: argv[argv.index(name) + 1]  # noqa: E731
+    a, o, s = ours.algorithm, ours.optim, ours.sampler
+    assert (a.name, a.prompts_per_batch, a.beta, a.token_mean) == ("diffu_grpo", 1, 0.0, "batch")
+    assert int(flag("--group")) == a.group_size and int(flag("--mu")) == a.mu
+    assert float(flag("--p-mask-prompt")) == a.p_mask_prompt and float(flag("--eps")) == a.eps_low
+    assert float(flag("--lr")) == o.learning_rate and float(flag("--weight-decay")) == o.weight_decay
+    assert float(flag("--grad-clip")) == o.grad_clip and o.schedule == "constant"
+    assert float(flag("--temperature")) == s.temperature
+    assert (int(flag("--gen-length")), int(flag("--block-length")), int(flag("--steps"))) == (
+        s.gen_length, s.block_length, s.steps)
+    assert int(flag("--max-prompt-length")) == ours.task.max_prompt_length
+    assert int(flag("--seed")) == ours.seed == 5 and int(flag("--iterations")) == ours.run.iterations == 100
+    assert ours.task.train_file.endswith("train.csv") and ours.model.path.endswith("model")
+
+
+def test_equivalence_test_against_scipys_welch_interval():
+    from scipy import stats
+
+    from bench.official import curves
+
+    a = [41.0, 44.5, 39.0, 47.5, 43.0, 40.5, 45.0, 42.0]
+    b = [40.0, 46.0, 38.5, 44.0, 41.5, 43.5, 39.5, 45.5]
+    t = curves.tost(a, b, margin=3.0)
+    interval = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.90)  # the independent oracle
+    assert t["diff"] == pytest.approx(np.mean(a) - np.mean(b))
+    assert (t["low"], t["high"]) == (pytest.approx(interval.low), pytest.approx(interval.high))
+    assert t["equivalent"] == (-3.0 < interval.low and interval.high < 3.0)
+    # each one-sided test as scipy computes it, shifted by the margin; TOST's p is the larger one
+    upper = stats.ttest_ind(np.array(a) - 3.0, b, equal_var=False, alternative="less").pvalue
+    lower = stats.ttest_ind(np.array(a) + 3.0, b, equal_var=False, alternative="greater").pvalue
+    assert t["p"] == pytest.approx(max(upper, lower))
+    far = curves.tost([x + 10 for x in a], b, margin=3.0)
+    assert not far["equivalent"] and far["p"] > 0.5
+
+
+def test_curve_report_reads_our_metrics_and_tables_both_systems(tmp_path):
+    from bench.official import curves
+
+    with open(tmp_path / "metrics.jsonl", "w") as f:
+        f.write(json.dumps({"phase": "eval", "step": 0, "reward": 0.9}) + "\n")  # not a rollout
+        for i, r in enumerate([0.25, 0.5]):
+            f.write(json.dumps({"phase": "rl", "step": i, "reward": r, "time/iteration": 2.0}) + "\n")
+    assert curves.our_rewards(str(tmp_path)) == ([0.25, 0.5], 4.0)
+    rows = [{"system": s, "seed": i, "rewards": [0.1 * i] * 10 + [0.5] * 10, "accuracy": 40.0 + i + d,
+             "solved": 10.0} for s, d in (("official", 0.0), ("ours", 0.5)) for i in range(3)]
+    text = curves.report(rows)
+    assert "| official | 3 | 0.100 +- 0.058 | 0.500 +- 0.000 |" in text
+    assert "accuracy: ours - official = +0.500" in text

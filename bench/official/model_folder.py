@@ -63,7 +63,7 @@ def copy_llada_code(code_dir: str, folder: str) -> None:
         shutil.copyfile(src, os.path.join(folder, name))
 
 
-def _portable_tokenizer_class(folder: str) -> None:
+def portable_tokenizer_class(folder: str) -> None:
     """Names the tokenizer class every transformers release has: recent releases write their own
     backend's name ("TokenizersBackend"), which the official environments' older transformers lack."""
     path = os.path.join(folder, "tokenizer_config.json")
@@ -105,7 +105,7 @@ def build(out: str, llada_code: str | None, *, preset: str = "tiny", seed: int =
     model = Transformer(cfg, rngs=nnx.Rngs(params=seed))
     models.save_pretrained(model, out)
     write_char_tokenizer(out)
-    _portable_tokenizer_class(out)
+    portable_tokenizer_class(out)
     path = os.path.join(out, "config.json")
     with open(path) as f:
         base = json.load(f)

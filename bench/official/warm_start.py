@@ -31,7 +31,7 @@ import json
 import os
 import shutil
 
-from bench.official.model_folder import copy_llada_code, llada_config
+from bench.official.model_folder import copy_llada_code, llada_config, portable_tokenizer_class
 
 TEST_BLANKS = 8  # every puzzle of d1's test set (dataset/4x4_test_sudoku.csv) has 8 blanks
 
@@ -80,6 +80,7 @@ def sft_config(args, train_csv: str, test_csv: str, run_dir: str) -> dict:
 def export_folder(run_dir: str, out: str, llada_code: str, max_sequence_length: int) -> str:
     """OUT/model: the run's model as a LLaDA folder both sides load."""
     from dlrl_jax import cli
+    from dlrl_jax.folders.manifest import write_manifest
 
     folder = os.path.join(out, "model")
     if cli.main(["export", run_dir, "--out", folder]) != 0:
@@ -90,6 +91,8 @@ def export_folder(run_dir: str, out: str, llada_code: str, max_sequence_length: 
     with open(path, "w") as f:
         json.dump(llada_config(base, max_sequence_length), f, indent=2)
     copy_llada_code(llada_code, folder)
+    portable_tokenizer_class(folder)  # the official environments' older transformers read it
+    write_manifest(folder)  # the export's SHA256SUMS, renewed over the rewritten config.json and the code
     return folder
 
 

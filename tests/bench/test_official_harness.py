@@ -310,8 +310,8 @@ def test_curve_report_reads_our_metrics_and_tables_both_systems(tmp_path):
 
     with open(tmp_path / "metrics.jsonl", "w") as f:
         f.write(json.dumps({"phase": "eval", "step": 0, "reward": 0.9}) + "\n")  # not a rollout
-        for i, r in enumerate([0.25, 0.5]):
-            f.write(json.dumps({"phase": "rl", "step": i, "reward": r, "time/iteration": 2.0}) + "\n")
+        for i, r in enumerate([0.25, 0.5]):  # the RL loop's keys (dlrl_jax/training/loop.py)
+            f.write(json.dumps({"phase": "rl", "step": i, "reward_mean": r, "time_iteration": 2.0}) + "\n")
     assert curves.our_rewards(str(tmp_path)) == ([0.25, 0.5], 4.0)
     rows = [{"system": s, "seed": i, "rewards": [0.1 * i] * 10 + [0.5] * 10, "accuracy": 40.0 + i + d,
              "solved": 10.0} for s, d in (("official", 0.0), ("ours", 0.5)) for i in range(3)]

@@ -10,6 +10,10 @@ Runs in the trainer's environment (bench/official/setup.sh); imports nothing of 
          mask id), then given what diffu_grpo_train.py gives it for `--dataset sudoku`:
          `data_utils.get_sudoku_questions()` (d1's prompt) shuffled with the run's seed, and
          `reward_func.sudoku_reward_func`.
+  egspo  EGSPO / EGSPO-SA (--lambda1), `EGSPOTrainer` (vishnutez/egspo-dllm-rl), built by
+         bench/official/run_egspo.py's `build_trainer`, then given what egspo_train.py gives it for
+         sudoku (its data_utils and reward_func, the same text as d1's). The recorded reward of an
+         iteration is the mean over the final completions only (`rollout_rewards`).
 Changes for the curves, beyond the runners' (CURVE_PATCHES): the puzzles are read from --train-csv (d1's
 training CSV is not in the public snapshot; the warm start's train.csv has its schema); prompts are cut to
 --max-prompt-length tokens by the trainer's own `prompt_ids[:, -max_prompt_length:]`.
@@ -86,10 +90,62 @@ def build_d1(a, work_dir):
     return trainer, model
 
 
-BUILDERS = {"d1": build_d1}
+def egspo_args(a):
+    """run_egspo.py's settings for one curve run (EGSPO-SA with --lambda1 0.5, EGSPO with 0)."""
+    import run_egspo
+    args = run_egspo.parse([
+        "--egspo-repo", a.repo, "--model", a.model, "--out", os.path.join(a.out, "unused.npz"),
+        "--seed", str(a.seed), "--group", str(a.group), "--k", str(a.k), "--columns", str(a.columns),
+        "--mu", str(a.mu), "--gen-length", str(a.gen_length), "--block-length", str(a.block_length),
+        "--steps", str(a.steps), "--temperature", str(a.temperature), "--lambda1", str(a.lambda1),
+        "--lr", str(a.lr), "--weight-decay", str(a.weight_decay), "--grad-clip", str(a.grad_clip),
+        "--eps-low", str(a.eps), "--eps-high", str(a.eps_high), "--dtype", a.dtype])
+    return args
 
 
-def record_rewards(trainer, log):
+def build_egspo(a, work_dir):
+    import pandas
+    import run_egspo
+
+    args = egspo_args(a)
+    args.work_dir = work_dir
+    trainer, model = run_egspo.build_trainer(args, None)
+    import data_utils  # egspo/data_utils.py (run_egspo put the folder on sys.path)
+    import reward_func
+
+    read_csv = pandas.read_csv
+
+    class _Pandas:  # patch "training data"
+        def __getattr__(self, name):
+            return getattr(pandas, name)
+
+        @staticmethod
+        def read_csv(path, **kw):
+            return read_csv(a.train_csv, **kw)
+
+    data_utils.pd = _Pandas()
+    trainer.train_dataset = data_utils.get_sudoku_questions().shuffle(seed=a.seed)  # as egspo_train.py
+    trainer.reward_funcs = [reward_func.sudoku_reward_func]
+    trainer.args.max_steps = a.iterations * a.mu * a.k // a.columns  # optimizer steps per rollout: mu K / GA
+    trainer.max_prompt_length = a.max_prompt_length
+    return trainer, model
+
+
+BUILDERS = {"d1": build_d1, "egspo": build_egspo}
+
+
+def rollout_rewards(trainer_name: str, rewards: list[float], k: int) -> list[float]:
+    """The rewards of the rollout's final completions in one reward call: EGSPOTrainer scores, row by
+    row, the one-step greedy completions of the K selected steps and then the final completion
+    (egspo_trainer.py: `rewards_per_func.reshape(-1, K + 1, ...)[:, -1]`); d1 scores the final ones only."""
+    if trainer_name == "egspo":
+        if len(rewards) % (k + 1):
+            raise ValueError(f"EGSPO scored {len(rewards)} completions, not a multiple of K + 1 = {k + 1}")
+        return rewards[k::k + 1]
+    return rewards
+
+
+def record_rewards(trainer, log, trainer_name: str, k: int):
     """Wraps the reward function: each call scores one rollout (one RL iteration)."""
     inner = trainer.reward_funcs[0]
     start = [time.perf_counter()]
@@ -97,7 +153,8 @@ def record_rewards(trainer, log):
     def recorded(*args, **kw):
         out = inner(*args, **kw)
         now = time.perf_counter()
-        log["rewards"].append(float(sum(out) / len(out)))
+        final = rollout_rewards(trainer_name, list(out), k)
+        log["rewards"].append(float(sum(final) / len(final)))
         log["seconds"].append(now - start[0])
         start[0] = now
         return out
@@ -130,7 +187,12 @@ def parse(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--iterations", type=int, default=100)
     p.add_argument("--group", type=int, default=8, help="completions per prompt; one prompt per iteration")
-    p.add_argument("--mu", type=int, default=2, help="optimizer steps per rollout (num_iterations)")
+    p.add_argument("--mu", type=int, default=2, help="d1: optimizer steps per rollout (num_iterations); "
+                                                      "EGSPO: passes over the K columns (num_gradient_steps)")
+    p.add_argument("--k", type=int, default=4, help="EGSPO: selected steps (logps_eval_num_steps)")
+    p.add_argument("--columns", type=int, default=2, help="EGSPO: columns per AdamW step (gradient accumulation)")
+    p.add_argument("--lambda1", type=float, default=0.5, help="EGSPO: the stepwise weight (0: EGSPO)")
+    p.add_argument("--eps-high", type=float, default=0.5, help="EGSPO's upper clip")
     p.add_argument("--p-mask-prompt", type=float, default=0.15)
     p.add_argument("--max-prompt-length", type=int, default=100)
     p.add_argument("--gen-length", type=int, default=64)
@@ -140,7 +202,7 @@ def parse(argv=None):
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--weight-decay", type=float, default=0.1)
     p.add_argument("--grad-clip", type=float, default=0.2)
-    p.add_argument("--eps", type=float, default=0.5)
+    p.add_argument("--eps", type=float, default=0.5, help="d1's epsilon; EGSPO's lower clip")
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     return p.parse_args(argv)
 
@@ -152,7 +214,7 @@ def main(argv=None):
     log = {"rewards": [], "seconds": [], "settings": vars(a), "patches": CURVE_PATCHES}
     with tempfile.TemporaryDirectory() as work_dir:
         trainer, model = BUILDERS[a.trainer](a, work_dir)
-        record_rewards(trainer, log)
+        record_rewards(trainer, log, a.trainer, a.k)
         start = time.perf_counter()
         trainer.train()
         log["total_seconds"] = time.perf_counter() - start

@@ -149,6 +149,18 @@ def run_seed(args, seed: int) -> list[dict]:
     return rows
 
 
+def iteration_seconds(out: str, system: str, seed: int) -> list[float]:
+    """Seconds of each RL iteration of one run, as each system's files hold them: the official runner's
+    time between reward calls (the first includes the trainer's start), our loop's time_iteration (the
+    first includes compilation)."""
+    run_dir = os.path.join(out, system, f"seed{seed}")
+    if system == "official":
+        with open(os.path.join(run_dir, "rewards.json")) as f:
+            return json.load(f)["seconds"]
+    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+        return [json.loads(line)["time_iteration"] for line in f if '"phase": "rl"' in line]
+
+
 def read_rows(path: str) -> list[dict]:
     if not os.path.isfile(path):
         return []
@@ -177,8 +189,15 @@ def tost(a: list[float], b: list[float], margin: float, alpha: float = ALPHA) ->
             "equivalent": bool(-margin < diff - t * se and diff + t * se < margin)}
 
 
-def report(rows: list[dict], plot: str | None = None) -> str:
+def report(rows: list[dict], plot: str | None = None, out: str | None = None) -> str:
     systems = {s: [r for r in rows if r["system"] == s] for s in ("official", "ours")}
+    speed = {}
+    if out is not None:  # the median iteration after the first, pooled over seeds
+        import statistics
+        for name, rs in systems.items():
+            pooled = [t for r in rs for t in iteration_seconds(out, name, r["seed"])[1:]]
+            if pooled:
+                speed[name] = statistics.median(pooled)
     lines = ["| system | seeds | reward, first 10 its | reward, last 10 its | mean reward (all its) "
              "| held-out accuracy | solved |", "|---|---|---|---|---|---|---|"]
     values = {}
@@ -201,6 +220,9 @@ def report(rows: list[dict], plot: str | None = None) -> str:
             verdict = "equivalent" if t["equivalent"] else "NOT shown equivalent"
             lines.append(f"{metric}: ours - official = {t['diff']:+.3f} +- {t['se']:.3f}, 90% CI "
                          f"[{t['low']:+.3f}, {t['high']:+.3f}], margin +-{margin}: {verdict} (TOST p = {t['p']:.3f})")
+    if len(speed) == 2:
+        lines.append(f"seconds per iteration (median, first excluded): official {speed['official']:.2f}, ours "
+                     f"{speed['ours']:.2f}, official / ours {speed['official'] / speed['ours']:.2f}x")
     if plot:
         _plot(systems, plot)
     return "\n".join(lines)
@@ -260,7 +282,7 @@ def main(argv=None):
                     f.write(json.dumps(row) + "\n")
                 print(f"{row['system']} seed {seed}: accuracy {row['accuracy']:.1f}%, mean reward "
                       f"{sum(row['rewards']) / len(row['rewards']):.3f}, {row['wall_s']:.0f} s", flush=True)
-    print(report(read_rows(path), args.plot))
+    print(report(read_rows(path), args.plot, args.out))
 
 
 if __name__ == "__main__":

@@ -318,3 +318,14 @@ def test_curve_report_reads_our_metrics_and_tables_both_systems(tmp_path):
     text = curves.report(rows)
     assert "| official | 3 | 0.100 +- 0.058 | 0.500 +- 0.000 |" in text
     assert "accuracy: ours - official = +0.500" in text
+
+
+def test_official_curve_keeps_the_final_completions_rewards():
+    from bench.official import curve_official
+
+    # EGSPOTrainer's one reward call: per row the K greedy completions, then the final one (K = 2)
+    scored = [0.1, 0.2, 0.5, 0.3, 0.4, 1.0]
+    assert curve_official.rollout_rewards("egspo", scored, 2) == [0.5, 1.0]
+    assert curve_official.rollout_rewards("d1", scored, 2) == scored  # d1 scores the final ones only
+    with pytest.raises(ValueError, match="not a multiple of K"):
+        curve_official.rollout_rewards("egspo", scored[:5], 2)

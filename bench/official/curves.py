@@ -48,9 +48,15 @@ ALPHA = 0.05
 # at 1e-4 and 3e-5 a 5- and a 40-iteration pilot of ours lost held-out accuracy).
 # Unchanged: p_mask_prompt 0.15, eps 0.5, temperature 0.9, AdamW betas (0.9, 0.99), weight decay 0.1,
 # gradient clip 0.2, the batch token mean.
+# EGSPO-SA (configs/paper/llada8b_sudoku_egspo_sa.yaml, EGSPO's egspo/train.sh) scaled down the same way:
+# one prompt x 8 (EGSPO: 6 x 8), K 4 of 32 steps (EGSPO: 8 of 128), 2 columns per AdamW step and one pass
+# (as EGSPO), lambda 0.5 with normalized returns, eps 0.2 / 0.5, the rest as diffu-GRPO's above.
+# Set before any run; not run yet (REPRODUCTION.md).
 SETTINGS = {"diffu_grpo": {"group": 8, "mu": 2, "p_mask_prompt": 0.15, "eps": 0.5, "lr": 1e-5,
-                           "weight_decay": 0.1, "grad_clip": 0.2, "temperature": 0.9}}
-TRAINER = {"diffu_grpo": "d1"}
+                           "weight_decay": 0.1, "grad_clip": 0.2, "temperature": 0.9},
+            "egspo_sa": {"group": 8, "mu": 1, "k": 4, "columns": 2, "lam": 0.5, "eps": 0.2, "eps_high": 0.5,
+                         "lr": 1e-5, "weight_decay": 0.1, "grad_clip": 0.2, "temperature": 0.9}}
+TRAINER = {"diffu_grpo": "d1", "egspo_sa": "egspo"}
 
 
 def warm_settings(warm: str) -> dict:
@@ -72,6 +78,9 @@ def our_config(algorithm: str, warm: str, seed: int, iterations: int, out_dir: s
     algo = {"name": algorithm, "prompts_per_batch": 1, "group_size": s["group"], "mu": s["mu"], "beta": 0.0}
     if algorithm == "diffu_grpo":
         algo.update(p_mask_prompt=s["p_mask_prompt"], eps_low=s["eps"], token_mean="batch")
+    else:  # EGSPO-SA: top-K entropy steps, summed per step, the official column schedule
+        algo.update(k=s["k"], selection="top_k_entropy", aggregation="sum", lam=s["lam"], eps_low=s["eps"],
+                    eps_high=s["eps_high"], columns_per_update=s["columns"])
     return {
         "seed": seed,
         "model": {"path": os.path.join(warm, "model"), "dtype": "float32"},
@@ -92,7 +101,10 @@ def official_command(args, seed: int, out_dir: str) -> list[str]:
             "--repo", args.repo, "--model", os.path.join(args.warm, "model"),
             "--train-csv", os.path.join(args.warm, "train.csv"), "--out", out_dir, "--seed", str(seed),
             "--iterations", str(args.iterations), "--group", str(s["group"]), "--mu", str(s["mu"]),
-            "--p-mask-prompt", str(s["p_mask_prompt"]), "--eps", str(s["eps"]), "--lr", str(s["lr"]),
+            *(["--p-mask-prompt", str(s["p_mask_prompt"])] if "p_mask_prompt" in s else
+              ["--k", str(s["k"]), "--columns", str(s["columns"]), "--lambda1", str(s["lam"]),
+               "--eps-high", str(s["eps_high"])]),
+            "--eps", str(s["eps"]), "--lr", str(s["lr"]),
             "--weight-decay", str(s["weight_decay"]), "--grad-clip", str(s["grad_clip"]),
             "--temperature", str(s["temperature"]), "--max-prompt-length", str(base["task"]["max_prompt_length"]),
             "--gen-length", str(sampler["gen_length"]), "--block-length", str(sampler["block_length"]),

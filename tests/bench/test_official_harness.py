@@ -284,6 +284,16 @@ def test_curve_settings_are_the_same_numbers_on_both_sides(tmp_path):
     assert int(flag("--seed")) == ours.seed == 5 and int(flag("--iterations")) == ours.run.iterations == 100
     assert ours.task.train_file.endswith("train.csv") and ours.model.path.endswith("model")
 
+    args.algorithm = "egspo_sa"  # EGSPO-SA: the selection and the column schedule as well
+    ours, argv = from_dict(curves.our_config("egspo_sa", str(tmp_path), 5, 100, "out")), curves.official_command(
+        args, 5, "o")
+    a = ours.algorithm
+    assert flag("--trainer") == "egspo" and (a.name, a.selection, a.aggregation) == ("egspo_sa", "top_k_entropy", "sum")
+    assert (int(flag("--k")), int(flag("--columns")), int(flag("--mu"))) == (a.k, a.columns_per_update, a.mu)
+    assert (float(flag("--lambda1")), float(flag("--eps")), float(flag("--eps-high"))) == (a.lam, a.eps_low,
+                                                                                            a.eps_high)
+    assert "--p-mask-prompt" not in argv and float(flag("--lr")) == ours.optim.learning_rate
+
 
 def test_equivalence_test_against_scipys_welch_interval():
     from scipy import stats

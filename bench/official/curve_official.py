@@ -224,8 +224,9 @@ def main(argv=None):
     with open(os.path.join(a.out, "rewards.json"), "w") as f:
         json.dump(log, f, indent=1)
     r = log["rewards"]
-    print(f"{a.trainer} seed {a.seed}: {len(r)} iterations, mean reward first 10 {sum(r[:10]) / 10:.3f}, "
-          f"last 10 {sum(r[-10:]) / 10:.3f}, {log['total_seconds']:.0f} s")
+    n = min(10, len(r))
+    print(f"{a.trainer} seed {a.seed}: {len(r)} iterations, mean reward first {n} {sum(r[:n]) / n:.3f}, "
+          f"last {n} {sum(r[-n:]) / n:.3f}, {log['total_seconds']:.0f} s")
 
 
 if __name__ == "__main__":

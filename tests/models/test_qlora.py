@@ -200,9 +200,11 @@ def test_quantize_base_needs_lora_and_a_known_mode():
 
 def test_qlora_train_cli_keeps_the_base_bit_for_bit_and_trains_the_adapters(tmp_path):
     out = str(tmp_path / "qlora")
-    # beta 0.04 as the papers' QLoRA runs (and this test before the demo's default became 0): from a random
-    # init the rewards of a group are often all equal, and with beta 0 such an iteration has no gradient
-    settings = ["model.lora_rank=8", "model.quantize_base=nf4", f"run.out_dir={out}", "sft.steps=0", "algorithm.beta=0.04",
+    # beta 0.04 as the papers' QLoRA runs. From a random init the rewards of a group are often all equal
+    # (on some CPUs all of them: 2-core AMD EPYC, 2026-12-07), and then RL has no gradient at the start
+    # (policy = reference): one SFT step gives every adapter a gradient whatever the rollouts score
+    settings = ["model.lora_rank=8", "model.quantize_base=nf4", f"run.out_dir={out}", "sft.steps=1",
+                "sft.batch_size=4", "algorithm.beta=0.04",
                 "run.iterations=1", "task.train_size=16", "task.eval_size=8", "algorithm.prompts_per_batch=2",
                 "algorithm.group_size=4", "run.progress=false", "run.tensorboard=false"]
     assert cli.main(["train", *[a for s in settings for a in ("--set", s)]]) == 0

@@ -47,6 +47,22 @@ MODEL_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "chat_t
                "special_tokens_map.json", "modeling_llada.py", "configuration_llada.py")
 
 
+def read_training_csv_from(data_utils, train_csv: str) -> None:
+    """Patch "training data": the repository's data_utils reads `train_csv` wherever its
+    get_sudoku_questions points pandas.read_csv; every other pandas name is pandas' own."""
+    import pandas
+
+    class _Pandas:
+        def __getattr__(self, name):
+            return getattr(pandas, name)
+
+        @staticmethod
+        def read_csv(path, **kw):
+            return pandas.read_csv(train_csv, **kw)
+
+    data_utils.pd = _Pandas()
+
+
 def d1_args(a):
     """run_d1.py's settings for one curve run."""
     import run_d1
@@ -59,7 +75,6 @@ def d1_args(a):
 
 
 def build_d1(a, work_dir):
-    import pandas
     import run_d1
 
     trainer, model, _, _ = run_d1.build_trainer(d1_args(a), None, work_dir)
@@ -71,17 +86,7 @@ def build_d1(a, work_dir):
     import data_utils  # d1 diffu-grpo/data_utils.py (run_d1 put the folder on sys.path)
     import reward_func
 
-    read_csv = pandas.read_csv
-
-    class _Pandas:  # patch "training data": only read_csv's path changes
-        def __getattr__(self, name):
-            return getattr(pandas, name)
-
-        @staticmethod
-        def read_csv(path, **kw):
-            return read_csv(a.train_csv, **kw)
-
-    data_utils.pd = _Pandas()
+    read_training_csv_from(data_utils, a.train_csv)
     dataset = data_utils.get_sudoku_questions().shuffle(seed=a.seed)  # as diffu_grpo_train.py
     trainer.train_dataset = dataset
     trainer.reward_funcs = [reward_func.sudoku_reward_func]
@@ -104,7 +109,6 @@ def egspo_args(a):
 
 
 def build_egspo(a, work_dir):
-    import pandas
     import run_egspo
 
     args = egspo_args(a)
@@ -113,17 +117,7 @@ def build_egspo(a, work_dir):
     import data_utils  # egspo/data_utils.py (run_egspo put the folder on sys.path)
     import reward_func
 
-    read_csv = pandas.read_csv
-
-    class _Pandas:  # patch "training data"
-        def __getattr__(self, name):
-            return getattr(pandas, name)
-
-        @staticmethod
-        def read_csv(path, **kw):
-            return read_csv(a.train_csv, **kw)
-
-    data_utils.pd = _Pandas()
+    read_training_csv_from(data_utils, a.train_csv)
     trainer.train_dataset = data_utils.get_sudoku_questions().shuffle(seed=a.seed)  # as egspo_train.py
     trainer.reward_funcs = [reward_func.sudoku_reward_func]
     trainer.args.max_steps = a.iterations * a.mu * a.k // a.columns  # optimizer steps per rollout: mu K / GA

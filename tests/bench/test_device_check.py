@@ -111,6 +111,8 @@ def test_driver_keeps_rows_through_failures_and_timeouts(tmp_path, monkeypatch):
     assert "| hangs | timeout |" in markdown and "| works | ok | " in markdown and "RuntimeError: boom" in markdown
 
 
+# slow (over a minute on 2 cores): the device check is a benchmark; the driver's own logic is tested above
+@pytest.mark.slow
 def test_tiny_check_measures_rollout_and_update(tmp_path):
     """The phases that have no other test in the suite: the rollout and the LoRA-on-NF4 update."""
     _assert_measured(_check(tmp_path, ["env", "rollout", "update_nf4"]))

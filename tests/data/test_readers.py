@@ -111,6 +111,8 @@ def test_shipped_gsm8k_file_is_arithmetically_consistent():
         assert tasks.score("gsm8k", [f"<answer>{rec['answer']}</answer>"], [rec], correctness_only=True)[0] == 1.0
 
 
+# slow (15-45 s on 2 cores): the sandbox's verdicts are tested in the suite (tests/rewards/test_sandbox.py)
+@pytest.mark.slow
 def test_shipped_mbpp_solutions_pass_their_own_tests_in_the_sandbox():
     records = tasks.read_records(readers.packaged_file("mbpp_mini.jsonl"), "code")
     assert len(records) >= 20

@@ -32,7 +32,8 @@ def _batch(L=13):
     return ids, attention
 
 
-@pytest.mark.parametrize("family,last", [("llada", 5), pytest.param("dream", 1, marks=pytest.mark.slow),
+@pytest.mark.parametrize("family,last", [pytest.param("llada", 5, marks=pytest.mark.slow),
+                                         pytest.param("dream", 1, marks=pytest.mark.slow),
                                          ("dream", 12)])
 def test_last_positions_equal_the_full_forward(family, last):
     ids, attention = _batch()

@@ -198,6 +198,8 @@ def test_quantize_base_needs_lora_and_a_known_mode():
         models.init_model(models.preset("tiny", d_model=96, n_heads=3, n_kv_heads=3, quantize_base="nf4"))
 
 
+# slow (about 50 s on 2 cores): test_qlora_trains_adapters_only_... runs the same adapter training in process
+@pytest.mark.slow
 def test_qlora_train_cli_keeps_the_base_bit_for_bit_and_trains_the_adapters(tmp_path):
     out = str(tmp_path / "qlora")
     # beta 0.04 as the papers' QLoRA runs. From a random init the rewards of a group are often all equal

@@ -92,6 +92,8 @@ def test_model_level_api_and_shared_draws(setup):
     assert a.shape == (B,) and np.all(np.asarray(a) < 0)
 
 
+# slow (about 40 s on 2 cores): tests/models/test_lora.py checks the dropout masks against PyTorch in the suite
+@pytest.mark.slow
 def test_passes_in_one_forward_equal_separate_forwards_with_lora_dropout():
     """Without remat the 2 x num_samples passes run as one forward over all their rows; each pass keeps
     its own masks and its own LoRA dropout draw (a key per pass), so values and adapter gradients

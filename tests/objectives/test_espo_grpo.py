@@ -38,7 +38,9 @@ def test_leave_one_out_and_group_mean_tables():
     np.testing.assert_allclose(diffu_grpo.group_mean_advantages(r, 3), [2 / 3, -1 / 3, -1 / 3, 0, 0, 0], atol=1e-6)
 
 
-@pytest.mark.parametrize("remat", [True, False])
+# (remat: 20 s, slow; tests/models/test_model.py checks the rematerialised forward and gradient against the
+# plain one in the suite)
+@pytest.mark.parametrize("remat", [pytest.param(True, marks=pytest.mark.slow), False])
 def test_espo_first_update_is_the_policy_gradient_through_the_elbo(setup, remat):
     graphdef, params, batch = setup
     settings = espo.ESPOSettings(mask_id=MASK, num_samples=2, eps=0.2, beta=1e-2, remat=remat)

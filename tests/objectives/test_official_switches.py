@@ -87,7 +87,7 @@ def _prepared(tmp_path, overrides, iterations=1):
     return rl, captured
 
 
-@pytest.mark.parametrize("aggregation", ["mean", "sum"])
+@pytest.mark.parametrize("aggregation", [pytest.param("mean", marks=pytest.mark.slow), "sum"])  # (mean: 20 s, slow)
 def test_egspo_first_ratio_is_one_for_either_aggregation(tmp_path, aggregation):
     rl, [(params, items)] = _prepared(tmp_path, ["algorithm.name=egspo", f"algorithm.aggregation={aggregation}"])
     loss = jax.jit(rl.algorithm.loss)  # (one compile for every item; op by op is several times slower)

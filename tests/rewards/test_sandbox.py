@@ -320,8 +320,8 @@ def test_limits_end_hostile_programs_in_bounded_time():
     # (stopped by the per-sandbox sum, not let run to its 60 s sleep; on a loaded machine the watcher's
     # 0.1 s poll can come after all four children have allocated, so "all started" may be printed first)
     assert held.returncode is None and not held.timed_out
-    assert re.match(r"over the memory limit: .* held (\d+) MiB", held.stopped), held
-    assert int(re.match(r".* held (\d+) MiB", held.stopped).group(1)) > FAST.memory_bytes // 2**20
+    assert re.match(r"over the memory limit: .* held ([\d.]+) MiB", held.stopped), held
+    assert float(re.match(r".* held ([\d.]+) MiB", held.stopped).group(1)) > FAST.memory_bytes / 2**20
     for name in ("cpu_in_children", "cpu_in_unwaited_children"):
         spun = r[name]
         assert spun.returncode is None and not spun.timed_out and spun.stopped.startswith("over the CPU limit"), spun

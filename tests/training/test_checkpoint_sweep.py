@@ -34,6 +34,8 @@ def _rows(folder):
     return [json.loads(line) for line in open(os.path.join(folder, "eval_sudoku_16.jsonl"))]
 
 
+# slow (about 40 s on 2 cores): the selection rules stay in the suite (test_egspo_lexicographic_choice_...)
+@pytest.mark.slow
 def test_sweep_reports_last_best_mean_and_each_checkpoint_is_its_weights(tmp_path, capsys):
     run = _train(str(tmp_path / "run"), FULL)
     assert sorted(os.listdir(os.path.join(run, "checkpoints"))) == ["0", "1", "2"]  # after SFT, 1, 2

@@ -62,6 +62,8 @@ def _train(out, *extra):
     return cli.main(args)
 
 
+# slow (about 30 s on 2 cores): the guards' rules are tested above without a run
+@pytest.mark.slow
 def test_a_forced_ratio_explosion_halts_by_name_and_resumes(tmp_path, capsys):
     """EGSPO with mu=2 at a learning rate of 0.5: the second pass over the rollout sees a policy far from
     the one that sampled it, so the last optimizer step's mean |ratio - 1| explodes (about 12 here), while

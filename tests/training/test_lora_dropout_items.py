@@ -40,7 +40,9 @@ def _captured_items(tmp_path, algorithm, dropout):
 
 # ESPO's case is slow (15-30 s): EGSPO's case runs the same items-and-keys path, and
 # tests/objectives/test_elbo.py checks the ELBO passes' own dropout draws against separate forwards.
-@pytest.mark.parametrize("algorithm", ["egspo", pytest.param("espo", marks=pytest.mark.slow)])
+# (both slow since the suite ran over 15 minutes on a 2-core AMD EPYC: egspo about 40 s)
+@pytest.mark.parametrize("algorithm", [pytest.param("egspo", marks=pytest.mark.slow),
+                                       pytest.param("espo", marks=pytest.mark.slow)])
 def test_update_items_carry_fresh_dropout_keys_that_the_loss_uses(tmp_path, algorithm):
     rl, updates = _captured_items(tmp_path, algorithm, 0.1)
     keys = np.concatenate([np.asarray(items["dropout_key"]).reshape(-1, 2) for items in updates])

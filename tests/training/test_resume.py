@@ -16,6 +16,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 from safetensors.numpy import load_file
 
 from dlrl_jax import cli
@@ -90,6 +91,8 @@ def _stable(records):
     return [{k: v for k, v in r.items() if k not in VOLATILE} for r in records]
 
 
+# slow (about 2 min on 2 cores): test_sigterm_saves_and_exits_75_and_resume_rules resumes the same run in the suite
+@pytest.mark.slow
 def test_kill9_in_sft_and_in_rl_and_resume_is_bit_identical(tmp_path, capsys):
     full, killed = str(tmp_path / "full"), str(tmp_path / "killed")
     kill_at = random.Random(26).randrange(2 * SFT_EVERY + 1, SFT_STEPS)  # after two SFT saves began

@@ -93,7 +93,10 @@ def test_token_table_refuses_what_it_cannot_score():
         seeded.make_train(config.load(None, ["task.reward_set=d1"]))
 
 
-@pytest.mark.parametrize("algorithm", ["egspo_sa", pytest.param("egspo", marks=pytest.mark.slow),
+# slow, every case (egspo_sa: about a minute on 2 cores, two whole-run compiles): the seeded program runs in the
+# suite in tests/training/test_seeded_equals_train.py
+@pytest.mark.parametrize("algorithm", [pytest.param("egspo_sa", marks=pytest.mark.slow),
+                                       pytest.param("egspo", marks=pytest.mark.slow),
                                        pytest.param("espo", marks=pytest.mark.slow),
                                        pytest.param("diffu_grpo", marks=pytest.mark.slow)])
 def test_vmapped_seeds_equal_separate_runs(algorithm):
@@ -122,6 +125,8 @@ def test_vmapped_seeds_equal_separate_runs(algorithm):
     assert np.all(np.isfinite(np.asarray(together["rl"]["loss"])))
 
 
+# slow (about 50 s on 2 cores): tests/training/test_seeded_equals_train.py runs the seeded program in the suite
+@pytest.mark.slow
 def test_a_warm_start_handed_in_continues_the_same_run():
     """make_warm_start's (params, key) handed to train with sft.steps=0 give the RL iterations and
     evaluations of the run that made them (what bench/compare_sudoku.py relies on to train every

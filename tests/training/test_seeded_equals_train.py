@@ -82,7 +82,12 @@ def _compare(tmp_path, overrides):
     return out, rl
 
 
-@pytest.mark.parametrize("algorithm", ["egspo_sa", "wd1", pytest.param("egspo", marks=pytest.mark.slow),
+# slow, every case (egspo_sa: about 50 s on 2 cores, a whole run compiled as one program; the suite ran over
+# 15 minutes on a 2-core AMD EPYC with them): the seeded program is built from the pieces of `dlrl-jax train`
+# (app/seeded.py), which the suite tests one by one
+@pytest.mark.parametrize("algorithm", [pytest.param("egspo_sa", marks=pytest.mark.slow),
+                                       pytest.param("wd1", marks=pytest.mark.slow),
+                                       pytest.param("egspo", marks=pytest.mark.slow),
                                        pytest.param("espo", marks=pytest.mark.slow),
                                        pytest.param("diffu_grpo", marks=pytest.mark.slow)])
 def test_seeded_program_equals_dlrl_jax_train(tmp_path, algorithm):
@@ -92,6 +97,8 @@ def test_seeded_program_equals_dlrl_jax_train(tmp_path, algorithm):
     assert np.all(np.isfinite(np.asarray(out["rl"]["loss"])))
 
 
+# slow (over a minute on 2 cores): the seeded program's equality with `dlrl-jax train` stays in the suite (egspo_sa)
+@pytest.mark.slow
 def test_what_the_seeded_program_no_longer_refuses(tmp_path, model_dir):
     """A model folder as the start (no SFT; handed in as SeedData.init_params), the approximate KV cache
     in the training rollouts and reference syncing (each refused before the one-engine rebuild):

@@ -175,7 +175,9 @@ class Watch:
             self.cpu_used[i] = max(self.cpu_used[i], used, sum(self._seen[i].values()))
             used = self.cpu_used[i]
             if self.exceeded is None and resident > self.memory_bytes:
-                self.exceeded = (f"over the memory limit: its sandbox's processes held {resident / 2**20:.0f} MiB "
+                # rounded up to 0.1 MiB: a sum a few pages over the limit must not read as the limit itself
+                held_mib = math.ceil(resident * 10 / 2**20) / 10
+                self.exceeded = (f"over the memory limit: its sandbox's processes held {held_mib:.1f} MiB "
                                  f"(limit {self.memory_bytes / 2**20:g} MiB)")
             if self.exceeded is None and used > self.cpu_seconds:
                 self.exceeded = (f"over the CPU limit: its sandbox's processes used {used:.1f} s "

@@ -14,6 +14,10 @@ Runs in the trainer's environment (bench/official/setup.sh); imports nothing of 
          bench/official/run_egspo.py's `build_trainer`, then given what egspo_train.py gives it for
          sudoku (its data_utils and reward_func, the same text as d1's). The recorded reward of an
          iteration is the mean over the final completions only (`rollout_rewards`).
+  espo   ESPO, `ESPOTrainer` (ML-GSAI/ESPO), built by bench/official/run_espo.py's `build_trainer` (its
+         run-time patches: the LLaDA path, the mask id, full fine-tuning), then given what espo_train.py
+         gives it for `--dataset_name sudoku`: `espo.data_utils.get_sudoku_questions()` (ESPO's prompt, with
+         its worked example; not shuffled, as espo_train.py) and `espo.rewards.reward_func_sudoku`.
 Changes for the curves, beyond the runners' (CURVE_PATCHES): the puzzles are read from --train-csv (d1's
 training CSV is not in the public snapshot; the warm start's train.csv has its schema); prompts are cut to
 --max-prompt-length tokens by the trainer's own `prompt_ids[:, -max_prompt_length:]`.
@@ -125,7 +129,41 @@ def build_egspo(a, work_dir):
     return trainer, model
 
 
-BUILDERS = {"d1": build_d1, "egspo": build_egspo}
+def espo_args(a):
+    """run_espo.py's settings for one curve run."""
+    import run_espo
+    return run_espo.parse([
+        "--espo-repo", a.repo, "--model", a.model, "--out", os.path.join(a.out, "unused.npz"),
+        "--seed", str(a.seed), "--group", str(a.group), "--mu", str(a.mu), "--num-mc", str(a.num_mc),
+        "--gen-length", str(a.gen_length), "--steps", str(a.steps), "--temperature", str(a.temperature),
+        "--lr", str(a.lr), "--weight-decay", str(a.weight_decay), "--grad-clip", str(a.grad_clip),
+        "--eps", str(a.eps), "--beta", str(a.beta), "--dtype", a.dtype])
+
+
+def build_espo(a, work_dir):
+    import run_espo
+
+    if a.block_length != 32:
+        raise SystemExit(f"--block-length {a.block_length}: ESPOTrainer generates in blocks of 32 (hard-coded)")
+    trainer, model, _, mask_id = run_espo.build_trainer(espo_args(a), None, work_dir)
+    cls = type(trainer)
+    generate = cls.generate
+
+    def generate_with_mask_id(self, *args, **kw):  # run_espo's patch "mask id" (its default is 126336)
+        return generate(self, *args, **dict(kw, mask_id=mask_id))
+    cls.generate = generate_with_mask_id
+    sys.path.insert(0, a.repo)  # ESPO's modules import each other as the package `espo`
+    from espo import data_utils, rewards
+
+    read_training_csv_from(data_utils, a.train_csv)
+    trainer.train_dataset = data_utils.get_sudoku_questions()  # espo_train.py: get_datasets("sudoku"), unshuffled
+    trainer.reward_funcs = [rewards.reward_func_sudoku]
+    trainer.args.max_steps = a.iterations * a.mu  # one rollout per num_iterations optimizer steps
+    trainer.max_prompt_length = a.max_prompt_length
+    return trainer, model
+
+
+BUILDERS = {"d1": build_d1, "egspo": build_egspo, "espo": build_espo}
 
 
 def rollout_rewards(trainer_name: str, rewards: list[float], k: int) -> list[float]:
@@ -188,6 +226,9 @@ def parse(argv=None):
     p.add_argument("--lambda1", type=float, default=0.5, help="EGSPO: the stepwise weight (0: EGSPO)")
     p.add_argument("--eps-high", type=float, default=0.5, help="EGSPO's upper clip")
     p.add_argument("--p-mask-prompt", type=float, default=0.15)
+    p.add_argument("--num-mc", type=int, default=2, help="ESPO: Monte-Carlo ELBO samples")
+    p.add_argument("--beta", type=float, default=0.01,
+                   help="ESPO: the k2 KL weight (full fine-tuning: against a reference copy)")
     p.add_argument("--max-prompt-length", type=int, default=100)
     p.add_argument("--gen-length", type=int, default=64)
     p.add_argument("--block-length", type=int, default=32)

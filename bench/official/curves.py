@@ -51,12 +51,22 @@ ALPHA = 0.05
 # EGSPO-SA (configs/paper/llada8b_sudoku_egspo_sa.yaml, EGSPO's egspo/train.sh) scaled down the same way:
 # one prompt x 8 (EGSPO: 6 x 8), K 4 of 32 steps (EGSPO: 8 of 128), 2 columns per AdamW step and one pass
 # (as EGSPO), lambda 0.5 with normalized returns, eps 0.2 / 0.5, the rest as diffu-GRPO's above.
-# Set before any run; not run yet (REPRODUCTION.md).
+# ESPO (configs/paper/llada8b_sudoku_espo.yaml, ESPO's recipes/run_sudoku_llada.sh and train.yaml) scaled
+# down the same way: one prompt x 8 (ESPO: 16 x 6), mu 2 (ESPO: 8), 2 Monte-Carlo ELBO samples (num_mc, as
+# ESPO) in strata over the 8 rows of the micro-step, beta 0.01 against a reference copy (full fine-tuning;
+# ESPO: LoRA, reference = adapter off), eps 0.2 both sides, weight decay 0.01, temperature 1.0 (ESPO's
+# generation_temperature), lr 1e-5 constant (ESPO: 3e-6 on LoRA of 8B), ESPO's own Sudoku prompt (its
+# worked example; cut to the last 100 tokens it ends as d1's does but for "Now, s") and ESPO's reward.
+# EGSPO-SA's and ESPO's set before any of their runs (REPRODUCTION.md).
 SETTINGS = {"diffu_grpo": {"group": 8, "mu": 2, "p_mask_prompt": 0.15, "eps": 0.5, "lr": 1e-5,
                            "weight_decay": 0.1, "grad_clip": 0.2, "temperature": 0.9},
             "egspo_sa": {"group": 8, "mu": 1, "k": 4, "columns": 2, "lam": 0.5, "eps": 0.2, "eps_high": 0.5,
-                         "lr": 1e-5, "weight_decay": 0.1, "grad_clip": 0.2, "temperature": 0.9}}
-TRAINER = {"diffu_grpo": "d1", "egspo_sa": "egspo"}
+                         "lr": 1e-5, "weight_decay": 0.1, "grad_clip": 0.2, "temperature": 0.9},
+            "espo": {"group": 8, "mu": 2, "num_mc": 2, "beta": 0.01, "eps": 0.2, "lr": 1e-5, "weight_decay": 0.01,
+                     "grad_clip": 0.2, "temperature": 1.0}}
+TRAINER = {"diffu_grpo": "d1", "egspo_sa": "egspo", "espo": "espo"}
+# whose prompt and reward each algorithm's official trainer uses (EGSPO's Sudoku text and reward are d1's)
+RECIPE = {"diffu_grpo": "d1", "egspo_sa": "d1", "espo": "espo"}
 
 
 def warm_settings(warm: str) -> dict:
@@ -72,11 +82,15 @@ def our_config(algorithm: str, warm: str, seed: int, iterations: int, out_dir: s
     evaluator's numbers, `evaluate`, on all of them; a small number here saves the run's time)."""
     base, s = warm_settings(warm), SETTINGS[algorithm]
     task = dict(base["task"], train_file=os.path.join(warm, "train.csv"), eval_file=os.path.join(warm, "test.csv"),
-                sft_teacher="solution")
+                sft_teacher="solution", prompt_recipe=RECIPE[algorithm], reward_set=RECIPE[algorithm])
     if eval_size is not None:
         task["eval_size"] = eval_size
-    algo = {"name": algorithm, "prompts_per_batch": 1, "group_size": s["group"], "mu": s["mu"], "beta": 0.0}
-    if algorithm == "diffu_grpo":
+    algo = {"name": algorithm, "prompts_per_batch": 1, "group_size": s["group"], "mu": s["mu"],
+            "beta": s.get("beta", 0.0)}
+    if algorithm == "espo":  # one micro-batch: the strata span the micro-step's rows, as ESPO's per-device batch
+        algo.update(elbo_samples=s["num_mc"], elbo_strata=s["group"], micro_batches=1, eps_low=s["eps"],
+                    eps_high=s["eps"])
+    elif algorithm == "diffu_grpo":
         algo.update(p_mask_prompt=s["p_mask_prompt"], eps_low=s["eps"], token_mean="batch")
     else:  # EGSPO-SA: top-K entropy steps, summed per step, the official column schedule
         algo.update(k=s["k"], selection="top_k_entropy", aggregation="sum", lam=s["lam"], eps_low=s["eps"],
@@ -101,9 +115,10 @@ def official_command(args, seed: int, out_dir: str) -> list[str]:
             "--repo", args.repo, "--model", os.path.join(args.warm, "model"),
             "--train-csv", os.path.join(args.warm, "train.csv"), "--out", out_dir, "--seed", str(seed),
             "--iterations", str(args.iterations), "--group", str(s["group"]), "--mu", str(s["mu"]),
-            *(["--p-mask-prompt", str(s["p_mask_prompt"])] if "p_mask_prompt" in s else
-              ["--k", str(s["k"]), "--columns", str(s["columns"]), "--lambda1", str(s["lam"]),
-               "--eps-high", str(s["eps_high"])]),
+            *{"diffu_grpo": lambda: ["--p-mask-prompt", str(s["p_mask_prompt"])],
+              "egspo_sa": lambda: ["--k", str(s["k"]), "--columns", str(s["columns"]), "--lambda1", str(s["lam"]),
+                                   "--eps-high", str(s["eps_high"])],
+              "espo": lambda: ["--num-mc", str(s["num_mc"]), "--beta", str(s["beta"])]}[args.algorithm](),
             "--eps", str(s["eps"]), "--lr", str(s["lr"]),
             "--weight-decay", str(s["weight_decay"]), "--grad-clip", str(s["grad_clip"]),
             "--temperature", str(s["temperature"]), "--max-prompt-length", str(base["task"]["max_prompt_length"]),
@@ -111,13 +126,14 @@ def official_command(args, seed: int, out_dir: str) -> list[str]:
             "--steps", str(sampler["steps"])]
 
 
-def evaluate(warm: str, model_folder: str, out_dir: str) -> dict:
-    """Held-out accuracy of a model folder: greedy, the warm start's prompt and sampler, d1's parser."""
+def evaluate(warm: str, model_folder: str, out_dir: str, algorithm: str = "diffu_grpo") -> dict:
+    """Held-out accuracy of a model folder: greedy, the warm start's sampler, the algorithm's official prompt
+    and parser (RECIPE: d1's for diffu-GRPO and EGSPO-SA, ESPO's for ESPO)."""
     from dlrl_jax.app.evaluation import held_out
     from dlrl_jax.app.run import Run
     from dlrl_jax.config import from_dict
 
-    raw = our_config("diffu_grpo", warm, 0, 1, out_dir)
+    raw = our_config(algorithm, warm, 0, 1, out_dir)
     raw["model"]["path"] = model_folder
     run = Run(from_dict(raw))
     result = held_out(run, run.params, run.task.eval, batch_size=64, samples=False)
@@ -146,7 +162,8 @@ def run_seed(args, seed: int) -> list[dict]:
         log = json.load(f)
     rows.append({"system": "official", "seed": seed, "rewards": log["rewards"],
                  "wall_s": time.perf_counter() - start,
-                 **evaluate(args.warm, os.path.join(official_dir, "model"), os.path.join(official_dir, "eval"))})
+                 **evaluate(args.warm, os.path.join(official_dir, "model"), os.path.join(official_dir, "eval"),
+                             args.algorithm)})
     ours_dir = os.path.join(args.out, "ours", f"seed{seed}")
     config = os.path.join(args.out, "ours", f"seed{seed}.yaml")
     os.makedirs(os.path.dirname(config), exist_ok=True)
@@ -157,7 +174,8 @@ def run_seed(args, seed: int) -> list[dict]:
     subprocess.run([sys.executable, "-m", "dlrl_jax.cli", "train", "--config", config], check=True, cwd=ROOT)
     rewards, _ = our_rewards(ours_dir)
     rows.append({"system": "ours", "seed": seed, "rewards": rewards, "wall_s": time.perf_counter() - start,
-                 **evaluate(args.warm, os.path.join(ours_dir, "model"), os.path.join(ours_dir, "eval"))})
+                 **evaluate(args.warm, os.path.join(ours_dir, "model"), os.path.join(ours_dir, "eval"),
+                             args.algorithm)})
     return rows
 
 

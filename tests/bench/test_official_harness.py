@@ -293,6 +293,17 @@ def test_curve_settings_are_the_same_numbers_on_both_sides(tmp_path):
     assert (float(flag("--lambda1")), float(flag("--eps")), float(flag("--eps-high"))) == (a.lam, a.eps_low,
                                                                                             a.eps_high)
     assert "--p-mask-prompt" not in argv and float(flag("--lr")) == ours.optim.learning_rate
+    assert (ours.task.prompt_recipe, ours.task.reward_set) == ("d1", "d1")  # EGSPO's Sudoku text is d1's
+
+    args.algorithm = "espo"  # ESPO: its own prompt and reward, the ELBO samples and the KL weight
+    ours, argv = from_dict(curves.our_config("espo", str(tmp_path), 5, 100, "out")), curves.official_command(
+        args, 5, "o")
+    a, o = ours.algorithm, ours.optim
+    assert flag("--trainer") == "espo" and (ours.task.prompt_recipe, ours.task.reward_set) == ("espo", "espo")
+    assert (int(flag("--num-mc")), float(flag("--beta")), int(flag("--mu"))) == (a.elbo_samples, a.beta, a.mu)
+    assert float(flag("--eps")) == a.eps_low == a.eps_high and a.elbo_strata == a.group_size == int(flag("--group"))
+    assert (float(flag("--weight-decay")), float(flag("--temperature"))) == (o.weight_decay, ours.sampler.temperature)
+    assert "--k" not in argv and "--p-mask-prompt" not in argv
 
 
 def test_equivalence_test_against_scipys_welch_interval():

@@ -37,7 +37,8 @@ fi
 # egspo-dllm-rl environment.yml pins these (bitsandbytes and deepspeed left out: CUDA only / unused here).
 EGSPO_PINS="torch==2.13.0 trl==0.16.0 transformers==4.57.1 peft==0.17.1 accelerate==1.11.0 datasets==4.2.0 wandb==0.22.2"
 # ESPO setup.py pins trl and transformers to git commits: their nearest releases, and its accelerate/peft.
-ESPO_PINS="torch==2.13.0 trl==0.17.0 transformers==4.52.4 peft==0.17.0 accelerate==1.4.0 datasets wandb"
+# (latex2sympy2_extended and math-verify: its setup.py's, imported by espo/rewards.py, which the curves load)
+ESPO_PINS="torch==2.13.0 trl==0.17.0 transformers==4.52.4 peft==0.17.0 accelerate==1.4.0 datasets wandb latex2sympy2_extended>=1.0.6 math-verify==0.5.2"
 # d1 env.yml: transformers 4.49.0, accelerate 1.4.0, peft 0.15.1, datasets 3.3.2; trl from a git commit
 # between 0.15.2 (lacks num_iterations, which d1 uses) and 0.16.0 (run_d1.py supplies the two config fields
 # 0.16.0 reads that d1's config lacks).

@@ -65,7 +65,8 @@ def sft_config(args, train_csv: str, test_csv: str, run_dir: str) -> dict:
     return {
         "seed": args.seed,
         "model": {"path": os.path.abspath(args.model), "dtype": "float32"},
-        "task": {"name": "sudoku", "prompt_style": "chat", "prompt_recipe": "d1", "reward_set": "d1",
+        "task": {"name": "sudoku", "prompt_style": "chat", "prompt_recipe": args.prompt_recipe,
+                 "reward_set": args.prompt_recipe,
                  "decode": "official", "max_prompt_length": args.max_prompt_length, "truncate_prompts": "left",
                  "train_file": train_csv, "eval_file": test_csv, "eval_size": args.test_size,
                  "sft_teacher": "mixed", "heuristic_fraction": args.heuristic_fraction},
@@ -107,6 +108,9 @@ def parse(argv=None):
     p.add_argument("--min-blanks", type=int, default=4)
     p.add_argument("--max-blanks", type=int, default=10)
     p.add_argument("--max-prompt-length", type=int, default=200, help="d1's and EGSPO's sudoku setting")
+    p.add_argument("--prompt-recipe", default="d1", choices=("d1", "espo"),
+                   help="whose Sudoku prompt and reward: d1's (also EGSPO's) or ESPO's (its worked example); a "
+                        "tiny character model trained on one does not answer the other (REPRODUCTION.md)")
     p.add_argument("--gen-length", type=int, default=64, help="the answer format is 62 characters")
     p.add_argument("--block-length", type=int, default=32)
     p.add_argument("--steps", type=int, default=32, help="gen / 2, as the papers' 256 / 128")

@@ -257,6 +257,11 @@ def test_warm_start_config_is_the_official_prompt_cut_as_the_trainers_cut_it(tmp
     assert t.max_prompt_length == args.max_prompt_length == 200 and t.sft_teacher == "mixed"
     # the official answer format is 62 characters; the completion must hold it and an EOS
     assert cfg.sampler.gen_length >= 63 and cfg.sampler.gen_length == 2 * cfg.sampler.steps
+    # ESPO's prompt (the d1 warm start does not answer it): its recipe and its reward
+    from bench.official import warm_start
+    args.prompt_recipe = "espo"
+    espo = from_dict(warm_start.sft_config(args, str(tmp_path / "train.csv"), str(tmp_path / "test.csv"), "run"))
+    assert (espo.task.prompt_recipe, espo.task.reward_set) == ("espo", "espo")
 
 
 def test_curve_settings_are_the_same_numbers_on_both_sides(tmp_path):

@@ -67,15 +67,19 @@ def read_training_csv_from(data_utils, train_csv: str) -> None:
     data_utils.pd = _Pandas()
 
 
+def _runner_flags(a, *extra) -> list[str]:
+    """The runner's command-line flags for this curve run's settings shared by run_d1.py and run_espo.py,
+    and the named `extra` ones (each runner's flag is the setting's name with dashes)."""
+    names = ("seed", "group", "mu", "gen_length", "steps", "temperature", "lr", "weight_decay", "grad_clip",
+             "dtype") + extra
+    return ["--model", a.model, "--out", os.path.join(a.out, "unused.npz"),
+            *[x for n in names for x in ("--" + n.replace("_", "-"), str(getattr(a, n)))]]
+
+
 def d1_args(a):
     """run_d1.py's settings for one curve run."""
     import run_d1
-    return run_d1.parse([
-        "--d1-repo", a.repo, "--model", a.model, "--out", os.path.join(a.out, "unused.npz"),
-        "--seed", str(a.seed), "--group", str(a.group), "--mu", str(a.mu), "--p-mask-prompt", str(a.p_mask_prompt),
-        "--gen-length", str(a.gen_length), "--block-length", str(a.block_length), "--steps", str(a.steps),
-        "--temperature", str(a.temperature), "--lr", str(a.lr), "--weight-decay", str(a.weight_decay),
-        "--grad-clip", str(a.grad_clip), "--eps", str(a.eps), "--dtype", a.dtype])
+    return run_d1.parse(["--d1-repo", a.repo, *_runner_flags(a, "p_mask_prompt", "block_length", "eps")])
 
 
 def build_d1(a, work_dir):
@@ -132,12 +136,7 @@ def build_egspo(a, work_dir):
 def espo_args(a):
     """run_espo.py's settings for one curve run."""
     import run_espo
-    return run_espo.parse([
-        "--espo-repo", a.repo, "--model", a.model, "--out", os.path.join(a.out, "unused.npz"),
-        "--seed", str(a.seed), "--group", str(a.group), "--mu", str(a.mu), "--num-mc", str(a.num_mc),
-        "--gen-length", str(a.gen_length), "--steps", str(a.steps), "--temperature", str(a.temperature),
-        "--lr", str(a.lr), "--weight-decay", str(a.weight_decay), "--grad-clip", str(a.grad_clip),
-        "--eps", str(a.eps), "--beta", str(a.beta), "--dtype", a.dtype])
+    return run_espo.parse(["--espo-repo", a.repo, *_runner_flags(a, "num_mc", "eps", "beta")])
 
 
 def build_espo(a, work_dir):
